@@ -1,0 +1,48 @@
+"""Injectable time: real in production and benchmarks, simulated in tests.
+
+Everything that waits (retries, pacing, job polling, sandbox latency and rate windows) goes
+through a Clock, so tests of backoff and pacing run in milliseconds.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+
+class Clock:
+    """Wall-clock time and real sleeping."""
+
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class FakeClock(Clock):
+    """Simulated time: sleep() advances the clock at once; shared safely between threads."""
+
+    def __init__(self, start: float = 1_767_225_600.0):  # 2026-01-01T00:00:00Z
+        self._now = start
+        self._lock = threading.Lock()
+        self.slept: list[float] = []
+
+    def now(self) -> float:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        return self.now()
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.slept.append(seconds)
+            if seconds > 0:
+                self._now += seconds
+
+    def advance(self, seconds: float) -> None:
+        self.sleep(seconds)

@@ -1,0 +1,1 @@
+"""Local HTTP servers that behave like Kommo, Mailchimp and Klaviyo (tests, demo, benchmarks)."""
