@@ -200,7 +200,8 @@ class SandboxServer:
         return f"http://{host}:{port}"
 
     def start(self) -> "SandboxServer":
-        self.thread.start()
+        if not self.thread.is_alive():
+            self.thread.start()
         return self
 
     def stop(self) -> None:

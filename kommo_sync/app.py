@@ -1,0 +1,29 @@
+"""Wiring: config → Kommo client, destinations and engine. The one place that names vendors."""
+from __future__ import annotations
+
+from typing import Any
+
+from kommo_sync.clock import Clock
+from kommo_sync.config import Config
+from kommo_sync.destinations.base import Destination
+from kommo_sync.engine import Engine, Progress
+from kommo_sync.kommo import KommoClient, kommo_http
+from kommo_sync.state import State
+
+
+def build_destinations(config: Config, clock: Clock) -> list[Destination]:
+    destinations: list[Destination] = []
+    return destinations
+
+
+def build_engine(config: Config, clock: Clock | None = None, progress: Progress | None = None) -> Engine:
+    clock = clock or Clock()
+    kommo = KommoClient(kommo_http(config.kommo, clock))
+    return Engine(config, kommo, build_destinations(config, clock), clock, progress)
+
+
+def read_status(config: Config) -> dict[str, Any]:
+    """What `status` shows; read inside a rolled-back transaction, so it changes nothing."""
+    with State.open(config.state, dry_run=True) as state:
+        return {"runs": state.last_runs(), "cursors": state.cursors(), "queued": state.dirty_count(),
+                "rejections": state.pending_rejections(), "rejection_counts": state.rejection_counts()}

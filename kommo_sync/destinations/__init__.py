@@ -1,0 +1,1 @@
+"""Destinations: each vendor is one module implementing `base.Destination`."""

@@ -1,0 +1,117 @@
+"""The Destination interface. The engine speaks only this; it names no vendor.
+
+A destination turns people into changes (`plan`, pure: desired state vs. what was last pushed),
+applies changes in bulk (`push`), and reports what it learned since its cursor (`read_feedback`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from kommo_sync.model import Person
+
+
+@dataclass(frozen=True)
+class Change:
+    """One operation a destination will perform for one person.
+
+    `record` is what the state stores as "last pushed" when the change succeeds; `summary` is
+    what the dry-run report shows (fields changed, tags added/removed…).
+    """
+
+    destination: str
+    person_id: int
+    email: str | None
+    action: str
+    fingerprint: str
+    record: dict[str, Any]
+    summary: dict[str, Any] = field(default_factory=dict)
+    payload: Any = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    change: Change
+    ok: bool
+    permanent: bool = False
+    reason: str = ""
+    record_updates: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return "done" if self.ok else ("permanent" if self.permanent else "transient")
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Something a destination learned about a person: an unsubscribe, a clean, activity."""
+
+    source: str
+    kind: str
+    email: str
+    at: int
+    detail: str = ""
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A person a destination left out on purpose, with the reason (counted, reported)."""
+
+    person_id: int
+    reason: str
+
+
+@dataclass
+class Plan:
+    changes: list[Change] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+
+
+def fingerprint(value: Any) -> str:
+    """A stable digest of a desired payload: equal payloads, equal fingerprints."""
+    encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(encoded.encode("utf-8"), digest_size=12).hexdigest()
+
+
+class Destination(ABC):
+    """A marketing platform kommo-sync keeps in step with Kommo."""
+
+    name: str = "destination"
+    wants_deal_events: bool = False
+
+    def prepare(self, memory: "DestinationMemory", dry_run: bool) -> None:
+        """Load what the plan needs from the vendor once per run (e.g. merge fields)."""
+
+    @abstractmethod
+    def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]],
+             suppressed: set[str]) -> Plan:
+        """Desired state vs. last pushed → changes. Pure: no I/O."""
+
+    @abstractmethod
+    def push(self, changes: list[Change]) -> list[Outcome]:
+        """Apply changes in bulk; one Outcome per change, never an exception for one bad record."""
+
+    def read_feedback(self, since: int, until: int) -> Iterator[Feedback]:
+        """Unsubscribes (and activity) since `since`; none by default."""
+        return iter(())
+
+    def describe(self) -> str:
+        return self.name
+
+
+class DestinationMemory:
+    """A destination's own small key/value memory in the state file (managed tags, ids…)."""
+
+    def __init__(self, state: Any, destination: str):
+        self.state, self.destination = state, destination
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.state.meta(self.destination, key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        with self.state.transaction():
+            self.state.set_meta(self.destination, key, value)

@@ -1,0 +1,185 @@
+"""One HTTP base for every vendor: session reuse, timeouts, one retry policy, pacing, error kinds.
+
+Vendor clients are thin layers over `HttpClient`: they give it a base URL, auth headers, a pacing
+rate or a connection bound, and a function that reads the vendor's error body. Everything that
+waits goes through the injected Clock.
+"""
+from __future__ import annotations
+
+import email.utils
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import requests
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from kommo_sync.clock import Clock
+from kommo_sync.errors import FatalError, RecordRejected, RetryLater
+
+log = logging.getLogger("kommo_sync.http")
+
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class _Transient(Exception):
+    """One failed attempt the policy may retry; carries the server's wait hint."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None):
+        super().__init__(reason)
+        self.reason, self.retry_after, self.status = reason, retry_after, status
+
+
+class Pacer:
+    """Spaces requests at most `rate` per second across all threads sharing it."""
+
+    def __init__(self, rate: float | None, clock: Clock):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.clock = clock
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait_turn(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = self.clock.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        self.clock.sleep(start - now)
+
+
+def parse_retry_after(value: str | None, clock: Clock) -> float | None:
+    """Retry-After as seconds or an HTTP date, per RFC 9110."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - clock.now()) if parsed else None
+
+
+def describe_error(response: requests.Response) -> str:
+    """The most useful sentence a vendor error body holds (problem+json, JSON:API or text)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or response.reason or "").strip()[:300] or f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+            first = errors[0]
+            return str(first.get("detail") or first.get("title") or first.get("message") or first)
+        parts = [str(body[k]) for k in ("title", "detail") if body.get(k)]
+        if parts:
+            return ": ".join(dict.fromkeys(parts))
+    return str(body)[:300]
+
+
+@dataclass
+class HttpClient:
+    """A vendor's HTTP session: call `request`; it paces, retries, and raises our error kinds."""
+
+    base_url: str
+    vendor: str
+    headers: dict[str, str] = field(default_factory=dict)
+    auth: tuple[str, str] | None = None
+    clock: Clock = field(default_factory=Clock)
+    rate_per_second: float | None = None
+    max_connections: int = 4
+    max_attempts: int = 5
+    max_consecutive_429: int = 5
+    max_wait: float = 120.0
+    timeout: float = 60.0
+    retry_after_from_body: Callable[[requests.Response], float | None] | None = None
+    auth_hint: str = "check the API key"
+
+    def __post_init__(self) -> None:
+        self.base_url = self.base_url.rstrip("/")
+        self.session = requests.Session()
+        self.session.headers.update(self.headers)
+        if self.auth:
+            self.session.auth = self.auth
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=self.max_connections)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.pacer = Pacer(self.rate_per_second, self.clock)
+        self.slots = threading.BoundedSemaphore(self.max_connections)
+        self.consecutive_429 = 0
+        self.count = 0
+        self._count_lock = threading.Lock()
+
+    def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
+                allow: tuple[int, ...] = (), headers: dict[str, str] | None = None) -> requests.Response:
+        """Send with the retry policy; 2xx and `allow`ed statuses return, the rest raise."""
+        retrying = Retrying(stop=stop_after_attempt(self.max_attempts), wait=self._wait,
+                            retry=retry_if_exception_type(_Transient), sleep=self.clock.sleep,
+                            reraise=True)
+        try:
+            return retrying(self._attempt, method, path, params, json, allow, headers)
+        except _Transient as exc:
+            raise RetryLater(f"{self.vendor}: {exc.reason} (after {self.max_attempts} attempts)") from None
+
+    def get_json(self, path: str, params: Any = None) -> Any:
+        """GET returning the parsed body, or None for a 204."""
+        response = self.request("GET", path, params=params)
+        return response.json() if response.status_code != 204 and response.content else None
+
+    def _attempt(self, method: str, path: str, params: Any, body: Any, allow: tuple[int, ...],
+                 headers: dict[str, str] | None) -> requests.Response:
+        url = path if path.startswith("http") else f"{self.base_url}{path}"
+        self.pacer.wait_turn()
+        with self.slots:
+            try:
+                response = self.session.request(method, url, params=params, json=body,
+                                                headers=headers, timeout=self.timeout)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise _Transient(f"{type(exc).__name__} on {method} {path}") from None
+        with self._count_lock:
+            self.count += 1
+        log.debug("%s %s %s -> %s", self.vendor, method, path, response.status_code)
+        return self._check(response, method, path, allow)
+
+    def _check(self, response: requests.Response, method: str, path: str,
+               allow: tuple[int, ...]) -> requests.Response:
+        status = response.status_code
+        if status == 429:
+            return self._too_many(response)
+        self.consecutive_429 = 0
+        if status < 400 or status in allow:
+            return response
+        reason = describe_error(response)
+        if status in TRANSIENT_STATUSES:
+            raise _Transient(f"HTTP {status} on {method} {path}: {reason}", self._server_wait(response), status)
+        if status == 401:
+            raise FatalError(f"{self.vendor} refused the credentials (HTTP 401: {reason}); {self.auth_hint}")
+        if status == 403:
+            raise FatalError(f"{self.vendor} answered 403 Forbidden on {method} {path} ({reason}); "
+                             "the key lacks rights or the IP is blocked")
+        raise RecordRejected(reason, permanent=True, status=status)
+
+    def _too_many(self, response: requests.Response) -> requests.Response:
+        self.consecutive_429 += 1
+        wait = self._server_wait(response)
+        if self.consecutive_429 >= self.max_consecutive_429:
+            raise FatalError(f"{self.vendor} answered 429 Too Many Requests {self.consecutive_429} times "
+                             "in a row; the run stopped to avoid an IP block and the next run continues")
+        if wait is not None and wait > self.max_wait:
+            raise FatalError(f"{self.vendor} asked to wait {wait:.0f} s after a 429; the run stopped "
+                             "and the next run continues")
+        raise _Transient("HTTP 429 Too Many Requests", wait, 429)
+
+    def _server_wait(self, response: requests.Response) -> float | None:
+        header = parse_retry_after(response.headers.get("Retry-After"), self.clock)
+        if header is not None:
+            return header
+        return self.retry_after_from_body(response) if self.retry_after_from_body else None
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        hinted = getattr(exc, "retry_after", None)
+        if hinted is not None:
+            return min(float(hinted), self.max_wait)
+        return min(0.5 * 2 ** (state.attempt_number - 1), 30.0)

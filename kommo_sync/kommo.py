@@ -1,0 +1,174 @@
+"""Kommo API v4 client (thin, over HttpClient) and Kommo JSON → model parsing."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import requests
+
+from kommo_sync.clock import Clock
+from kommo_sync.config import KommoConfig
+from kommo_sync.errors import ConfigError
+from kommo_sync.http import HttpClient
+from kommo_sync.model import Catalog, Contact, Lead, Pipeline, Status
+
+log = logging.getLogger("kommo_sync.kommo")
+
+PAGE_SIZE = 250
+EVENTS_PAGE_SIZE = 100
+TRUE_VALUES = {True, 1, "1", "true", "True", "Y", "y", "yes"}
+
+
+def kommo_retry_after(response: requests.Response) -> float | None:
+    """Kommo puts the wait in the 429 JSON body as `retry_after`, not in a header."""
+    try:
+        value = response.json().get("retry_after")
+    except (ValueError, AttributeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def kommo_http(config: KommoConfig, clock: Clock) -> HttpClient:
+    return HttpClient(
+        base_url=config.base_url, vendor="Kommo", clock=clock,
+        headers={"Authorization": f"Bearer {config.token}", "Accept": "application/json"},
+        rate_per_second=config.requests_per_second, max_connections=2,
+        retry_after_from_body=kommo_retry_after,
+        auth_hint="the long-lived token has expired or was revoked: generate a new one in the "
+                  "private integration's 'Keys and scopes' tab and update KOMMO_TOKEN",
+    )
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Where the configured custom fields live in this account."""
+
+    consent_id: int | None = None
+    lead_source_id: int | None = None
+
+
+def iter_pages(http: HttpClient, path: str, key: str, params: dict[str, Any],
+               limit: int = PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
+    """Pages of a Kommo list; ends on 204, an empty page, or a short page (`next` is unreliable)."""
+    page = 1
+    while True:
+        body = http.get_json(path, params={**params, "limit": limit, "page": page})
+        items = ((body or {}).get("_embedded") or {}).get(key) or []
+        if items:
+            yield items
+        if len(items) < limit:
+            return
+        page += 1
+
+
+class KommoClient:
+    def __init__(self, http: HttpClient):
+        self.http = http
+
+    def catalog(self) -> Catalog:
+        body = self.http.get_json("/api/v4/leads/pipelines") or {}
+        return parse_catalog(body)
+
+    def custom_fields(self) -> list[dict[str, Any]]:
+        fields: list[dict[str, Any]] = []
+        for page in iter_pages(self.http, "/api/v4/contacts/custom_fields", "custom_fields", {}):
+            fields.extend(page)
+        return fields
+
+    def changed(self, entity: str, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
+        """Pages of contacts or leads with updated_at in [since, until], oldest id first."""
+        params = {"filter[updated_at][from]": since, "filter[updated_at][to]": until,
+                  "order[id]": "asc", "with": "leads" if entity == "contacts" else "contacts"}
+        return iter_pages(self.http, f"/api/v4/{entity}", entity, params)
+
+    def by_ids(self, entity: str, ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:
+        """Contacts, leads or companies by id, 250 ids a request."""
+        wanted = sorted(set(ids))
+        extra = {"contacts": {"with": "leads"}, "leads": {"with": "contacts"}}.get(entity, {})
+        for start in range(0, len(wanted), PAGE_SIZE):
+            chunk = wanted[start:start + PAGE_SIZE]
+            yield from iter_pages(self.http, f"/api/v4/{entity}", entity,
+                                  {**extra, "filter[id][]": chunk})
+
+    def lead_events(self, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
+        params = {"filter[type]": "lead_added,lead_status_changed", "filter[entity][]": "lead",
+                  "filter[created_at][from]": since, "filter[created_at][to]": until}
+        return iter_pages(self.http, "/api/v4/events", "events", params, limit=EVENTS_PAGE_SIZE)
+
+
+def resolve_fields(config: KommoConfig, fields: list[dict[str, Any]]) -> FieldMap:
+    """Find the configured consent and lead-source fields; a missing one is a config error."""
+    return FieldMap(
+        consent_id=_find_field(fields, config.consent_field, "kommo.consent_field", want_type="checkbox"),
+        lead_source_id=_find_field(fields, config.lead_source_field, "kommo.lead_source_field"),
+    )
+
+
+def _find_field(fields: list[dict[str, Any]], wanted: str | int | None, key: str,
+                want_type: str | None = None) -> int | None:
+    if wanted is None:
+        return None
+    for field in fields:
+        if field.get("id") == wanted or (isinstance(wanted, str) and field.get("name") == wanted):
+            if want_type and field.get("type") != want_type:
+                raise ConfigError(key, f"Kommo field {wanted!r} is a {field.get('type')} field, "
+                                       f"not a {want_type}")
+            return int(field["id"])
+    names = ", ".join(sorted(str(f.get("name")) for f in fields if not f.get("code")))[:400]
+    raise ConfigError(key, f"no contact field {wanted!r} in this Kommo account (custom fields: {names})")
+
+
+def parse_catalog(body: dict[str, Any]) -> Catalog:
+    pipelines = {}
+    for raw in (body.get("_embedded") or {}).get("pipelines") or []:
+        statuses = tuple(Status(id=int(s["id"]), pipeline_id=int(raw["id"]), name=s.get("name") or "",
+                                sort=int(s.get("sort") or 0), type=int(s.get("type") or 0))
+                         for s in (raw.get("_embedded") or {}).get("statuses") or [])
+        pipelines[int(raw["id"])] = Pipeline(id=int(raw["id"]), name=raw.get("name") or "",
+                                             statuses=statuses,
+                                             is_unsorted_on=bool(raw.get("is_unsorted_on", True)))
+    return Catalog(pipelines)
+
+
+def field_values(raw: dict[str, Any], *, code: str | None = None, field_id: int | None = None) -> list[Any]:
+    """The values of one custom field of an entity (by field_code or id); [] when absent."""
+    for field in raw.get("custom_fields_values") or []:
+        if (code and field.get("field_code") == code) or (field_id and field.get("field_id") == field_id):
+            return [v.get("value") for v in field.get("values") or [] if isinstance(v, dict)]
+    return []
+
+
+def parse_consent(raw: dict[str, Any], fields: FieldMap) -> bool | None:
+    """None when consent is not tracked; an absent checkbox value counts as unchecked."""
+    if fields.consent_id is None:
+        return None
+    values = field_values(raw, field_id=fields.consent_id)
+    return bool(values) and values[0] in TRUE_VALUES
+
+
+def parse_contact(raw: dict[str, Any], fields: FieldMap) -> Contact:
+    emails = tuple(str(v).strip() for v in field_values(raw, code="EMAIL") if v and str(v).strip())
+    phones = [str(v).strip() for v in field_values(raw, code="PHONE") if v and str(v).strip()]
+    source = field_values(raw, field_id=fields.lead_source_id) if fields.lead_source_id else []
+    companies = (raw.get("_embedded") or {}).get("companies") or []
+    return Contact(
+        id=int(raw["id"]), updated_at=int(raw.get("updated_at") or 0),
+        first_name=(raw.get("first_name") or "").strip(), last_name=(raw.get("last_name") or "").strip(),
+        emails=emails, phone=phones[0] if phones else None,
+        company_id=int(companies[0]["id"]) if companies else None,
+        lead_source=str(source[0]) if source and source[0] not in (None, "") else None,
+        consent=parse_consent(raw, fields),
+    )
+
+
+def parse_lead(raw: dict[str, Any]) -> Lead:
+    contacts = (raw.get("_embedded") or {}).get("contacts") or []
+    main = next((c for c in contacts if c.get("is_main")), contacts[0] if contacts else None)
+    return Lead(
+        id=int(raw["id"]), updated_at=int(raw.get("updated_at") or 0), name=raw.get("name") or "",
+        price=raw.get("price") or 0, pipeline_id=int(raw.get("pipeline_id") or 0),
+        status_id=int(raw.get("status_id") or 0), created_at=int(raw.get("created_at") or 0),
+        contact_ids=tuple(int(c["id"]) for c in contacts),
+        main_contact_id=int(main["id"]) if main else None,
+    )

@@ -1,0 +1,159 @@
+"""Normalised, vendor-neutral records: what Kommo holds, and what a destination receives."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+WON_STATUS_ID = 142
+LOST_STATUS_ID = 143
+
+
+class Stage(str, Enum):
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    WON = "won"
+    LOST = "lost"
+
+    @property
+    def rank(self) -> int:
+        """Precedence: a higher rank wins when several leads or contacts disagree."""
+        return _STAGE_RANK[self]
+
+
+_STAGE_RANK = {Stage.LOST: 0, Stage.NEW: 1, Stage.IN_PROGRESS: 2, Stage.WON: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A Kommo contact as the sync needs it. `consent` is None when consent is not tracked."""
+
+    id: int
+    updated_at: int
+    first_name: str = ""
+    last_name: str = ""
+    emails: tuple[str, ...] = ()
+    phone: str | None = None
+    company_id: int | None = None
+    company: str | None = None
+    lead_source: str | None = None
+    consent: bool | None = None
+
+    @property
+    def email(self) -> str | None:
+        """The address destinations use: the first EMAIL value, trimmed and lower-cased."""
+        return normalise_email(self.emails[0]) if self.emails else None
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    id: int
+    updated_at: int
+    name: str = ""
+    price: float = 0
+    pipeline_id: int = 0
+    status_id: int = 0
+    created_at: int = 0
+    contact_ids: tuple[int, ...] = ()
+    main_contact_id: int | None = None
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status_id in (WON_STATUS_ID, LOST_STATUS_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    id: int
+    pipeline_id: int
+    name: str
+    sort: int
+    type: int = 0
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    id: int
+    name: str
+    statuses: tuple[Status, ...]
+    is_unsorted_on: bool = True
+
+    @property
+    def first_status_id(self) -> int | None:
+        """The entry stage: the unsorted status (type 1), else the lowest-sort open status."""
+        incoming = [s for s in self.statuses if s.type == 1]
+        if incoming:
+            return incoming[0].id
+        open_statuses = [s for s in self.statuses if s.id not in (WON_STATUS_ID, LOST_STATUS_ID)]
+        return min(open_statuses, key=lambda s: s.sort).id if open_statuses else None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Pipelines and statuses, keyed by (pipeline id, status id) since 142/143 repeat everywhere."""
+
+    pipelines: dict[int, Pipeline] = field(default_factory=dict)
+
+    def status(self, pipeline_id: int, status_id: int) -> Status | None:
+        pipeline = self.pipelines.get(pipeline_id)
+        if pipeline is None:
+            return None
+        return next((s for s in pipeline.statuses if s.id == status_id), None)
+
+    def status_name(self, pipeline_id: int, status_id: int) -> str:
+        status = self.status(pipeline_id, status_id)
+        return status.name if status else f"status {status_id}"
+
+    def pipeline_name(self, pipeline_id: int) -> str:
+        pipeline = self.pipelines.get(pipeline_id)
+        return pipeline.name if pipeline else f"pipeline {pipeline_id}"
+
+    def is_first_stage(self, pipeline_id: int, status_id: int) -> bool:
+        pipeline = self.pipelines.get(pipeline_id)
+        return pipeline is not None and pipeline.first_status_id == status_id
+
+
+@dataclass(frozen=True, slots=True)
+class Deal:
+    """The deciding lead's facts that travel with a person to the destinations."""
+
+    id: int
+    name: str
+    amount: float
+    status_name: str
+    pipeline_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One email address toward the destinations: the contact that owns it and its stage.
+
+    Two Kommo contacts with the same email are one person; `contact_ids` lists them all and
+    `contact_id` is the one whose stage decided (identity toward the destinations).
+    """
+
+    contact_id: int
+    email: str | None
+    first_name: str
+    last_name: str
+    phone: str | None
+    company: str | None
+    lead_source: str | None
+    consent: bool | None
+    stage: Stage
+    deal: Deal | None = None
+    contact_ids: tuple[int, ...] = ()
+
+    def attribute(self, name: str) -> object:
+        """A value by the attribute names config may refer to (merge field mapping)."""
+        deal_values = {"deal_name": self.deal.name if self.deal else None,
+                       "deal_amount": self.deal.amount if self.deal else None,
+                       "deal_stage": self.deal.status_name if self.deal else None,
+                       "pipeline": self.deal.pipeline_name if self.deal else None}
+        if name in deal_values:
+            return deal_values[name]
+        value = getattr(self, name)
+        return value.value if isinstance(value, Stage) else value
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()

@@ -1,0 +1,127 @@
+"""Rendering of plans, run results and status: a rich table on a TTY, JSON for machines."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+from kommo_sync.engine import RunResult
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every secret in `text` by a mask (defence in depth: secrets never reach output)."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def when(timestamp: int | None) -> str:
+    if not timestamp:
+        return "-"
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def result_to_json(result: RunResult) -> dict[str, Any]:
+    return {
+        "run_id": result.run_id, "mode": result.mode, "dry_run": result.dry_run,
+        "window": {"from": result.window[0], "to": result.window[1]},
+        "counts": dict(sorted(result.counts.items())),
+        "people": [asdict(row) for row in result.people],
+        "operations": [{"destination": c.destination, "contact_id": c.person_id, "email": c.email,
+                        "action": c.action, **c.summary} for c in result.changes],
+        "rejections": result.rejections, "warnings": result.warnings,
+    }
+
+
+def render_json(console: Console, payload: dict[str, Any]) -> None:
+    console.print_json(json.dumps(payload, default=str))
+
+
+def render_result(console: Console, result: RunResult) -> None:
+    title = "Plan (dry run: nothing was changed)" if result.dry_run else "Run"
+    console.print(f"[bold]{title}[/bold] {result.mode}, window {when(result.window[0])} → {when(result.window[1])}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    if result.people:
+        console.print(_people_table(result))
+    if result.changes:
+        console.print(_operations_table(result))
+    if result.rejections:
+        console.print(_rejections_table(result.rejections))
+    console.print(_totals_table(result))
+
+
+def _people_table(result: RunResult) -> Table:
+    table = Table(title="Changed contacts", show_lines=False)
+    for column in ("contact", "email", "stage", "tag", "deciding lead"):
+        table.add_column(column)
+    for row in result.people:
+        deal = f"{row.deal} (#{row.deal_id})" if row.deal_id else "-"
+        table.add_row(str(row.contact_id), row.email or "(no email)", row.stage, row.tag, deal)
+    _note_cut(table, result.counts["people"], len(result.people))
+    return table
+
+
+def _operations_table(result: RunResult) -> Table:
+    table = Table(title="Operations")
+    for column in ("destination", "contact", "email", "operation", "details"):
+        table.add_column(column)
+    for change in result.changes:
+        details = "; ".join(f"{k}: {_short(v)}" for k, v in change.summary.items() if v not in (None, [], {}, ""))
+        table.add_row(change.destination, str(change.person_id), change.email or "-", change.action, details)
+    return table
+
+
+def _rejections_table(rejections: list[dict[str, Any]]) -> Table:
+    table = Table(title="Rejected records")
+    for column in ("destination", "contact", "email", "kind", "reason"):
+        table.add_column(column)
+    for row in rejections:
+        table.add_row(row["destination"], str(row["contact_id"]), row.get("email") or "-", row["kind"], row["reason"])
+    return table
+
+
+def _totals_table(result: RunResult) -> Table:
+    table = Table(title="Totals")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for key, value in sorted(result.counts.items()):
+        table.add_row(key, str(value))
+    return table
+
+
+def render_status(console: Console, status: dict[str, Any]) -> None:
+    runs = Table(title="Last runs")
+    for column in ("id", "mode", "started", "finished", "status", "counts"):
+        runs.add_column(column)
+    for run in status["runs"]:
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(run["counts"].items()) if "." not in k)
+        runs.add_row(str(run["id"]), run["mode"], when(run["started_at"]), when(run["finished_at"]),
+                     run["status"], counts)
+    console.print(runs)
+    cursors = Table(title="Cursors")
+    cursors.add_column("cursor")
+    cursors.add_column("value")
+    for name, value in status["cursors"].items():
+        cursors.add_row(name, when(value))
+    console.print(cursors)
+    console.print(f"Contacts waiting in the queue: {status['queued']}")
+    if status["rejections"]:
+        console.print(_rejections_table(status["rejections"]))
+    else:
+        console.print("No pending rejections.")
+
+
+def _note_cut(table: Table, total: int, shown: int) -> None:
+    if total > shown:
+        table.caption = f"showing {shown} of {total}; use --json for machine output"
+
+
+def _short(value: Any) -> str:
+    text = ", ".join(map(str, value)) if isinstance(value, (list, tuple, set)) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,342 @@
+"""The SQLite state file: cursors, the Kommo mirror, pushed state, rejections, runs.
+
+One file, WAL, mode 0600 (it holds personal data), a schema version with forward migrations,
+and a lock file so two runs never share it. Writes happen in explicit transactions; a dry run
+opens the same file inside a transaction that is always rolled back, so it changes nothing.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from kommo_sync.errors import LockedError
+from kommo_sync.model import Contact, Lead
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE cursors (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    CREATE TABLE contacts (id INTEGER PRIMARY KEY, updated_at INTEGER NOT NULL, email TEXT,
+                           company_id INTEGER, data TEXT NOT NULL);
+    CREATE INDEX contacts_by_email ON contacts(email);
+    CREATE INDEX contacts_by_company ON contacts(company_id);
+    CREATE TABLE leads (id INTEGER PRIMARY KEY, updated_at INTEGER NOT NULL, data TEXT NOT NULL);
+    CREATE TABLE lead_contacts (contact_id INTEGER NOT NULL, lead_id INTEGER NOT NULL,
+                                PRIMARY KEY (contact_id, lead_id)) WITHOUT ROWID;
+    CREATE INDEX lead_contacts_by_lead ON lead_contacts(lead_id);
+    CREATE TABLE companies (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+    CREATE TABLE dirty (contact_id INTEGER PRIMARY KEY);
+    CREATE TABLE pushed (destination TEXT NOT NULL, person_id INTEGER NOT NULL,
+                         fingerprint TEXT NOT NULL, data TEXT NOT NULL,
+                         PRIMARY KEY (destination, person_id)) WITHOUT ROWID;
+    CREATE TABLE rejections (destination TEXT NOT NULL, person_id INTEGER NOT NULL,
+                             kind TEXT NOT NULL, reason TEXT NOT NULL, fingerprint TEXT NOT NULL,
+                             email TEXT, run_id INTEGER, at INTEGER NOT NULL,
+                             PRIMARY KEY (destination, person_id)) WITHOUT ROWID;
+    CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, mode TEXT NOT NULL,
+                       started_at INTEGER NOT NULL, finished_at INTEGER, status TEXT NOT NULL,
+                       counts TEXT NOT NULL DEFAULT '{}');
+    CREATE TABLE destination_meta (destination TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                                   PRIMARY KEY (destination, key)) WITHOUT ROWID;
+    CREATE TABLE sent_events (destination TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL,
+                              at INTEGER NOT NULL, PRIMARY KEY (destination, event_id)) WITHOUT ROWID;
+    CREATE TABLE suppressed (email TEXT NOT NULL, source TEXT NOT NULL, at INTEGER NOT NULL,
+                             PRIMARY KEY (email, source)) WITHOUT ROWID;
+    CREATE TABLE notes (key TEXT PRIMARY KEY, contact_id INTEGER NOT NULL, entity TEXT NOT NULL,
+                        entity_id INTEGER NOT NULL, text TEXT NOT NULL, status TEXT NOT NULL,
+                        at INTEGER NOT NULL);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def contact_to_row(contact: Contact) -> tuple[int, int, str | None, int | None, str]:
+    return (contact.id, contact.updated_at, contact.email, contact.company_id,
+            json.dumps(asdict(contact), separators=(",", ":")))
+
+
+def contact_from_json(data: str) -> Contact:
+    raw = json.loads(data)
+    raw["emails"] = tuple(raw["emails"])
+    return Contact(**raw)
+
+
+def lead_from_json(data: str) -> Lead:
+    raw = json.loads(data)
+    raw["contact_ids"] = tuple(raw["contact_ids"])
+    return Lead(**raw)
+
+
+class FileLock:
+    """An exclusive, non-blocking lock beside the state file (cron overlap protection)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.handle: Any = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.close()
+            raise LockedError(f"another kommo-sync run holds {self.path}; try again when it ends") from None
+
+    def release(self) -> None:
+        if self.handle:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+class State:
+    """The state file. Use `State.open(path, dry_run=...)` as a context manager."""
+
+    def __init__(self, db: sqlite3.Connection, dry_run: bool):
+        self.db, self.dry_run = db, dry_run
+
+    @classmethod
+    @contextmanager
+    def open(cls, path: Path, dry_run: bool = False) -> Iterator["State"]:
+        db = _connect(path, dry_run)
+        state = cls(db, dry_run)
+        try:
+            if dry_run:
+                db.execute("BEGIN")
+            state._migrate()
+            yield state
+        finally:
+            if dry_run and db.in_transaction:
+                db.rollback()
+            db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in filter(str.strip, script.split(";")):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit; nested in a dry run's outer transaction it is never committed."""
+        if self.db.in_transaction:
+            self.db.execute("SAVEPOINT unit")
+            try:
+                yield
+            except BaseException:
+                self.db.execute("ROLLBACK TO unit")
+                raise
+            finally:
+                self.db.execute("RELEASE unit")
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.rollback()
+            raise
+        self.db.commit()
+
+    # cursors -----------------------------------------------------------------------------
+    def cursor(self, name: str) -> int | None:
+        row = self.db.execute("SELECT value FROM cursors WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, name: str, value: int) -> None:
+        self.db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                        (name, value))
+
+    def cursors(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT name, value FROM cursors ORDER BY name"))
+
+    # mirror ------------------------------------------------------------------------------
+    def known_contacts(self, ids: Iterable[int]) -> dict[int, tuple[int, str | None]]:
+        """(updated_at, email) of the mirrored contacts among `ids`."""
+        return {row[0]: (row[1], row[2]) for row in self._select_in(
+            "SELECT id, updated_at, email FROM contacts WHERE id IN ({})", ids)}
+
+    def upsert_contacts(self, contacts: Iterable[Contact]) -> None:
+        self.db.executemany(
+            "INSERT INTO contacts VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "updated_at = excluded.updated_at, email = excluded.email, company_id = excluded.company_id, "
+            "data = excluded.data", map(contact_to_row, contacts))
+
+    def known_leads(self, ids: Iterable[int]) -> dict[int, Lead]:
+        return {row[0]: lead_from_json(row[1]) for row in self._select_in(
+            "SELECT id, data FROM leads WHERE id IN ({})", ids)}
+
+    def upsert_leads(self, leads: list[Lead]) -> None:
+        self.db.executemany(
+            "INSERT INTO leads VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+            "updated_at = excluded.updated_at, data = excluded.data",
+            [(lead.id, lead.updated_at, json.dumps(asdict(lead), separators=(",", ":"))) for lead in leads])
+        ids = [lead.id for lead in leads]
+        self._execute_in("DELETE FROM lead_contacts WHERE lead_id IN ({})", ids)
+        self.db.executemany("INSERT OR IGNORE INTO lead_contacts VALUES (?, ?)",
+                            [(cid, lead.id) for lead in leads for cid in lead.contact_ids])
+
+    def contacts(self, ids: Iterable[int]) -> dict[int, Contact]:
+        return {row[0]: contact_from_json(row[1]) for row in self._select_in(
+            "SELECT id, data FROM contacts WHERE id IN ({})", ids)}
+
+    def contact_ids_by_email(self, emails: Iterable[str]) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {}
+        for email, cid in self._select_in("SELECT email, id FROM contacts WHERE email IN ({}) ORDER BY id", emails):
+            found.setdefault(email, []).append(cid)
+        return found
+
+    def contact_ids_by_company(self, company_ids: Iterable[int]) -> list[int]:
+        return [row[0] for row in self._select_in("SELECT id FROM contacts WHERE company_id IN ({})", company_ids)]
+
+    def leads_of(self, contact_ids: Iterable[int]) -> dict[int, list[Lead]]:
+        by_contact: dict[int, list[Lead]] = {}
+        for cid, data in self._select_in(
+                "SELECT lc.contact_id, l.data FROM lead_contacts lc JOIN leads l ON l.id = lc.lead_id "
+                "WHERE lc.contact_id IN ({})", contact_ids):
+            by_contact.setdefault(cid, []).append(lead_from_json(data))
+        return by_contact
+
+    def company_names(self, ids: Iterable[int]) -> dict[int, str]:
+        return dict(self._select_in("SELECT id, name FROM companies WHERE id IN ({})", ids))
+
+    def save_companies(self, names: dict[int, str]) -> None:
+        self.db.executemany("INSERT INTO companies VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET name = excluded.name",
+                            names.items())
+
+    # the queue of contacts whose outcome is not yet recorded ----------------------------------
+    def mark_dirty(self, contact_ids: Iterable[int]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", ((cid,) for cid in contact_ids))
+
+    def dirty_batches(self, size: int) -> Iterator[list[int]]:
+        """Queued contact ids in batches; each batch is re-read so callers may clear as they go."""
+        last = -1
+        while True:
+            batch = [row[0] for row in self.db.execute(
+                "SELECT contact_id FROM dirty WHERE contact_id > ? ORDER BY contact_id LIMIT ?", (last, size))]
+            if not batch:
+                return
+            yield batch
+            last = batch[-1]
+
+    def dirty_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM dirty").fetchone()[0]
+
+    def dirty_missing_from_mirror(self) -> list[int]:
+        return [row[0] for row in self.db.execute(
+            "SELECT d.contact_id FROM dirty d LEFT JOIN contacts c ON c.id = d.contact_id WHERE c.id IS NULL")]
+
+    def clear_dirty(self, contact_ids: Iterable[int]) -> None:
+        self._execute_in("DELETE FROM dirty WHERE contact_id IN ({})", contact_ids)
+
+    # what destinations hold --------------------------------------------------------------
+    def pushed(self, destination: str, person_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        return {row[0]: json.loads(row[1]) for row in self._select_in(
+            "SELECT person_id, data FROM pushed WHERE destination = ? AND person_id IN ({})",
+            person_ids, prefix=(destination,))}
+
+    def record_pushed(self, destination: str, rows: Iterable[tuple[int, str, dict[str, Any]]]) -> None:
+        self.db.executemany(
+            "INSERT INTO pushed VALUES (?, ?, ?, ?) ON CONFLICT(destination, person_id) DO UPDATE SET "
+            "fingerprint = excluded.fingerprint, data = excluded.data",
+            [(destination, pid, fp, json.dumps(data, separators=(",", ":"), sort_keys=True))
+             for pid, fp, data in rows])
+
+    def rejections(self, destination: str, person_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
+        """(kind, fingerprint) of the recorded rejections among `person_ids`."""
+        return {row[0]: (row[1], row[2]) for row in self._select_in(
+            "SELECT person_id, kind, fingerprint FROM rejections WHERE destination = ? AND person_id IN ({})",
+            person_ids, prefix=(destination,))}
+
+    def record_rejection(self, destination: str, person_id: int, kind: str, reason: str,
+                         fingerprint: str, email: str | None, run_id: int | None, at: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (destination, person_id, kind, reason, fingerprint, email, run_id, at))
+
+    def clear_rejections(self, destination: str, person_ids: Iterable[int]) -> None:
+        self._execute_in("DELETE FROM rejections WHERE destination = ? AND person_id IN ({})",
+                         person_ids, prefix=(destination,))
+
+    def requeue_transient_rejections(self) -> int:
+        """Transient rejections are retried by the next run: put their contacts back in the queue."""
+        cursor = self.db.execute("INSERT OR IGNORE INTO dirty SELECT person_id FROM rejections WHERE kind = 'transient'")
+        return cursor.rowcount
+
+    def pending_rejections(self, limit: int = 50) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT destination, person_id, kind, reason, email, at FROM rejections "
+                               "ORDER BY at DESC LIMIT ?", (limit,))
+        keys = ("destination", "contact_id", "kind", "reason", "email", "at")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def rejection_counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT kind, COUNT(*) FROM rejections GROUP BY kind"))
+
+    # per-destination memory (managed tags, created merge fields, remote ids) ----------------
+    def meta(self, destination: str, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM destination_meta WHERE destination = ? AND key = ?",
+                              (destination, key)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, destination: str, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO destination_meta VALUES (?, ?, ?)",
+                        (destination, key, json.dumps(value, sort_keys=True)))
+
+    # suppressions learned from feedback (never re-subscribe) ---------------------------------
+    def suppress(self, rows: Iterable[tuple[str, str, int]]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO suppressed VALUES (?, ?, ?)", rows)
+
+    def suppressed(self, emails: Iterable[str]) -> set[str]:
+        return {row[0] for row in self._select_in("SELECT email FROM suppressed WHERE email IN ({})", emails)}
+
+    # runs --------------------------------------------------------------------------------
+    def start_run(self, mode: str, started_at: int) -> int:
+        with self.transaction():
+            cursor = self.db.execute("INSERT INTO runs (mode, started_at, status) VALUES (?, ?, 'running')",
+                                     (mode, started_at))
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, finished_at: int, counts: dict[str, Any]) -> None:
+        with self.transaction():
+            self.db.execute("UPDATE runs SET status = ?, finished_at = ?, counts = ? WHERE id = ?",
+                            (status, finished_at, json.dumps(counts, sort_keys=True), run_id))
+
+    def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT id, mode, started_at, finished_at, status, counts FROM runs "
+                               "ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"id": r[0], "mode": r[1], "started_at": r[2], "finished_at": r[3], "status": r[4],
+                 "counts": json.loads(r[5])} for r in rows]
+
+    # helpers -----------------------------------------------------------------------------
+    def _select_in(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+        """Run an `IN ({})` query in chunks that stay under SQLite's variable limit."""
+        items = list(values)
+        for start in range(0, len(items), 900):
+            chunk = items[start:start + 900]
+            yield from self.db.execute(sql.format(",".join("?" * len(chunk))), (*prefix, *chunk))
+
+    def _execute_in(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...] = ()) -> None:
+        for _ in self._select_in(sql, values, prefix):
+            pass
+
+
+def _connect(path: Path, dry_run: bool) -> sqlite3.Connection:
+    if dry_run and not path.exists():
+        return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    os.chmod(path, 0o600)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if not dry_run:
+        db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
