@@ -6,13 +6,19 @@ from typing import Any
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Destination
+from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
 from kommo_sync.engine import Engine, Progress
+from kommo_sync.http import HttpClient
 from kommo_sync.kommo import KommoClient, kommo_http
 from kommo_sync.state import State
 
 
 def build_destinations(config: Config, clock: Clock) -> list[Destination]:
     destinations: list[Destination] = []
+    if config.mailchimp:
+        archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=clock)
+        destinations.append(MailchimpDestination(config.mailchimp, dict(config.tags),
+                                                 mailchimp_http(config.mailchimp, clock), archive, clock))
     return destinations
 
 

@@ -15,13 +15,15 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
-from kommo_sync.model import Catalog, Contact, Person
+from kommo_sync.deal_events import deal_event
+from kommo_sync.model import Catalog, DealEvent, Person
 from kommo_sync.people import group_by_email, person_from_contacts
 from kommo_sync.state import FileLock, State, contact_to_row
 
 log = logging.getLogger("kommo_sync.engine")
 
 CONTACTS_CURSOR = "kommo.updated_at"
+EVENTS_CURSOR = "kommo.events"
 BATCH_SIZE = 2000
 DETAIL_LIMIT = 2000
 
@@ -109,6 +111,7 @@ class _Run:
                 self.state.requeue_transient_rejections()
             self._pull(*self.result.window)
             self._process_queue()
+            self._sync_events()
             self._advance_cursor()
             status = "done" if not self.result.rejected else "done_with_rejections"
         finally:
@@ -135,6 +138,8 @@ class _Run:
         if self.options.mode == "run":
             with self.state.transaction():
                 self.state.set_cursor(CONTACTS_CURSOR, self.result.window[1])
+                if self._event_destinations():
+                    self.state.set_cursor(EVENTS_CURSOR, self.result.window[1])
 
     # pull ----------------------------------------------------------------------------------
     def _pull(self, since: int, until: int) -> None:
@@ -215,11 +220,9 @@ class _Run:
         suppressed = self.state.suppressed(p.email for p in people if p.email)
         plan = destination.plan(people, pushed, suppressed)
         changes = self._drop_known_rejections(destination.name, plan)
-        self._count(**{f"{destination.name}.skipped.{s.reason}": 1 for s in plan.skipped})
-        for change in changes:
-            self._count(**{f"{destination.name}.{change.action}": 1})
-        if len(self.result.changes) < DETAIL_LIMIT:
-            self.result.changes.extend(changes[:DETAIL_LIMIT - len(self.result.changes)])
+        for skip in plan.skipped:
+            self._count(**{f"{destination.name}.skipped.{skip.reason}": 1})
+        self._note_changes(destination, changes)
         if self.options.dry_run or not changes:
             return
         self._record(destination.name, destination.push(changes))
@@ -253,6 +256,108 @@ class _Run:
                                            "email": change.email, "kind": outcome.kind,
                                            "reason": outcome.reason})
 
+    # deal events ---------------------------------------------------------------------------------
+    def _event_destinations(self) -> list[Destination]:
+        return [d for d in self.engine.destinations if d.wants_deal_events]
+
+    def _events_window(self, targets: list[Destination]) -> tuple[int, int]:
+        """Backfill: its own range. Run: since the events cursor, which for a new account starts
+        at the destinations' `events_since` (default: this first run), so no old flow fires."""
+        if self.options.since is not None:
+            return self.result.window
+        cursor = self.state.cursor(EVENTS_CURSOR)
+        if cursor is not None:
+            return max(0, cursor - self.config.kommo.overlap_seconds), self.started
+        starts = [d.events_since() for d in targets]
+        return min((s for s in starts if s is not None), default=self.started), self.started
+
+    def _sync_events(self) -> None:
+        targets = self._event_destinations()
+        if not targets:
+            return
+        for destination in targets:
+            self._resend_in_flight(destination)
+        since, until = self._events_window(targets)
+        for page in self.kommo.lead_events(since, until):
+            events = self._deal_events(page)
+            self._count(pulled_events=len(page))
+            for destination in targets:
+                self._push_events(destination, events)
+
+    def _deal_events(self, page: list[dict[str, Any]]) -> list[DealEvent]:
+        lead_ids = {int(raw["entity_id"]) for raw in page if raw.get("entity_id")}
+        leads = self.state.known_leads(lead_ids)
+        missing = lead_ids - set(leads)
+        for fetched in self.kommo.by_ids("leads", missing):
+            self._store_leads(fetched)
+        leads.update(self.state.known_leads(missing))
+        people = self._people_by_contact({lead.main_contact_id for lead in leads.values() if lead.main_contact_id})
+        events = []
+        for raw in sorted(page, key=lambda r: (int(r.get("created_at") or 0), str(r.get("id")))):
+            lead = leads.get(int(raw.get("entity_id") or 0))
+            if lead is None or (self.config.kommo.pipelines and not self._pipeline_selected(lead.pipeline_id)):
+                continue
+            event = deal_event(raw, lead, self.catalog, people.get(lead.main_contact_id or 0),
+                               backfill=self.options.mode == "backfill")
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _people_by_contact(self, contact_ids: set[int]) -> dict[int, Person]:
+        people = self._people(sorted(contact_ids)) if contact_ids else []
+        return {cid: person for person in people for cid in person.contact_ids}
+
+    def _push_events(self, destination: Destination, events: list[DealEvent]) -> None:
+        known = self.state.event_statuses(destination.name, [e.id for e in events])
+        plan = destination.plan_events([e for e in events if e.id not in known])
+        for skip in plan.skipped:
+            self._count(**{f"{destination.name}.events_skipped.{skip.reason}": 1})
+        self._count(**{f"{destination.name}.events_already_sent": len(events) - len(plan.changes) - len(plan.skipped)})
+        self._note_changes(destination, plan.changes)
+        if self.options.dry_run or not plan.changes:
+            return
+        now = int(self.clock.now())
+        with self.state.transaction():
+            self.state.mark_events(destination.name, "pending", now, map(_event_row, plan.changes))
+        self._record_events(destination, destination.push_events(plan.changes))
+
+    def _resend_in_flight(self, destination: Destination) -> None:
+        """Events whose outcome a crash left unknown go again, through the de-duplicating path."""
+        rows = self.state.events_in_flight(destination.name)
+        changes = [Change(destination.name, pid, email, action, "", {"event_id": eid}, {}, payload)
+                   for eid, pid, email, action, payload in rows]
+        self._count(**{f"{destination.name}.events_in_flight": len(changes)})
+        if changes and not self.options.dry_run:
+            self._record_events(destination, destination.push_events(changes, outcome_unknown=True))
+
+    def _record_events(self, destination: Destination, outcomes: list[Outcome]) -> None:
+        now = int(self.clock.now())
+        sent = [o for o in outcomes if o.ok]
+        refused = [o for o in outcomes if not o.ok and o.permanent]
+        with self.state.transaction():
+            self.state.mark_events(destination.name, "sent", now, (_event_row(o.change) for o in sent))
+            self.state.mark_events(destination.name, "rejected", now,
+                                   (_event_row(o.change, o.reason) for o in refused))
+        self._count(**{f"{destination.name}.events_sent": len(sent)})
+        for outcome in outcomes:
+            if not outcome.ok:
+                self._reject_event(destination.name, outcome)
+
+    def _reject_event(self, name: str, outcome: Outcome) -> None:
+        change = outcome.change
+        self._count(rejected=1, **{f"{name}.events_rejected.{outcome.kind}": 1})
+        if len(self.result.rejections) < DETAIL_LIMIT:
+            self.result.rejections.append({"destination": name, "contact_id": change.person_id,
+                                           "email": change.email, "kind": outcome.kind,
+                                           "reason": f"event {change.record.get('event_id')}: {outcome.reason}"})
+
+    def _note_changes(self, destination: Destination, changes: list[Change]) -> None:
+        for change in changes:
+            self._count(**{f"{destination.name}.{change.action}": 1})
+        room = DETAIL_LIMIT - len(self.result.changes)
+        if room > 0:
+            self.result.changes.extend(changes[:room])
+
     def _remember_rows(self, people: Iterable[Person]) -> None:
         for person in people:
             if len(self.result.people) >= DETAIL_LIMIT:
@@ -267,3 +372,7 @@ class _Run:
         for key, amount in amounts.items():
             if amount:
                 self.result.counts[key] += amount
+
+
+def _event_row(change: Change, reason: str | None = None) -> tuple[str, int, str | None, str, Any, str | None]:
+    return (change.record["event_id"], change.person_id, change.email, change.action, change.payload, reason)

@@ -157,3 +157,31 @@ class Person:
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
+
+
+class DealEventKind(str, Enum):
+    CREATED = "created"
+    STAGE_CHANGED = "stage_changed"
+    WON = "won"
+    LOST = "lost"
+
+
+@dataclass(frozen=True, slots=True)
+class DealEvent:
+    """One real transition of a lead, as Kommo's event history recorded it.
+
+    `person` is the lead's main contact as a destination sees it (None when unknown).
+    `backfill` marks history replayed on purpose, which must not fire flows.
+    """
+
+    id: str
+    kind: DealEventKind
+    lead_id: int
+    at: int
+    deal_name: str
+    deal_amount: float
+    pipeline: str
+    stage: str
+    previous_stage: str | None
+    person: Person | None = None
+    backfill: bool = False

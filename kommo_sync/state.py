@@ -44,7 +44,10 @@ MIGRATIONS: list[str] = [
     CREATE TABLE destination_meta (destination TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
                                    PRIMARY KEY (destination, key)) WITHOUT ROWID;
     CREATE TABLE sent_events (destination TEXT NOT NULL, event_id TEXT NOT NULL, status TEXT NOT NULL,
-                              at INTEGER NOT NULL, PRIMARY KEY (destination, event_id)) WITHOUT ROWID;
+                              at INTEGER NOT NULL, person_id INTEGER, email TEXT, action TEXT,
+                              payload TEXT, reason TEXT,
+                              PRIMARY KEY (destination, event_id)) WITHOUT ROWID;
+    CREATE INDEX sent_events_by_status ON sent_events(destination, status);
     CREATE TABLE suppressed (email TEXT NOT NULL, source TEXT NOT NULL, at INTEGER NOT NULL,
                              PRIMARY KEY (email, source)) WITHOUT ROWID;
     CREATE TABLE notes (key TEXT PRIMARY KEY, contact_id INTEGER NOT NULL, entity TEXT NOT NULL,
@@ -287,6 +290,29 @@ class State:
     def set_meta(self, destination: str, key: str, value: Any) -> None:
         self.db.execute("INSERT OR REPLACE INTO destination_meta VALUES (?, ?, ?)",
                         (destination, key, json.dumps(value, sort_keys=True)))
+
+    # deal events: what was sent, and what is in flight with an unknown outcome ----------------
+    def event_statuses(self, destination: str, event_ids: Iterable[str]) -> dict[str, str]:
+        return dict(self._select_in("SELECT event_id, status FROM sent_events WHERE destination = ? "
+                                    "AND event_id IN ({})", event_ids, prefix=(destination,)))
+
+    def mark_events(self, destination: str, status: str, at: int,
+                    rows: Iterable[tuple[str, int, str | None, str, Any, str]]) -> None:
+        """Upsert (event_id, person_id, email, action, payload, reason) rows with one status."""
+        self.db.executemany(
+            "INSERT INTO sent_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(destination, event_id) "
+            "DO UPDATE SET status = excluded.status, at = excluded.at, reason = excluded.reason",
+            [(destination, eid, status, at, pid, email, action, json.dumps(payload), reason)
+             for eid, pid, email, action, payload, reason in rows])
+
+    def events_in_flight(self, destination: str) -> list[tuple[str, int, str | None, str, Any]]:
+        """Events marked before a push whose outcome was never recorded (a crash, a timeout)."""
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in self.db.execute(
+            "SELECT event_id, person_id, email, action, payload FROM sent_events "
+            "WHERE destination = ? AND status = 'pending' ORDER BY at, event_id", (destination,))]
+
+    def event_counts(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT destination || '.' || status, COUNT(*) FROM sent_events GROUP BY 1"))
 
     # suppressions learned from feedback (never re-subscribe) ---------------------------------
     def suppress(self, rows: Iterable[tuple[str, str, int]]) -> None:

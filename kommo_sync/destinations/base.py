@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from kommo_sync.model import Person
+from kommo_sync.model import DealEvent, Person
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,19 @@ class Destination(ABC):
     @abstractmethod
     def push(self, changes: list[Change]) -> list[Outcome]:
         """Apply changes in bulk; one Outcome per change, never an exception for one bad record."""
+
+    def events_since(self) -> int | None:
+        """Where deal-event history starts for a new account (None: the first run's start)."""
+        return None
+
+    def plan_events(self, events: list[DealEvent]) -> Plan:
+        """Deal events → changes (pure). Only destinations with `wants_deal_events` get called."""
+        return Plan()
+
+    def push_events(self, changes: list[Change], outcome_unknown: bool = False) -> list[Outcome]:
+        """Send event changes; `outcome_unknown` ones were maybe sent before a crash and must go
+        through a path that de-duplicates on the event's unique id."""
+        return []
 
     def read_feedback(self, since: int, until: int) -> Iterator[Feedback]:
         """Unsubscribes (and activity) since `since`; none by default."""

@@ -1,0 +1,425 @@
+"""Mailchimp: members, merge fields, one managed stage tag per member, consent, feedback.
+
+Mapping and planning are pure. Pushing picks the cheapest safe path per run size:
+- a handful of changes go one by one (PUT / PATCH / member tags);
+- otherwise new people go through batch subscribe (500 a call, `status_if_new` and their stage
+  tag; an "already a member" answer falls back to the PUT form), updates, renames and
+  unsubscribes through one `/batches` job, and tag moves through static-segment calls
+  (500 adds and 500 removes a call per managed tag).
+`status: subscribed` is never sent: new people get `status_if_new`, so nobody already in the
+audience (unsubscribed, cleaned) is ever re-subscribed.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import logging
+import tarfile
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator
+
+from kommo_sync.clock import Clock
+from kommo_sync.config import MailchimpConfig
+from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
+                                          Skip, fingerprint)
+from kommo_sync.errors import RecordRejected, RetryLater
+from kommo_sync.http import HttpClient
+from kommo_sync.model import Person, Stage
+
+log = logging.getLogger("kommo_sync.mailchimp")
+
+NAME = "mailchimp"
+SMALL_RUN = 10
+BATCH_SUBSCRIBE_SIZE = 500
+SEGMENT_SIZE = 500
+TEXT_LIMIT = 255
+PERMANENT_TITLES = ("Member In Compliance State", "Forgotten Email Not Subscribed", "Invalid Resource",
+                    "Member Exists")
+ALREADY_MEMBER = ("ERROR_CONTACT_EXISTS", "already a list member")
+
+
+def subscriber_hash(email: str) -> str:
+    """MD5 of the trimmed, lower-cased address (Mailchimp's member id)."""
+    return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
+
+
+# mapping (pure) ------------------------------------------------------------------------------
+def merge_fields(person: Person, mapping: dict[str, str]) -> dict[str, str]:
+    """FNAME, LNAME and the configured merge fields, as text Mailchimp accepts (≤ 255 bytes)."""
+    values = {"FNAME": person.first_name, "LNAME": person.last_name}
+    values.update({tag: person.attribute(attribute) for tag, attribute in mapping.items()})
+    return {tag: _text(value) for tag, value in values.items()}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).encode("utf-8")[:TEXT_LIMIT].decode("utf-8", "ignore")
+
+
+def desired_member(person: Person, config: MailchimpConfig, tags: dict[Stage, str]) -> dict[str, Any]:
+    return {"email": person.email, "merge_fields": merge_fields(person, dict(config.merge_fields)),
+            "tag": tags[person.stage], "consent": person.consent}
+
+
+def status_for_new(consenting: bool, without_consent: str) -> str | None:
+    """`status_if_new` for someone not yet in the audience; None = keep them out."""
+    if consenting:
+        return "subscribed"
+    return {"skip": None, "transactional": "transactional", "pending": "pending"}[without_consent]
+
+
+def plan_person(person: Person, pushed: dict[str, Any] | None, suppressed: bool,
+                config: MailchimpConfig, tags: dict[Stage, str]) -> Change | Skip | None:
+    """The one change this person needs in Mailchimp, a Skip, or None when all is in step."""
+    if not person.email:
+        return Skip(person.contact_id, "no_email")
+    desired = desired_member(person, config, tags)
+    digest = fingerprint(desired)
+    if pushed is not None and pushed.get("fingerprint") == digest:
+        return None
+    if pushed is None or pushed.get("status") == "absent":
+        return _plan_new(person, desired, digest, suppressed, config)
+    return _plan_existing(person, desired, digest, pushed)
+
+
+def _plan_new(person: Person, desired: dict[str, Any], digest: str, suppressed: bool,
+              config: MailchimpConfig) -> Change | Skip:
+    consenting = person.consent is not False and not suppressed
+    status = status_for_new(consenting, config.without_consent)
+    body: dict[str, Any] = {"email_address": person.email, "merge_fields": desired["merge_fields"]}
+    if status is None:
+        return _change(person, "update_if_exists", digest, desired, body, subscriber_hash(person.email),
+                       tag_change=True, summary={"reason": "no consent: updated only if already a member"})
+    body["status_if_new"] = status
+    return _change(person, "create", digest, desired, body, subscriber_hash(person.email), tag_change=True,
+                   summary={"status_if_new": status})
+
+
+def _plan_existing(person: Person, desired: dict[str, Any], digest: str, pushed: dict[str, Any]) -> Change:
+    body: dict[str, Any] = {}
+    before = pushed.get("merge_fields") or {}
+    changed = sorted(tag for tag, value in desired["merge_fields"].items() if before.get(tag) != value)
+    if changed:
+        body["merge_fields"] = desired["merge_fields"]
+    action = "update"
+    if pushed.get("email") != person.email:
+        body["email_address"], action = person.email, "rename"
+    if pushed.get("consent") is True and person.consent is False:
+        body["status"], action = "unsubscribed", "unsubscribe"
+    summary = {"fields": changed, "renamed_from": pushed.get("email") if action == "rename" else None}
+    return _change(person, action, digest, desired, body, pushed["hash"],
+                   tag_change=pushed.get("tag") != desired["tag"], summary=summary, old_tag=pushed.get("tag"))
+
+
+def _change(person: Person, action: str, digest: str, desired: dict[str, Any], body: dict[str, Any],
+            member_hash: str, tag_change: bool, summary: dict[str, Any], old_tag: str | None = None) -> Change:
+    if tag_change:
+        summary = {**summary, "tag_added": desired["tag"], "tag_removed": old_tag}
+    record = {**desired, "hash": subscriber_hash(person.email or ""), "fingerprint": digest}
+    payload = {"hash": member_hash, "body": body, "tag": desired["tag"] if tag_change else None,
+               "remove": [old_tag] if old_tag and tag_change else None}
+    return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload)
+
+
+# client ----------------------------------------------------------------------------------------
+def mailchimp_http(config: MailchimpConfig, clock: Clock) -> HttpClient:
+    return HttpClient(base_url=config.base_url, vendor="Mailchimp", clock=clock, auth=("kommo-sync", config.api_key),
+                      max_connections=config.max_connections,
+                      auth_hint="check mailchimp.api_key (MAILCHIMP_API_KEY)")
+
+
+@dataclass
+class _Result:
+    """What happened to one person's member operation and tag move."""
+
+    ok: bool = True
+    permanent: bool = False
+    reason: str = ""
+    status: str | None = None
+    needs_tag: bool = False
+
+
+def _rejected(exc: RecordRejected | RetryLater) -> _Result:
+    if isinstance(exc, RecordRejected):
+        return _Result(False, exc.permanent, exc.reason)
+    return _Result(False, False, str(exc))
+
+
+def classify(status: int, title: str, detail: str) -> _Result:
+    """A member operation's HTTP result → done, permanent or transient rejection."""
+    if status < 300:
+        return _Result(True)
+    reason = f"{title}: {detail}".strip(": ") if detail and detail != title else title
+    if "recent" in detail.lower() and "signup" in detail.lower():
+        return _Result(False, False, reason)
+    permanent = 400 <= status < 500 and status != 429
+    return _Result(False, permanent, reason or f"HTTP {status}")
+
+
+class MailchimpDestination(Destination):
+    name = NAME
+
+    def __init__(self, config: MailchimpConfig, tags: dict[Stage, str], http: HttpClient,
+                 archive_http: HttpClient, clock: Clock):
+        self.config, self.tags, self.http, self.archive_http, self.clock = config, tags, http, archive_http, clock
+        self.list_path = f"/lists/{config.list_id}"
+        self.segments: dict[str, int] = {}
+        self.managed: list[str] = list(tags.values())
+        self.memory: DestinationMemory | None = None
+        self.dry_run = False
+
+    def describe(self) -> str:
+        return f"Mailchimp audience {self.config.list_id}"
+
+    # prepare ---------------------------------------------------------------------------------
+    def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
+        self.memory, self.dry_run = memory, dry_run
+        self.managed = sorted(set(memory.get("managed_tags", [])) | set(self.tags.values()))
+        self._ensure_merge_fields(memory, dry_run)
+        self.segments = dict(memory.get("segments", {}))
+
+    def _ensure_merge_fields(self, memory: DestinationMemory, dry_run: bool) -> None:
+        wanted = {"FNAME", "LNAME", *self.config.merge_fields}
+        if wanted <= set(memory.get("merge_fields", [])):
+            return
+        body = self.http.get_json(f"{self.list_path}/merge-fields", params={"count": 1000}) or {}
+        existing = {f["tag"] for f in body.get("merge_fields", [])}
+        for tag in sorted(wanted - existing):
+            if dry_run:
+                continue
+            self.http.request("POST", f"{self.list_path}/merge-fields", json=_merge_field_body(tag, self.config))
+            existing.add(tag)
+        if not dry_run:
+            memory.set("merge_fields", sorted(existing & wanted))
+
+    # plan -------------------------------------------------------------------------------------
+    def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]) -> Plan:
+        plan = Plan()
+        for person in people:
+            item = plan_person(person, pushed.get(person.contact_id), person.email in suppressed,
+                               self.config, self.tags)
+            if isinstance(item, Skip):
+                plan.skipped.append(item)
+            elif item is not None:
+                plan.changes.append(item)
+        return plan
+
+    # push -------------------------------------------------------------------------------------
+    def push(self, changes: list[Change]) -> list[Outcome]:
+        results: dict[int, _Result] = {}
+        if len(changes) <= SMALL_RUN:
+            for change in changes:
+                results[change.person_id] = self._push_one(change)
+        else:
+            results.update(self._push_bulk(changes))
+        self._remember_managed()
+        return [self._outcome(change, results[change.person_id]) for change in changes]
+
+    def _outcome(self, change: Change, result: _Result) -> Outcome:
+        if not result.ok:
+            return Outcome(change, False, result.permanent, result.reason)
+        updates = {"status": result.status} if result.status else {}
+        return Outcome(change, True, record_updates=updates)
+
+    def _remember_managed(self) -> None:
+        if self.memory is not None:
+            self.memory.set("managed_tags", self.managed)
+            self.memory.set("segments", self.segments)
+
+    # one by one ---------------------------------------------------------------------------------
+    def _push_one(self, change: Change) -> _Result:
+        payload = change.payload
+        path = f"{self.list_path}/members/{payload['hash']}"
+        try:
+            if change.action == "create":
+                response = self.http.request("PUT", path, json=payload["body"])
+            elif payload["body"] or change.action == "update_if_exists":
+                response = self.http.request("PATCH", path, json=payload["body"] or {"merge_fields": {}}, allow=(404,))
+                if response.status_code == 404:
+                    return _Result(True, status="absent")
+            else:
+                response = None
+            status = response.json().get("status") if response is not None else None
+            if payload["tag"]:
+                self._tag_one(subscriber_hash(change.email or ""), payload["tag"])
+            return _Result(True, status=status)
+        except (RecordRejected, RetryLater) as exc:
+            return _rejected(exc)
+
+    def _tag_one(self, member_hash: str, tag: str) -> None:
+        tags = [{"name": name, "status": "active" if name == tag else "inactive"} for name in self.managed]
+        self.http.request("POST", f"{self.list_path}/members/{member_hash}/tags", json={"tags": tags})
+
+    # bulk -------------------------------------------------------------------------------------
+    def _push_bulk(self, changes: list[Change]) -> dict[int, _Result]:
+        creates = [c for c in changes if c.action == "create"]
+        others = [c for c in changes if c.action != "create"]
+        results, existing = self._batch_subscribe(creates)
+        member_ops = [c for c in others + existing if c.payload["body"]]
+        results.update({c.person_id: _Result(True) for c in others if not c.payload["body"]})
+        results.update(self._batch_operations(member_ops))
+        movers = [c for c in others + existing if c.payload["tag"] and results[c.person_id].ok
+                  and results[c.person_id].status != "absent"]
+        self._move_tags(movers, results)
+        return results
+
+    def _batch_subscribe(self, creates: list[Change]) -> tuple[dict[int, _Result], list[Change]]:
+        """New people, 500 a call; those already in the audience come back for the PUT form."""
+        results: dict[int, _Result] = {}
+        existing: list[Change] = []
+        for chunk in _chunks(creates, BATCH_SUBSCRIBE_SIZE):
+            members = [{**c.payload["body"], "tags": [c.payload["tag"]]} for c in chunk]
+            try:
+                body = self.http.request("POST", self.list_path, json={"members": members, "update_existing": False}).json()
+            except (RecordRejected, RetryLater) as exc:
+                results.update({c.person_id: _rejected(exc) for c in chunk})
+                continue
+            errors = {str(e.get("email_address", "")).lower(): e for e in body.get("errors") or []}
+            for change in chunk:
+                error = errors.get((change.email or "").lower())
+                if error is None:
+                    results[change.person_id] = _Result(True, status=change.payload["body"]["status_if_new"])
+                elif any(marker in f"{error.get('error_code')} {error.get('error')}" for marker in ALREADY_MEMBER):
+                    existing.append(change)
+                else:
+                    results[change.person_id] = classify(400, "", str(error.get("error") or error.get("error_code")))
+        return results, existing
+
+    def _batch_operations(self, changes: list[Change]) -> dict[int, _Result]:
+        """Member PUT/PATCH operations through one asynchronous /batches job."""
+        if not changes:
+            return {}
+        operations = [self._operation(c) for c in changes]
+        try:
+            outcome = self._run_batch(operations)
+        except (RecordRejected, RetryLater) as exc:
+            return {c.person_id: _rejected(exc) for c in changes}
+        return {c.person_id: outcome.get(str(c.person_id), _Result(False, False, "no result in the batch archive"))
+                for c in changes}
+
+    def _operation(self, change: Change) -> dict[str, Any]:
+        path = f"{self.list_path}/members/{change.payload['hash']}"
+        body = dict(change.payload["body"])
+        if change.action == "create":
+            return {"method": "PUT", "path": path, "operation_id": str(change.person_id), "body": json.dumps(body)}
+        return {"method": "PATCH", "path": path, "operation_id": str(change.person_id),
+                "body": json.dumps(body or {"merge_fields": {}})}
+
+    def _run_batch(self, operations: list[dict[str, Any]]) -> dict[str, _Result]:
+        batch = self.http.request("POST", "/batches", json={"operations": operations}).json()
+        batch = self._wait_for_batch(batch)
+        results = {}
+        for item in self._archive(batch.get("response_body_url") or ""):
+            results[str(item.get("operation_id"))] = _batch_item_result(item)
+        return results
+
+    def _wait_for_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        delay, waited = 1.0, 0.0
+        while batch.get("status") != "finished":
+            if waited > 3600:
+                raise RetryLater(f"Mailchimp batch {batch.get('id')} did not finish within an hour")
+            self.clock.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 30.0)
+            batch = self.http.get_json(f"/batches/{batch['id']}") or {}
+        return batch
+
+    def _archive(self, url: str) -> Iterator[dict[str, Any]]:
+        """Results of a finished batch: a gzipped tar of JSON arrays (no auth on this URL)."""
+        if not url:
+            return
+        content = self.archive_http.request("GET", url).content
+        with tarfile.open(fileobj=io.BytesIO(content), mode="r:gz") as archive:
+            for member in archive.getmembers():
+                handle = archive.extractfile(member) if member.isfile() else None
+                if handle is not None:
+                    data = json.loads(handle.read().decode("utf-8") or "[]")
+                    yield from data if isinstance(data, list) else [data]
+
+    def _move_tags(self, movers: list[Change], results: dict[int, _Result]) -> None:
+        """Per managed tag, one segment call adds the people who now carry it and removes the rest."""
+        if not movers:
+            return
+        for name in self.managed:
+            add = [c for c in movers if c.payload["tag"] == name]
+            remove = [c for c in movers if c.payload["tag"] != name and _may_carry(c, name)]
+            if name not in self.tags.values() and not remove:
+                continue
+            self._segment_calls(name, add, remove, results)
+
+    def _segment_calls(self, name: str, add: list[Change], remove: list[Change],
+                       results: dict[int, _Result]) -> None:
+        try:
+            segment_id = self._segment_id(name, create=bool(add))
+        except (RecordRejected, RetryLater) as exc:
+            results.update({c.person_id: _rejected(exc) for c in add + remove})
+            return
+        if segment_id is None:
+            return
+        for start in range(0, max(len(add), len(remove)), SEGMENT_SIZE):
+            add_chunk, remove_chunk = add[start:start + SEGMENT_SIZE], remove[start:start + SEGMENT_SIZE]
+            body = {"members_to_add": [c.email for c in add_chunk], "members_to_remove": [c.email for c in remove_chunk]}
+            try:
+                self.http.request("POST", f"{self.list_path}/segments/{segment_id}", json=body)
+            except (RecordRejected, RetryLater) as exc:
+                results.update({c.person_id: _rejected(exc) for c in add_chunk + remove_chunk})
+
+    def _segment_id(self, name: str, create: bool) -> int | None:
+        """The static segment (tag) id by exact name; created when a tag is first added."""
+        if name in self.segments:
+            return self.segments[name]
+        offset = 0
+        while True:
+            body = self.http.get_json(f"{self.list_path}/segments",
+                                      params={"type": "static", "count": 1000, "offset": offset}) or {}
+            for segment in body.get("segments", []):
+                self.segments.setdefault(segment["name"], int(segment["id"]))
+            offset += 1000
+            if offset >= int(body.get("total_items") or 0):
+                break
+        if name not in self.segments and create:
+            created = self.http.request("POST", f"{self.list_path}/segments", json={"name": name, "static_segment": []}).json()
+            self.segments[name] = int(created["id"])
+        return self.segments.get(name)
+
+    # feedback ------------------------------------------------------------------------------------
+    def read_feedback(self, since: int, until: int) -> Iterator[Feedback]:
+        return iter(())
+
+
+def _may_carry(change: Change, tag: str) -> bool:
+    """Whether a member may carry this managed tag: the one we pushed, or any on a first push."""
+    known = change.payload["remove"]
+    return known is None or tag in known
+
+
+def _batch_item_result(item: dict[str, Any]) -> _Result:
+    status = int(item.get("status_code") or 0)
+    try:
+        body = json.loads(item.get("response") or "{}")
+    except ValueError:
+        body = {}
+    if status == 404:
+        return _Result(True, status="absent")
+    result = classify(status, str(body.get("title") or ""), str(body.get("detail") or ""))
+    if result.ok:
+        result.status = body.get("status")
+    return result
+
+
+def _merge_field_body(tag: str, config: MailchimpConfig) -> dict[str, Any]:
+    name = {"FNAME": "First Name", "LNAME": "Last Name"}.get(tag, config.merge_fields.get(tag, tag).replace("_", " ").title())
+    body: dict[str, Any] = {"tag": tag, "name": name, "type": "text", "public": False}
+    if config.merge_fields.get(tag) == "phone":
+        body.update(type="phone", options={"phone_format": "International"})
+    return body
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
