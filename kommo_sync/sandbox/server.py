@@ -158,6 +158,7 @@ class SlidingWindow:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     app: App
 
     def _serve(self) -> None:
