@@ -116,7 +116,7 @@ def cli(ctx: click.Context, config_path: str, verbose: bool) -> None:
 def run(ctx: click.Context, dry_run: bool, as_json: bool) -> int:
     """One incremental run: everything changed in Kommo since the last run."""
     config = _config(ctx)
-    result = build_engine(config).run(RunOptions(dry_run=dry_run))
+    result = build_engine(config, ctx.obj.get("clock")).run(RunOptions(dry_run=dry_run))
     return _render(result, as_json, config.secrets)
 
 
@@ -132,7 +132,7 @@ def backfill(ctx: click.Context, since: int, until: int | None, dry_run: bool, a
     if until is not None and until <= since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
     config = _config(ctx)
-    result = build_engine(config).run(RunOptions(dry_run=dry_run, since=since, until=until))
+    result = build_engine(config, ctx.obj.get("clock")).run(RunOptions(dry_run=dry_run, since=since, until=until))
     return _render(result, as_json, config.secrets)
 
 
