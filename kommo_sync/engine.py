@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable
 
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
-from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan
+from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, fingerprint
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
 from kommo_sync.deal_events import deal_event
 from kommo_sync.model import Catalog, DealEvent, Person
@@ -125,7 +125,23 @@ class _Run:
             self.result.warnings.append("kommo.consent_field is not set: consent is not tracked and every "
                                         "contact counts as consenting")
         for destination in self.engine.destinations:
-            destination.prepare(DestinationMemory(self.state, destination.name), self.options.dry_run)
+            memory = DestinationMemory(self.state, destination.name)
+            self._replan_on_new_settings(destination, memory)
+            destination.prepare(memory, self.options.dry_run)
+
+    def _replan_on_new_settings(self, destination: Destination, memory: DestinationMemory) -> None:
+        """A config change (tag names, field mapping…) re-plans every mirrored person; a new
+        target (another audience) also forgets what was pushed to the old one."""
+        settings = {"settings": fingerprint(destination.settings()), "target": destination.target()}
+        previous = memory.get("settings")
+        if previous == settings:
+            return
+        with self.state.transaction():
+            if previous and previous.get("target") != settings["target"]:
+                self.state.forget_pushed(destination.name)
+            requeued = self.state.mark_all_dirty() if previous else 0
+            self.state.set_meta(destination.name, "settings", settings)
+        self._count(**{f"{destination.name}.replanned_for_new_settings": requeued})
 
     def _window(self) -> tuple[int, int]:
         if self.options.since is not None:

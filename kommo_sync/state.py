@@ -229,6 +229,13 @@ class State:
             yield batch
             last = batch[-1]
 
+    def mark_all_dirty(self) -> int:
+        return self.db.execute("INSERT OR IGNORE INTO dirty SELECT id FROM contacts").rowcount
+
+    def forget_pushed(self, destination: str) -> None:
+        self.db.execute("DELETE FROM pushed WHERE destination = ?", (destination,))
+        self.db.execute("DELETE FROM rejections WHERE destination = ?", (destination,))
+
     def dirty_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM dirty").fetchone()[0]
 

@@ -83,6 +83,14 @@ class Destination(ABC):
     name: str = "destination"
     wants_deal_events: bool = False
 
+    def settings(self) -> Any:
+        """The config that shapes the desired state; when it changes, every person is re-planned."""
+        return None
+
+    def target(self) -> str:
+        """Where the data lives (an audience, an account); when it changes, pushed state is void."""
+        return ""
+
     def prepare(self, memory: "DestinationMemory", dry_run: bool) -> None:
         """Load what the plan needs from the vendor once per run (e.g. merge fields)."""
 

@@ -176,6 +176,13 @@ class MailchimpDestination(Destination):
     def describe(self) -> str:
         return f"Mailchimp audience {self.config.list_id}"
 
+    def settings(self) -> Any:
+        return {"tags": {stage.value: name for stage, name in self.tags.items()},
+                "merge_fields": dict(self.config.merge_fields), "without_consent": self.config.without_consent}
+
+    def target(self) -> str:
+        return self.config.list_id
+
     # prepare ---------------------------------------------------------------------------------
     def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
         self.memory, self.dry_run = memory, dry_run

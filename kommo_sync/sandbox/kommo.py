@@ -29,6 +29,8 @@ WRITE_BATCH_LIMIT = 250
 LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT = 50, 250
 EVENTS_LIMIT = 100
 ULID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+ULID_PAIRS = [a + b for a in ULID_ALPHABET for b in ULID_ALPHABET]
+ULID_SHIFTS = range(120, -1, -10)
 
 CONTACT_FIELDS = ("id", "name", "first_name", "last_name", "responsible_user_id", "group_id",
                   "created_by", "updated_by", "created_at", "updated_at", "closest_task_at",
@@ -191,11 +193,7 @@ def page_links(base: str, request: Request, page: int, limit: int) -> dict[str, 
 def event_id(created_at: int, sequence: int) -> str:
     """A ULID-like id: 10 chars of milliseconds then 16 of sequence, so ids sort by time."""
     value = (created_at * 1000) << 80 | sequence
-    chars = []
-    for _ in range(26):
-        value, digit = divmod(value, 32)
-        chars.append(ULID_ALPHABET[digit])
-    return "".join(reversed(chars))
+    return "".join([ULID_PAIRS[(value >> shift) & 1023] for shift in ULID_SHIFTS])
 
 
 def stored_values(record: dict[str, Any], field_id: int) -> list[Any]:
@@ -229,6 +227,7 @@ class KommoSandbox(App):
     def _init_store(self) -> None:
         self.pipelines: dict[int, dict[str, Any]] = {}
         self._statuses: dict[int, list[dict[str, Any]]] = {}
+        self._status_ids: dict[int, set[int]] = {}
         self.companies: dict[int, dict[str, Any]] = {}
         self.contacts: dict[int, dict[str, Any]] = {}
         self.leads: dict[int, dict[str, Any]] = {}
@@ -236,6 +235,7 @@ class KommoSandbox(App):
         self.events: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []
         self._search_text: dict[int, str] = {}
+        self._enum_ids: dict[tuple[int, str], int] = {}
         # Contacts and companies share one id sequence in Kommo.
         self._ids = {"pipeline": itertools.count(3177727), "status": itertools.count(32392156),
                      "entity": itertools.count(406320), "lead": itertools.count(3912171),
@@ -277,6 +277,7 @@ class KommoSandbox(App):
             field_id = next(self._ids["field"])
             enums = [{"id": next(self._ids["enum"]), "value": value, "sort": 2 * (n + 1)}
                      for n, value in enumerate(enum_values)]
+            self._enum_ids.update({(field_id, e["value"]): e["id"] for e in enums})
             self.custom_fields[field_id] = {
                 "id": field_id, "name": name, "type": field_type, "account_id": ACCOUNT_ID,
                 "code": code, "sort": len(self.custom_fields) + 1, "is_api_only": False,
@@ -299,25 +300,23 @@ class KommoSandbox(App):
         code = entry.get("field_code")
         return next((f for f in self.custom_fields.values() if code and f["code"] == code), None)
 
-    def _enum_id(self, field_id: int, code: str) -> int | None:
-        enums = self.custom_fields[field_id]["enums"] or []
-        return next((e["id"] for e in enums if e["value"] == code), None)
-
     def _multitext(self, contact_id: int, field_id: int, value: str, code: str) -> dict[str, Any]:
         """A multitext value; odd contact ids use the legacy `enum` key instead of `enum_code`."""
         key = "enum" if contact_id % 2 else "enum_code"
-        return {"value": value, "enum_id": self._enum_id(field_id, code), key: code}
+        return {"value": value, "enum_id": self._enum_ids.get((field_id, code)), key: code}
 
-    def _set_field(self, record: dict[str, Any], field_id: int,
-                   values: list[dict[str, Any]] | None) -> None:
-        """Replace (never mutate) a record's value list; an empty field is dropped entirely."""
-        field = self.custom_fields[field_id]
-        entries = [e for e in record["custom_fields_values"] or [] if e["field_id"] != field_id]
-        if values:
-            entries.append({"field_id": field_id, "field_name": field["name"],
-                            "field_code": field["code"], "field_type": field["type"],
-                            "values": values})
-            entries.sort(key=lambda e: e["field_id"])
+    def _set_fields(self, record: dict[str, Any],
+                    updates: dict[int, list[dict[str, Any]] | None]) -> None:
+        """Replace (never mutate) a record's value list; an emptied field is dropped entirely."""
+        entries = [e for e in record["custom_fields_values"] or []
+                   if e["field_id"] not in updates]
+        for field_id, values in updates.items():
+            if values:
+                field = self.custom_fields[field_id]
+                entries.append({"field_id": field_id, "field_name": field["name"],
+                                "field_code": field["code"], "field_type": field["type"],
+                                "values": values})
+        entries.sort(key=lambda e: e["field_id"])
         record["custom_fields_values"] = entries or None
 
     def field_texts(self, contact_id: int, field_id: int) -> list[Any]:
@@ -343,6 +342,7 @@ class KommoSandbox(App):
                 "is_main": is_main, "is_unsorted_on": unsorted, "is_archive": False,
                 "account_id": ACCOUNT_ID}
             self._statuses[pipeline_id] = self._build_statuses(pipeline_id, stages, unsorted)
+            self._status_ids[pipeline_id] = {s["id"] for s in self._statuses[pipeline_id]}
             self._touch()
             return pipeline_id
 
@@ -371,7 +371,7 @@ class KommoSandbox(App):
             return list(self._statuses[pipeline_id])
 
     def _require_status(self, pipeline_id: int, status_id: int) -> None:
-        if not any(s["id"] == status_id for s in self._statuses[pipeline_id]):
+        if status_id not in self._status_ids[pipeline_id]:
             raise ValueError(f"status {status_id} is not in pipeline {pipeline_id}")
 
     # ---- companies and contacts ------------------------------------------------------------
@@ -438,17 +438,25 @@ class KommoSandbox(App):
                          changes.get("last_name", contact["last_name"]))
         if "company_id" in changes:
             self._link_company(contact, changes["company_id"])
+        self._set_fields(contact, self._profile_field_updates(contact, changes))
+
+    def _profile_field_updates(self, contact: dict[str, Any],
+                               changes: dict[str, Any]) -> dict[int, list | None]:
+        """New custom field values for the profile keys present in `changes`."""
+        updates: dict[int, list | None] = {}
         if "email" in changes or "extra_emails" in changes:
-            self._set_emails(contact, changes)
+            updates[self.email_field_id] = self._email_values(contact, changes)
         if "phone" in changes:
-            self._set_field(contact, self.phone_field_id, self._phone_values(contact, changes))
+            phone = changes["phone"]
+            updates[self.phone_field_id] = \
+                [self._multitext(contact["id"], self.phone_field_id, phone, "WORK")] \
+                if phone else None
         if "consent" in changes:
-            self._set_field(contact, self.consent_field_id,
-                            [{"value": True}] if changes["consent"] else None)
+            updates[self.consent_field_id] = [{"value": True}] if changes["consent"] else None
         if "lead_source" in changes:
             source = changes["lead_source"]
-            self._set_field(contact, self.lead_source_field_id,
-                            [{"value": source}] if source else None)
+            updates[self.lead_source_field_id] = [{"value": source}] if source else None
+        return updates
 
     @staticmethod
     def _rename(contact: dict[str, Any], first_name: str, last_name: str) -> None:
@@ -460,12 +468,7 @@ class KommoSandbox(App):
             raise KeyError(f"no company {company_id}")
         contact["company_id"] = company_id
 
-    def _phone_values(self, contact: dict[str, Any], changes: dict[str, Any]) -> list | None:
-        phone = changes["phone"]
-        return [self._multitext(contact["id"], self.phone_field_id, phone, "WORK")] \
-            if phone else None
-
-    def _set_emails(self, contact: dict[str, Any], changes: dict[str, Any]) -> None:
+    def _email_values(self, contact: dict[str, Any], changes: dict[str, Any]) -> list | None:
         """EMAIL holds the main address (WORK) then any extra ones (PRIV)."""
         current = stored_values(contact, self.email_field_id)
         primary = changes["email"] if "email" in changes else (current[:1] or [None])[0]
@@ -473,7 +476,7 @@ class KommoSandbox(App):
         field_id, contact_id = self.email_field_id, contact["id"]
         values = ([self._multitext(contact_id, field_id, primary, "WORK")] if primary else []) \
             + [self._multitext(contact_id, field_id, extra, "PRIV") for extra in extras]
-        self._set_field(contact, field_id, values or None)
+        return values or None
 
     def _index_contact(self, contact: dict[str, Any]) -> None:
         """Lower-cased name and text values, for `query=` substring search."""
@@ -552,7 +555,7 @@ class KommoSandbox(App):
             self._touch()
 
     def lead(self, lead_id: int) -> dict[str, Any]:
-        """The stored lead: API fields plus internal `contact_ids`, `main_contact_id`, `company_id`."""
+        """The stored lead: API fields plus internal contact_ids, main_contact_id, company_id."""
         with self.lock:
             return self.leads[lead_id]
 
@@ -781,7 +784,7 @@ class KommoSandbox(App):
         contact_id = item.get("id")
         if not isinstance(contact_id, int) or contact_id not in self.contacts:
             errors.append(validation_error("NotFound", "id", "Entity not found"))
-        entries = item.get("custom_fields_values", [])
+        entries = item.get("custom_fields_values") or []
         if not isinstance(entries, list):
             return errors + [validation_error("InvalidType", "custom_fields_values",
                                               "This value should be of type array.")]
@@ -808,10 +811,11 @@ class KommoSandbox(App):
                          item.get("last_name", contact["last_name"]))
         elif "name" in item:
             contact["name"] = item["name"]
+        updates = {}
         for entry in item.get("custom_fields_values") or []:
             field = self._field_by_ref(entry)
-            self._set_field(contact, field["id"],
-                            self._values_from_api(contact["id"], field, entry["values"]))
+            updates[field["id"]] = self._values_from_api(contact["id"], field, entry["values"])
+        self._set_fields(contact, updates)
         contact.update(updated_at=stamp, updated_by=USER_ID)
         self._index_contact(contact)
         return {"id": contact["id"], "updated_at": stamp, "request_id": str(index),
