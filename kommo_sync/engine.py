@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, fingerprint
+from kommo_sync.feedback import FeedbackStage
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
 from kommo_sync.deal_events import deal_event
 from kommo_sync.model import Catalog, DealEvent, Person
@@ -63,6 +64,8 @@ class RunResult:
     rejections: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     destinations: list[str] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
 
     @property
     def rejected(self) -> int:
@@ -100,6 +103,7 @@ class _Run:
         self.fields = FieldMap()
         self.result = RunResult(None, options.mode, options.dry_run, (0, 0),
                                 destinations=[d.name for d in engine.destinations])
+        self.feedback = FeedbackStage(self)
 
     def execute(self) -> RunResult:
         self.result.run_id = self.state.start_run(self.options.mode, self.started)
@@ -107,11 +111,13 @@ class _Run:
         try:
             self._prepare()
             self.result.window = self._window()
+            self.feedback.read()
             with self.state.transaction():
                 self.state.requeue_transient_rejections()
             self._pull(*self.result.window)
             self._process_queue()
             self._sync_events()
+            self.feedback.write_notes()
             self._advance_cursor()
             status = "done" if not self.result.rejected else "done_with_rejections"
         finally:
@@ -141,7 +147,7 @@ class _Run:
                 self.state.forget_pushed(destination.name)
             requeued = self.state.mark_all_dirty() if previous else 0
             self.state.set_meta(destination.name, "settings", settings)
-        self._count(**{f"{destination.name}.replanned_for_new_settings": requeued})
+        self.count(**{f"{destination.name}.replanned_for_new_settings": requeued})
 
     def _window(self) -> tuple[int, int]:
         if self.options.since is not None:
@@ -156,6 +162,7 @@ class _Run:
                 self.state.set_cursor(CONTACTS_CURSOR, self.result.window[1])
                 if self._event_destinations():
                     self.state.set_cursor(EVENTS_CURSOR, self.result.window[1])
+                self.feedback.advance_cursors()
 
     # pull ----------------------------------------------------------------------------------
     def _pull(self, since: int, until: int) -> None:
@@ -178,7 +185,7 @@ class _Run:
         with self.state.transaction():
             self.state.upsert_leads(changed)
             self.state.mark_dirty(touched)
-        self._count(pulled_leads=len(page), changed_leads=len(changed))
+        self.count(pulled_leads=len(page), changed_leads=len(changed))
 
     def _store_contacts(self, page: list[dict[str, Any]], count_as: str = "pulled_contacts") -> None:
         contacts = [parse_contact(raw, self.fields) for raw in page]
@@ -190,7 +197,7 @@ class _Run:
         with self.state.transaction():
             self.state.upsert_contacts(changed)
             self.state.mark_dirty([c.id for c in changed] + neighbours)
-        self._count(**{count_as: len(page), "changed_contacts": len(changed)})
+        self.count(**{count_as: len(page), "changed_contacts": len(changed)})
 
     def _pipeline_selected(self, pipeline_id: int) -> bool:
         wanted = self.config.kommo.pipelines
@@ -200,7 +207,7 @@ class _Run:
     def _process_queue(self) -> None:
         for batch in self.state.dirty_batches(BATCH_SIZE):
             people = self._people(batch)
-            self._count(people=len(people))
+            self.count(people=len(people))
             self._remember_rows(people)
             for destination in self.engine.destinations:
                 self._sync(destination, people)
@@ -224,7 +231,7 @@ class _Run:
         fetched: dict[int, str] = {}
         for page in self.kommo.by_ids("companies", ids - set(names)):
             fetched.update({int(raw["id"]): raw.get("name") or "" for raw in page})
-            self._count(pulled_companies=len(page))
+            self.count(pulled_companies=len(page))
         if fetched:
             with self.state.transaction():
                 self.state.save_companies(fetched)
@@ -237,7 +244,7 @@ class _Run:
         plan = destination.plan(people, pushed, suppressed)
         changes = self._drop_known_rejections(destination.name, plan)
         for skip in plan.skipped:
-            self._count(**{f"{destination.name}.skipped.{skip.reason}": 1})
+            self.count(**{f"{destination.name}.skipped.{skip.reason}": 1})
         self._note_changes(destination, changes)
         if self.options.dry_run or not changes:
             return
@@ -247,7 +254,7 @@ class _Run:
         """A permanent rejection is retried only when the person's data (fingerprint) changes."""
         known = self.state.rejections(name, {c.person_id for c in plan.changes})
         kept = [c for c in plan.changes if known.get(c.person_id) != ("permanent", c.fingerprint)]
-        self._count(**{f"{name}.still_rejected": len(plan.changes) - len(kept)})
+        self.count(**{f"{name}.still_rejected": len(plan.changes) - len(kept)})
         return kept
 
     def _record(self, name: str, outcomes: list[Outcome]) -> None:
@@ -260,13 +267,13 @@ class _Run:
             for outcome in outcomes:
                 if not outcome.ok:
                     self._reject(name, outcome, now)
-        self._count(**{f"{name}.done": len(done), "pushed": len(done)})
+        self.count(**{f"{name}.done": len(done), "pushed": len(done)})
 
     def _reject(self, name: str, outcome: Outcome, now: int) -> None:
         change = outcome.change
         self.state.record_rejection(name, change.person_id, outcome.kind, outcome.reason,
                                     change.fingerprint, change.email, self.result.run_id, now)
-        self._count(rejected=1, **{f"{name}.rejected.{outcome.kind}": 1})
+        self.count(rejected=1, **{f"{name}.rejected.{outcome.kind}": 1})
         if len(self.result.rejections) < DETAIL_LIMIT:
             self.result.rejections.append({"destination": name, "contact_id": change.person_id,
                                            "email": change.email, "kind": outcome.kind,
@@ -296,7 +303,7 @@ class _Run:
         since, until = self._events_window(targets)
         for page in self.kommo.lead_events(since, until):
             events = self._deal_events(page)
-            self._count(pulled_events=len(page))
+            self.count(pulled_events=len(page))
             for destination in targets:
                 self._push_events(destination, events)
 
@@ -327,8 +334,8 @@ class _Run:
         known = self.state.event_statuses(destination.name, [e.id for e in events])
         plan = destination.plan_events([e for e in events if e.id not in known])
         for skip in plan.skipped:
-            self._count(**{f"{destination.name}.events_skipped.{skip.reason}": 1})
-        self._count(**{f"{destination.name}.events_already_sent": len(events) - len(plan.changes) - len(plan.skipped)})
+            self.count(**{f"{destination.name}.events_skipped.{skip.reason}": 1})
+        self.count(**{f"{destination.name}.events_already_sent": len(events) - len(plan.changes) - len(plan.skipped)})
         self._note_changes(destination, plan.changes)
         if self.options.dry_run or not plan.changes:
             return
@@ -342,7 +349,7 @@ class _Run:
         rows = self.state.events_in_flight(destination.name)
         changes = [Change(destination.name, pid, email, action, "", {"event_id": eid}, {}, payload)
                    for eid, pid, email, action, payload in rows]
-        self._count(**{f"{destination.name}.events_in_flight": len(changes)})
+        self.count(**{f"{destination.name}.events_in_flight": len(changes)})
         if changes and not self.options.dry_run:
             self._record_events(destination, destination.push_events(changes, outcome_unknown=True))
 
@@ -354,14 +361,14 @@ class _Run:
             self.state.mark_events(destination.name, "sent", now, (_event_row(o.change) for o in sent))
             self.state.mark_events(destination.name, "rejected", now,
                                    (_event_row(o.change, o.reason) for o in refused))
-        self._count(**{f"{destination.name}.events_sent": len(sent)})
+        self.count(**{f"{destination.name}.events_sent": len(sent)})
         for outcome in outcomes:
             if not outcome.ok:
                 self._reject_event(destination.name, outcome)
 
     def _reject_event(self, name: str, outcome: Outcome) -> None:
         change = outcome.change
-        self._count(rejected=1, **{f"{name}.events_rejected.{outcome.kind}": 1})
+        self.count(rejected=1, **{f"{name}.events_rejected.{outcome.kind}": 1})
         if len(self.result.rejections) < DETAIL_LIMIT:
             self.result.rejections.append({"destination": name, "contact_id": change.person_id,
                                            "email": change.email, "kind": outcome.kind,
@@ -369,7 +376,7 @@ class _Run:
 
     def _note_changes(self, destination: Destination, changes: list[Change]) -> None:
         for change in changes:
-            self._count(**{f"{destination.name}.{change.action}": 1})
+            self.count(**{f"{destination.name}.{change.action}": 1})
         room = DETAIL_LIMIT - len(self.result.changes)
         if room > 0:
             self.result.changes.extend(changes[:room])
@@ -384,7 +391,8 @@ class _Run:
                 tag=self.config.tags[person.stage], deal=deal.name if deal else None,
                 deal_id=deal.id if deal else None))
 
-    def _count(self, **amounts: int) -> None:
+    def count(self, **amounts: int) -> None:
+        """Add to the run's counters (zero amounts are not recorded)."""
         for key, amount in amounts.items():
             if amount:
                 self.result.counts[key] += amount

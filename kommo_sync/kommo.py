@@ -97,6 +97,35 @@ class KommoClient:
         return iter_pages(self.http, "/api/v4/events", "events", params, limit=EVENTS_PAGE_SIZE)
 
 
+    def search_contacts(self, email: str) -> Iterator[list[dict[str, Any]]]:
+        """Contacts whose fields match `email` (Kommo's full-text search; callers re-check)."""
+        return iter_pages(self.http, "/api/v4/contacts", "contacts", {"query": email})
+
+    def add_notes(self, entity: str, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Common notes in one batch request; returns Kommo's `_embedded.notes` (ids by request_id)."""
+        body = self.http.request("POST", f"/api/v4/{entity}/notes", json=notes).json()
+        return (body.get("_embedded") or {}).get("notes") or []
+
+    def notes_of(self, entity: str, entity_ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:
+        """Existing common notes of these entities (to check a note whose outcome a crash left unknown)."""
+        ids = sorted(set(entity_ids))
+        for start in range(0, len(ids), PAGE_SIZE):
+            params = {"filter[entity_id][]": ids[start:start + PAGE_SIZE], "filter[note_type]": "common"}
+            yield from iter_pages(self.http, f"/api/v4/{entity}/notes", "notes", params)
+
+    def clear_checkbox(self, contact_ids: list[int], field_id: int) -> None:
+        """Uncheck one checkbox field on many contacts, 250 a request."""
+        for start in range(0, len(contact_ids), PAGE_SIZE):
+            chunk = contact_ids[start:start + PAGE_SIZE]
+            body = [{"id": cid, "custom_fields_values": [{"field_id": field_id, "values": [{"value": False}]}]}
+                    for cid in chunk]
+            self.http.request("PATCH", "/api/v4/contacts", json=body)
+
+
+def contact_emails(raw: dict[str, Any]) -> set[str]:
+    return {str(v).strip().lower() for v in field_values(raw, code="EMAIL") if v}
+
+
 def resolve_fields(config: KommoConfig, fields: list[dict[str, Any]]) -> FieldMap:
     """Find the configured consent and lead-source fields; a missing one is a config error."""
     return FieldMap(

@@ -35,6 +35,7 @@ def result_to_json(result: RunResult) -> dict[str, Any]:
         "operations": [{"destination": c.destination, "contact_id": c.person_id, "email": c.email,
                         "action": c.action, **c.summary} for c in result.changes],
         "rejections": result.rejections, "warnings": result.warnings,
+        "notes": result.notes, "not_in_kommo": result.unmatched,
     }
 
 
@@ -53,7 +54,22 @@ def render_result(console: Console, result: RunResult) -> None:
         console.print(_operations_table(result))
     if result.rejections:
         console.print(_rejections_table(result.rejections))
+    if result.notes:
+        console.print(_notes_table(result))
+    if result.unmatched:
+        console.print(f"Not found in Kommo ({len(result.unmatched)}): " + ", ".join(result.unmatched[:50]))
     console.print(_totals_table(result))
+
+
+def _notes_table(result: RunResult) -> Table:
+    title = "Notes to write (dry run: none written)" if result.dry_run else "Notes for Kommo"
+    table = Table(title=title)
+    for column in ("contact", "on", "text"):
+        table.add_column(column)
+    for note in result.notes:
+        on = "contact" if note["entity"] == "contacts" else f"deal #{note['entity_id']}"
+        table.add_row(str(note["contact_id"]), on, note["text"])
+    return table
 
 
 def _people_table(result: RunResult) -> Table:
@@ -111,6 +127,8 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
         cursors.add_row(name, when(value))
     console.print(cursors)
     console.print(f"Contacts waiting in the queue: {status['queued']}")
+    notes = status.get("last_run_notes") or {}
+    console.print("Notes of the last run: " + (", ".join(f"{k} {v}" for k, v in sorted(notes.items())) or "none"))
     if status["rejections"]:
         console.print(_rejections_table(status["rejections"]))
     else:

@@ -52,7 +52,9 @@ MIGRATIONS: list[str] = [
                              PRIMARY KEY (email, source)) WITHOUT ROWID;
     CREATE TABLE notes (key TEXT PRIMARY KEY, contact_id INTEGER NOT NULL, entity TEXT NOT NULL,
                         entity_id INTEGER NOT NULL, text TEXT NOT NULL, status TEXT NOT NULL,
-                        at INTEGER NOT NULL);
+                        at INTEGER NOT NULL, run_id INTEGER, reason TEXT);
+    CREATE INDEX notes_by_status ON notes(status);
+    CREATE TABLE feedback_seen (key TEXT PRIMARY KEY) WITHOUT ROWID;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -320,6 +322,34 @@ class State:
 
     def event_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT destination || '.' || status, COUNT(*) FROM sent_events GROUP BY 1"))
+
+    # notes back to Kommo: planned → sending → written (or rejected) ---------------------------
+    def plan_notes(self, notes: Iterable[Any], at: int, run_id: int | None) -> int:
+        """Insert notes not planned before (by key); returns how many are new."""
+        cursor = self.db.executemany(
+            "INSERT OR IGNORE INTO notes VALUES (?, ?, ?, ?, ?, 'planned', ?, ?, NULL)",
+            [(n.key, n.contact_id, n.entity, n.entity_id, n.text, at, run_id) for n in notes])
+        return cursor.rowcount
+
+    def notes_with_status(self, status: str, limit: int = 1000) -> list[dict[str, Any]]:
+        rows = self.db.execute("SELECT key, contact_id, entity, entity_id, text FROM notes WHERE status = ? "
+                               "ORDER BY entity, key LIMIT ?", (status, limit))
+        return [dict(zip(("key", "contact_id", "entity", "entity_id", "text"), row)) for row in rows]
+
+    def mark_notes(self, keys: Iterable[str], status: str, at: int, reason: str | None = None) -> None:
+        self.db.executemany("UPDATE notes SET status = ?, at = ?, reason = ? WHERE key = ?",
+                            [(status, at, reason, key) for key in keys])
+
+    def note_counts(self, run_id: int | None = None) -> dict[str, int]:
+        if run_id is None:
+            return dict(self.db.execute("SELECT status, COUNT(*) FROM notes GROUP BY status"))
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM notes WHERE run_id = ? GROUP BY status", (run_id,)))
+
+    def remember_feedback(self, keys: Iterable[str]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO feedback_seen VALUES (?)", ((k,) for k in keys))
+
+    def seen_feedback(self, keys: Iterable[str]) -> set[str]:
+        return {row[0] for row in self._select_in("SELECT key FROM feedback_seen WHERE key IN ({})", keys)}
 
     # suppressions learned from feedback (never re-subscribe) ---------------------------------
     def suppress(self, rows: Iterable[tuple[str, str, int]]) -> None:

@@ -160,6 +160,7 @@ def test_a_bad_email_is_rejected_with_a_reason_the_rest_syncs_and_it_is_not_retr
 
 def test_a_transient_failure_is_retried_on_the_next_run(world, sales):
     world.with_mailchimp()
+    world.raw["feedback"] = {"unsubscribes": False}   # so the injected failures hit the member write
     world.kommo.add_contact("Bob", email="bob@stone.io", consent=True)
     world.run()                                   # merge fields and tags are known from here on
     world.clock.advance(60)

@@ -47,14 +47,21 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Feedback:
-    """Something a destination learned about a person: an unsubscribe, a clean, activity."""
+    """Something a destination learned about a person since its cursor.
+
+    `kind` is unsubscribed | cleaned | open | click; `place` names where it happened for the note
+    ("Mailchimp list 'Newsletter'"); `detail` is the reason or the campaign; `key` is stable, so
+    a re-read of an overlapping window is recognised.
+    """
 
     source: str
     kind: str
     email: str
     at: int
+    place: str
+    key: str
     detail: str = ""
-    key: str = ""
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,8 +123,8 @@ class Destination(ABC):
         through a path that de-duplicates on the event's unique id."""
         return []
 
-    def read_feedback(self, since: int, until: int) -> Iterator[Feedback]:
-        """Unsubscribes (and activity) since `since`; none by default."""
+    def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
+        """Unsubscribes (and, with `activity`, opens and clicks) in (since, until]; none by default."""
         return iter(())
 
     def describe(self) -> str:

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import tarfile
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
 
@@ -395,8 +396,79 @@ class MailchimpDestination(Destination):
         return self.segments.get(name)
 
     # feedback ------------------------------------------------------------------------------------
-    def read_feedback(self, since: int, until: int) -> Iterator[Feedback]:
-        return iter(())
+    def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
+        place = f"Mailchimp list '{self._list_name()}'"
+        for status in ("unsubscribed", "cleaned"):
+            for member in self._members_changed(status, since, until):
+                yield _member_feedback(member, status, place)
+        if activity:
+            yield from self._activity(since, until, place)
+
+    def _list_name(self) -> str:
+        name = self.memory.get("list_name") if self.memory else None
+        if not name:
+            name = (self.http.get_json(self.list_path, params={"fields": "name"}) or {}).get("name") or self.config.list_id
+            if self.memory is not None and not self.dry_run:
+                self.memory.set("list_name", name)
+        return name
+
+    def _members_changed(self, status: str, since: int, until: int) -> Iterator[dict[str, Any]]:
+        """Members whose status became `status` in (since, until], oldest first, 1,000 a page."""
+        params = {"status": status, "since_last_changed": _iso(since), "before_last_changed": _iso(until + 1),
+                  "sort_field": "last_changed", "sort_dir": "ASC", "count": 1000,
+                  "fields": "members.id,members.email_address,members.status,members.last_changed,"
+                            "members.unsubscribe_reason,total_items"}
+        offset = 0
+        while True:
+            body = self.http.get_json(f"{self.list_path}/members", params={**params, "offset": offset}) or {}
+            members = body.get("members") or []
+            yield from members
+            offset += len(members)
+            if len(members) < 1000 or offset >= int(body.get("total_items") or 0):
+                return
+
+    def _activity(self, since: int, until: int, place: str) -> Iterator[Feedback]:
+        """Opens and clicks of campaigns sent to this audience in the last 30 days."""
+        campaigns = self.http.get_json("/campaigns", params={
+            "list_id": self.config.list_id, "status": "sent", "since_send_time": _iso(since - 30 * 86400),
+            "count": 1000, "fields": "campaigns.id,campaigns.settings.title,campaigns.settings.subject_line"}) or {}
+        for campaign in campaigns.get("campaigns") or []:
+            settings = campaign.get("settings") or {}
+            title = settings.get("title") or settings.get("subject_line") or campaign["id"]
+            for row in self._email_activity(campaign["id"], since):
+                for act in row.get("activity") or []:
+                    at = _epoch(act.get("timestamp"))
+                    if act.get("action") in ("open", "click") and since < at <= until:
+                        yield Feedback("mailchimp", act["action"], str(row["email_address"]).lower(), at,
+                                       place, f"mailchimp:{act['action']}:{campaign['id']}:{row['email_id']}:{at}",
+                                       detail=title, url=act.get("url") or "")
+
+    def _email_activity(self, campaign_id: str, since: int) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            body = self.http.get_json(f"/reports/{campaign_id}/email-activity",
+                                      params={"since": _iso(since), "count": 1000, "offset": offset}) or {}
+            rows = body.get("emails") or []
+            yield from rows
+            offset += len(rows)
+            if len(rows) < 1000:
+                return
+
+
+def _iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+
+
+def _epoch(text: str | None) -> int:
+    if not text:
+        return 0
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def _member_feedback(member: dict[str, Any], status: str, place: str) -> Feedback:
+    at = _epoch(member.get("last_changed"))
+    return Feedback("mailchimp", status, str(member["email_address"]).lower(), at, place,
+                    f"mailchimp:{status}:{member['id']}:{at}", detail=member.get("unsubscribe_reason") or "")
 
 
 def _may_carry(change: Change, tag: str) -> bool:

@@ -1,0 +1,198 @@
+"""Feedback read before planning, notes written after pushing.
+
+Each destination reads what it learned since its own cursor (unsubscribes, cleans, optionally
+opens and clicks). Unsubscribes become suppressions at once, so the same run never subscribes
+those people; every finding becomes a planned note with a stable key. After the pushes the notes
+are written to Kommo in batches, each exactly once: a note is marked `sending` before the request
+and `written` after, and one left `sending` by a crash is checked against the contact's existing
+notes before it is written again.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING, Any, Iterable
+
+from kommo_sync.destinations.base import Destination, Feedback
+from kommo_sync.errors import RecordRejected, RetryLater
+from kommo_sync.kommo import contact_emails
+from kommo_sync.notes import ACTIVITY, SUPPRESSING, PlannedNote, activity_text, notes_for, unsubscribe_text
+
+if TYPE_CHECKING:
+    from kommo_sync.engine import _Run
+
+log = logging.getLogger("kommo_sync.feedback")
+
+NOTE_BATCH = 50
+READ_CHUNK = 500
+
+
+def feedback_cursor(destination: Destination) -> str:
+    return f"feedback.{destination.name}"
+
+
+class FeedbackStage:
+    def __init__(self, run: "_Run"):
+        self.run = run
+        self.state, self.kommo, self.config = run.state, run.kommo, run.config
+        self.found: dict[str, list[int]] = {}
+        self.to_clear: set[int] = set()
+
+    @property
+    def enabled(self) -> bool:
+        return self.config.feedback.unsubscribes or self.config.feedback.activity
+
+    # read ----------------------------------------------------------------------------------
+    def read(self) -> None:
+        if not self.enabled:
+            return
+        for destination in self.run.engine.destinations:
+            since, until = self._window(destination)
+            chunk: list[Feedback] = []
+            for item in destination.read_feedback(since, until, self.config.feedback.activity):
+                chunk.append(item)
+                if len(chunk) >= READ_CHUNK:
+                    self._take(destination, chunk)
+                    chunk = []
+            self._take(destination, chunk)
+
+    def _window(self, destination: Destination) -> tuple[int, int]:
+        """Backfill: its range. Run: since the cursor; a first run starts now, so connecting an
+        account never turns years of old unsubscribes into notes."""
+        if self.run.options.since is not None:
+            return self.run.result.window
+        cursor = self.state.cursor(feedback_cursor(destination))
+        if cursor is None:
+            return self.run.started, self.run.started
+        start = self.state.cursor(feedback_cursor(destination) + ".start") or 0
+        return max(start, cursor - self.config.kommo.overlap_seconds), self.run.started
+
+    def _take(self, destination: Destination, items: list[Feedback]) -> None:
+        items = self._unseen(items)
+        if not items:
+            return
+        suppressing = [i for i in items if i.kind in SUPPRESSING] if self.config.feedback.unsubscribes else []
+        activity = [i for i in items if i.kind in ACTIVITY] if self.config.feedback.activity else []
+        notes = [n for item in suppressing for n in self._notes(item.email, item.key, unsubscribe_text(item))]
+        by_email: dict[str, list[Feedback]] = defaultdict(list)
+        for item in activity:
+            by_email[item.email].append(item)
+        key_suffix = f"{self.run.result.window[1]}"
+        for email, found in by_email.items():
+            notes += self._notes(email, f"{destination.name}:activity:{email}:{key_suffix}", activity_text(found))
+        with self.state.transaction():
+            self.state.remember_feedback(i.key for i in items)
+            self.state.suppress((i.email, destination.name, i.at) for i in suppressing)
+            planned = self.state.plan_notes(notes, int(self.run.clock.now()), self.run.result.run_id)
+        kinds = Counter(f"{destination.name}.feedback.{i.kind}" for i in items)
+        self.run.count(**kinds, notes_planned=planned)
+        self.run.result.notes.extend(_note_row(n) for n in notes[:max(0, 2000 - len(self.run.result.notes))])
+        if self.config.feedback.consent_field_write:
+            self.to_clear |= self._contacts_of(suppressing)
+
+    def _unseen(self, items: list[Feedback]) -> list[Feedback]:
+        """Items not read by an earlier run (the overlap below the cursor re-reads some)."""
+        seen = self.state.seen_feedback(i.key for i in items)
+        return [i for i in items if i.key not in seen]
+
+    def _contacts_of(self, items: Iterable[Feedback]) -> set[int]:
+        return {cid for item in items for cid in self.found.get(item.email, [])}
+
+    def _notes(self, email: str, key: str, text: str) -> list[PlannedNote]:
+        contact_ids = self._match(email)
+        if not contact_ids:
+            self.run.count(feedback_not_in_kommo=1)
+            self.run.result.unmatched.append(email)
+            return []
+        open_deals = self.state.leads_of(contact_ids)
+        notes: list[PlannedNote] = []
+        for cid in contact_ids:
+            deals = [lead.id for lead in open_deals.get(cid, []) if not lead.is_closed]
+            notes += notes_for(cid, deals, key, text, self.config.feedback.note_on_open_deals)
+        return notes
+
+    def _match(self, email: str) -> list[int]:
+        """Kommo contacts with this email: from the mirror, else by Kommo's search (re-checked)."""
+        if email not in self.found:
+            ids = self.state.contact_ids_by_email([email]).get(email, [])
+            if not ids:
+                ids = sorted(int(raw["id"]) for page in self.kommo.search_contacts(email) for raw in page
+                             if email in contact_emails(raw))
+                self.run.count(kommo_searches=1)
+            self.found[email] = ids
+        return self.found[email]
+
+    # write ---------------------------------------------------------------------------------
+    def write_notes(self) -> None:
+        if not self.enabled or self.run.options.dry_run:
+            return
+        self._settle_unknown()
+        while True:
+            planned = self.state.notes_with_status("planned")
+            if not planned:
+                break
+            for entity in ("contacts", "leads"):
+                rows = [n for n in planned if n["entity"] == entity]
+                for start in range(0, len(rows), NOTE_BATCH):
+                    self._send(entity, rows[start:start + NOTE_BATCH])
+            if self.run.result.counts["notes_retry_later"]:
+                break
+        self._clear_consent()
+
+    def _send(self, entity: str, rows: list[dict[str, Any]]) -> None:
+        keys = [row["key"] for row in rows]
+        now = int(self.run.clock.now())
+        with self.state.transaction():
+            self.state.mark_notes(keys, "sending", now)
+        body = [{"entity_id": row["entity_id"], "note_type": "common", "params": {"text": row["text"]},
+                 "request_id": str(i), "is_need_to_trigger_digital_pipeline": False} for i, row in enumerate(rows)]
+        try:
+            self.kommo.add_notes(entity, body)
+        except RecordRejected as exc:
+            self._settle(keys, "rejected", exc.reason)
+            self.run.count(notes_rejected=len(keys))
+            return
+        except RetryLater as exc:
+            self._settle(keys, "planned", str(exc))
+            self.run.count(notes_retry_later=len(keys))
+            return
+        self._settle(keys, "written")
+        self.run.count(notes_written=len(keys))
+
+    def _settle(self, keys: list[str], status: str, reason: str | None = None) -> None:
+        with self.state.transaction():
+            self.state.mark_notes(keys, status, int(self.run.clock.now()), reason)
+
+    def _settle_unknown(self) -> None:
+        """Notes a crash left `sending`: written if Kommo already holds the text, else planned again."""
+        sending = self.state.notes_with_status("sending", limit=100_000)
+        for entity in ("contacts", "leads"):
+            rows = [n for n in sending if n["entity"] == entity]
+            if not rows:
+                continue
+            existing = {(int(n["entity_id"]), (n.get("params") or {}).get("text"))
+                        for page in self.kommo.notes_of(entity, {r["entity_id"] for r in rows}) for n in page}
+            found = [r["key"] for r in rows if (r["entity_id"], r["text"]) in existing]
+            self._settle(found, "written")
+            self._settle([r["key"] for r in rows if r["key"] not in set(found)], "planned")
+            self.run.count(notes_found_after_crash=len(found))
+
+    def _clear_consent(self) -> None:
+        field_id = self.run.fields.consent_id
+        if self.to_clear and field_id is not None:
+            self.kommo.clear_checkbox(sorted(self.to_clear), field_id)
+            self.run.count(consent_cleared=len(self.to_clear))
+
+    def advance_cursors(self) -> None:
+        """Move each feedback cursor to this run's start; the first one also marks where feedback
+        began, which the overlap never reaches below."""
+        if self.enabled and self.run.options.mode == "run":
+            for destination in self.run.engine.destinations:
+                name = feedback_cursor(destination)
+                if self.state.cursor(name) is None:
+                    self.state.set_cursor(name + ".start", self.run.started)
+                self.state.set_cursor(name, self.run.started)
+
+
+def _note_row(note: PlannedNote) -> dict[str, Any]:
+    return {"contact_id": note.contact_id, "entity": note.entity, "entity_id": note.entity_id, "text": note.text}
