@@ -31,5 +31,8 @@ def build_engine(config: Config, clock: Clock | None = None, progress: Progress 
 def read_status(config: Config) -> dict[str, Any]:
     """What `status` shows; read inside a rolled-back transaction, so it changes nothing."""
     with State.open(config.state, dry_run=True) as state:
-        return {"runs": state.last_runs(), "cursors": state.cursors(), "queued": state.dirty_count(),
-                "rejections": state.pending_rejections(), "rejection_counts": state.rejection_counts()}
+        runs = state.last_runs()
+        return {"runs": runs, "cursors": state.cursors(), "queued": state.dirty_count(),
+                "rejections": state.pending_rejections(), "rejection_counts": state.rejection_counts(),
+                "last_run_notes": state.note_counts(runs[0]["id"]) if runs else {},
+                "events": state.event_counts()}
