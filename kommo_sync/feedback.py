@@ -71,9 +71,11 @@ class FeedbackStage:
         items = self._unseen(items)
         if not items:
             return
-        suppressing = [i for i in items if i.kind in SUPPRESSING] if self.config.feedback.unsubscribes else []
+        suppressing = [i for i in items if i.kind in SUPPRESSING and self.config.feedback.unsubscribes]
+        backfill = self.run.options.mode == "backfill"
+        news = suppressing if backfill else self._news(destination, suppressing)
         activity = [i for i in items if i.kind in ACTIVITY] if self.config.feedback.activity else []
-        notes = [n for item in suppressing for n in self._notes(item.email, item.key, unsubscribe_text(item))]
+        notes = [n for item in news for n in self._notes(item.email, item.key, unsubscribe_text(item))]
         by_email: dict[str, list[Feedback]] = defaultdict(list)
         for item in activity:
             by_email[item.email].append(item)
@@ -83,12 +85,21 @@ class FeedbackStage:
         with self.state.transaction():
             self.state.remember_feedback(i.key for i in items)
             self.state.suppress((i.email, destination.name, i.at) for i in suppressing)
+            for item in news:
+                self.state.set_pushed_status(destination.name, self._match(item.email)[:1], item.kind)
             planned = self.state.plan_notes(notes, int(self.run.clock.now()), self.run.result.run_id)
         kinds = Counter(f"{destination.name}.feedback.{i.kind}" for i in items)
         self.run.count(**kinds, notes_planned=planned)
         self.run.result.notes.extend(_note_row(n) for n in notes[:max(0, 2000 - len(self.run.result.notes))])
         if self.config.feedback.consent_field_write:
             self.to_clear |= self._contacts_of(suppressing)
+
+    def _news(self, destination: Destination, items: list[Feedback]) -> list[Feedback]:
+        """Drop statuses we already knew: a member that was unsubscribed when we pushed it is
+        not news when our own update moves its last-changed time."""
+        persons = {item.email: (self._match(item.email) or [0])[0] for item in items}
+        pushed = self.state.pushed(destination.name, set(persons.values()))
+        return [i for i in items if (pushed.get(persons[i.email]) or {}).get("status") != i.kind]
 
     def _unseen(self, items: list[Feedback]) -> list[Feedback]:
         """Items not read by an earlier run (the overlap below the cursor re-reads some)."""

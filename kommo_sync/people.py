@@ -29,14 +29,15 @@ def person_from_contacts(contacts: list[Contact], leads_by_contact: Mapping[int,
 
 
 def _group_consent(contacts: Iterable[Contact]) -> bool | None:
-    """Consent of a person seen through several contacts: every card must say yes.
+    """Consent of a person seen through several contacts: a checked box on any card counts.
 
-    An unchecked box on any card of the same email is read as a withdrawal, never the reverse.
+    A duplicate card created later starts with the box unchecked (the field is absent), and a
+    missing field is never a withdrawal; a withdrawal is every card of that email unchecked.
     """
     values = [c.consent for c in contacts]
     if all(v is None for v in values):
         return None
-    return all(bool(v) for v in values)
+    return any(bool(v) for v in values)
 
 
 def group_by_email(contacts: Iterable[Contact]) -> list[list[Contact]]:

@@ -261,6 +261,12 @@ class State:
             [(destination, pid, fp, json.dumps(data, separators=(",", ":"), sort_keys=True))
              for pid, fp, data in rows])
 
+    def set_pushed_status(self, destination: str, person_ids: Iterable[int], status: str) -> None:
+        """Record a status the destination reported (e.g. unsubscribed) on what we pushed."""
+        self.db.executemany("UPDATE pushed SET data = json_set(data, '$.status', ?) "
+                            "WHERE destination = ? AND person_id = ?",
+                            [(status, destination, pid) for pid in person_ids])
+
     def rejections(self, destination: str, person_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
         """(kind, fingerprint) of the recorded rejections among `person_ids`."""
         return {row[0]: (row[1], row[2]) for row in self._select_in(

@@ -66,9 +66,11 @@ def test_duplicate_emails_are_one_person_and_the_more_advanced_stage_decides():
     assert person.email == "ana@acme.io"
 
 
-def test_consent_of_a_duplicate_is_withdrawn_when_any_card_is_unchecked():
+def test_a_new_duplicate_card_without_the_box_does_not_withdraw_consent():
     group = [contact(id=1, consent=True), contact(id=2, consent=False)]
-    assert person_from_contacts(group, {}, {}, catalog()).consent is False
+    assert person_from_contacts(group, {}, {}, catalog()).consent is True
+    withdrawn = [contact(id=1, consent=False), contact(id=2, consent=False)]
+    assert person_from_contacts(withdrawn, {}, {}, catalog()).consent is False
     untracked = [contact(id=1, consent=None)]
     assert person_from_contacts(untracked, {}, {}, catalog()).consent is None
 

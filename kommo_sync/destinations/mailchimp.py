@@ -113,8 +113,11 @@ def _plan_existing(person: Person, desired: dict[str, Any], digest: str, pushed:
     if pushed.get("consent") is True and person.consent is False:
         body["status"], action = "unsubscribed", "unsubscribe"
     summary = {"fields": changed, "renamed_from": pushed.get("email") if action == "rename" else None}
-    return _change(person, action, digest, desired, body, pushed["hash"],
-                   tag_change=pushed.get("tag") != desired["tag"], summary=summary, old_tag=pushed.get("tag"))
+    change = _change(person, action, digest, desired, body, pushed["hash"],
+                     tag_change=pushed.get("tag") != desired["tag"], summary=summary, old_tag=pushed.get("tag"))
+    if action != "unsubscribe" and pushed.get("status"):
+        change.record["status"] = pushed["status"]
+    return change
 
 
 def _change(person: Person, action: str, digest: str, desired: dict[str, Any], body: dict[str, Any],
