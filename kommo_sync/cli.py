@@ -16,6 +16,7 @@ from rich.console import Console
 
 from kommo_sync import report
 from kommo_sync.app import build_engine, read_status
+from kommo_sync.clock import Clock
 from kommo_sync.config import Config, load_config, parse_moment
 from kommo_sync.engine import RunOptions, RunResult
 from kommo_sync.errors import ConfigError, FatalError, LockedError, RetryLater
@@ -43,6 +44,7 @@ def _configure_logging(verbose: bool, secrets: tuple[str, ...]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("kommo_sync.progress").setLevel(logging.INFO)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
@@ -87,6 +89,16 @@ def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> in
         raise click.BadParameter(f"not an ISO date or datetime: {value!r}") from None
 
 
+def _run(ctx: click.Context, config: Config, options: RunOptions) -> RunResult:
+    """Run the engine with live progress on stderr (a status line on a TTY, log lines in cron)."""
+    clock = ctx.obj.get("clock") or Clock()
+    progress = report.ProgressReporter(Console(stderr=True), clock)
+    try:
+        return build_engine(config, clock, progress).run(options)
+    finally:
+        progress.close()
+
+
 def _render(result: RunResult, as_json: bool, secrets: tuple[str, ...]) -> int:
     console = Console(soft_wrap=True)
     if as_json:
@@ -116,7 +128,7 @@ def cli(ctx: click.Context, config_path: str, verbose: bool) -> None:
 def run(ctx: click.Context, dry_run: bool, as_json: bool) -> int:
     """One incremental run: everything changed in Kommo since the last run."""
     config = _config(ctx)
-    result = build_engine(config, ctx.obj.get("clock")).run(RunOptions(dry_run=dry_run))
+    result = _run(ctx, config, RunOptions(dry_run=dry_run))
     return _render(result, as_json, config.secrets)
 
 
@@ -132,7 +144,7 @@ def backfill(ctx: click.Context, since: int, until: int | None, dry_run: bool, a
     if until is not None and until <= since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
     config = _config(ctx)
-    result = build_engine(config, ctx.obj.get("clock")).run(RunOptions(dry_run=dry_run, since=since, until=until))
+    result = _run(ctx, config, RunOptions(dry_run=dry_run, since=since, until=until))
     return _render(result, as_json, config.secrets)
 
 

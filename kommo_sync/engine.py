@@ -186,6 +186,7 @@ class _Run:
             self.state.upsert_leads(changed)
             self.state.mark_dirty(touched)
         self.count(pulled_leads=len(page), changed_leads=len(changed))
+        self.engine.progress("pull", self.result.counts)
 
     def _store_contacts(self, page: list[dict[str, Any]], count_as: str = "pulled_contacts") -> None:
         contacts = [parse_contact(raw, self.fields) for raw in page]
@@ -198,6 +199,7 @@ class _Run:
             self.state.upsert_contacts(changed)
             self.state.mark_dirty([c.id for c in changed] + neighbours)
         self.count(**{count_as: len(page), "changed_contacts": len(changed)})
+        self.engine.progress("pull", self.result.counts)
 
     def _pipeline_selected(self, pipeline_id: int) -> bool:
         wanted = self.config.kommo.pipelines

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -10,6 +11,40 @@ from rich.console import Console
 from rich.table import Table
 
 from kommo_sync.engine import RunResult
+
+log = logging.getLogger("kommo_sync.progress")
+
+
+class ProgressReporter:
+    """Live progress: a rich status line on a TTY, a plain log line every `every` seconds for cron."""
+
+    def __init__(self, console: Console, clock: Any, every: float = 30.0):
+        self.console, self.clock, self.every = console, clock, every
+        self.started = clock.monotonic()
+        self.last_line = self.started
+        self.status = console.status("starting…") if console.is_terminal else None
+        if self.status:
+            self.status.start()
+
+    def __call__(self, stage: str, counts: Any) -> None:
+        now = self.clock.monotonic()
+        line = self.line(stage, counts, now - self.started)
+        if self.status:
+            self.status.update(line)
+        elif now - self.last_line >= self.every:
+            self.last_line = now
+            log.info(line)
+
+    @staticmethod
+    def line(stage: str, counts: Any, elapsed: float) -> str:
+        pulled = counts["pulled_contacts"] + counts["pulled_leads"]
+        rate = pulled / elapsed if elapsed > 0 else 0.0
+        return (f"{stage}: pulled {counts['pulled_contacts']} contacts, {counts['pulled_leads']} leads "
+                f"({rate:.0f}/s); pushed {counts['pushed']}; rejected {counts['rejected']}")
+
+    def close(self) -> None:
+        if self.status:
+            self.status.stop()
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
