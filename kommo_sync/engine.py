@@ -19,6 +19,7 @@ from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, r
 from kommo_sync.deal_events import deal_event
 from kommo_sync.model import Catalog, DealEvent, Person
 from kommo_sync.people import group_by_email, person_from_contacts
+from kommo_sync.pipeline import PushPipeline
 from kommo_sync.state import FileLock, State, contact_to_row
 
 log = logging.getLogger("kommo_sync.engine")
@@ -104,6 +105,9 @@ class _Run:
         self.result = RunResult(None, options.mode, options.dry_run, (0, 0),
                                 destinations=[d.name for d in engine.destinations])
         self.feedback = FeedbackStage(self)
+        self.pipeline = PushPipeline(overlap=not options.dry_run)
+        self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
+        self.watermark = -1
 
     def execute(self) -> RunResult:
         self.result.run_id = self.state.start_run(self.options.mode, self.started)
@@ -115,12 +119,14 @@ class _Run:
             with self.state.transaction():
                 self.state.requeue_transient_rejections()
             self._pull(*self.result.window)
-            self._process_queue()
+            self._process_ready(final=True)
             self._sync_events()
+            self.pipeline.close()
             self.feedback.write_notes()
             self._advance_cursor()
             status = "done" if not self.result.rejected else "done_with_rejections"
         finally:
+            self.pipeline.abandon()
             self.state.finish_run(self.result.run_id, status, int(self.clock.now()), dict(self.result.counts))
         return self.result
 
@@ -131,9 +137,10 @@ class _Run:
             self.result.warnings.append("kommo.consent_field is not set: consent is not tracked and every "
                                         "contact counts as consenting")
         for destination in self.engine.destinations:
-            memory = DestinationMemory(self.state, destination.name)
+            memory = self.memories[destination.name]
             self._replan_on_new_settings(destination, memory)
             destination.prepare(memory, self.options.dry_run)
+            memory.flush()
 
     def _replan_on_new_settings(self, destination: Destination, memory: DestinationMemory) -> None:
         """A config change (tag names, field mapping…) re-plans every mirrored person; a new
@@ -170,6 +177,7 @@ class _Run:
             self._store_leads(page)
         for page in self.kommo.changed("contacts", since, until):
             self._store_contacts(page)
+            self._process_ready(final=False)
         missing = self.state.dirty_missing_from_mirror()
         for page in self.kommo.by_ids("contacts", missing):
             self._store_contacts(page, count_as="contacts_by_id")
@@ -206,16 +214,38 @@ class _Run:
         return pipeline_id in wanted or self.catalog.pipeline_name(pipeline_id) in wanted
 
     # plan, push, record ---------------------------------------------------------------------
-    def _process_queue(self) -> None:
-        for batch in self.state.dirty_batches(BATCH_SIZE):
-            people = self._people(batch)
-            self.count(people=len(people))
-            self._remember_rows(people)
-            for destination in self.engine.destinations:
-                self._sync(destination, people)
+    def _process_ready(self, final: bool) -> None:
+        """Plan and push queued contacts that are in the mirror: full batches while the pull goes
+        on (their leads are all in, since leads are pulled first), everything at the end."""
+        if final:
+            self.pipeline.collect()
+            self.watermark = -1
+        for batch in self.state.ready_batches(BATCH_SIZE, after=self.watermark):
+            if len(batch) < BATCH_SIZE and not final:
+                return
+            self.watermark = batch[-1]
+            self._process_batch(batch)
+
+    def _process_batch(self, batch: list[int]) -> None:
+        seq = self.state.dirty_seq()
+        people = self._people(batch)
+        self.count(people=len(people))
+        self._remember_rows(people)
+        work = [(d, self._plan(d, people)) for d in self.engine.destinations]
+        work = [(d, changes) for d, changes in work if changes and not self.options.dry_run]
+
+        def push() -> list[tuple[Destination, list[Outcome]]]:
+            return [(d, d.push(changes)) for d, changes in work]
+
+        def record(results: list[tuple[Destination, list[Outcome]]]) -> None:
+            for destination, outcomes in results:
+                self._record(destination.name, outcomes)
+                self.memories[destination.name].flush()
             with self.state.transaction():
-                self.state.clear_dirty(batch)
+                self.state.clear_dirty(batch, seq)
             self.engine.progress("push", self.result.counts)
+
+        self.pipeline.submit(push, record)
 
     def _people(self, contact_ids: list[int]) -> list[Person]:
         dirty = self.state.contacts(contact_ids)
@@ -239,7 +269,7 @@ class _Run:
                 self.state.save_companies(fetched)
         return {**names, **fetched}
 
-    def _sync(self, destination: Destination, people: list[Person]) -> None:
+    def _plan(self, destination: Destination, people: list[Person]) -> list[Change]:
         ids = [p.contact_id for p in people]
         pushed = self.state.pushed(destination.name, ids)
         suppressed = self.state.suppressed(p.email for p in people if p.email)
@@ -248,9 +278,7 @@ class _Run:
         for skip in plan.skipped:
             self.count(**{f"{destination.name}.skipped.{skip.reason}": 1})
         self._note_changes(destination, changes)
-        if self.options.dry_run or not changes:
-            return
-        self._record(destination.name, destination.push(changes))
+        return changes
 
     def _drop_known_rejections(self, name: str, plan: Plan) -> list[Change]:
         """A permanent rejection is retried only when the person's data (fingerprint) changes."""
@@ -344,7 +372,8 @@ class _Run:
         now = int(self.clock.now())
         with self.state.transaction():
             self.state.mark_events(destination.name, "pending", now, map(_event_row, plan.changes))
-        self._record_events(destination, destination.push_events(plan.changes))
+        self.pipeline.submit(lambda: destination.push_events(plan.changes),
+                             lambda outcomes: self._record_events(destination, outcomes))
 
     def _resend_in_flight(self, destination: Destination) -> None:
         """Events whose outcome a crash left unknown go again, through the de-duplicating path."""

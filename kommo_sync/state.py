@@ -30,7 +30,7 @@ MIGRATIONS: list[str] = [
                                 PRIMARY KEY (contact_id, lead_id)) WITHOUT ROWID;
     CREATE INDEX lead_contacts_by_lead ON lead_contacts(lead_id);
     CREATE TABLE companies (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
-    CREATE TABLE dirty (contact_id INTEGER PRIMARY KEY);
+    CREATE TABLE dirty (contact_id INTEGER PRIMARY KEY, seq INTEGER NOT NULL DEFAULT 0);
     CREATE TABLE pushed (destination TEXT NOT NULL, person_id INTEGER NOT NULL,
                          fingerprint TEXT NOT NULL, data TEXT NOT NULL,
                          PRIMARY KEY (destination, person_id)) WITHOUT ROWID;
@@ -105,6 +105,7 @@ class State:
 
     def __init__(self, db: sqlite3.Connection, dry_run: bool):
         self.db, self.dry_run = db, dry_run
+        self._seq = 0
 
     @classmethod
     @contextmanager
@@ -115,6 +116,7 @@ class State:
             if dry_run:
                 db.execute("BEGIN")
             state._migrate()
+            state._seq = state.db.execute("SELECT COALESCE(MAX(seq), 0) FROM dirty").fetchone()[0]
             yield state
         finally:
             if dry_run and db.in_transaction:
@@ -218,21 +220,29 @@ class State:
 
     # the queue of contacts whose outcome is not yet recorded ----------------------------------
     def mark_dirty(self, contact_ids: Iterable[int]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO dirty VALUES (?)", ((cid,) for cid in contact_ids))
+        """Queue contacts; each mark gets a new sequence number, so a contact marked again while
+        its batch is being pushed stays queued when that batch is cleared."""
+        self._seq += 1
+        self.db.executemany("INSERT INTO dirty VALUES (?, ?) ON CONFLICT(contact_id) DO UPDATE SET seq = excluded.seq",
+                            ((cid, self._seq) for cid in contact_ids))
 
-    def dirty_batches(self, size: int) -> Iterator[list[int]]:
-        """Queued contact ids in batches; each batch is re-read so callers may clear as they go."""
-        last = -1
+    def dirty_seq(self) -> int:
+        return self._seq
+
+    def ready_batches(self, size: int, after: int = -1) -> Iterator[list[int]]:
+        """Queued contacts already in the mirror, by id, in batches; re-read between batches."""
+        last = after
         while True:
             batch = [row[0] for row in self.db.execute(
-                "SELECT contact_id FROM dirty WHERE contact_id > ? ORDER BY contact_id LIMIT ?", (last, size))]
+                "SELECT d.contact_id FROM dirty d JOIN contacts c ON c.id = d.contact_id "
+                "WHERE d.contact_id > ? ORDER BY d.contact_id LIMIT ?", (last, size))]
             if not batch:
                 return
             yield batch
             last = batch[-1]
 
     def mark_all_dirty(self) -> int:
-        return self.db.execute("INSERT OR IGNORE INTO dirty SELECT id FROM contacts").rowcount
+        return self.db.execute("INSERT OR IGNORE INTO dirty SELECT id, ? FROM contacts", (self._seq,)).rowcount
 
     def forget_pushed(self, destination: str) -> None:
         self.db.execute("DELETE FROM pushed WHERE destination = ?", (destination,))
@@ -245,8 +255,8 @@ class State:
         return [row[0] for row in self.db.execute(
             "SELECT d.contact_id FROM dirty d LEFT JOIN contacts c ON c.id = d.contact_id WHERE c.id IS NULL")]
 
-    def clear_dirty(self, contact_ids: Iterable[int]) -> None:
-        self._execute_in("DELETE FROM dirty WHERE contact_id IN ({})", contact_ids)
+    def clear_dirty(self, contact_ids: Iterable[int], up_to_seq: int) -> None:
+        self._execute_in("DELETE FROM dirty WHERE seq <= ? AND contact_id IN ({})", contact_ids, prefix=(up_to_seq,))
 
     # what destinations hold --------------------------------------------------------------
     def pushed(self, destination: str, person_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
@@ -284,7 +294,8 @@ class State:
 
     def requeue_transient_rejections(self) -> int:
         """Transient rejections are retried by the next run: put their contacts back in the queue."""
-        cursor = self.db.execute("INSERT OR IGNORE INTO dirty SELECT person_id FROM rejections WHERE kind = 'transient'")
+        cursor = self.db.execute("INSERT OR IGNORE INTO dirty SELECT person_id, ? FROM rejections "
+                                 "WHERE kind = 'transient'", (self._seq,))
         return cursor.rowcount
 
     def pending_rejections(self, limit: int = 50) -> list[dict[str, Any]]:

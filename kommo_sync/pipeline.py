@@ -1,0 +1,45 @@
+"""Overlap destination pushes with Kommo pulls.
+
+Kommo's 7 requests per second are the floor of every run, so the main thread keeps Kommo busy
+(pages, company names, events) while one worker thread pushes the previous batch to Mailchimp
+and Klaviyo. Results come back to the main thread, which alone writes the state file, in the
+order the batches were submitted. At most `depth` batches are in flight, so memory stays bounded.
+"""
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+
+class PushPipeline:
+    def __init__(self, overlap: bool, depth: int = 2):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push") if overlap else None
+        self.depth = depth
+        self.in_flight: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
+
+    def submit(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        """Run `work` (off the main thread when overlapping); `then(result)` runs on the main thread."""
+        if self.executor is None:
+            then(work())
+            return
+        self.in_flight.append((self.executor.submit(work), then))
+        self.collect(wait_until=self.depth - 1)
+
+    def collect(self, wait_until: int = 0) -> None:
+        """Record finished batches in order; block while more than `wait_until` are in flight."""
+        while self.in_flight and (self.in_flight[0][0].done() or len(self.in_flight) > wait_until):
+            future, then = self.in_flight.popleft()
+            then(future.result())
+
+    def close(self) -> None:
+        """Record everything still in flight (the normal end of a run)."""
+        self.collect()
+
+    def abandon(self) -> None:
+        """Stop without recording: pushes in flight finish at the vendor, and since their outcome
+        is not recorded the next run plans them again (member upserts are idempotent; events go
+        through the path that de-duplicates on their unique id)."""
+        self.in_flight.clear()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
