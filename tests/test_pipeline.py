@@ -1,0 +1,51 @@
+"""The push pipeline: results recorded in order on the calling thread, bounded depth, errors surface."""
+import threading
+
+import pytest
+
+from kommo_sync.pipeline import PushPipeline
+
+
+def test_results_are_recorded_in_submission_order_on_the_main_thread():
+    pipeline = PushPipeline(overlap=True, depth=2)
+    gate = threading.Event()
+    recorded, threads = [], []
+
+    def slow():
+        gate.wait(5)
+        return "first"
+
+    pipeline.submit(slow, lambda r: (recorded.append(r), threads.append(threading.current_thread())))
+    assert recorded == []                       # the first push is still running: the caller goes on
+    gate.set()
+    pipeline.submit(lambda: "second", lambda r: (recorded.append(r), threads.append(threading.current_thread())))
+    pipeline.close()
+    assert recorded == ["first", "second"]
+    assert set(threads) == {threading.current_thread()}
+
+
+def test_no_more_than_depth_batches_are_in_flight():
+    pipeline = PushPipeline(overlap=True, depth=2)
+    for i in range(5):
+        pipeline.submit(lambda i=i: i, lambda r: None)
+        assert len(pipeline.in_flight) <= 1
+    pipeline.close()
+
+
+def test_an_error_in_a_push_reaches_the_main_thread():
+    pipeline = PushPipeline(overlap=True)
+
+    def fail():
+        raise RuntimeError("vendor down")
+
+    pipeline.submit(fail, lambda r: None)
+    with pytest.raises(RuntimeError, match="vendor down"):
+        pipeline.close()
+    pipeline.abandon()
+
+
+def test_without_overlap_work_runs_inline():
+    pipeline = PushPipeline(overlap=False)
+    seen = []
+    pipeline.submit(lambda: threading.current_thread(), seen.append)
+    assert seen == [threading.current_thread()]
