@@ -38,8 +38,8 @@ def test_an_error_in_a_push_reaches_the_main_thread():
     def fail():
         raise RuntimeError("vendor down")
 
-    pipeline.submit(fail, lambda r: None)
-    with pytest.raises(RuntimeError, match="vendor down"):
+    with pytest.raises(RuntimeError, match="vendor down"):   # at the next submit or at close
+        pipeline.submit(fail, lambda r: None)
         pipeline.close()
     pipeline.abandon()
 
