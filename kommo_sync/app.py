@@ -6,6 +6,7 @@ from typing import Any
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Destination
+from kommo_sync.destinations.klaviyo import build_klaviyo
 from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
 from kommo_sync.engine import Engine, Progress
 from kommo_sync.http import HttpClient
@@ -19,6 +20,8 @@ def build_destinations(config: Config, clock: Clock) -> list[Destination]:
         archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=clock)
         destinations.append(MailchimpDestination(config.mailchimp, dict(config.tags),
                                                  mailchimp_http(config.mailchimp, clock), archive, clock))
+    if config.klaviyo:
+        destinations.append(build_klaviyo(config.klaviyo, dict(config.tags), clock))
     return destinations
 
 

@@ -26,6 +26,8 @@ log = logging.getLogger("kommo_sync.engine")
 
 CONTACTS_CURSOR = "kommo.updated_at"
 EVENTS_CURSOR = "kommo.events"
+EVENTS_START = "kommo.events.start"
+EVENT_BATCH = 1000
 BATCH_SIZE = 2000
 DETAIL_LIMIT = 2000
 
@@ -314,26 +316,41 @@ class _Run:
         return [d for d in self.engine.destinations if d.wants_deal_events]
 
     def _events_window(self, targets: list[Destination]) -> tuple[int, int]:
-        """Backfill: its own range. Run: since the events cursor, which for a new account starts
-        at the destinations' `events_since` (default: this first run), so no old flow fires."""
+        """Backfill: its own range. Run: since the events cursor, never below where history
+        starts for this account: the destinations' `events_since`, by default the first run's
+        start, stored once so no old flow fires and a crashed first run loses nothing."""
         if self.options.since is not None:
             return self.result.window
+        start = self.state.cursor(EVENTS_START)
+        if start is None:
+            starts = [s for s in (d.events_since() for d in targets) if s is not None]
+            start = min(starts, default=self.started)
+            if not self.options.dry_run:
+                with self.state.transaction():
+                    self.state.set_cursor(EVENTS_START, start)
         cursor = self.state.cursor(EVENTS_CURSOR)
-        if cursor is not None:
-            return max(0, cursor - self.config.kommo.overlap_seconds), self.started
-        starts = [d.events_since() for d in targets]
-        return min((s for s in starts if s is not None), default=self.started), self.started
+        if cursor is None:
+            return start, self.started
+        return max(start, cursor - self.config.kommo.overlap_seconds), self.started
 
     def _sync_events(self) -> None:
+        """Kommo's lead events since the events cursor, pushed in batches of EVENT_BATCH."""
         targets = self._event_destinations()
         if not targets:
             return
         for destination in targets:
             self._resend_in_flight(destination)
-        since, until = self._events_window(targets)
-        for page in self.kommo.lead_events(since, until):
-            events = self._deal_events(page)
+        buffer: list[DealEvent] = []
+        for page in self.kommo.lead_events(*self._events_window(targets)):
+            buffer += self._deal_events(page)
             self.count(pulled_events=len(page))
+            if len(buffer) >= EVENT_BATCH:
+                self._push_event_batch(targets, buffer)
+                buffer = []
+        self._push_event_batch(targets, buffer)
+
+    def _push_event_batch(self, targets: list[Destination], events: list[DealEvent]) -> None:
+        if events:
             for destination in targets:
                 self._push_events(destination, events)
 

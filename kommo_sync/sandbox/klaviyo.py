@@ -907,7 +907,9 @@ class KlaviyoSandbox(App):
         """The existing profile a request names; None for a new one.
 
         Identifiers of two different profiles give 409 duplicate_profile (the email's owner is
-        reported). An id whose other identifiers belong elsewhere gives the observed 404.
+        reported). So does a new email whose phone or external id belongs to a profile with
+        another email: an email that matches nothing never takes over someone else's profile.
+        An id whose other identifiers belong elsewhere gives the observed 404.
         """
         owners = self.profiles.owners(attributes)
         if profile_id:
@@ -918,7 +920,10 @@ class KlaviyoSandbox(App):
         distinct = {owner.id: owner for owner in owners.values()}
         if len(distinct) > 1:
             raise duplicate_profile(next(iter(owners.values())).id)
-        return next(iter(distinct.values()), None)
+        found = next(iter(distinct.values()), None)
+        if found is not None and attributes.get("email") and "email" not in owners and found.fields.get("email"):
+            raise duplicate_profile(found.id)
+        return found
 
     def _upsert(self, profile_id: str | None, attributes: dict[str, Any], meta: Any,
                 pointer: str = "/data/attributes") -> tuple[Profile, bool]:

@@ -1,0 +1,690 @@
+"""Klaviyo: profiles with deal properties, stage lists, consent, and deal events.
+
+Mapping and planning are pure. Pushing picks the cheapest safe path per run size:
+- a handful of profiles go through `POST /api/profile-import` one by one; a 409 on a shared
+  phone is retried without the phone, and a 404 on our stored profile id means the profile is
+  gone (upsert by email again) or the new email belongs to another profile (rejected);
+- otherwise bulk import jobs (≤ 10,000 rows, ≤ 4.5 MB; new people join `list_id` through the
+  job), polled on the injected clock; import errors per row become rejections, and conflicts go
+  the single way so they get the same care.
+Stage lists move by relationship calls (≤ 1,000 ids), consent by Bulk Subscribe (≤ 1,000) and
+Bulk Unsubscribe (≤ 100). Bulk Subscribe lifts unsubscribes, so it is never sent for a profile
+Klaviyo reports unsubscribed or suppressed.
+Deal events go in bulk create jobs (≤ 1,000, never a unique_id twice in one request), or one by
+one through `POST /api/events`, which de-duplicates on unique_id: the path for events whose
+outcome a crash left unknown. A request Klaviyo refuses as a whole because of some rows
+(`source.pointer`) is resent without them.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import phonenumbers
+import requests
+
+from kommo_sync.clock import Clock
+from kommo_sync.config import KlaviyoConfig
+from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, Skip, fingerprint
+from kommo_sync.errors import ConfigError, RecordRejected, RetryLater
+from kommo_sync.http import HttpClient, describe_error
+from kommo_sync.model import DealEvent, DealEventKind, Person, Stage
+
+NAME = "klaviyo"
+JSONAPI = "application/vnd.api+json"
+SMALL_RUN = 10
+IMPORT_JOB_ROWS = 10_000
+IMPORT_JOB_BYTES = 4_500_000
+LIST_CHANGE_SIZE = 1000
+SUBSCRIBE_SIZE = 1000
+UNSUBSCRIBE_SIZE = 100
+EVENT_JOB_SIZE = 1000
+PAGE_SIZE = 100
+JOB_TIMEOUT = 3600.0
+RATE_PER_SECOND = 10.0
+CUSTOM_SOURCE = "Kommo CRM sync"
+CONFLICT_CODES = ("duplicate_profile", "not_found")
+ROW_POINTER = re.compile(r"^/data/attributes/profiles/data/(\d+)")
+LIST_POINTER = re.compile(r"^/data/(\d+)")
+EVENT_POINTER = re.compile(r"^/data/attributes/events-bulk-create/data/(\d+)(?:/attributes/events/data/(\d+))?")
+
+Locator = Callable[[str], list[int]]
+
+
+# mapping (pure) ------------------------------------------------------------------------------
+def e164(phone: str | None, region: str | None) -> str | None:
+    """The phone in E.164, or None when it does not read as a valid number."""
+    if not phone:
+        return None
+    try:
+        number = phonenumbers.parse(phone, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _amount(value: float) -> float | int:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def profile_attributes(person: Person, phone: str | None) -> dict[str, str | None]:
+    return {"first_name": person.first_name or None, "last_name": person.last_name or None,
+            "organization": person.company or None, "phone_number": phone}
+
+
+def profile_properties(person: Person) -> dict[str, Any]:
+    """Custom properties; None means "not known now" (unset when it was pushed before)."""
+    deal = person.deal
+    return {"crm_stage": deal.status_name if deal else None,
+            "crm_pipeline": deal.pipeline_name if deal else None,
+            "deal_amount": _amount(deal.amount) if deal else None,
+            "kommo_deal_id": deal.id if deal else None,
+            "kommo_contact_id": person.contact_id}
+
+
+def lists_for(stage: Stage, config: KlaviyoConfig) -> list[str]:
+    """`list_id` for everyone, plus the stage's list when one is configured."""
+    stage_list = config.lists_by_stage.get(stage)
+    return sorted({config.list_id, stage_list} if stage_list else {config.list_id})
+
+
+def desired_profile(person: Person, config: KlaviyoConfig, suppressed: bool) -> dict[str, Any]:
+    phone = e164(person.phone, config.phone_region)
+    return {"email": person.email, "attributes": profile_attributes(person, phone),
+            "properties": profile_properties(person), "lists": lists_for(person.stage, config),
+            "consent": person.consent,
+            "subscribe": config.subscribe_with_consent and person.consent is True and not suppressed}
+
+
+def plan_person(person: Person, pushed: dict[str, Any] | None, suppressed: bool, config: KlaviyoConfig,
+                tags: Mapping[Stage, str]) -> tuple[Change | None, list[Skip]]:
+    """The one change this person needs in Klaviyo (None when in step), and notes to count."""
+    if not person.email:
+        return None, [Skip(person.contact_id, "no_email")]
+    desired = desired_profile(person, config, suppressed)
+    digest = fingerprint(desired)
+    if pushed is not None and pushed.get("fingerprint") == digest:
+        return None, []
+    bad_phone = bool(person.phone) and desired["attributes"]["phone_number"] is None
+    change = profile_change(person, desired, digest, pushed, config)
+    summary = {**change.summary, "stage": tags.get(person.stage),
+               "phone_dropped": person.phone if bad_phone else None}
+    return replace(change, summary=summary), [Skip(person.contact_id, "bad_phone")] if bad_phone else []
+
+
+def profile_change(person: Person, desired: dict[str, Any], digest: str, pushed: dict[str, Any] | None,
+                   config: KlaviyoConfig) -> Change:
+    before = pushed or {}
+    add, remove = list_moves(desired["lists"], pushed, config)
+    unsubscribe = before.get("consent") is True and person.consent is False
+    subscribe = desired["subscribe"] and not before.get("subscribe")
+    renamed = pushed is not None and before.get("email") != person.email
+    action = "unsubscribe" if unsubscribe else "rename" if renamed else "update" if pushed else "create"
+    payload = {"profile_id": before.get("profile_id"), "email": person.email,
+               "attributes": _attributes_to_send(desired["attributes"], before.get("attributes") or {}),
+               "properties": {k: v for k, v in desired["properties"].items() if v is not None},
+               "unset": sorted(k for k, v in desired["properties"].items()
+                               if v is None and (before.get("properties") or {}).get(k) is not None),
+               "add_lists": add, "remove_lists": remove, "subscribe": subscribe, "unsubscribe": unsubscribe}
+    summary = {"fields": changed_fields(desired, before), "lists_added": add, "lists_removed": remove,
+               "subscribe": subscribe or None, "unsubscribe": unsubscribe or None,
+               "renamed_from": before.get("email") if renamed else None}
+    record = {**desired, "profile_id": before.get("profile_id"), "fingerprint": digest}
+    return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload)
+
+
+def list_moves(lists: list[str], pushed: dict[str, Any] | None, config: KlaviyoConfig) -> tuple[list[str], list[str]]:
+    """Lists to join and to leave. On a first push the person may sit in any stage list."""
+    if pushed is None:
+        return lists, sorted(set(config.lists_by_stage.values()) - set(lists))
+    before = set(pushed.get("lists") or [])
+    return sorted(set(lists) - before), sorted(before - set(lists))
+
+
+def _attributes_to_send(attributes: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """Known values, and null for a value pushed before and gone now (null clears it)."""
+    return {k: v for k, v in attributes.items() if v is not None or before.get(k) is not None}
+
+
+def changed_fields(desired: dict[str, Any], before: dict[str, Any]) -> list[str]:
+    old = {**(before.get("attributes") or {}), **(before.get("properties") or {})}
+    new = {**desired["attributes"], **desired["properties"]}
+    return sorted(name for name, value in new.items() if old.get(name) != value)
+
+
+def iso(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
+
+
+def unique_id(event_id: str) -> str:
+    """Stable per Kommo event, so Klaviyo records a re-sent event once."""
+    return f"kommo-event-{event_id}"
+
+
+def event_properties(event: DealEvent) -> dict[str, Any]:
+    values = {"deal_name": event.deal_name, "deal_stage": event.stage, "previous_stage": event.previous_stage,
+              "pipeline": event.pipeline, "deal_amount": _amount(event.deal_amount), "kommo_deal_id": event.lead_id}
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def event_payload(event: DealEvent, email: str, config: KlaviyoConfig) -> dict[str, Any]:
+    """The `POST /api/events` body; bulk jobs regroup the same attributes per profile."""
+    attributes: dict[str, Any] = {
+        "properties": event_properties(event), "time": iso(event.at), "unique_id": unique_id(event.id),
+        "metric": {"data": {"type": "metric", "attributes": {"name": config.events[event.kind.value]}}},
+        "profile": {"data": {"type": "profile", "attributes": {"email": email}}}}
+    if event.kind is DealEventKind.WON:
+        attributes.update(value=_amount(event.deal_amount), value_currency=config.currency)
+    if event.backfill:
+        attributes["backfill"] = True
+    return {"data": {"type": "event", "attributes": attributes}}
+
+
+def event_change(event: DealEvent, person: Person, config: KlaviyoConfig) -> Change:
+    payload = event_payload(event, person.email or "", config)
+    summary = {"event": config.events[event.kind.value], "deal": event.deal_name, "stage": event.stage,
+               "from": event.previous_stage, "at": iso(event.at), "backfill": event.backfill or None}
+    return Change(NAME, person.contact_id, person.email, event.kind.value, fingerprint(payload),
+                  {"event_id": event.id}, summary, payload)
+
+
+# request bodies --------------------------------------------------------------------------------
+def profile_resource(payload: dict[str, Any]) -> dict[str, Any]:
+    """One profile as profile-import and bulk import rows take it."""
+    attributes: dict[str, Any] = {"email": payload["email"], **payload["attributes"]}
+    if payload["properties"]:
+        attributes["properties"] = payload["properties"]
+    row: dict[str, Any] = {"type": "profile", "attributes": attributes}
+    if payload["profile_id"]:
+        row["id"] = payload["profile_id"]
+    if payload["unset"]:
+        row["meta"] = {"patch_properties": {"unset": payload["unset"]}}
+    return row
+
+
+def import_job_body(rows: list[dict[str, Any]], list_ids: list[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": rows}}}
+    if list_ids:
+        data["relationships"] = {"lists": {"data": [{"type": "list", "id": i} for i in list_ids]}}
+    return {"data": data}
+
+
+def consent_body(job_type: str, consent: str, rows: list[tuple[str | None, str]],
+                 list_id: str | None = None) -> dict[str, Any]:
+    """Bulk Subscribe / Unsubscribe body for (profile id, email) rows."""
+    profiles = []
+    for profile_id, email in rows:
+        row: dict[str, Any] = {"type": "profile", "attributes": {
+            "email": email, "subscriptions": {"email": {"marketing": {"consent": consent}}}}}
+        if profile_id:
+            row["id"] = profile_id
+        profiles.append(row)
+    attributes: dict[str, Any] = {"profiles": {"data": profiles}}
+    if consent == "SUBSCRIBED":
+        attributes["custom_source"] = CUSTOM_SOURCE
+    data: dict[str, Any] = {"type": job_type, "attributes": attributes}
+    if list_id:
+        data["relationships"] = {"list": {"data": {"type": "list", "id": list_id}}}
+    return {"data": data}
+
+
+def events_job_body(payloads: list[dict[str, Any]]) -> tuple[dict[str, Any], Locator]:
+    """Events grouped per profile, and a locator from error pointers back to input positions."""
+    groups: dict[str, list[int]] = {}
+    for position, payload in enumerate(payloads):
+        groups.setdefault(_event_email(payload), []).append(position)
+    entries = []
+    for positions in groups.values():
+        first = payloads[positions[0]]["data"]["attributes"]
+        events = [{"type": "event", "attributes": {k: v for k, v in payloads[p]["data"]["attributes"].items()
+                                                   if k != "profile"}} for p in positions]
+        entries.append({"type": "event-bulk-create",
+                        "attributes": {"profile": first["profile"], "events": {"data": events}}})
+    body = {"data": {"type": "event-bulk-create-job", "attributes": {"events-bulk-create": {"data": entries}}}}
+    return body, _event_locator(list(groups.values()))
+
+
+def _event_email(payload: dict[str, Any]) -> str:
+    return str(payload["data"]["attributes"]["profile"]["data"]["attributes"].get("email") or "").lower()
+
+
+def _event_locator(layout: list[list[int]]) -> Locator:
+    def locate(pointer: str) -> list[int]:
+        match = EVENT_POINTER.match(pointer)
+        if not match or int(match[1]) >= len(layout):
+            return []
+        positions = layout[int(match[1])]
+        if match[2] is not None and int(match[2]) < len(positions):
+            return [positions[int(match[2])]]
+        return positions
+    return locate
+
+
+def _index_locator(pattern: re.Pattern[str]) -> Locator:
+    def locate(pointer: str) -> list[int]:
+        match = pattern.match(pointer)
+        return [int(match[1])] if match else []
+    return locate
+
+
+# client -----------------------------------------------------------------------------------------
+def klaviyo_http(config: KlaviyoConfig, clock: Clock) -> HttpClient:
+    headers = {"Authorization": f"Klaviyo-API-Key {config.api_key}", "revision": config.revision,
+               "Accept": JSONAPI, "Content-Type": JSONAPI}
+    return HttpClient(base_url=config.base_url, vendor="Klaviyo", clock=clock, headers=headers,
+                      rate_per_second=RATE_PER_SECOND, max_connections=4,
+                      auth_hint="check klaviyo.api_key (KLAVIYO_API_KEY) and its scopes")
+
+
+def build_klaviyo(config: KlaviyoConfig, tags: Mapping[Stage, str], clock: Clock) -> "KlaviyoDestination":
+    return KlaviyoDestination(config, tags, klaviyo_http(config, clock), clock)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    reason: str
+    permanent: bool
+
+
+def _failure(exc: RecordRejected | RetryLater) -> _Failure:
+    if isinstance(exc, RecordRejected):
+        return _Failure(exc.reason, exc.permanent)
+    return _Failure(str(exc), False)
+
+
+@dataclass
+class _Result:
+    """What happened to one person's profile during a push."""
+
+    profile_id: str | None = None
+    marketing: dict[str, Any] | None = None
+    joined: tuple[str, ...] = ()
+    failure: _Failure | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def fail(self, failure: _Failure) -> None:
+        self.failure = self.failure or failure
+
+
+@dataclass
+class _Sent:
+    """One logical request after dropping the rows Klaviyo pointed at.
+
+    `failures` and `sent` are input positions; `refused` holds the positions of a request
+    refused as a whole without pointing at rows, with the reason.
+    """
+
+    failures: dict[int, _Failure] = field(default_factory=dict)
+    sent: list[int] = field(default_factory=list)
+    response: requests.Response | None = None
+    refused: list[int] = field(default_factory=list)
+    reason: str = ""
+
+
+def _pointed_rows(response: requests.Response, locate: Locator, count: int) -> dict[int, str]:
+    """Positions the error pointers of a refusal name, with Klaviyo's reason for each."""
+    try:
+        errors = response.json().get("errors") or []
+    except (ValueError, AttributeError):
+        return {}
+    rows: dict[int, str] = {}
+    for error in (e for e in errors if isinstance(e, dict)):
+        pointer = str((error.get("source") or {}).get("pointer") or "")
+        for position in locate(pointer):
+            if position < count:
+                rows.setdefault(position, str(error.get("detail") or error.get("title") or "invalid"))
+    return rows
+
+
+def _error(response: requests.Response) -> dict[str, Any]:
+    try:
+        errors = response.json().get("errors") or [{}]
+    except (ValueError, AttributeError):
+        return {}
+    return errors[0] if isinstance(errors[0], dict) else {}
+
+
+def may_subscribe(marketing: dict[str, Any] | None, list_id: str) -> bool:
+    """Only a profile that never subscribed and carries no suppression: Bulk Subscribe lifts them."""
+    if not marketing or marketing.get("consent") != "NEVER_SUBSCRIBED" or marketing.get("suppression"):
+        return False
+    return not any(s.get("list_id") == list_id for s in marketing.get("list_suppressions") or [])
+
+
+class KlaviyoDestination(Destination):
+    name = NAME
+    wants_deal_events = True
+
+    def __init__(self, config: KlaviyoConfig, tags: Mapping[Stage, str], http: HttpClient, clock: Clock):
+        self.config, self.tags, self.http, self.clock = config, dict(tags), http, clock
+
+    def describe(self) -> str:
+        return f"Klaviyo list {self.config.list_id}"
+
+    def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
+        """Every configured list must exist: lists are never created per run (150 a day)."""
+        wanted = {"klaviyo.list_id": self.config.list_id}
+        wanted.update({f"klaviyo.lists_by_stage.{stage.value}": list_id
+                       for stage, list_id in self.config.lists_by_stage.items()})
+        for key, list_id in wanted.items():
+            if self.http.request("GET", f"/api/lists/{list_id}", allow=(404,)).status_code == 404:
+                raise ConfigError(key, f"no list {list_id!r} in this Klaviyo account")
+
+    def events_since(self) -> int | None:
+        moment = self.config.events_since
+        return int(moment.timestamp()) if moment else None
+
+    # plan -------------------------------------------------------------------------------------
+    def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]) -> Plan:
+        plan = Plan()
+        for person in people:
+            change, notes = plan_person(person, pushed.get(person.contact_id), person.email in suppressed,
+                                        self.config, self.tags)
+            plan.skipped.extend(notes)
+            if change is not None:
+                plan.changes.append(change)
+        return plan
+
+    def plan_events(self, events: list[DealEvent]) -> Plan:
+        plan = Plan()
+        for event in events:
+            person = event.person
+            if person is None or not person.email:
+                plan.skipped.append(Skip(person.contact_id if person else 0, "no_email"))
+            else:
+                plan.changes.append(event_change(event, person, self.config))
+        return plan
+
+    # push: profiles -----------------------------------------------------------------------------
+    def push(self, changes: list[Change]) -> list[Outcome]:
+        results = {c.person_id: _Result() for c in changes}
+        if len(changes) <= SMALL_RUN:
+            for change in changes:
+                self._import_one(change, results[change.person_id])
+        else:
+            self._import_bulk(changes, results)
+        self._move_lists([c for c in changes if not results[c.person_id].failure], results)
+        self._subscribe([c for c in changes if not results[c.person_id].failure], results)
+        self._unsubscribe([c for c in changes if not results[c.person_id].failure], results)
+        return [self._outcome(change, results[change.person_id]) for change in changes]
+
+    @staticmethod
+    def _outcome(change: Change, result: _Result) -> Outcome:
+        if result.failure:
+            return Outcome(change, False, result.failure.permanent, result.failure.reason)
+        return Outcome(change, True, record_updates={"profile_id": result.profile_id, **result.notes})
+
+    def _import_one(self, change: Change, result: _Result) -> None:
+        try:
+            self._import_row(change, profile_resource(change.payload), result)
+        except (RecordRejected, RetryLater) as exc:
+            result.fail(_failure(exc))
+
+    def _import_row(self, change: Change, row: dict[str, Any], result: _Result) -> None:
+        response = self._profile_import(row)
+        if response.status_code == 404 and row.get("id"):
+            self._import_without_stale_id(change, row, response, result)
+        elif response.status_code == 409:
+            self._import_despite_conflict(change, row, response, result)
+        else:
+            self._take(result, response.json()["data"])
+
+    def _profile_import(self, row: dict[str, Any]) -> requests.Response:
+        return self.http.request("POST", "/api/profile-import", json={"data": row}, allow=(404, 409),
+                                 params={"additional-fields[profile]": "subscriptions"})
+
+    def _take(self, result: _Result, data: dict[str, Any]) -> None:
+        result.profile_id = data["id"]
+        subscriptions = (data.get("attributes") or {}).get("subscriptions") or {}
+        result.marketing = (subscriptions.get("email") or {}).get("marketing")
+
+    def _import_without_stale_id(self, change: Change, row: dict[str, Any], response: requests.Response,
+                                 result: _Result) -> None:
+        """404 on our stored id: the profile is gone (upsert by email), or the new email is taken."""
+        if self._profile(row["id"]) is None:
+            self._import_row(change, {k: v for k, v in row.items() if k != "id"}, result)
+            return
+        detail = _error(response).get("detail") or "not found"
+        result.fail(_Failure(f"{detail} (the new email {change.email} belongs to another Klaviyo profile)", True))
+
+    def _import_despite_conflict(self, change: Change, row: dict[str, Any], response: requests.Response,
+                                 result: _Result) -> None:
+        """409 duplicate_profile: a shared phone is left out; another profile is taken over only
+        when its email is ours, so two people never merge."""
+        if row["attributes"].get("phone_number"):
+            row = {**row, "attributes": {k: v for k, v in row["attributes"].items() if k != "phone_number"}}
+            response = self._profile_import(row)
+            result.notes["phone_withheld"] = True
+            if response.status_code < 300:
+                self._take(result, response.json()["data"])
+                return
+        error = _error(response)
+        duplicate = (error.get("meta") or {}).get("duplicate_profile_id")
+        owner = self._profile(duplicate) if duplicate and response.status_code == 409 else None
+        if owner and str(owner.get("email") or "").lower() == (change.email or "").lower():
+            retry = self._profile_import({**row, "id": duplicate})
+            if retry.status_code < 300:
+                self._take(result, retry.json()["data"])
+                return
+            error = _error(retry)
+        reason = f"{error.get('code', 'conflict')}: {error.get('detail') or describe_error(response)}"
+        result.fail(_Failure(f"{reason} (Klaviyo profile {duplicate})" if duplicate else reason, True))
+
+    def _profile(self, profile_id: str) -> dict[str, Any] | None:
+        response = self.http.request("GET", f"/api/profiles/{profile_id}", allow=(404,))
+        return None if response.status_code == 404 else response.json()["data"]["attributes"]
+
+    # push: bulk import --------------------------------------------------------------------------
+    def _import_bulk(self, changes: list[Change], results: dict[int, _Result]) -> None:
+        main = self.config.list_id
+        joining = [c for c in changes if main in c.payload["add_lists"]]
+        others = [c for c in changes if main not in c.payload["add_lists"]]
+        conflicts: list[Change] = []
+        for group, list_ids in ((joining, [main]), (others, [])):
+            for chunk in _import_chunks(group):
+                conflicts += self._import_job(chunk, list_ids, results)
+        for change in conflicts:
+            self._import_one(change, results[change.person_id])
+
+    def _import_job(self, chunk: list[Change], list_ids: list[str], results: dict[int, _Result]) -> list[Change]:
+        """One bulk import job; returns the rows that hit an identity conflict (to go singly)."""
+        sent = self._send("POST", "/api/profile-bulk-import-jobs", chunk, lambda part: (
+            import_job_body([profile_resource(c.payload) for c in part], list_ids), _index_locator(ROW_POINTER)))
+        self._apply(chunk, sent, results)
+        if sent.response is None:
+            return []
+        rows = [chunk[i] for i in sent.sent]
+        try:
+            job = self._wait_for_job(sent.response.json()["data"])
+            errors = self._import_errors(job["id"]) if job["attributes"].get("failed_count") else {}
+            found = self._job_profiles(job["id"])
+        except (RecordRejected, RetryLater) as exc:
+            for change in rows:
+                results[change.person_id].fail(_failure(exc))
+            return []
+        return self._read_job(rows, errors, found, list_ids, results)
+
+    def _read_job(self, rows: list[Change], errors: dict[int, dict[str, Any]], found: dict[str, dict[str, Any]],
+                  list_ids: list[str], results: dict[int, _Result]) -> list[Change]:
+        conflicts = []
+        for index, change in enumerate(rows):
+            result, error = results[change.person_id], errors.get(index)
+            if error and error.get("code") in CONFLICT_CODES:
+                conflicts.append(change)
+            elif error:
+                result.fail(_Failure(str(error.get("detail") or error.get("title") or error.get("code")), True))
+            elif (change.email or "").lower() in found:
+                self._take(result, found[(change.email or "").lower()])
+                result.joined = tuple(list_ids)
+            else:
+                result.fail(_Failure("Klaviyo's import job did not report this profile", False))
+        return conflicts
+
+    def _wait_for_job(self, job: dict[str, Any]) -> dict[str, Any]:
+        delay, waited = 1.0, 0.0
+        while job["attributes"]["status"] not in ("complete", "cancelled"):
+            if waited >= JOB_TIMEOUT:
+                raise RetryLater(f"Klaviyo import job {job['id']} did not complete within an hour")
+            self.clock.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 15.0)
+            job = self.http.get_json(f"/api/profile-bulk-import-jobs/{job['id']}")["data"]
+        if job["attributes"]["status"] == "cancelled":
+            raise RetryLater(f"Klaviyo cancelled import job {job['id']}")
+        return job
+
+    def _import_errors(self, job_id: str) -> dict[int, dict[str, Any]]:
+        """Import errors by the row index their pointer names."""
+        errors = {}
+        for item in self._pages(f"/api/profile-bulk-import-jobs/{job_id}/import-errors", {"page[size]": PAGE_SIZE}):
+            attributes = item.get("attributes") or {}
+            match = ROW_POINTER.match(str((attributes.get("source") or {}).get("pointer") or ""))
+            if match:
+                errors.setdefault(int(match[1]), attributes)
+        return errors
+
+    def _job_profiles(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """The profiles a job created or updated, by lower-cased email, with their consent."""
+        params = {"page[size]": PAGE_SIZE, "additional-fields[profile]": "subscriptions"}
+        return {str(p["attributes"].get("email") or "").lower(): p
+                for p in self._pages(f"/api/profile-bulk-import-jobs/{job_id}/profiles", params)}
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        body = self.http.get_json(path, params=params)
+        while body:
+            yield from body.get("data") or []
+            next_url = (body.get("links") or {}).get("next")
+            body = self.http.get_json(next_url) if next_url else None
+
+    # push: lists and consent --------------------------------------------------------------------
+    def _move_lists(self, changes: list[Change], results: dict[int, _Result]) -> None:
+        adds: dict[str, list[Change]] = {}
+        removes: dict[str, list[Change]] = {}
+        for change in changes:
+            for list_id in change.payload["add_lists"]:
+                if list_id not in results[change.person_id].joined:
+                    adds.setdefault(list_id, []).append(change)
+            for list_id in change.payload["remove_lists"]:
+                removes.setdefault(list_id, []).append(change)
+        for method, moves in (("DELETE", removes), ("POST", adds)):
+            for list_id, members in sorted(moves.items()):
+                for chunk in _chunks(members, LIST_CHANGE_SIZE):
+                    self._list_call(method, list_id, chunk, results)
+
+    def _list_call(self, method: str, list_id: str, chunk: list[Change], results: dict[int, _Result]) -> None:
+        sent = self._send(method, f"/api/lists/{list_id}/relationships/profiles", chunk, lambda part: (
+            {"data": [{"type": "profile", "id": results[c.person_id].profile_id} for c in part]},
+            _index_locator(LIST_POINTER)))
+        self._apply(chunk, sent, results)
+
+    def _subscribe(self, changes: list[Change], results: dict[int, _Result]) -> None:
+        ready = []
+        for change in (c for c in changes if c.payload["subscribe"]):
+            marketing = results[change.person_id].marketing
+            if may_subscribe(marketing, self.config.list_id):
+                ready.append(change)
+            elif (marketing or {}).get("consent") != "SUBSCRIBED":
+                results[change.person_id].notes["kept_unsubscribed"] = True
+        for chunk in _chunks(ready, SUBSCRIBE_SIZE):
+            sent = self._send("POST", "/api/profile-subscription-bulk-create-jobs", chunk, lambda part: (
+                consent_body("profile-subscription-bulk-create-job", "SUBSCRIBED",
+                             [(results[c.person_id].profile_id, c.email or "") for c in part], self.config.list_id),
+                _index_locator(ROW_POINTER)))
+            self._apply(chunk, sent, results)
+
+    def _unsubscribe(self, changes: list[Change], results: dict[int, _Result]) -> None:
+        """Consent withdrawn in Kommo: unsubscribed from email marketing (globally, no list)."""
+        withdrawn = [c for c in changes if c.payload["unsubscribe"]]
+        for chunk in _chunks(withdrawn, UNSUBSCRIBE_SIZE):
+            sent = self._send("POST", "/api/profile-subscription-bulk-delete-jobs", chunk, lambda part: (
+                consent_body("profile-subscription-bulk-delete-job", "UNSUBSCRIBED",
+                             [(None, c.email or "") for c in part]),
+                _index_locator(ROW_POINTER)))
+            self._apply(chunk, sent, results)
+
+    # push: the shared refusal handling ---------------------------------------------------------
+    def _send(self, method: str, path: str, items: list[Change],
+              build: Callable[[list[Change]], tuple[dict[str, Any], Locator]]) -> _Sent:
+        """One request for `items`; when Klaviyo refuses it because of some rows (error
+        pointers), those rows fail with its reason and the rest is sent again."""
+        sent, pending = _Sent(), list(range(len(items)))
+        while pending:
+            body, locate = build([items[i] for i in pending])
+            try:
+                response = self.http.request(method, path, json=body, allow=(400, 409))
+            except (RecordRejected, RetryLater) as exc:
+                sent.failures.update({i: _failure(exc) for i in pending})
+                return sent
+            if response.status_code < 300:
+                sent.sent, sent.response = pending, response
+                return sent
+            bad = _pointed_rows(response, locate, len(pending))
+            if not bad:
+                sent.refused, sent.reason = pending, describe_error(response)
+                return sent
+            sent.failures.update({pending[p]: _Failure(reason, True) for p, reason in bad.items()})
+            pending = [i for p, i in enumerate(pending) if p not in bad]
+        return sent
+
+    @staticmethod
+    def _apply(chunk: list[Change], sent: _Sent, results: dict[int, _Result]) -> None:
+        for index, failure in sent.failures.items():
+            results[chunk[index].person_id].fail(failure)
+        for index in sent.refused:
+            results[chunk[index].person_id].fail(_Failure(sent.reason, True))
+
+    # push: events --------------------------------------------------------------------------------
+    def push_events(self, changes: list[Change], outcome_unknown: bool = False) -> list[Outcome]:
+        if outcome_unknown or len(changes) <= SMALL_RUN:
+            return [self._send_event(change) for change in changes]
+        firsts: dict[str, Change] = {}
+        for change in changes:
+            firsts.setdefault(change.record["event_id"], change)
+        outcomes: dict[str, Outcome] = {}
+        for chunk in _chunks(list(firsts.values()), EVENT_JOB_SIZE):
+            outcomes.update(self._event_job(chunk))
+        return [replace(outcomes[c.record["event_id"]], change=c) for c in changes]
+
+    def _send_event(self, change: Change) -> Outcome:
+        """POST /api/events: Klaviyo records a repeated unique_id once, so a re-send is safe."""
+        try:
+            self.http.request("POST", "/api/events", json=change.payload)
+        except (RecordRejected, RetryLater) as exc:
+            failure = _failure(exc)
+            return Outcome(change, False, failure.permanent, failure.reason)
+        return Outcome(change, True)
+
+    def _event_job(self, chunk: list[Change]) -> dict[str, Outcome]:
+        sent = self._send("POST", "/api/event-bulk-create-jobs", chunk,
+                          lambda part: events_job_body([c.payload for c in part]))
+        outcomes = {chunk[i].record["event_id"]: Outcome(chunk[i], True) for i in sent.sent}
+        for index, failure in sent.failures.items():
+            outcomes[chunk[index].record["event_id"]] = Outcome(chunk[index], False, failure.permanent, failure.reason)
+        for index in sent.refused:
+            outcomes[chunk[index].record["event_id"]] = self._send_event(chunk[index])
+        return outcomes
+
+
+def _import_chunks(changes: list[Change]) -> Iterator[list[Change]]:
+    """Rows for import jobs: at most 10,000 and about 4.5 MB each (Klaviyo's cap is 5 MB)."""
+    chunk: list[Change] = []
+    size = 0
+    for change in changes:
+        row_size = len(json.dumps(profile_resource(change.payload)))
+        if chunk and (len(chunk) >= IMPORT_JOB_ROWS or size + row_size > IMPORT_JOB_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(change)
+        size += row_size
+    if chunk:
+        yield chunk
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
