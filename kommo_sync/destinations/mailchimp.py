@@ -36,8 +36,6 @@ SMALL_RUN = 10
 BATCH_SUBSCRIBE_SIZE = 500
 SEGMENT_SIZE = 500
 TEXT_LIMIT = 255
-PERMANENT_TITLES = ("Member In Compliance State", "Forgotten Email Not Subscribed", "Invalid Resource",
-                    "Member Exists")
 ALREADY_MEMBER = ("ERROR_CONTACT_EXISTS", "already a list member")
 
 
@@ -112,7 +110,8 @@ def _plan_existing(person: Person, desired: dict[str, Any], digest: str, pushed:
         body["email_address"], action = person.email, "rename"
     if pushed.get("consent") is True and person.consent is False:
         body["status"], action = "unsubscribed", "unsubscribe"
-    summary = {"fields": changed, "renamed_from": pushed.get("email") if action == "rename" else None}
+    renamed = pushed.get("email") != person.email
+    summary = {"fields": changed, "renamed_from": pushed.get("email") if renamed else None}
     change = _change(person, action, digest, desired, body, pushed["hash"],
                      tag_change=pushed.get("tag") != desired["tag"], summary=summary, old_tag=pushed.get("tag"))
     if action != "unsubscribe" and pushed.get("status"):
@@ -149,9 +148,16 @@ class _Result:
 
 
 def _rejected(exc: RecordRejected | RetryLater) -> _Result:
+    """A refused request → rejection, classified like bulk results (the signup throttle is transient)."""
     if isinstance(exc, RecordRejected):
-        return _Result(False, exc.permanent, exc.reason)
+        return classify(exc.status or 400, "", exc.reason) if exc.permanent else _Result(False, False, exc.reason)
     return _Result(False, False, str(exc))
+
+
+def _is_signup_throttle(detail: str) -> bool:
+    """Mailchimp's per-address anti-abuse throttle: retry on a later run, not a data problem."""
+    lowered = detail.lower()
+    return "signed up to a lot of lists" in lowered or ("recent" in lowered and "signup" in lowered)
 
 
 def classify(status: int, title: str, detail: str) -> _Result:
@@ -159,7 +165,7 @@ def classify(status: int, title: str, detail: str) -> _Result:
     if status < 300:
         return _Result(True)
     reason = f"{title}: {detail}".strip(": ") if detail and detail != title else title
-    if "recent" in detail.lower() and "signup" in detail.lower():
+    if _is_signup_throttle(detail):
         return _Result(False, False, reason)
     permanent = 400 <= status < 500 and status != 429
     return _Result(False, permanent, reason or f"HTTP {status}")
@@ -327,6 +333,10 @@ class MailchimpDestination(Destination):
         results = {}
         for item in self._archive(batch.get("response_body_url") or ""):
             results[str(item.get("operation_id"))] = _batch_item_result(item)
+        refused = sum(1 for r in results.values() if not r.ok)
+        if int(batch.get("errored_operations") or 0) > refused + (len(operations) - len(results)):
+            log.warning("Mailchimp batch %s reports %s errored operations, its archive shows %s",
+                        batch.get("id"), batch.get("errored_operations"), refused)
         return results
 
     def _wait_for_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
