@@ -28,7 +28,8 @@ import requests
 
 from kommo_sync.clock import Clock
 from kommo_sync.config import KlaviyoConfig
-from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, Skip, fingerprint
+from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan, Skip,
+                                          fingerprint)
 from kommo_sync.errors import ConfigError, RecordRejected, RetryLater
 from kommo_sync.http import HttpClient, describe_error
 from kommo_sync.model import DealEvent, DealEventKind, Person, Stage
@@ -349,6 +350,30 @@ def _error(response: requests.Response) -> dict[str, Any]:
     return errors[0] if isinstance(errors[0], dict) else {}
 
 
+SUPPRESSION = "subscriptions.email.marketing.suppression"
+ACTIVITY_METRICS = {"Opened Email": "open", "Clicked Email": "click"}
+SUPPRESSION_KINDS = {"UNSUBSCRIBE": ("unsubscribed", ""), "SPAM_COMPLAINT": ("unsubscribed", "marked an email as spam"),
+                     "USER_SUPPRESSED": ("unsubscribed", "suppressed in Klaviyo"),
+                     "HARD_BOUNCE": ("cleaned", "hard bounce"), "INVALID_EMAIL": ("cleaned", "invalid email")}
+
+
+def _epoch(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def _suppression_feedback(profile: dict[str, Any], since: int, until: int) -> Iterator[Feedback]:
+    """One Feedback per global email suppression of this profile inside (since, until]."""
+    marketing = ((((profile.get("attributes") or {}).get("subscriptions") or {}).get("email") or {})
+                 .get("marketing") or {})
+    email = str(profile["attributes"].get("email") or "").lower()
+    for suppression in marketing.get("suppression") or []:
+        at = _epoch(suppression["timestamp"])
+        kind, detail = SUPPRESSION_KINDS.get(suppression.get("reason"), ("unsubscribed", ""))
+        if email and since < at <= until:
+            yield Feedback("klaviyo", kind, email, at, "Klaviyo email marketing",
+                           f"klaviyo:{suppression.get('reason')}:{profile['id']}:{at}", detail=detail)
+
+
 def may_subscribe(marketing: dict[str, Any] | None, list_id: str) -> bool:
     """Only a profile that never subscribed and carries no suppression: Bulk Subscribe lifts them."""
     if not marketing or marketing.get("consent") != "NEVER_SUBSCRIBED" or marketing.get("suppression"):
@@ -367,17 +392,74 @@ class KlaviyoDestination(Destination):
         return f"Klaviyo list {self.config.list_id}"
 
     def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
-        """Every configured list must exist: lists are never created per run (150 a day)."""
+        """Every configured list must exist: lists are never created per run (150 a day).
+        Lists found once are remembered, so later runs spend no request on them."""
         wanted = {"klaviyo.list_id": self.config.list_id}
         wanted.update({f"klaviyo.lists_by_stage.{stage.value}": list_id
                        for stage, list_id in self.config.lists_by_stage.items()})
+        known = set(memory.get("lists_found", []))
         for key, list_id in wanted.items():
+            if list_id in known:
+                continue
             if self.http.request("GET", f"/api/lists/{list_id}", allow=(404,)).status_code == 404:
                 raise ConfigError(key, f"no list {list_id!r} in this Klaviyo account")
+            known.add(list_id)
+        if not dry_run:
+            memory.set("lists_found", sorted(known))
 
     def events_since(self) -> int | None:
         moment = self.config.events_since
         return int(moment.timestamp()) if moment else None
+
+    def settings(self) -> Any:
+        return {"lists_by_stage": {s.value: l for s, l in self.config.lists_by_stage.items()},
+                "subscribe_with_consent": self.config.subscribe_with_consent,
+                "phone_region": self.config.phone_region}
+
+    def target(self) -> str:
+        return self.config.list_id
+
+    # feedback ------------------------------------------------------------------------------------
+    def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
+        """Email-marketing suppressions from the profiles API, filtered by suppression time.
+
+        The profiles API (filter on `subscriptions.email.marketing.suppression.timestamp`, which
+        the spec lists with gt/lte) gives the state with its reason in one paged read, while the
+        events API needs the account's metric ids first and a metric exists only once it happened.
+        """
+        window = (f"greater-than({SUPPRESSION}.timestamp,{iso(since)}),"
+                  f"less-or-equal({SUPPRESSION}.timestamp,{iso(until)})")
+        params = {"additional-fields[profile]": "subscriptions", "filter": window,
+                  "sort": f"{SUPPRESSION}.timestamp", "page[size]": PAGE_SIZE, "fields[profile]": "email,subscriptions"}
+        for profile in self._pages("/api/profiles", params):
+            yield from _suppression_feedback(profile, since, until)
+        if activity:
+            yield from self._activity(since, until)
+
+    def _activity(self, since: int, until: int) -> Iterator[Feedback]:
+        metrics = {m["attributes"].get("name"): m["id"] for m in self._pages("/api/metrics", {})}
+        for name, kind in ACTIVITY_METRICS.items():
+            if name not in metrics:
+                continue
+            params = {"filter": f'equals(metric_id,"{metrics[name]}"),greater-than(datetime,{iso(since)}),'
+                                f"less-or-equal(datetime,{iso(until)})",
+                      "include": "profile", "fields[profile]": "email", "page[size]": 200}
+            yield from self._activity_events(params, kind)
+
+    def _activity_events(self, params: dict[str, Any], kind: str) -> Iterator[Feedback]:
+        body = self.http.get_json("/api/events", params=params)
+        while body:
+            emails = {p["id"]: str(p["attributes"].get("email") or "").lower() for p in body.get("included") or []}
+            for event in body.get("data") or []:
+                email = emails.get(((event.get("relationships") or {}).get("profile") or {}).get("data", {}).get("id"))
+                if email:
+                    props = event["attributes"].get("event_properties") or {}
+                    yield Feedback("klaviyo", kind, email, _epoch(event["attributes"]["datetime"]), "Klaviyo",
+                                   f"klaviyo:{kind}:{event['id']}",
+                                   detail=str(props.get("Campaign Name") or props.get("Subject") or "a campaign"),
+                                   url=str(props.get("URL") or ""))
+            next_url = (body.get("links") or {}).get("next")
+            body = self.http.get_json(next_url) if next_url else None
 
     # plan -------------------------------------------------------------------------------------
     def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]) -> Plan:
