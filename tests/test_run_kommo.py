@@ -196,3 +196,13 @@ def _dump(world):
     with sqlite3.connect(world.raw["state"]) as db:
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         return {t: sorted(map(repr, db.execute(f"SELECT * FROM {t}"))) for t in tables}
+
+
+def test_verbose_logs_show_requests_but_no_secret(world, sales):
+    world.with_mailchimp().with_klaviyo()
+    world.kommo.add_contact("Ada", email="ada@analytical.io", consent=True)
+    result = world.cli("-v", "run")
+    assert result.exit_code == 0
+    assert "Kommo GET /api/v4/contacts -> 200" in result.output
+    assert "Mailchimp PUT" in result.output
+    assert_no_secret(result.output)
