@@ -55,6 +55,10 @@ class World:
                                "list_id": self.klaviyo_list, **overrides}
         return self
 
+    def status_id(self, pipeline: int, name: str) -> int:
+        """A Kommo status id by pipeline and name (ids other than 142/143 differ per pipeline)."""
+        return next(s["id"] for s in self.kommo.statuses(pipeline) if s["name"] == name)
+
     def config(self) -> Config:
         return parse_config(self.raw, ENV)
 
@@ -90,6 +94,12 @@ def world(tmp_path: Path, clock: FakeClock) -> Iterator[World]:
     w = World(tmp_path, clock)
     yield w
     w.close()
+
+
+@pytest.fixture
+def sales(world: World) -> int:
+    """A Sales pipeline: Incoming leads (unsorted) → Qualified → Proposal → won / lost."""
+    return world.kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
 
 
 def assert_no_secret(*texts: str) -> None:

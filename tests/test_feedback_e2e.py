@@ -8,11 +8,6 @@ from kommo_sync.feedback import FeedbackStage
 
 
 @pytest.fixture
-def sales(world):
-    return world.kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
-
-
-@pytest.fixture
 def ada(world, sales):
     """Ada is synced to Mailchimp with consent and has one open and one lost deal."""
     world.with_mailchimp()

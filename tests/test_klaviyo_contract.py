@@ -60,11 +60,6 @@ def errors_of(operation: str, body: Any) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATORS[operation].iter_errors(body)]
 
 
-@pytest.fixture
-def sales(world: World) -> int:
-    return world.kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
-
-
 def exercise_every_path(world: World, sales: int) -> None:
     """Single and bulk profile imports, list moves, subscribe, unsubscribe, single and bulk events,
     cleared values (null, unset) and a conflict retry, against the sandbox."""

@@ -17,15 +17,6 @@ DEAL_METRICS = set(DEFAULT_EVENTS.values())
 BEFORE_HISTORY = "2025-01-01"
 
 
-@pytest.fixture
-def sales(world: World) -> int:
-    return world.kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
-
-
-def status_id(world: World, pipeline: int, name: str) -> int:
-    return next(s["id"] for s in world.kommo.statuses(pipeline) if s["name"] == name)
-
-
 def deal_events(world: World) -> list[dict[str, Any]]:
     return [e for e in world.klaviyo.events() if e["metric"] in DEAL_METRICS]
 
@@ -53,7 +44,7 @@ def test_first_sync_creates_profiles_list_memberships_and_deal_created_events(wo
     world.with_klaviyo(events_since=BEFORE_HISTORY)
     ada = world.kommo.add_contact("Ada", "Lovelace", email="Ada@Analytical.io", phone="+49 30 1234567",
                                   company_id=world.kommo.add_company("Analytical Engines"), consent=True)
-    lead = world.kommo.add_lead("Engines", 5000, sales, status_id(world, sales, "Proposal"), contact_ids=[ada])
+    lead = world.kommo.add_lead("Engines", 5000, sales, world.status_id(sales, "Proposal"), contact_ids=[ada])
     nobody = world.kommo.add_contact("No", "Mail")
     world.kommo.add_lead("Walk-in", 10, sales, contact_ids=[nobody])
     result = world.run()
@@ -108,7 +99,7 @@ def test_two_stage_moves_and_a_win_between_runs_become_three_events_in_order(wor
     moves = []
     for name in ("Qualified", "Proposal"):
         world.clock.advance(3600)
-        world.kommo.move_lead(lead, status_id(world, sales, name))
+        world.kommo.move_lead(lead, world.status_id(sales, name))
         moves.append(int(world.clock.now()))
     world.clock.advance(3600)
     world.kommo.move_lead(lead, 142)
@@ -174,7 +165,7 @@ def test_lost_sends_deal_lost_and_moves_to_the_lost_list(world, sales):
     open_list, lost_list = world.klaviyo.add_list("Open deals"), world.klaviyo.add_list("Lost")
     world.with_klaviyo(events_since=BEFORE_HISTORY, lists_by_stage={"in_progress": open_list, "lost": lost_list})
     ada = world.kommo.add_contact("Ada", email="ada@analytical.io")
-    lead = world.kommo.add_lead("Engines", 5000, sales, status_id(world, sales, "Qualified"), contact_ids=[ada])
+    lead = world.kommo.add_lead("Engines", 5000, sales, world.status_id(sales, "Qualified"), contact_ids=[ada])
     world.run()
     profile_id = world.klaviyo.profile_by_email("ada@analytical.io")["id"]
     assert profile_id in world.klaviyo.list_members(open_list)

@@ -176,22 +176,13 @@ def checked_writes(world) -> set[str]:
 
 
 # scenarios -------------------------------------------------------------------------------------
-@pytest.fixture
-def sales(world):
-    return world.kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
-
-
-def stage(world, pipeline, name):
-    return next(s["id"] for s in world.kommo.statuses(pipeline) if s["name"] == name)
-
-
 def test_small_runs_send_valid_put_patch_tags_and_merge_field_bodies(world, sales):
     world.with_mailchimp()
     world.mailchimp.add_member(world.list_id, "cy@stone.io", status="unsubscribed")
     acme = world.kommo.add_company("Acme GmbH")
     ada = world.kommo.add_contact("Ada", "Lovelace", email="ada@analytical.io", phone="+49 30 1234567",
                                   company_id=acme, consent=True, lead_source="Webinar")
-    deal = world.kommo.add_lead("Engines", 5000, sales, stage(world, sales, "Proposal"), contact_ids=[ada])
+    deal = world.kommo.add_lead("Engines", 5000, sales, world.status_id(sales, "Proposal"), contact_ids=[ada])
     world.kommo.add_contact("Bob", "Stone", email="bob@stone.io", consent=False)     # skip: PATCH if there
     cy = world.kommo.add_contact("Cy", "Stone", email="cy@stone.io", consent=True)
     assert world.run().rejected == 0
@@ -210,7 +201,7 @@ def test_a_large_first_sync_sends_valid_batch_subscribe_segment_and_batch_bodies
     for email, status in (("gone@firm.io", "unsubscribed"), ("bounced@firm.io", "cleaned")):
         world.mailchimp.add_member(world.list_id, email, status=status)
         known = world.kommo.add_contact("Known", email=email, consent=True)
-        world.kommo.add_lead("Deal", 10, sales, stage(world, sales, "Qualified"), contact_ids=[known])
+        world.kommo.add_lead("Deal", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[known])
     for i in range(30):
         world.kommo.add_contact(f"P{i}", "Firm", email=f"p{i}@firm.io", consent=True)
     world.kommo.add_contact("Fake", email="test@example.com", consent=True)
@@ -224,7 +215,7 @@ def test_a_large_first_sync_sends_valid_batch_subscribe_segment_and_batch_bodies
 def test_large_incremental_updates_send_valid_batch_operations(world, sales):
     world.with_mailchimp()
     people = [world.kommo.add_contact(f"P{i}", "Firm", email=f"p{i}@firm.io", consent=True) for i in range(30)]
-    deals = [world.kommo.add_lead(f"D{i}", 10, sales, stage(world, sales, "Qualified"), contact_ids=[person])
+    deals = [world.kommo.add_lead(f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[person])
              for i, person in enumerate(people)]
     world.run()
     world.clock.advance(60)
@@ -249,7 +240,7 @@ def test_large_incremental_updates_send_valid_batch_operations(world, sales):
 def test_more_than_500_people_are_split_into_valid_chunks(world, sales):
     world.with_mailchimp(without_consent="transactional")
     people = [world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=i % 2 == 0) for i in range(520)]
-    deals = [world.kommo.add_lead(f"D{i}", 10, sales, stage(world, sales, "Qualified"), contact_ids=[person])
+    deals = [world.kommo.add_lead(f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[person])
              for i, person in enumerate(people)]
     assert world.run().rejected == 0
     world.clock.advance(60)

@@ -5,15 +5,6 @@ from kommo_sync.destinations.mailchimp import subscriber_hash
 from tests.conftest import assert_no_secret
 
 
-@pytest.fixture
-def sales(world):
-    return world.kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
-
-
-def stage(world, pipeline, name):
-    return next(s["id"] for s in world.kommo.statuses(pipeline) if s["name"] == name)
-
-
 def mc_writes(world):
     return [r for r in world.mailchimp.writes()]
 
@@ -23,7 +14,7 @@ def test_first_sync_lands_members_with_fields_tag_and_consent(world, sales):
     acme = world.kommo.add_company("Acme GmbH")
     ada = world.kommo.add_contact("Ada", "Lovelace", email="Ada@Analytical.io ", phone="+49 30 1234567",
                                   company_id=acme, consent=True, lead_source="Webinar")
-    world.kommo.add_lead("Engines", 5000, sales, stage(world, sales, "Proposal"), contact_ids=[ada])
+    world.kommo.add_lead("Engines", 5000, sales, world.status_id(sales, "Proposal"), contact_ids=[ada])
     world.kommo.add_contact("Bob", "Stone", email="bob@stone.io", consent=False)
     result = world.cli("run")
     assert result.exit_code == 0, result.output
@@ -52,8 +43,8 @@ def test_won_and_lost_retag_while_the_marketers_tag_survives(world, sales):
     world.with_mailchimp()
     ada = world.kommo.add_contact("Ada", email="ada@analytical.io", consent=True)
     bob = world.kommo.add_contact("Bob", email="bob@stone.io", consent=True)
-    deal_a = world.kommo.add_lead("A", 100, sales, stage(world, sales, "Qualified"), contact_ids=[ada])
-    deal_b = world.kommo.add_lead("B", 100, sales, stage(world, sales, "Qualified"), contact_ids=[bob])
+    deal_a = world.kommo.add_lead("A", 100, sales, world.status_id(sales, "Qualified"), contact_ids=[ada])
+    deal_b = world.kommo.add_lead("B", 100, sales, world.status_id(sales, "Qualified"), contact_ids=[bob])
     world.run()
     world.mailchimp.add_member(world.list_id, "ada@analytical.io")   # no-op guard: already there
     world.mailchimp.member(world.list_id, "ada@analytical.io")
@@ -69,7 +60,7 @@ def test_won_and_lost_retag_while_the_marketers_tag_survives(world, sales):
 def test_bulk_path_creates_retags_and_keeps_marketer_tags(world, sales):
     world.with_mailchimp()
     people = [world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True) for i in range(40)]
-    deals = [world.kommo.add_lead(f"D{i}", 10, sales, stage(world, sales, "Qualified"), contact_ids=[c])
+    deals = [world.kommo.add_lead(f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[c])
              for i, c in enumerate(people)]
     world.run()
     assert world.mailchimp.requests("POST", f"/3.0/lists/{world.list_id}")   # batch subscribe was used

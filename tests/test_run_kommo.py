@@ -10,15 +10,6 @@ from kommo_sync.state import FileLock
 from tests.conftest import KOMMO_TOKEN, assert_no_secret
 
 
-@pytest.fixture
-def sales(world):
-    return world.kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
-
-
-def status_id(world, pipeline, name):
-    return next(s["id"] for s in world.kommo.statuses(pipeline) if s["name"] == name)
-
-
 def cursor(world):
     with sqlite3.connect(world.raw["state"]) as db:
         row = db.execute("SELECT value FROM cursors WHERE name = ?", (CONTACTS_CURSOR,)).fetchone()
@@ -29,7 +20,7 @@ def test_first_run_reports_each_contact_with_stage_tag_and_deciding_lead(world, 
     ada = world.kommo.add_contact("Ada", "Lovelace", email="ada@analytical.io", consent=True)
     bob = world.kommo.add_contact("Bob", "Stone", email="bob@stone.io")
     nolead = world.kommo.add_contact("Nia", "Ray", email=None)
-    world.kommo.add_lead("Engines", 5000, sales, status_id(world, sales, "Proposal"), contact_ids=[ada])
+    world.kommo.add_lead("Engines", 5000, sales, world.status_id(sales, "Proposal"), contact_ids=[ada])
     world.kommo.add_lead("Old deal", 100, sales, 143, contact_ids=[bob])
     code, body = world.cli_json("run")
     assert code == 0
