@@ -46,8 +46,6 @@ def test_won_and_lost_retag_while_the_marketers_tag_survives(world, sales):
     deal_a = world.kommo.add_lead("A", 100, sales, world.status_id(sales, "Qualified"), contact_ids=[ada])
     deal_b = world.kommo.add_lead("B", 100, sales, world.status_id(sales, "Qualified"), contact_ids=[bob])
     world.run()
-    world.mailchimp.add_member(world.list_id, "ada@analytical.io")   # no-op guard: already there
-    world.mailchimp.member(world.list_id, "ada@analytical.io")
     _tag_by_marketer(world, "ada@analytical.io", "VIP")
     world.clock.advance(60)
     world.kommo.move_lead(deal_a, 142)
