@@ -1,6 +1,8 @@
 """Mailchimp end to end against the sandboxes: members, tags, consent, renames, rejections."""
 import pytest
 
+from kommo_sync.engine import _Run
+
 from kommo_sync.destinations.mailchimp import subscriber_hash
 from tests.conftest import assert_no_secret
 
@@ -236,3 +238,27 @@ def _tag_by_marketer(world, email, tag):
     response = requests.post(url, json={"tags": [{"name": tag, "status": "active"}]},
                              auth=("marketer", world.mailchimp.api_key), timeout=5)
     assert response.status_code == 204
+
+
+def test_a_crash_after_the_push_before_the_record_loses_nothing_and_duplicates_nothing(world, sales, monkeypatch):
+    world.with_mailchimp()
+    for i in range(12):
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
+    original = _Run._record
+
+    def killed(self, name, outcomes):
+        raise KeyboardInterrupt("killed between the push and the state commit")
+
+    monkeypatch.setattr(_Run, "_record", killed)
+    with pytest.raises(KeyboardInterrupt):
+        world.run()
+    assert len(world.mailchimp.members(world.list_id)) == 12       # pushed, but not recorded
+    monkeypatch.setattr(_Run, "_record", original)
+    world.clock.advance(60)
+    result = world.run()                                           # nothing new in Kommo: the queue remembers
+    assert result.counts["mailchimp.done"] == 12 and result.rejected == 0
+    members = world.mailchimp.members(world.list_id)
+    assert len(members) == 12 and {m["status"] for m in members} == {"subscribed"}
+    assert all(world.mailchimp.member_tags(world.list_id, m["email_address"]) == {"New Lead"} for m in members)
+    world.clock.advance(60)
+    assert world.run().counts["mailchimp.done"] == 0
