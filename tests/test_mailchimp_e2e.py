@@ -1,9 +1,8 @@
 """Mailchimp end to end against the sandboxes: members, tags, consent, renames, rejections."""
 import pytest
 
-from kommo_sync.engine import _Run
-
 from kommo_sync.destinations.mailchimp import subscriber_hash
+from kommo_sync.engine import _Run
 from tests.conftest import assert_no_secret
 
 
