@@ -36,8 +36,8 @@ from kommo_sync.destinations.mailchimp import MailchimpDestination  # noqa: E402
 from kommo_sync.http import HttpClient  # noqa: E402
 from kommo_sync.model import (LOST_STATUS_ID, WON_STATUS_ID, Catalog, Contact, Lead, Person,  # noqa: E402
                               Pipeline, Status)
-from kommo_sync.people import group_by_email, person_from_contacts  # noqa: E402
-from kommo_sync.state import State, contact_to_row  # noqa: E402
+from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of  # noqa: E402
+from kommo_sync.state import State  # noqa: E402
 
 PAGE = 250
 BATCH = 2000
@@ -123,16 +123,9 @@ def write_mirror(state: State, account: Account) -> int:
 
 
 def store_page(state: State, page: Page) -> int:
-    known = state.known_leads(lead.id for lead in page.leads)
-    leads = [lead for lead in page.leads if known.get(lead.id) != lead]
-    rows = {c.id: contact_to_row(c) for c in page.contacts}
-    previous = state.contacts(rows)
-    contacts = [c for c in page.contacts if c.id not in previous or contact_to_row(previous[c.id]) != rows[c.id]]
-    with state.transaction():
-        state.upsert_leads(leads)
-        state.upsert_contacts(contacts)
-        state.mark_dirty({c.id for c in contacts} | {cid for lead in leads for cid in lead.contact_ids})
-    return len(contacts)
+    """The engine's page store: leads first, then contacts, each diffed against the mirror."""
+    mirror_leads(state, page.leads)
+    return mirror_contacts(state, page.contacts)
 
 
 # phase 2: people, plan, record ------------------------------------------------------------------
@@ -144,24 +137,13 @@ def mailchimp() -> MailchimpDestination:
     return MailchimpDestination(config, dict(DEFAULT_TAGS), unused, unused, clock)
 
 
-def people_of(state: State, batch: list[int], stages: Catalog) -> list[Person]:
-    """The engine's `_people`, with every company already in the mirror."""
-    dirty = state.contacts(batch)
-    emails = {c.email for c in dirty.values() if c.email}
-    group_ids = {cid for ids in state.contact_ids_by_email(emails).values() for cid in ids}
-    contacts = {**state.contacts(group_ids - set(dirty)), **dirty}
-    leads = state.leads_of(contacts)
-    companies = state.company_names({c.company_id for c in contacts.values() if c.company_id})
-    return [person_from_contacts(group, leads, companies, stages) for group in group_by_email(contacts.values())]
-
-
 def plan_all(state: State, destination: MailchimpDestination) -> tuple[int, int]:
     """(people planned, changes recorded) over the whole queue, 2000 contacts a batch, as the
     engine's `_process_batch` does it (its push left out: every change counts as done)."""
     stages, people_count, recorded = catalog(), 0, 0
     for batch in state.ready_batches(BATCH):
         seq = state.dirty_seq()
-        people = people_of(state, batch, stages)
+        people = people_of(state, batch, stages, state.company_names)
         changes = plan_batch(state, destination, people)
         with state.transaction():
             state.record_pushed(destination.name, [pushed_row(change) for change in changes])

@@ -7,6 +7,7 @@ queue until every destination's outcome for them is recorded, and only then does
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
@@ -18,9 +19,9 @@ from kommo_sync.feedback import FeedbackStage
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
 from kommo_sync.deal_events import deal_event
 from kommo_sync.model import Catalog, DealEvent, Person
-from kommo_sync.people import group_by_email, person_from_contacts
+from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of
 from kommo_sync.pipeline import PushPipeline
-from kommo_sync.state import FileLock, State, contact_to_row
+from kommo_sync.state import FileLock, State
 
 log = logging.getLogger("kommo_sync.engine")
 
@@ -28,7 +29,8 @@ CONTACTS_CURSOR = "kommo.updated_at"
 EVENTS_CURSOR = "kommo.events"
 EVENTS_START = "kommo.events.start"
 EVENT_BATCH = 1000
-BATCH_SIZE = 2000
+BATCH_SIZE = 5000
+COMPANY_PAGE = 250
 DETAIL_LIMIT = 2000
 
 
@@ -110,6 +112,8 @@ class _Run:
         self.pipeline = PushPipeline(overlap=not options.dry_run)
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
         self.watermark = -1
+        self.companies_seen: set[int] = set()
+        self.companies_missing: set[int] = set()
 
     def execute(self) -> RunResult:
         self.result.run_id = self.state.start_run(self.options.mode, self.started)
@@ -188,27 +192,13 @@ class _Run:
         leads = [parse_lead(raw) for raw in page]
         if self.config.kommo.pipelines:
             leads = [lead for lead in leads if self._pipeline_selected(lead.pipeline_id)]
-        known = self.state.known_leads(lead.id for lead in leads)
-        changed = [lead for lead in leads if known.get(lead.id) != lead]
-        touched = {cid for lead in changed for cid in lead.contact_ids}
-        touched |= {cid for lead in changed if lead.id in known for cid in known[lead.id].contact_ids}
-        with self.state.transaction():
-            self.state.upsert_leads(changed)
-            self.state.mark_dirty(touched)
-        self.count(pulled_leads=len(page), changed_leads=len(changed))
+        self.count(pulled_leads=len(page), changed_leads=mirror_leads(self.state, leads))
         self.engine.progress("pull", self.result.counts)
 
     def _store_contacts(self, page: list[dict[str, Any]], count_as: str = "pulled_contacts") -> None:
         contacts = [parse_contact(raw, self.fields) for raw in page]
-        rows = {c.id: contact_to_row(c) for c in contacts}
-        previous = self.state.contacts(rows)
-        changed = [c for c in contacts if c.id not in previous or contact_to_row(previous[c.id]) != rows[c.id]]
-        old_emails = {previous[c.id].email for c in changed if c.id in previous} - {None}
-        neighbours = [cid for ids in self.state.contact_ids_by_email(old_emails).values() for cid in ids]
-        with self.state.transaction():
-            self.state.upsert_contacts(changed)
-            self.state.mark_dirty([c.id for c in changed] + neighbours)
-        self.count(**{count_as: len(page), "changed_contacts": len(changed)})
+        self.count(**{count_as: len(page), "changed_contacts": mirror_contacts(self.state, contacts)})
+        self._want_companies({c.company_id for c in contacts if c.company_id})
         self.engine.progress("pull", self.result.counts)
 
     def _pipeline_selected(self, pipeline_id: int) -> bool:
@@ -222,6 +212,8 @@ class _Run:
         if final:
             self.pipeline.collect()
             self.watermark = -1
+        self.companies_seen: set[int] = set()
+        self.companies_missing: set[int] = set()
         for batch in self.state.ready_batches(BATCH_SIZE, after=self.watermark):
             if len(batch) < BATCH_SIZE and not final:
                 return
@@ -237,7 +229,12 @@ class _Run:
         work = [(d, changes) for d, changes in work if changes and not self.options.dry_run]
 
         def push() -> list[tuple[Destination, list[Outcome]]]:
-            return [(d, d.push(changes)) for d, changes in work]
+            """Every destination at once: each has its own limits, none waits for another."""
+            if len(work) < 2:
+                return [(d, d.push(changes)) for d, changes in work]
+            with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="destination") as pool:
+                futures = [(d, pool.submit(d.push, changes)) for d, changes in work]
+                return [(d, future.result()) for d, future in futures]
 
         def record(results: list[tuple[Destination, list[Outcome]]]) -> None:
             for destination, outcomes in results:
@@ -250,26 +247,32 @@ class _Run:
         self.pipeline.submit(push, record)
 
     def _people(self, contact_ids: list[int]) -> list[Person]:
-        dirty = self.state.contacts(contact_ids)
-        emails = {c.email for c in dirty.values() if c.email}
-        group_ids = {cid for ids in self.state.contact_ids_by_email(emails).values() for cid in ids}
-        contacts = {**self.state.contacts(group_ids - set(dirty)), **dirty}
-        leads = self.state.leads_of(contacts)
-        companies = self._company_names({c.company_id for c in contacts.values() if c.company_id})
-        return [person_from_contacts(group, leads, companies, self.catalog)
-                for group in group_by_email(contacts.values())]
+        return people_of(self.state, contact_ids, self.catalog, self._company_names)
+
+    def _want_companies(self, ids: set[int]) -> None:
+        """Collect company ids whose names are unknown and fetch them in full pages of 250, so
+        names cost the minimum number of Kommo requests; the rest is fetched when needed."""
+        new = ids - self.companies_seen
+        self.companies_seen |= new
+        self.companies_missing |= new - set(self.state.company_names(new))
+        while len(self.companies_missing) >= COMPANY_PAGE:
+            self._fetch_companies(set(sorted(self.companies_missing)[:COMPANY_PAGE]))
 
     def _company_names(self, ids: set[int]) -> dict[int, str]:
-        """Names from the state, fetching the unknown ones from Kommo 250 ids a request."""
+        """Names from the state, fetching the unknown ones from Kommo."""
         names = self.state.company_names(ids)
+        return {**names, **self._fetch_companies(ids - set(names))}
+
+    def _fetch_companies(self, ids: set[int]) -> dict[int, str]:
         fetched: dict[int, str] = {}
-        for page in self.kommo.by_ids("companies", ids - set(names)):
+        for page in self.kommo.by_ids("companies", ids):
             fetched.update({int(raw["id"]): raw.get("name") or "" for raw in page})
             self.count(pulled_companies=len(page))
+        self.companies_missing -= ids
         if fetched:
             with self.state.transaction():
                 self.state.save_companies(fetched)
-        return {**names, **fetched}
+        return fetched
 
     def _plan(self, destination: Destination, people: list[Person]) -> list[Change]:
         ids = [p.contact_id for p in people]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import Enum
 
 WON_STATUS_ID = 142
@@ -77,7 +78,7 @@ class Pipeline:
     statuses: tuple[Status, ...]
     is_unsorted_on: bool = True
 
-    @property
+    @cached_property
     def first_status_id(self) -> int | None:
         """The entry stage: the unsorted status (type 1), else the lowest-sort open status."""
         incoming = [s for s in self.statuses if s.type == 1]
@@ -93,11 +94,12 @@ class Catalog:
 
     pipelines: dict[int, Pipeline] = field(default_factory=dict)
 
+    @cached_property
+    def _statuses(self) -> dict[tuple[int, int], Status]:
+        return {(p.id, s.id): s for p in self.pipelines.values() for s in p.statuses}
+
     def status(self, pipeline_id: int, status_id: int) -> Status | None:
-        pipeline = self.pipelines.get(pipeline_id)
-        if pipeline is None:
-            return None
-        return next((s for s in pipeline.statuses if s.id == status_id), None)
+        return self._statuses.get((pipeline_id, status_id))
 
     def status_name(self, pipeline_id: int, status_id: int) -> str:
         status = self.status(pipeline_id, status_id)

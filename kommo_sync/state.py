@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -60,21 +60,35 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+CONTACT_FIELDS = tuple(f.name for f in fields(Contact))
+LEAD_FIELDS = tuple(f.name for f in fields(Lead))
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def encode_record(record: Contact | Lead, names: tuple[str, ...]) -> str:
+    """A record as a compact JSON list of its fields, in declaration order (the mirror's format)."""
+    return _encode([getattr(record, name) for name in names])
+
+
 def contact_to_row(contact: Contact) -> tuple[int, int, str | None, int | None, str]:
     return (contact.id, contact.updated_at, contact.email, contact.company_id,
-            json.dumps(asdict(contact), separators=(",", ":")))
+            encode_record(contact, CONTACT_FIELDS))
 
 
 def contact_from_json(data: str) -> Contact:
-    raw = json.loads(data)
-    raw["emails"] = tuple(raw["emails"])
-    return Contact(**raw)
+    values = json.loads(data)
+    values[4] = tuple(values[4])                  # emails
+    return Contact(*values)
+
+
+def lead_to_row(lead: Lead) -> tuple[int, int, str]:
+    return lead.id, lead.updated_at, encode_record(lead, LEAD_FIELDS)
 
 
 def lead_from_json(data: str) -> Lead:
-    raw = json.loads(data)
-    raw["contact_ids"] = tuple(raw["contact_ids"])
-    return Lead(**raw)
+    values = json.loads(data)
+    values[7] = tuple(values[7])                  # contact_ids
+    return Lead(*values)
 
 
 class FileLock:
@@ -170,21 +184,27 @@ class State:
         return {row[0]: (row[1], row[2]) for row in self._select_in(
             "SELECT id, updated_at, email FROM contacts WHERE id IN ({})", ids)}
 
-    def upsert_contacts(self, contacts: Iterable[Contact]) -> None:
+    def upsert_contacts(self, rows: Iterable[tuple[int, int, str | None, int | None, str]]) -> None:
+        """Write contacts given as `contact_to_row` rows (encoded once, by the caller's diff)."""
         self.db.executemany(
             "INSERT INTO contacts VALUES (?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
             "updated_at = excluded.updated_at, email = excluded.email, company_id = excluded.company_id, "
-            "data = excluded.data", map(contact_to_row, contacts))
+            "data = excluded.data", rows)
 
     def known_leads(self, ids: Iterable[int]) -> dict[int, Lead]:
-        return {row[0]: lead_from_json(row[1]) for row in self._select_in(
-            "SELECT id, data FROM leads WHERE id IN ({})", ids)}
+        return {lead_id: lead_from_json(data) for lead_id, data in self.lead_rows(ids).items()}
+
+    def lead_rows(self, ids: Iterable[int]) -> dict[int, str]:
+        """The mirror's encoded leads, to diff against a page without decoding them."""
+        return dict(self._select_in("SELECT id, data FROM leads WHERE id IN ({})", ids))
+
+    def contact_rows(self, ids: Iterable[int]) -> dict[int, str]:
+        return dict(self._select_in("SELECT id, data FROM contacts WHERE id IN ({})", ids))
 
     def upsert_leads(self, leads: list[Lead]) -> None:
         self.db.executemany(
             "INSERT INTO leads VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-            "updated_at = excluded.updated_at, data = excluded.data",
-            [(lead.id, lead.updated_at, json.dumps(asdict(lead), separators=(",", ":"))) for lead in leads])
+            "updated_at = excluded.updated_at, data = excluded.data", map(lead_to_row, leads))
         ids = [lead.id for lead in leads]
         self._execute_in("DELETE FROM lead_contacts WHERE lead_id IN ({})", ids)
         self.db.executemany("INSERT OR IGNORE INTO lead_contacts VALUES (?, ?)",

@@ -570,8 +570,26 @@ class KlaviyoDestination(Destination):
         for group, list_ids in ((joining, [main]), (others, [])):
             for chunk in _import_chunks(group):
                 conflicts += self._import_job(chunk, list_ids, results)
-        for change in conflicts:
+        for change in self._import_without_phones(conflicts, results):
             self._import_one(change, results[change.person_id])
+
+    def _import_without_phones(self, conflicts: list[Change], results: dict[int, _Result]) -> list[Change]:
+        """Identity conflicts are mostly shared office phones: resend those rows in one job
+        without the phone (recorded as withheld); what still conflicts goes one by one."""
+        phoned = [c for c in conflicts if c.payload["attributes"].get("phone_number")]
+        if len(phoned) <= SMALL_RUN:
+            return conflicts
+        for change in phoned:
+            results[change.person_id].notes["phone_withheld"] = True
+        stripped = [replace(c, payload={**c.payload, "attributes": {k: v for k, v in c.payload["attributes"].items()
+                                                                    if k != "phone_number"}}) for c in phoned]
+        main = self.config.list_id
+        still: list[Change] = [c for c in conflicts if c not in phoned]
+        for group, list_ids in (([c for c in stripped if main in c.payload["add_lists"]], [main]),
+                                ([c for c in stripped if main not in c.payload["add_lists"]], [])):
+            for chunk in _import_chunks(group):
+                still += self._import_job(chunk, list_ids, results)
+        return still
 
     def _import_job(self, chunk: list[Change], list_ids: list[str], results: dict[int, _Result]) -> list[Change]:
         """One bulk import job; returns the rows that hit an identity conflict (to go singly)."""
@@ -614,7 +632,7 @@ class KlaviyoDestination(Destination):
                 raise RetryLater(f"Klaviyo import job {job['id']} did not complete within an hour")
             self.clock.sleep(delay)
             waited += delay
-            delay = min(delay * 2, 15.0)
+            delay = min(delay * 1.5, 10.0)
             job = self.http.get_json(f"/api/profile-bulk-import-jobs/{job['id']}")["data"]
         if job["attributes"]["status"] == "cancelled":
             raise RetryLater(f"Klaviyo cancelled import job {job['id']}")

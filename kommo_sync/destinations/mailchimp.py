@@ -346,7 +346,7 @@ class MailchimpDestination(Destination):
                 raise RetryLater(f"Mailchimp batch {batch.get('id')} did not finish within an hour")
             self.clock.sleep(delay)
             waited += delay
-            delay = min(delay * 2, 30.0)
+            delay = min(delay * 1.5, 10.0)
             batch = self.http.get_json(f"/batches/{batch['id']}") or {}
         return batch
 

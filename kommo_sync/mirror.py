@@ -1,0 +1,52 @@
+"""Kommo records into the local mirror, and people back out of it.
+
+The mirror is what makes a run incremental: a page is compared with it record by record (on
+the encoded form, so an overlap re-read costs no decoding), only what really changed is
+written and queued, and people are rebuilt from it with all their leads and same-email twins.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from kommo_sync.model import Catalog, Contact, Lead, Person
+from kommo_sync.people import group_by_email, person_from_contacts
+from kommo_sync.state import State, contact_from_json, contact_to_row, lead_from_json, lead_to_row
+
+
+def mirror_leads(state: State, leads: list[Lead]) -> int:
+    """Write the changed leads and queue their contacts (old and new); returns how many changed."""
+    rows = {lead.id: lead_to_row(lead) for lead in leads}
+    known = state.lead_rows(rows)
+    changed = [lead for lead in leads if known.get(lead.id) != rows[lead.id][2]]
+    touched = {cid for lead in changed for cid in lead.contact_ids}
+    touched |= {cid for lead in changed if lead.id in known for cid in lead_from_json(known[lead.id]).contact_ids}
+    with state.transaction():
+        state.upsert_leads(changed)
+        state.mark_dirty(touched)
+    return len(changed)
+
+
+def mirror_contacts(state: State, contacts: list[Contact]) -> int:
+    """Write the changed contacts and queue them; an email change also queues the contacts left
+    at the old address (they may now be a person of their own). Returns how many changed."""
+    rows = {c.id: contact_to_row(c) for c in contacts}
+    known = state.contact_rows(rows)
+    changed = [rows[c.id] for c in contacts if known.get(c.id) != rows[c.id][4]]
+    old_emails = {contact_from_json(known[row[0]]).email for row in changed if row[0] in known} - {None}
+    neighbours = [cid for ids in state.contact_ids_by_email(old_emails).values() for cid in ids]
+    with state.transaction():
+        state.upsert_contacts(changed)
+        state.mark_dirty([row[0] for row in changed] + neighbours)
+    return len(changed)
+
+
+def people_of(state: State, contact_ids: list[int], catalog: Catalog,
+              company_names: Callable[[set[int]], dict[int, str]]) -> list[Person]:
+    """The people these contacts belong to, each with every contact sharing its email."""
+    dirty = state.contacts(contact_ids)
+    emails = {c.email for c in dirty.values() if c.email}
+    group_ids = {cid for ids in state.contact_ids_by_email(emails).values() for cid in ids}
+    contacts = {**state.contacts(group_ids - set(dirty)), **dirty}
+    leads = state.leads_of(contacts)
+    companies = company_names({c.company_id for c in contacts.values() if c.company_id})
+    return [person_from_contacts(group, leads, companies, catalog) for group in group_by_email(contacts.values())]
