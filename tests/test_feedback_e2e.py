@@ -183,3 +183,15 @@ def test_status_shows_feedback_cursors_and_the_last_runs_note_counts(world, ada)
     status = json.loads(world.cli("status", "--json").output)
     assert "feedback.mailchimp" in status["cursors"]
     assert status["last_run_notes"] == {"written": 2}
+
+
+def test_an_unsubscribe_we_made_for_a_withdrawal_in_kommo_is_not_noted_back(world, ada):
+    world.with_klaviyo()
+    world.run()
+    world.clock.advance(600)
+    world.kommo.update_contact(ada, consent=False)
+    world.run()
+    assert world.mailchimp.member(world.list_id, "ada@analytical.io")["status"] == "unsubscribed"
+    world.clock.advance(60)
+    world.run()
+    assert world.kommo.notes == []

@@ -136,6 +136,8 @@ def profile_change(person: Person, desired: dict[str, Any], digest: str, pushed:
                "subscribe": subscribe or None, "unsubscribe": unsubscribe or None,
                "renamed_from": before.get("email") if renamed else None}
     record = {**desired, "profile_id": before.get("profile_id"), "fingerprint": digest}
+    if unsubscribe:
+        record["status"] = "unsubscribed"          # our own unsubscribe is not news for the notes
     return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload)
 
 
