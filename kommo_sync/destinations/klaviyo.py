@@ -604,14 +604,14 @@ class KlaviyoDestination(Destination):
         try:
             job = self._wait_for_job(sent.response.json()["data"])
             errors = self._import_errors(job["id"]) if job["attributes"].get("failed_count") else {}
-            found = self._job_profiles(job["id"])
+            found = self._job_profiles(job["id"]) if _needs_read_back(rows) else None
         except (RecordRejected, RetryLater) as exc:
             for change in rows:
                 results[change.person_id].fail(_failure(exc))
             return []
         return self._read_job(rows, errors, found, list_ids, results)
 
-    def _read_job(self, rows: list[Change], errors: dict[int, dict[str, Any]], found: dict[str, dict[str, Any]],
+    def _read_job(self, rows: list[Change], errors: dict[int, dict[str, Any]], found: dict[str, dict[str, Any]] | None,
                   list_ids: list[str], results: dict[int, _Result]) -> list[Change]:
         conflicts = []
         for index, change in enumerate(rows):
@@ -620,6 +620,9 @@ class KlaviyoDestination(Destination):
                 conflicts.append(change)
             elif error:
                 result.fail(_Failure(str(error.get("detail") or error.get("title") or error.get("code")), True))
+            elif found is None:
+                result.profile_id = change.payload["profile_id"]
+                result.joined = tuple(list_ids)
             elif (change.email or "").lower() in found:
                 self._take(result, found[(change.email or "").lower()])
                 result.joined = tuple(list_ids)
@@ -770,6 +773,12 @@ class KlaviyoDestination(Destination):
         for index in sent.refused:
             outcomes[chunk[index].record["event_id"]] = self._send_event(chunk[index])
         return outcomes
+
+
+def _needs_read_back(rows: list[Change]) -> bool:
+    """A job's profiles are read back only for new ids or a subscription decision: updates of
+    known profiles need neither, which spares a request per 100 rows on incremental runs."""
+    return any(c.payload["subscribe"] or not c.payload["profile_id"] for c in rows)
 
 
 def _import_chunks(changes: list[Change]) -> Iterator[list[Change]]:
