@@ -130,7 +130,7 @@ def store_page(state: State, page: Page) -> int:
 
 # phase 2: people, plan, record ------------------------------------------------------------------
 def mailchimp() -> MailchimpDestination:
-    config = MailchimpConfig(api_key="0123456789abcdef0123456789abcdef-us1", list_id="bench0001",
+    config = MailchimpConfig(api_key="sandbox-benchmark-key-us1", list_id="bench0001",
                              base_url="http://127.0.0.1:9/3.0")
     clock = Clock()
     unused = HttpClient(base_url=config.base_url, vendor="Mailchimp (never called)", clock=clock)

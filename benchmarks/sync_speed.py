@@ -47,7 +47,7 @@ from kommo_sync.sandbox.seed import mutate_fraction, seed_account  # noqa: E402
 from kommo_sync.sandbox.server import LoggedRequest, Request, Response, SandboxServer  # noqa: E402
 
 KOMMO_TOKEN = "bench-kommo-token-0001"
-MAILCHIMP_KEY = "0123456789abcdef0123456789abcdef-us1"
+MAILCHIMP_KEY = "sandbox-benchmark-key-us1"
 KLAVIYO_KEY = "pk_bench_klaviyo_key_0001"
 ENV = {"KOMMO_TOKEN": KOMMO_TOKEN, "MAILCHIMP_API_KEY": MAILCHIMP_KEY, "KLAVIYO_API_KEY": KLAVIYO_KEY}
 KOMMO_LIMIT = 7
