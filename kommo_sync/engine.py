@@ -29,7 +29,7 @@ CONTACTS_CURSOR = "kommo.updated_at"
 EVENTS_CURSOR = "kommo.events"
 EVENTS_START = "kommo.events.start"
 EVENT_BATCH = 1000
-BATCH_SIZE = 5000
+BATCH_SIZE = 10_000
 COMPANY_PAGE = 250
 DETAIL_LIMIT = 2000
 
@@ -109,7 +109,7 @@ class _Run:
         self.result = RunResult(None, options.mode, options.dry_run, (0, 0),
                                 destinations=[d.name for d in engine.destinations])
         self.feedback = FeedbackStage(self)
-        self.pipeline = PushPipeline(overlap=not options.dry_run)
+        self.pipeline = PushPipeline(overlap=not options.dry_run, depth=3)
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
         self.watermark = -1
         self.companies_seen: set[int] = set()

@@ -17,6 +17,7 @@ import io
 import json
 import logging
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator
@@ -286,25 +287,34 @@ class MailchimpDestination(Destination):
         return results
 
     def _batch_subscribe(self, creates: list[Change]) -> tuple[dict[int, _Result], list[Change]]:
-        """New people, 500 a call; those already in the audience come back for the PUT form."""
+        """New people, 500 a call, calls side by side within `max_connections`; those already in
+        the audience come back for the PUT form."""
         results: dict[int, _Result] = {}
         existing: list[Change] = []
-        for chunk in _chunks(creates, BATCH_SUBSCRIBE_SIZE):
-            members = [{**c.payload["body"], "tags": [c.payload["tag"]]} for c in chunk]
-            try:
-                body = self.http.request("POST", self.list_path, json={"members": members, "update_existing": False}).json()
-            except (RecordRejected, RetryLater) as exc:
-                results.update({c.person_id: _rejected(exc) for c in chunk})
-                continue
-            errors = {str(e.get("email_address", "")).lower(): e for e in body.get("errors") or []}
-            for change in chunk:
-                error = errors.get((change.email or "").lower())
-                if error is None:
-                    results[change.person_id] = _Result(True, status=change.payload["body"]["status_if_new"])
-                elif any(marker in f"{error.get('error_code')} {error.get('error')}" for marker in ALREADY_MEMBER):
-                    existing.append(change)
-                else:
-                    results[change.person_id] = classify(400, "", str(error.get("error") or error.get("error_code")))
+        chunks = list(_chunks(creates, BATCH_SUBSCRIBE_SIZE))
+        with ThreadPoolExecutor(max_workers=max(1, min(self.config.max_connections, len(chunks)))) as pool:
+            for chunk_results, chunk_existing in pool.map(self._subscribe_chunk, chunks):
+                results.update(chunk_results)
+                existing += chunk_existing
+        return results, existing
+
+    def _subscribe_chunk(self, chunk: list[Change]) -> tuple[dict[int, _Result], list[Change]]:
+        members = [{**c.payload["body"], "tags": [c.payload["tag"]]} for c in chunk]
+        try:
+            body = self.http.request("POST", self.list_path, json={"members": members, "update_existing": False}).json()
+        except (RecordRejected, RetryLater) as exc:
+            return {c.person_id: _rejected(exc) for c in chunk}, []
+        errors = {str(e.get("email_address", "")).lower(): e for e in body.get("errors") or []}
+        results: dict[int, _Result] = {}
+        existing: list[Change] = []
+        for change in chunk:
+            error = errors.get((change.email or "").lower())
+            if error is None:
+                results[change.person_id] = _Result(True, status=change.payload["body"]["status_if_new"])
+            elif any(marker in f"{error.get('error_code')} {error.get('error')}" for marker in ALREADY_MEMBER):
+                existing.append(change)
+            else:
+                results[change.person_id] = classify(400, "", str(error.get("error") or error.get("error_code")))
         return results, existing
 
     def _batch_operations(self, changes: list[Change]) -> dict[int, _Result]:
