@@ -146,7 +146,19 @@ class _Run:
             memory = self.memories[destination.name]
             self._replan_on_new_settings(destination, memory)
             destination.prepare(memory, self.options.dry_run)
+            self._load_suppressions(destination, memory)
             memory.flush()
+
+    def _load_suppressions(self, destination: Destination, memory: DestinationMemory) -> None:
+        """Once per destination: who already opted out there, so no run ever subscribes them."""
+        if memory.get("suppressions_loaded"):
+            return
+        now = int(self.clock.now())
+        emails = list(destination.known_suppressions())
+        with self.state.transaction():
+            self.state.suppress((email, destination.name, now) for email in emails)
+        memory.set("suppressions_loaded", True)
+        self.count(**{f"{destination.name}.suppressions_known": len(emails)})
 
     def _replan_on_new_settings(self, destination: Destination, memory: DestinationMemory) -> None:
         """A config change (tag names, field mapping…) re-plans every mirrored person; a new

@@ -79,9 +79,11 @@ def test_a_first_sync_of_many_goes_through_bulk_jobs(world, sales):
     world.kommo.move_lead(world.kommo.contact(ids[0])["lead_ids"][0], 142)
     result = world.run()
     assert result.counts["klaviyo.done"] == 25 and not result.rejections
-    [job] = writes(world, "/api/profile-bulk-import-jobs")
-    assert job.json()["data"]["relationships"]["lists"]["data"] == [{"type": "list", "id": world.klaviyo_list}]
-    assert not writes(world, "/api/profile-import")
+    jobs = writes(world, "/api/profile-bulk-import-jobs")
+    joined = sorted(sorted(l["id"] for l in j.json()["data"]["relationships"]["lists"]["data"]) for j in jobs)
+    assert joined == sorted([[world.klaviyo_list], sorted([world.klaviyo_list, won_list])])  # lists joined in the jobs
+    assert not writes(world, "/api/profile-import") and not writes(world, f"/api/lists/{won_list}")
+    assert not [r for r in world.klaviyo.requests("GET", "/api/profile-bulk-import-jobs/") if r.path.endswith("/profiles")]
     assert len(world.klaviyo.list_members(world.klaviyo_list)) == 25
     assert world.klaviyo.list_members(won_list) == {world.klaviyo.profile_by_email("p0@firm.io")["id"]}
     assert len(writes(world, "/api/profile-subscription-bulk-create-jobs")) == 1
@@ -393,3 +395,31 @@ def test_a_bulk_event_request_refused_without_pointers_goes_one_by_one(world):
     assert all(o.ok for o in outcomes) and len(outcomes) == 13
     assert len(world.klaviyo.requests("POST", "/api/events")) == 12
     assert len(deal_events(world)) == 12
+
+
+def test_someone_unsubscribed_in_klaviyo_before_we_connected_is_never_subscribed(world, sales):
+    world.with_klaviyo()
+    world.klaviyo.add_profile("old@firm.io")
+    world.klaviyo.unsubscribe("old@firm.io")
+    for i in range(12):
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
+    world.kommo.add_contact("Old", email="old@firm.io", consent=True)
+    result = world.run()
+    assert result.counts["klaviyo.suppressions_known"] == 1
+    assert consent_of(world, "old@firm.io") == "UNSUBSCRIBED"
+    assert consent_of(world, "p3@firm.io") == "SUBSCRIBED"
+    world.clock.advance(60)
+    assert world.run().counts["klaviyo.suppressions_known"] == 0        # read once, when connected
+
+
+def test_an_email_change_after_a_bulk_first_sync_keeps_one_profile(world, sales):
+    world.with_klaviyo()
+    ids = people(world, sales, 12)
+    world.run()
+    first = world.klaviyo.profile_by_email("p0@firm.io")["id"]
+    world.clock.advance(60)
+    world.kommo.update_contact(ids[0], email="p0.new@firm.io")
+    world.run()
+    assert world.klaviyo.profile_by_email("p0.new@firm.io")["id"] == first
+    assert world.klaviyo.profile_by_email("p0@firm.io") is None
+    assert len(world.klaviyo.profiles.by_id) == 12

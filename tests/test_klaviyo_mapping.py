@@ -75,7 +75,7 @@ def test_first_plan_creates_the_profile_with_deal_properties_and_lists():
     assert change.payload["properties"] == {"crm_stage": "Proposal", "crm_pipeline": "Sales", "deal_amount": 5000,
                                             "kommo_deal_id": 55, "kommo_contact_id": 7}
     assert change.payload["add_lists"] == sorted([MAIN, OPEN_LIST])
-    assert change.payload["remove_lists"] == sorted([WON_LIST, LOST_LIST])   # unknown before: leave the others
+    assert change.payload["remove_lists"] == []                  # only lists we joined are ever left
     assert change.record["fingerprint"] == change.fingerprint and change.record["profile_id"] is None
     assert change.summary["stage"] == "In Progress"
 

@@ -111,6 +111,11 @@ class Destination(ABC):
     def push(self, changes: list[Change]) -> list[Outcome]:
         """Apply changes in bulk; one Outcome per change, never an exception for one bad record."""
 
+    def known_suppressions(self) -> Iterator[str]:
+        """Emails the destination must never subscribe, read once when it is first connected
+        (later changes arrive through `read_feedback`); none by default."""
+        return iter(())
+
     def events_since(self) -> int | None:
         """Where deal-event history starts for a new account (None: the first run's start)."""
         return None

@@ -142,9 +142,9 @@ def profile_change(person: Person, desired: dict[str, Any], digest: str, pushed:
 
 
 def list_moves(lists: list[str], pushed: dict[str, Any] | None, config: KlaviyoConfig) -> tuple[list[str], list[str]]:
-    """Lists to join and to leave. On a first push the person may sit in any stage list."""
+    """Lists to join and to leave: we leave only lists we joined (the stage lists are ours)."""
     if pushed is None:
-        return lists, sorted(set(config.lists_by_stage.values()) - set(lists))
+        return lists, []
     before = set(pushed.get("lists") or [])
     return sorted(set(lists) - before), sorted(before - set(lists))
 
@@ -486,6 +486,7 @@ class KlaviyoDestination(Destination):
 
     # push: profiles -----------------------------------------------------------------------------
     def push(self, changes: list[Change]) -> list[Outcome]:
+        changes = self._with_known_ids(changes)
         results = {c.person_id: _Result() for c in changes}
         if len(changes) <= SMALL_RUN:
             for change in changes:
@@ -496,6 +497,28 @@ class KlaviyoDestination(Destination):
         self._subscribe([c for c in changes if not results[c.person_id].failure], results)
         self._unsubscribe([c for c in changes if not results[c.person_id].failure], results)
         return [self._outcome(change, results[change.person_id]) for change in changes]
+
+    def _with_known_ids(self, changes: list[Change]) -> list[Change]:
+        """A renamed person whose profile id we never read is found by the old email first, so
+        the email change updates that profile instead of creating a second one."""
+        return [self._with_id(c) if c.summary.get("renamed_from") and not c.payload["profile_id"] else c
+                for c in changes]
+
+    def _with_id(self, change: Change) -> Change:
+        old = str(change.summary["renamed_from"]).replace('"', '\\"')
+        body = self.http.get_json("/api/profiles", params={"filter": f'equals(email,"{old}")', "fields[profile]": "email"})
+        found = (body or {}).get("data") or []
+        return replace(change, payload={**change.payload, "profile_id": found[0]["id"]}) if found else change
+
+    def known_suppressions(self) -> Iterator[str]:
+        """Everyone Klaviyo must not email: global suppressions and suppressions on our list."""
+        filters = (f"greater-than({SUPPRESSION}.timestamp,1990-01-01T00:00:00Z)",
+                   f'equals(subscriptions.email.marketing.list_suppressions.list_id,"{self.config.list_id}")')
+        for condition in filters:
+            params = {"filter": condition, "fields[profile]": "email", "page[size]": PAGE_SIZE}
+            for profile in self._pages("/api/profiles", params):
+                if profile["attributes"].get("email"):
+                    yield str(profile["attributes"]["email"]).lower()
 
     @staticmethod
     def _outcome(change: Change, result: _Result) -> Outcome:
@@ -565,11 +588,8 @@ class KlaviyoDestination(Destination):
 
     # push: bulk import --------------------------------------------------------------------------
     def _import_bulk(self, changes: list[Change], results: dict[int, _Result]) -> None:
-        main = self.config.list_id
-        joining = [c for c in changes if main in c.payload["add_lists"]]
-        others = [c for c in changes if main not in c.payload["add_lists"]]
         conflicts: list[Change] = []
-        for group, list_ids in ((joining, [main]), (others, [])):
+        for list_ids, group in _by_lists_to_join(changes):
             for chunk in _import_chunks(group):
                 conflicts += self._import_job(chunk, list_ids, results)
         for change in self._import_without_phones(conflicts, results):
@@ -585,10 +605,8 @@ class KlaviyoDestination(Destination):
             results[change.person_id].notes["phone_withheld"] = True
         stripped = [replace(c, payload={**c.payload, "attributes": {k: v for k, v in c.payload["attributes"].items()
                                                                     if k != "phone_number"}}) for c in phoned]
-        main = self.config.list_id
         still: list[Change] = [c for c in conflicts if c not in phoned]
-        for group, list_ids in (([c for c in stripped if main in c.payload["add_lists"]], [main]),
-                                ([c for c in stripped if main not in c.payload["add_lists"]], [])):
+        for list_ids, group in _by_lists_to_join(stripped):
             for chunk in _import_chunks(group):
                 still += self._import_job(chunk, list_ids, results)
         return still
@@ -691,7 +709,7 @@ class KlaviyoDestination(Destination):
         ready = []
         for change in (c for c in changes if c.payload["subscribe"]):
             marketing = results[change.person_id].marketing
-            if may_subscribe(marketing, self.config.list_id):
+            if marketing is None or may_subscribe(marketing, self.config.list_id):
                 ready.append(change)
             elif (marketing or {}).get("consent") != "SUBSCRIBED":
                 results[change.person_id].notes["kept_unsubscribed"] = True
@@ -776,9 +794,18 @@ class KlaviyoDestination(Destination):
 
 
 def _needs_read_back(rows: list[Change]) -> bool:
-    """A job's profiles are read back only for new ids or a subscription decision: updates of
-    known profiles need neither, which spares a request per 100 rows on incremental runs."""
-    return any(c.payload["subscribe"] or not c.payload["profile_id"] for c in rows)
+    """A job's profiles (100 a request) are read back only when a list must be left by a
+    profile whose id we do not know: lists are joined inside the job itself, and whether someone
+    may be subscribed comes from the suppressions read before planning."""
+    return any(not c.payload["profile_id"] and c.payload["remove_lists"] for c in rows)
+
+
+def _by_lists_to_join(changes: list[Change]) -> list[tuple[list[str], list[Change]]]:
+    """Rows grouped by the lists they join, so each import job joins them in one go."""
+    groups: dict[tuple[str, ...], list[Change]] = {}
+    for change in changes:
+        groups.setdefault(tuple(sorted(change.payload["add_lists"])), []).append(change)
+    return [(list(lists), group) for lists, group in sorted(groups.items())]
 
 
 def _import_chunks(changes: list[Change]) -> Iterator[list[Change]]:
