@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -588,10 +589,7 @@ class KlaviyoDestination(Destination):
 
     # push: bulk import --------------------------------------------------------------------------
     def _import_bulk(self, changes: list[Change], results: dict[int, _Result]) -> None:
-        conflicts: list[Change] = []
-        for list_ids, group in _by_lists_to_join(changes):
-            for chunk in _import_chunks(group):
-                conflicts += self._import_job(chunk, list_ids, results)
+        conflicts = self._import_jobs(changes, results)
         for change in self._import_without_phones(conflicts, results):
             self._import_one(change, results[change.person_id])
 
@@ -605,11 +603,16 @@ class KlaviyoDestination(Destination):
             results[change.person_id].notes["phone_withheld"] = True
         stripped = [replace(c, payload={**c.payload, "attributes": {k: v for k, v in c.payload["attributes"].items()
                                                                     if k != "phone_number"}}) for c in phoned]
-        still: list[Change] = [c for c in conflicts if c not in phoned]
-        for list_ids, group in _by_lists_to_join(stripped):
-            for chunk in _import_chunks(group):
-                still += self._import_job(chunk, list_ids, results)
-        return still
+        return [c for c in conflicts if c not in phoned] + self._import_jobs(stripped, results)
+
+    def _import_jobs(self, changes: list[Change], results: dict[int, _Result]) -> list[Change]:
+        """One import job per group of lists to join (and per 10,000 rows), run side by side:
+        Klaviyo works on several jobs at once. Returns the rows that hit identity conflicts."""
+        jobs = [(chunk, list_ids) for list_ids, group in _by_lists_to_join(changes) for chunk in _import_chunks(group)]
+        conflicts: list[Change] = []
+        for found in _side_by_side(lambda job: self._import_job(job[0], job[1], results), jobs):
+            conflicts += found
+        return conflicts
 
     def _import_job(self, chunk: list[Change], list_ids: list[str], results: dict[int, _Result]) -> list[Change]:
         """One bulk import job; returns the rows that hit an identity conflict (to go singly)."""
@@ -713,12 +716,14 @@ class KlaviyoDestination(Destination):
                 ready.append(change)
             elif (marketing or {}).get("consent") != "SUBSCRIBED":
                 results[change.person_id].notes["kept_unsubscribed"] = True
-        for chunk in _chunks(ready, SUBSCRIBE_SIZE):
+        def subscribe(chunk: list[Change]) -> None:
             sent = self._send("POST", "/api/profile-subscription-bulk-create-jobs", chunk, lambda part: (
                 consent_body("profile-subscription-bulk-create-job", "SUBSCRIBED",
                              [(results[c.person_id].profile_id, c.email or "") for c in part], self.config.list_id),
                 _index_locator(ROW_POINTER)))
             self._apply(chunk, sent, results)
+
+        _side_by_side(subscribe, list(_chunks(ready, SUBSCRIBE_SIZE)))
 
     def _unsubscribe(self, changes: list[Change], results: dict[int, _Result]) -> None:
         """Consent withdrawn in Kommo: unsubscribed from email marketing (globally, no list)."""
@@ -791,6 +796,14 @@ class KlaviyoDestination(Destination):
         for index in sent.refused:
             outcomes[chunk[index].record["event_id"]] = self._send_event(chunk[index])
         return outcomes
+
+
+def _side_by_side(work: Callable[[Any], Any], items: list[Any], workers: int = 4) -> list[Any]:
+    """`work` over `items` on a few threads (each item touches only its own rows' results)."""
+    if len(items) < 2:
+        return [work(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="klaviyo") as pool:
+        return list(pool.map(work, items))
 
 
 def _needs_read_back(rows: list[Change]) -> bool:
