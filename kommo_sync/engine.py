@@ -68,7 +68,6 @@ class RunResult:
     changes: list[Change] = field(default_factory=list)
     rejections: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    destinations: list[str] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
 
@@ -106,8 +105,7 @@ class _Run:
         self.started = int(self.clock.now())
         self.catalog = Catalog()
         self.fields = FieldMap()
-        self.result = RunResult(None, options.mode, options.dry_run, (0, 0),
-                                destinations=[d.name for d in engine.destinations])
+        self.result = RunResult(None, options.mode, options.dry_run, (0, 0))
         self.feedback = FeedbackStage(self)
         self.pipeline = PushPipeline(overlap=not options.dry_run, depth=3)
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}

@@ -35,7 +35,6 @@ class Contact:
     emails: tuple[str, ...] = ()
     phone: str | None = None
     company_id: int | None = None
-    company: str | None = None
     lead_source: str | None = None
     consent: bool | None = None
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from kommo_sync.model import Catalog, Contact, Lead, Person, Stage
+from kommo_sync.model import Catalog, Contact, Lead, Person
 from kommo_sync.stages import contact_stage, deal_of
 
 
@@ -48,6 +48,3 @@ def group_by_email(contacts: Iterable[Contact]) -> list[list[Contact]]:
         groups.setdefault(key, []).append(contact)
     return list(groups.values())
 
-
-def stage_tag(stage: Stage, tags: Mapping[Stage, str]) -> str:
-    return tags[stage]

@@ -179,11 +179,6 @@ class State:
         return dict(self.db.execute("SELECT name, value FROM cursors ORDER BY name"))
 
     # mirror ------------------------------------------------------------------------------
-    def known_contacts(self, ids: Iterable[int]) -> dict[int, tuple[int, str | None]]:
-        """(updated_at, email) of the mirrored contacts among `ids`."""
-        return {row[0]: (row[1], row[2]) for row in self._select_in(
-            "SELECT id, updated_at, email FROM contacts WHERE id IN ({})", ids)}
-
     def upsert_contacts(self, rows: Iterable[tuple[int, int, str | None, int | None, str]]) -> None:
         """Write contacts given as `contact_to_row` rows (encoded once, by the caller's diff)."""
         self.db.executemany(
@@ -219,9 +214,6 @@ class State:
         for email, cid in self._select_in("SELECT email, id FROM contacts WHERE email IN ({}) ORDER BY id", emails):
             found.setdefault(email, []).append(cid)
         return found
-
-    def contact_ids_by_company(self, company_ids: Iterable[int]) -> list[int]:
-        return [row[0] for row in self._select_in("SELECT id FROM contacts WHERE company_id IN ({})", company_ids)]
 
     def leads_of(self, contact_ids: Iterable[int]) -> dict[int, list[Lead]]:
         by_contact: dict[int, list[Lead]] = {}

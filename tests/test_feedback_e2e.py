@@ -3,7 +3,6 @@ import json
 
 import pytest
 
-from kommo_sync.engine import _Run
 from kommo_sync.feedback import FeedbackStage
 
 

@@ -15,7 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from jsonschema import Draft7Validator, FormatChecker
 
 from tests.conftest import KLAVIYO_KEY, World

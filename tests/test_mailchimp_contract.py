@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 from typing import Any, Iterator
 
-import pytest
 from jsonschema import Draft4Validator
 
 SPECS = Path(__file__).parent / "specs"

@@ -3,7 +3,6 @@ import os
 import sqlite3
 import stat
 
-import pytest
 
 from kommo_sync.engine import CONTACTS_CURSOR
 from kommo_sync.state import FileLock

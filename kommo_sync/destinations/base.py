@@ -133,9 +133,6 @@ class Destination(ABC):
         """Unsubscribes (and, with `activity`, opens and clicks) in (since, until]; none by default."""
         return iter(())
 
-    def describe(self) -> str:
-        return self.name
-
 
 class DestinationMemory:
     """A destination's own small key/value memory in the state file (managed tags, ids…).

@@ -391,9 +391,6 @@ class KlaviyoDestination(Destination):
     def __init__(self, config: KlaviyoConfig, tags: Mapping[Stage, str], http: HttpClient, clock: Clock):
         self.config, self.tags, self.http, self.clock = config, dict(tags), http, clock
 
-    def describe(self) -> str:
-        return f"Klaviyo list {self.config.list_id}"
-
     def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
         """Every configured list must exist: lists are never created per run (150 a day).
         Lists found once are remembered, so later runs spend no request on them."""

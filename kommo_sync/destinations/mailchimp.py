@@ -11,7 +11,6 @@ audience (unsubscribed, cleaned) is ever re-subscribed.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -19,7 +18,7 @@ import logging
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from kommo_sync.clock import Clock
@@ -183,9 +182,6 @@ class MailchimpDestination(Destination):
         self.managed: list[str] = list(tags.values())
         self.memory: DestinationMemory | None = None
         self.dry_run = False
-
-    def describe(self) -> str:
-        return f"Mailchimp audience {self.config.list_id}"
 
     def settings(self) -> Any:
         return {"tags": {stage.value: name for stage, name in self.tags.items()},
