@@ -426,7 +426,8 @@ def print_figures(figures: Figures, result: RunResult | None, outcomes: dict[str
     cost = figures.cost
     print(f"\n== {figures.label}")
     if result is not None:
-        print(f"destinations: {', '.join(result.destinations) or 'none'}")
+        names = sorted({key.split(".")[0] for key in result.counts if key.endswith(".done")})
+        print(f"destinations: {', '.join(names) or 'none'}")
     print(f"wall {cost.wall:.1f} s   CPU {cost.cpu:.1f} s (process, incl. sandboxes), "
           f"{cost.thread_cpu:.1f} s (run thread)   RSS {cost.rss_start_mb:.0f} MB at start, "
           f"peak {cost.peak_rss_mb:.0f} MB (ru_maxrss, incl. sandboxes)")
