@@ -38,7 +38,7 @@ from kommo_sync.model import DealEvent, DealEventKind, Person, Stage
 NAME = "klaviyo"
 JSONAPI = "application/vnd.api+json"
 SMALL_RUN = 10
-IMPORT_JOB_ROWS = 10_000
+IMPORT_JOB_ROWS = 2_500
 IMPORT_JOB_BYTES = 4_500_000
 LIST_CHANGE_SIZE = 1000
 SUBSCRIBE_SIZE = 1000

@@ -271,12 +271,18 @@ class MailchimpDestination(Destination):
 
     # bulk -------------------------------------------------------------------------------------
     def _push_bulk(self, changes: list[Change]) -> dict[int, _Result]:
+        """New people by batch subscribe while the member operations of everyone else run as a
+        `/batches` job at the same time; those batch subscribe found already in the audience
+        follow in a second job; then the tag moves."""
         creates = [c for c in changes if c.action == "create"]
         others = [c for c in changes if c.action != "create"]
-        results, existing = self._batch_subscribe(creates)
-        member_ops = [c for c in others + existing if c.payload["body"]]
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mailchimp") as pool:
+            subscribed = pool.submit(self._batch_subscribe, creates)
+            operated = pool.submit(self._batch_operations, [c for c in others if c.payload["body"]])
+            results, existing = subscribed.result()
+            results.update(operated.result())
         results.update({c.person_id: _Result(True) for c in others if not c.payload["body"]})
-        results.update(self._batch_operations(member_ops))
+        results.update(self._batch_operations(existing))
         movers = [c for c in others + existing if c.payload["tag"] and results[c.person_id].ok
                   and results[c.person_id].status != "absent"]
         self._move_tags(movers, results)
