@@ -107,7 +107,7 @@ class _Run:
         self.fields = FieldMap()
         self.result = RunResult(None, options.mode, options.dry_run, (0, 0))
         self.feedback = FeedbackStage(self)
-        self.pipeline = PushPipeline(overlap=not options.dry_run, depth=3)
+        self.pipeline = PushPipeline(overlap=not options.dry_run, depth=3, workers=2)
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
         self.watermark = -1
         self.companies_seen: set[int] = set()

@@ -1,8 +1,9 @@
 """Overlap destination pushes with Kommo pulls.
 
 Kommo's 7 requests per second are the floor of every run, so the main thread keeps Kommo busy
-(pages, company names, events) while one worker thread pushes the previous batch to Mailchimp
-and Klaviyo. Results come back to the main thread, which alone writes the state file, in the
+(pages, company names, events) while worker threads push earlier batches to Mailchimp and
+Klaviyo (bulk jobs spend most of their time waiting for the vendor, so two batches may be in
+the vendors' hands at once). Results come back to the main thread, which alone writes the state file, in the
 order the batches were submitted. At most `depth` batches are in flight, so memory stays bounded.
 """
 from __future__ import annotations
@@ -13,8 +14,8 @@ from typing import Any, Callable
 
 
 class PushPipeline:
-    def __init__(self, overlap: bool, depth: int = 2):
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push") if overlap else None
+    def __init__(self, overlap: bool, depth: int = 2, workers: int = 1):
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push") if overlap else None
         self.depth = depth
         self.in_flight: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
 

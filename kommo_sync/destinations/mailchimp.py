@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import tarfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from dataclasses import dataclass
@@ -179,6 +180,7 @@ class MailchimpDestination(Destination):
         self.config, self.tags, self.http, self.archive_http, self.clock = config, tags, http, archive_http, clock
         self.list_path = f"/lists/{config.list_id}"
         self.segments: dict[str, int] = {}
+        self.segment_lock = threading.Lock()
         self.managed: list[str] = list(tags.values())
         self.memory: DestinationMemory | None = None
         self.dry_run = False
@@ -403,7 +405,12 @@ class MailchimpDestination(Destination):
                 results.update({c.person_id: _rejected(exc) for c in add_chunk + remove_chunk})
 
     def _segment_id(self, name: str, create: bool) -> int | None:
-        """The static segment (tag) id by exact name; created when a tag is first added."""
+        """The static segment (tag) id by exact name; created when a tag is first added (under a
+        lock: two batches pushed at once must not create the same tag twice)."""
+        with self.segment_lock:
+            return self._find_or_create_segment(name, create)
+
+    def _find_or_create_segment(self, name: str, create: bool) -> int | None:
         if name in self.segments:
             return self.segments[name]
         offset = 0
