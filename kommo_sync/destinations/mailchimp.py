@@ -344,13 +344,14 @@ class MailchimpDestination(Destination):
     def _run_batch(self, operations: list[dict[str, Any]]) -> dict[str, _Result]:
         batch = self.http.request("POST", "/batches", json={"operations": operations}).json()
         batch = self._wait_for_batch(batch)
-        results = {}
+        results, not_200 = {}, 0
         for item in self._archive(batch.get("response_body_url") or ""):
             results[str(item.get("operation_id"))] = _batch_item_result(item)
-        refused = sum(1 for r in results.values() if not r.ok)
-        if int(batch.get("errored_operations") or 0) > refused + (len(operations) - len(results)):
+            not_200 += int(item.get("status_code") or 0) != 200
+        missing = len(operations) - len(results)
+        if int(batch.get("errored_operations") or 0) > not_200 + missing:
             log.warning("Mailchimp batch %s reports %s errored operations, its archive shows %s",
-                        batch.get("id"), batch.get("errored_operations"), refused)
+                        batch.get("id"), batch.get("errored_operations"), not_200)
         return results
 
     def _wait_for_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
