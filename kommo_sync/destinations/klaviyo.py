@@ -447,8 +447,7 @@ class KlaviyoDestination(Destination):
             yield from self._activity_events(params, kind)
 
     def _activity_events(self, params: dict[str, Any], kind: str) -> Iterator[Feedback]:
-        body = self.http.get_json("/api/events", params=params)
-        while body:
+        for body in self._bodies("/api/events", params):
             emails = {p["id"]: str(p["attributes"].get("email") or "").lower() for p in body.get("included") or []}
             for event in body.get("data") or []:
                 email = emails.get(((event.get("relationships") or {}).get("profile") or {}).get("data", {}).get("id"))
@@ -458,8 +457,6 @@ class KlaviyoDestination(Destination):
                                    f"klaviyo:{kind}:{event['id']}",
                                    detail=str(props.get("Campaign Name") or props.get("Subject") or "a campaign"),
                                    url=str(props.get("URL") or ""))
-            next_url = (body.get("links") or {}).get("next")
-            body = self.http.get_json(next_url) if next_url else None
 
     # plan -------------------------------------------------------------------------------------
     def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]) -> Plan:
@@ -678,9 +675,14 @@ class KlaviyoDestination(Destination):
                 for p in self._pages(f"/api/profile-bulk-import-jobs/{job_id}/profiles", params)}
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        for body in self._bodies(path, params):
+            yield from body.get("data") or []
+
+    def _bodies(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Each page of a JSON:API collection, following `links.next` (a full URL with a cursor)."""
         body = self.http.get_json(path, params=params)
         while body:
-            yield from body.get("data") or []
+            yield body
             next_url = (body.get("links") or {}).get("next")
             body = self.http.get_json(next_url) if next_url else None
 

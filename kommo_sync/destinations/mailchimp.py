@@ -448,17 +448,10 @@ class MailchimpDestination(Destination):
     def _members_changed(self, status: str, since: int, until: int) -> Iterator[dict[str, Any]]:
         """Members whose status became `status` in (since, until], oldest first, 1,000 a page."""
         params = {"status": status, "since_last_changed": _iso(since), "before_last_changed": _iso(until + 1),
-                  "sort_field": "last_changed", "sort_dir": "ASC", "count": 1000,
+                  "sort_field": "last_changed", "sort_dir": "ASC",
                   "fields": "members.id,members.email_address,members.status,members.last_changed,"
                             "members.unsubscribe_reason,total_items"}
-        offset = 0
-        while True:
-            body = self.http.get_json(f"{self.list_path}/members", params={**params, "offset": offset}) or {}
-            members = body.get("members") or []
-            yield from members
-            offset += len(members)
-            if len(members) < 1000 or offset >= int(body.get("total_items") or 0):
-                return
+        return self._collection(f"{self.list_path}/members", "members", params)
 
     def _activity(self, since: int, until: int, place: str) -> Iterator[Feedback]:
         """Opens and clicks of campaigns sent to this audience in the last 30 days."""
@@ -477,14 +470,18 @@ class MailchimpDestination(Destination):
                                        detail=title, url=act.get("url") or "")
 
     def _email_activity(self, campaign_id: str, since: int) -> Iterator[dict[str, Any]]:
+        return self._collection(f"/reports/{campaign_id}/email-activity", "emails",
+                                {"since": _iso(since), "count": 1000})
+
+    def _collection(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every item of a Mailchimp collection, 1,000 a page by `offset` (`count` caps at 1,000)."""
         offset = 0
         while True:
-            body = self.http.get_json(f"/reports/{campaign_id}/email-activity",
-                                      params={"since": _iso(since), "count": 1000, "offset": offset}) or {}
-            rows = body.get("emails") or []
-            yield from rows
-            offset += len(rows)
-            if len(rows) < 1000:
+            body = self.http.get_json(path, params={**params, "count": 1000, "offset": offset}) or {}
+            items = body.get(key) or []
+            yield from items
+            offset += len(items)
+            if len(items) < 1000 or offset >= int(body.get("total_items") or offset):
                 return
 
 
