@@ -30,6 +30,7 @@ EVENTS_CURSOR = "kommo.events"
 EVENTS_START = "kommo.events.start"
 EVENT_BATCH = 1000
 BATCH_SIZE = 10_000
+FINAL_BATCH_SIZE = 2_500
 COMPANY_PAGE = 250
 DETAIL_LIMIT = 2000
 
@@ -218,17 +219,19 @@ class _Run:
     # plan, push, record ---------------------------------------------------------------------
     def _process_ready(self, final: bool) -> None:
         """Plan and push queued contacts that are in the mirror: full batches while the pull goes
-        on (their leads are all in, since leads are pulled first), everything at the end."""
-        if final:
-            self.pipeline.collect()
-            self.watermark = -1
-        self.companies_seen: set[int] = set()
-        self.companies_missing: set[int] = set()
-        for batch in self.state.ready_batches(BATCH_SIZE, after=self.watermark):
-            if len(batch) < BATCH_SIZE and not final:
+        on (their leads are all in, since leads are pulled first); at the end the rest in smaller
+        batches, so both push workers share the tail, then whatever was queued again meanwhile."""
+        size = FINAL_BATCH_SIZE if final else BATCH_SIZE
+        for batch in self.state.ready_batches(size, after=self.watermark):
+            if len(batch) < size and not final:
                 return
             self.watermark = batch[-1]
             self._process_batch(batch)
+        if final:
+            self.pipeline.collect()
+            for batch in self.state.ready_batches(size):
+                self._process_batch(batch)
+            self.pipeline.collect()
 
     def _process_batch(self, batch: list[int]) -> None:
         seq = self.state.dirty_seq()
