@@ -257,8 +257,9 @@ class State:
         return self.db.execute("INSERT OR IGNORE INTO dirty SELECT id, ? FROM contacts", (self._seq,)).rowcount
 
     def forget_pushed(self, destination: str) -> None:
-        self.db.execute("DELETE FROM pushed WHERE destination = ?", (destination,))
-        self.db.execute("DELETE FROM rejections WHERE destination = ?", (destination,))
+        """Everything known about a destination's old target (records, rejections, tag ids…)."""
+        for table in ("pushed", "rejections", "destination_meta"):
+            self.db.execute(f"DELETE FROM {table} WHERE destination = ?", (destination,))
 
     def dirty_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM dirty").fetchone()[0]

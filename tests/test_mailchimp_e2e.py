@@ -261,3 +261,16 @@ def test_a_crash_after_the_push_before_the_record_loses_nothing_and_duplicates_n
     assert all(world.mailchimp.member_tags(world.list_id, m["email_address"]) == {"New Lead"} for m in members)
     world.clock.advance(60)
     assert world.run().counts["mailchimp.done"] == 0
+
+
+def test_a_new_audience_gets_everyone_again_with_its_own_tags(world, sales):
+    world.with_mailchimp()
+    world.kommo.add_contact("Ada", email="ada@analytical.io", consent=True)
+    world.run()
+    other = world.mailchimp.add_list("Second audience")
+    world.raw["mailchimp"]["list_id"] = other
+    world.clock.advance(60)
+    result = world.run()
+    assert result.rejected == 0
+    assert world.mailchimp.member(other, "ada@analytical.io")["status"] == "subscribed"
+    assert world.mailchimp.member_tags(other, "ada@analytical.io") == {"New Lead"}
