@@ -22,6 +22,10 @@ class Clock:
         if seconds > 0:
             time.sleep(seconds)
 
+    def sleep_until(self, moment: float) -> None:
+        """Sleep until the monotonic clock reaches `moment` (pacing slots shared by threads)."""
+        self.sleep(moment - self.monotonic())
+
 
 class FakeClock(Clock):
     """Simulated time: sleep() advances the clock at once; shared safely between threads."""
@@ -43,6 +47,12 @@ class FakeClock(Clock):
             self.slept.append(seconds)
             if seconds > 0:
                 self._now += seconds
+
+    def sleep_until(self, moment: float) -> None:
+        """Threads waiting for their slots wait side by side: the clock moves to the latest slot."""
+        with self._lock:
+            self.slept.append(max(0.0, moment - self._now))
+            self._now = max(self._now, moment)
 
     def advance(self, seconds: float) -> None:
         self.sleep(seconds)

@@ -44,10 +44,9 @@ class Pacer:
         if not self.interval:
             return
         with self._lock:
-            now = self.clock.monotonic()
-            start = max(now, self._next)
+            start = max(self.clock.monotonic(), self._next)
             self._next = start + self.interval
-        self.clock.sleep(start - now)
+        self.clock.sleep_until(start)
 
 
 def parse_retry_after(value: str | None, clock: Clock) -> float | None:
