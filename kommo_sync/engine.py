@@ -6,6 +6,7 @@ queue until every destination's outcome for them is recorded, and only then does
 """
 from __future__ import annotations
 
+import itertools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
@@ -75,6 +76,11 @@ class RunResult:
     @property
     def rejected(self) -> int:
         return self.counts["rejected"]
+
+    def keep(self, listing: str, rows: Iterable[Any]) -> None:
+        """Add rows to a report listing while it holds fewer than DETAIL_LIMIT (totals stay exact)."""
+        kept: list[Any] = getattr(self, listing)
+        kept.extend(itertools.islice(rows, max(0, DETAIL_LIMIT - len(kept))))
 
 
 Progress = Callable[[str, Counter[str]], None]
@@ -293,8 +299,7 @@ class _Run:
         suppressed = self.state.suppressed(p.email for p in people if p.email)
         plan = destination.plan(people, pushed, suppressed)
         changes = self._drop_known_rejections(destination.name, plan)
-        for skip in plan.skipped:
-            self.count(**{f"{destination.name}.skipped.{skip.reason}": 1})
+        self.count(**Counter(f"{destination.name}.skipped.{skip.reason}" for skip in plan.skipped))
         self._note_changes(destination, changes)
         return changes
 
@@ -322,10 +327,7 @@ class _Run:
         self.state.record_rejection(name, change.person_id, outcome.kind, outcome.reason,
                                     change.fingerprint, change.email, self.result.run_id, now)
         self.count(rejected=1, **{f"{name}.rejected.{outcome.kind}": 1})
-        if len(self.result.rejections) < DETAIL_LIMIT:
-            self.result.rejections.append({"destination": name, "contact_id": change.person_id,
-                                           "email": change.email, "kind": outcome.kind,
-                                           "reason": outcome.reason})
+        self._list_rejection(name, outcome, outcome.reason)
 
     # deal events ---------------------------------------------------------------------------------
     def _event_destinations(self) -> list[Destination]:
@@ -396,8 +398,7 @@ class _Run:
     def _push_events(self, destination: Destination, events: list[DealEvent]) -> None:
         known = self.state.event_statuses(destination.name, [e.id for e in events])
         plan = destination.plan_events([e for e in events if e.id not in known])
-        for skip in plan.skipped:
-            self.count(**{f"{destination.name}.events_skipped.{skip.reason}": 1})
+        self.count(**Counter(f"{destination.name}.events_skipped.{skip.reason}" for skip in plan.skipped))
         self.count(**{f"{destination.name}.events_already_sent": len(events) - len(plan.changes) - len(plan.skipped)})
         self._note_changes(destination, plan.changes)
         if self.options.dry_run or not plan.changes:
@@ -431,29 +432,23 @@ class _Run:
                 self._reject_event(destination.name, outcome)
 
     def _reject_event(self, name: str, outcome: Outcome) -> None:
-        change = outcome.change
         self.count(rejected=1, **{f"{name}.events_rejected.{outcome.kind}": 1})
-        if len(self.result.rejections) < DETAIL_LIMIT:
-            self.result.rejections.append({"destination": name, "contact_id": change.person_id,
-                                           "email": change.email, "kind": outcome.kind,
-                                           "reason": f"event {change.record.get('event_id')}: {outcome.reason}"})
+        self._list_rejection(name, outcome, f"event {outcome.change.record.get('event_id')}: {outcome.reason}")
+
+    def _list_rejection(self, name: str, outcome: Outcome, reason: str) -> None:
+        change = outcome.change
+        self.result.keep("rejections", [{"destination": name, "contact_id": change.person_id,
+                                       "email": change.email, "kind": outcome.kind, "reason": reason}])
 
     def _note_changes(self, destination: Destination, changes: list[Change]) -> None:
         for change in changes:
             self.count(**{f"{destination.name}.{change.action}": 1})
-        room = DETAIL_LIMIT - len(self.result.changes)
-        if room > 0:
-            self.result.changes.extend(changes[:room])
+        self.result.keep("changes", changes)
 
-    def _remember_rows(self, people: Iterable[Person]) -> None:
-        for person in people:
-            if len(self.result.people) >= DETAIL_LIMIT:
-                return
-            deal = person.deal
-            self.result.people.append(PersonRow(
-                contact_id=person.contact_id, email=person.email, stage=person.stage.value,
-                tag=self.config.tags[person.stage], deal=deal.name if deal else None,
-                deal_id=deal.id if deal else None))
+    def _remember_rows(self, people: list[Person]) -> None:
+        self.result.keep("people", (PersonRow(
+            contact_id=p.contact_id, email=p.email, stage=p.stage.value, tag=self.config.tags[p.stage],
+            deal=p.deal.name if p.deal else None, deal_id=p.deal.id if p.deal else None) for p in people))
 
     def count(self, **amounts: int) -> None:
         """Add to the run's counters (zero amounts are not recorded)."""

@@ -90,7 +90,7 @@ class FeedbackStage:
             planned = self.state.plan_notes(notes, int(self.run.clock.now()), self.run.result.run_id)
         kinds = Counter(f"{destination.name}.feedback.{i.kind}" for i in items)
         self.run.count(**kinds, notes_planned=planned)
-        self.run.result.notes.extend(_note_row(n) for n in notes[:max(0, 2000 - len(self.run.result.notes))])
+        self.run.result.keep("notes", map(_note_row, notes))
         if self.config.feedback.consent_field_write:
             self.to_clear |= self._contacts_of(suppressing)
 

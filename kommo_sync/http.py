@@ -107,8 +107,6 @@ class HttpClient:
         self.pacer = Pacer(self.rate_per_second, self.clock)
         self.slots = threading.BoundedSemaphore(self.max_connections)
         self.consecutive_429 = 0
-        self.count = 0
-        self._count_lock = threading.Lock()
 
     def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
                 allow: tuple[int, ...] = (), headers: dict[str, str] | None = None) -> requests.Response:
@@ -136,8 +134,6 @@ class HttpClient:
                                                 headers=headers, timeout=self.timeout)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise _Transient(f"{type(exc).__name__} on {method} {path}") from None
-        with self._count_lock:
-            self.count += 1
         log.debug("%s %s %s -> %s", self.vendor, method, path, response.status_code)
         return self._check(response, method, path, allow)
 
