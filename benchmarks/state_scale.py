@@ -29,6 +29,8 @@ from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
+from measure import current_rss_mb  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from kommo_sync.clock import Clock  # noqa: E402
 from kommo_sync.config import DEFAULT_TAGS, MailchimpConfig  # noqa: E402
 from kommo_sync.destinations.base import Change  # noqa: E402
@@ -176,19 +178,11 @@ class Phase:
     rss_mb: float
 
 
-def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def timed(name: str, work: Callable[[], object]) -> tuple[Phase, object]:
     clock = Clock()
     started = clock.monotonic()
     value = work()
-    return Phase(name, clock.monotonic() - started, rss_mb()), value
+    return Phase(name, clock.monotonic() - started, current_rss_mb()), value
 
 
 def run(size: int, seed: int, folder: Path) -> None:

@@ -32,6 +32,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
+from measure import current_rss_mb  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 from kommo_sync.app import build_engine  # noqa: E402
 from kommo_sync.clock import Clock  # noqa: E402
 from kommo_sync.config import KLAVIYO_REVISION, Config, load_config  # noqa: E402
@@ -181,14 +183,6 @@ class Cost:
     thread_cpu: float = 0.0
     rss_start_mb: float = 0.0
     peak_rss_mb: float = 0.0
-
-
-def current_rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def reset_peak_rss() -> None:
