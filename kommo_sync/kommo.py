@@ -48,13 +48,18 @@ class FieldMap:
     lead_source_id: int | None = None
 
 
+def embedded(body: dict[str, Any] | None, key: str) -> list[Any]:
+    """A HAL body's `_embedded[key]` list; [] for a 204, a missing key or null."""
+    return ((body or {}).get("_embedded") or {}).get(key) or []
+
+
 def iter_pages(http: HttpClient, path: str, key: str, params: dict[str, Any],
                limit: int = PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
     """Pages of a Kommo list; ends on 204, an empty page, or a short page (`next` is unreliable)."""
     page = 1
     while True:
         body = http.get_json(path, params={**params, "limit": limit, "page": page})
-        items = ((body or {}).get("_embedded") or {}).get(key) or []
+        items = embedded(body, key)
         if items:
             yield items
         if len(items) < limit:
@@ -90,7 +95,7 @@ class KommoClient:
             chunk = wanted[start:start + PAGE_SIZE]
             body = self.http.get_json(f"/api/v4/{entity}", params={**extra, "filter[id][]": chunk,
                                                                   "limit": PAGE_SIZE, "page": 1})
-            items = ((body or {}).get("_embedded") or {}).get(entity) or []
+            items = embedded(body, entity)
             if items:
                 yield items
 
@@ -107,7 +112,7 @@ class KommoClient:
     def add_notes(self, entity: str, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Common notes in one batch request; returns Kommo's `_embedded.notes` (ids by request_id)."""
         body = self.http.request("POST", f"/api/v4/{entity}/notes", json=notes).json()
-        return (body.get("_embedded") or {}).get("notes") or []
+        return embedded(body, "notes")
 
     def notes_of(self, entity: str, entity_ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:
         """Existing common notes of these entities (to check a note whose outcome a crash left unknown)."""
@@ -153,10 +158,10 @@ def _find_field(fields: list[dict[str, Any]], wanted: str | int | None, key: str
 
 def parse_catalog(body: dict[str, Any]) -> Catalog:
     pipelines = {}
-    for raw in (body.get("_embedded") or {}).get("pipelines") or []:
+    for raw in embedded(body, "pipelines"):
         statuses = tuple(Status(id=int(s["id"]), pipeline_id=int(raw["id"]), name=s.get("name") or "",
                                 sort=int(s.get("sort") or 0), type=int(s.get("type") or 0))
-                         for s in (raw.get("_embedded") or {}).get("statuses") or [])
+                         for s in embedded(raw, "statuses"))
         pipelines[int(raw["id"])] = Pipeline(id=int(raw["id"]), name=raw.get("name") or "",
                                              statuses=statuses,
                                              is_unsorted_on=bool(raw.get("is_unsorted_on", True)))
@@ -183,7 +188,7 @@ def parse_contact(raw: dict[str, Any], fields: FieldMap) -> Contact:
     emails = tuple(str(v).strip() for v in field_values(raw, code="EMAIL") if v and str(v).strip())
     phones = [str(v).strip() for v in field_values(raw, code="PHONE") if v and str(v).strip()]
     source = field_values(raw, field_id=fields.lead_source_id) if fields.lead_source_id else []
-    companies = (raw.get("_embedded") or {}).get("companies") or []
+    companies = embedded(raw, "companies")
     return Contact(
         id=int(raw["id"]), updated_at=int(raw.get("updated_at") or 0),
         first_name=(raw.get("first_name") or "").strip(), last_name=(raw.get("last_name") or "").strip(),
@@ -195,7 +200,7 @@ def parse_contact(raw: dict[str, Any], fields: FieldMap) -> Contact:
 
 
 def parse_lead(raw: dict[str, Any]) -> Lead:
-    contacts = (raw.get("_embedded") or {}).get("contacts") or []
+    contacts = embedded(raw, "contacts")
     main = next((c for c in contacts if c.get("is_main")), contacts[0] if contacts else None)
     return Lead(
         id=int(raw["id"]), updated_at=int(raw.get("updated_at") or 0), name=raw.get("name") or "",
