@@ -7,6 +7,19 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime, timezone
+
+
+def iso_utc(timestamp: float) -> str:
+    """Unix seconds as ISO 8601 in UTC, the form vendor filters take (2026-01-01T00:00:00+00:00)."""
+    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).isoformat()
+
+
+def epoch_of(text: str | None) -> int:
+    """An ISO 8601 time from a vendor (with `Z` or an offset) as Unix seconds; 0 when absent."""
+    if not text:
+        return 0
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
 
 
 class Clock:

@@ -21,13 +21,12 @@ import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import phonenumbers
 import requests
 
-from kommo_sync.clock import Clock
+from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import KlaviyoConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan, Skip,
                                           fingerprint)
@@ -161,10 +160,6 @@ def changed_fields(desired: dict[str, Any], before: dict[str, Any]) -> list[str]
     return sorted(name for name, value in new.items() if old.get(name) != value)
 
 
-def iso(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
-
-
 def unique_id(event_id: str) -> str:
     """Stable per Kommo event, so Klaviyo records a re-sent event once."""
     return f"kommo-event-{event_id}"
@@ -179,7 +174,7 @@ def event_properties(event: DealEvent) -> dict[str, Any]:
 def event_payload(event: DealEvent, email: str, config: KlaviyoConfig) -> dict[str, Any]:
     """The `POST /api/events` body; bulk jobs regroup the same attributes per profile."""
     attributes: dict[str, Any] = {
-        "properties": event_properties(event), "time": iso(event.at), "unique_id": unique_id(event.id),
+        "properties": event_properties(event), "time": iso_utc(event.at), "unique_id": unique_id(event.id),
         "metric": {"data": {"type": "metric", "attributes": {"name": config.events[event.kind.value]}}},
         "profile": {"data": {"type": "profile", "attributes": {"email": email}}}}
     if event.kind is DealEventKind.WON:
@@ -192,7 +187,7 @@ def event_payload(event: DealEvent, email: str, config: KlaviyoConfig) -> dict[s
 def event_change(event: DealEvent, person: Person, config: KlaviyoConfig) -> Change:
     payload = event_payload(event, person.email or "", config)
     summary = {"event": config.events[event.kind.value], "deal": event.deal_name, "stage": event.stage,
-               "from": event.previous_stage, "at": iso(event.at), "backfill": event.backfill or None}
+               "from": event.previous_stage, "at": iso_utc(event.at), "backfill": event.backfill or None}
     return Change(NAME, person.contact_id, person.email, event.kind.value, fingerprint(payload),
                   {"event_id": event.id}, summary, payload)
 
@@ -360,17 +355,13 @@ SUPPRESSION_KINDS = {"UNSUBSCRIBE": ("unsubscribed", ""), "SPAM_COMPLAINT": ("un
                      "HARD_BOUNCE": ("cleaned", "hard bounce"), "INVALID_EMAIL": ("cleaned", "invalid email")}
 
 
-def _epoch(text: str) -> int:
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
-
-
 def _suppression_feedback(profile: dict[str, Any], since: int, until: int) -> Iterator[Feedback]:
     """One Feedback per global email suppression of this profile inside (since, until]."""
     marketing = ((((profile.get("attributes") or {}).get("subscriptions") or {}).get("email") or {})
                  .get("marketing") or {})
     email = str(profile["attributes"].get("email") or "").lower()
     for suppression in marketing.get("suppression") or []:
-        at = _epoch(suppression["timestamp"])
+        at = epoch_of(suppression["timestamp"])
         kind, detail = SUPPRESSION_KINDS.get(suppression.get("reason"), ("unsubscribed", ""))
         if email and since < at <= until:
             yield Feedback("klaviyo", kind, email, at, "Klaviyo email marketing",
@@ -427,8 +418,8 @@ class KlaviyoDestination(Destination):
         the spec lists with gt/lte) gives the state with its reason in one paged read, while the
         events API needs the account's metric ids first and a metric exists only once it happened.
         """
-        window = (f"greater-than({SUPPRESSION}.timestamp,{iso(since)}),"
-                  f"less-or-equal({SUPPRESSION}.timestamp,{iso(until)})")
+        window = (f"greater-than({SUPPRESSION}.timestamp,{iso_utc(since)}),"
+                  f"less-or-equal({SUPPRESSION}.timestamp,{iso_utc(until)})")
         params = {"additional-fields[profile]": "subscriptions", "filter": window,
                   "sort": f"{SUPPRESSION}.timestamp", "page[size]": PAGE_SIZE, "fields[profile]": "email,subscriptions"}
         for profile in self._pages("/api/profiles", params):
@@ -441,8 +432,8 @@ class KlaviyoDestination(Destination):
         for name, kind in ACTIVITY_METRICS.items():
             if name not in metrics:
                 continue
-            params = {"filter": f'equals(metric_id,"{metrics[name]}"),greater-than(datetime,{iso(since)}),'
-                                f"less-or-equal(datetime,{iso(until)})",
+            params = {"filter": f'equals(metric_id,"{metrics[name]}"),greater-than(datetime,{iso_utc(since)}),'
+                                f"less-or-equal(datetime,{iso_utc(until)})",
                       "include": "profile", "fields[profile]": "email", "page[size]": 200}
             yield from self._activity_events(params, kind)
 
@@ -453,7 +444,7 @@ class KlaviyoDestination(Destination):
                 email = emails.get(((event.get("relationships") or {}).get("profile") or {}).get("data", {}).get("id"))
                 if email:
                     props = event["attributes"].get("event_properties") or {}
-                    yield Feedback("klaviyo", kind, email, _epoch(event["attributes"]["datetime"]), "Klaviyo",
+                    yield Feedback("klaviyo", kind, email, epoch_of(event["attributes"]["datetime"]), "Klaviyo",
                                    f"klaviyo:{kind}:{event['id']}",
                                    detail=str(props.get("Campaign Name") or props.get("Subject") or "a campaign"),
                                    url=str(props.get("URL") or ""))

@@ -18,11 +18,10 @@ import logging
 import tarfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
-from kommo_sync.clock import Clock
+from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import MailchimpConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
                                           Skip, fingerprint)
@@ -447,7 +446,7 @@ class MailchimpDestination(Destination):
 
     def _members_changed(self, status: str, since: int, until: int) -> Iterator[dict[str, Any]]:
         """Members whose status became `status` in (since, until], oldest first, 1,000 a page."""
-        params = {"status": status, "since_last_changed": _iso(since), "before_last_changed": _iso(until + 1),
+        params = {"status": status, "since_last_changed": iso_utc(since), "before_last_changed": iso_utc(until + 1),
                   "sort_field": "last_changed", "sort_dir": "ASC",
                   "fields": "members.id,members.email_address,members.status,members.last_changed,"
                             "members.unsubscribe_reason,total_items"}
@@ -456,14 +455,14 @@ class MailchimpDestination(Destination):
     def _activity(self, since: int, until: int, place: str) -> Iterator[Feedback]:
         """Opens and clicks of campaigns sent to this audience in the last 30 days."""
         campaigns = self.http.get_json("/campaigns", params={
-            "list_id": self.config.list_id, "status": "sent", "since_send_time": _iso(since - 30 * 86400),
+            "list_id": self.config.list_id, "status": "sent", "since_send_time": iso_utc(since - 30 * 86400),
             "count": 1000, "fields": "campaigns.id,campaigns.settings.title,campaigns.settings.subject_line"}) or {}
         for campaign in campaigns.get("campaigns") or []:
             settings = campaign.get("settings") or {}
             title = settings.get("title") or settings.get("subject_line") or campaign["id"]
             for row in self._email_activity(campaign["id"], since):
                 for act in row.get("activity") or []:
-                    at = _epoch(act.get("timestamp"))
+                    at = epoch_of(act.get("timestamp"))
                     if act.get("action") in ("open", "click") and since < at <= until:
                         yield Feedback("mailchimp", act["action"], str(row["email_address"]).lower(), at,
                                        place, f"mailchimp:{act['action']}:{campaign['id']}:{row['email_id']}:{at}",
@@ -471,7 +470,7 @@ class MailchimpDestination(Destination):
 
     def _email_activity(self, campaign_id: str, since: int) -> Iterator[dict[str, Any]]:
         return self._collection(f"/reports/{campaign_id}/email-activity", "emails",
-                                {"since": _iso(since), "count": 1000})
+                                {"since": iso_utc(since), "count": 1000})
 
     def _collection(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every item of a Mailchimp collection, 1,000 a page by `offset` (`count` caps at 1,000)."""
@@ -485,18 +484,8 @@ class MailchimpDestination(Destination):
                 return
 
 
-def _iso(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def _epoch(text: str | None) -> int:
-    if not text:
-        return 0
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
-
-
 def _member_feedback(member: dict[str, Any], status: str, place: str) -> Feedback:
-    at = _epoch(member.get("last_changed"))
+    at = epoch_of(member.get("last_changed"))
     return Feedback("mailchimp", status, str(member["email_address"]).lower(), at, place,
                     f"mailchimp:{status}:{member['id']}:{at}", detail=member.get("unsubscribe_reason") or "")
 
