@@ -13,6 +13,7 @@ import logging
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any, Iterable
 
+from kommo_sync.batching import chunks
 from kommo_sync.destinations.base import Destination, Feedback
 from kommo_sync.errors import RecordRejected, RetryLater
 from kommo_sync.kommo import contact_emails
@@ -144,8 +145,8 @@ class FeedbackStage:
                 break
             for entity in ("contacts", "leads"):
                 rows = [n for n in planned if n["entity"] == entity]
-                for start in range(0, len(rows), NOTE_BATCH):
-                    self._send(entity, rows[start:start + NOTE_BATCH])
+                for batch in chunks(rows, NOTE_BATCH):
+                    self._send(entity, batch)
             if self.run.result.counts["notes_retry_later"]:
                 break
         self._clear_consent()

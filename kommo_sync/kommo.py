@@ -7,6 +7,7 @@ from typing import Any, Iterable, Iterator
 
 import requests
 
+from kommo_sync.batching import chunks
 from kommo_sync.clock import Clock
 from kommo_sync.config import KommoConfig
 from kommo_sync.errors import ConfigError
@@ -91,8 +92,7 @@ class KommoClient:
         """Contacts, leads or companies by id, 250 ids a request: one page always holds them all."""
         wanted = sorted(set(ids))
         extra = {"contacts": {"with": "leads"}, "leads": {"with": "contacts"}}.get(entity, {})
-        for start in range(0, len(wanted), PAGE_SIZE):
-            chunk = wanted[start:start + PAGE_SIZE]
+        for chunk in chunks(wanted, PAGE_SIZE):
             body = self.http.get_json(f"/api/v4/{entity}", params={**extra, "filter[id][]": chunk,
                                                                   "limit": PAGE_SIZE, "page": 1})
             items = embedded(body, entity)
@@ -117,14 +117,13 @@ class KommoClient:
     def notes_of(self, entity: str, entity_ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:
         """Existing common notes of these entities (to check a note whose outcome a crash left unknown)."""
         ids = sorted(set(entity_ids))
-        for start in range(0, len(ids), PAGE_SIZE):
-            params = {"filter[entity_id][]": ids[start:start + PAGE_SIZE], "filter[note_type]": "common"}
+        for chunk in chunks(ids, PAGE_SIZE):
+            params = {"filter[entity_id][]": chunk, "filter[note_type]": "common"}
             yield from iter_pages(self.http, f"/api/v4/{entity}/notes", "notes", params)
 
     def clear_checkbox(self, contact_ids: list[int], field_id: int) -> None:
         """Uncheck one checkbox field on many contacts, 250 a request."""
-        for start in range(0, len(contact_ids), PAGE_SIZE):
-            chunk = contact_ids[start:start + PAGE_SIZE]
+        for chunk in chunks(contact_ids, PAGE_SIZE):
             body = [{"id": cid, "custom_fields_values": [{"field_id": field_id, "values": [{"value": False}]}]}
                     for cid in chunk]
             self.http.request("PATCH", "/api/v4/contacts", json=body)

@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from kommo_sync.batching import chunks
 from kommo_sync.errors import LockedError
 from kommo_sync.model import Contact, Lead
 
@@ -409,9 +410,7 @@ class State:
     # helpers -----------------------------------------------------------------------------
     def _select_in(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
         """Run an `IN ({})` query in chunks that stay under SQLite's variable limit."""
-        items = list(values)
-        for start in range(0, len(items), 900):
-            chunk = items[start:start + 900]
+        for chunk in chunks(values, 900):
             yield from self.db.execute(sql.format(",".join("?" * len(chunk))), (*prefix, *chunk))
 
     def _execute_in(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...] = ()) -> None:

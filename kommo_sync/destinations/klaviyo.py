@@ -21,11 +21,12 @@ import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import phonenumbers
 import requests
 
+from kommo_sync.batching import chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import KlaviyoConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan, Skip,
@@ -593,7 +594,7 @@ class KlaviyoDestination(Destination):
     def _import_jobs(self, changes: list[Change], results: dict[int, _Result]) -> list[Change]:
         """One import job per group of lists to join (and per 10,000 rows), run side by side:
         Klaviyo works on several jobs at once. Returns the rows that hit identity conflicts."""
-        jobs = [(chunk, list_ids) for list_ids, group in _by_lists_to_join(changes) for chunk in _import_chunks(group)]
+        jobs = [(chunk, list_ids) for list_ids, group in _by_lists_to_join(changes) for chunk in _importchunks(group)]
         conflicts: list[Change] = []
         for found in _side_by_side(lambda job: self._import_job(job[0], job[1], results), jobs):
             conflicts += found
@@ -689,7 +690,7 @@ class KlaviyoDestination(Destination):
                 removes.setdefault(list_id, []).append(change)
         for method, moves in (("DELETE", removes), ("POST", adds)):
             for list_id, members in sorted(moves.items()):
-                for chunk in _chunks(members, LIST_CHANGE_SIZE):
+                for chunk in chunks(members, LIST_CHANGE_SIZE):
                     self._list_call(method, list_id, chunk, results)
 
     def _list_call(self, method: str, list_id: str, chunk: list[Change], results: dict[int, _Result]) -> None:
@@ -713,12 +714,12 @@ class KlaviyoDestination(Destination):
                 _index_locator(ROW_POINTER)))
             self._apply(chunk, sent, results)
 
-        _side_by_side(subscribe, list(_chunks(ready, SUBSCRIBE_SIZE)))
+        _side_by_side(subscribe, list(chunks(ready, SUBSCRIBE_SIZE)))
 
     def _unsubscribe(self, changes: list[Change], results: dict[int, _Result]) -> None:
         """Consent withdrawn in Kommo: unsubscribed from email marketing (globally, no list)."""
         withdrawn = [c for c in changes if c.payload["unsubscribe"]]
-        for chunk in _chunks(withdrawn, UNSUBSCRIBE_SIZE):
+        for chunk in chunks(withdrawn, UNSUBSCRIBE_SIZE):
             sent = self._send("POST", "/api/profile-subscription-bulk-delete-jobs", chunk, lambda part: (
                 consent_body("profile-subscription-bulk-delete-job", "UNSUBSCRIBED",
                              [(None, c.email or "") for c in part]),
@@ -764,7 +765,7 @@ class KlaviyoDestination(Destination):
         for change in changes:
             firsts.setdefault(change.record["event_id"], change)
         outcomes: dict[str, Outcome] = {}
-        for chunk in _chunks(list(firsts.values()), EVENT_JOB_SIZE):
+        for chunk in chunks(list(firsts.values()), EVENT_JOB_SIZE):
             outcomes.update(self._event_job(chunk))
         return [replace(outcomes[c.record["event_id"]], change=c) for c in changes]
 
@@ -811,7 +812,7 @@ def _by_lists_to_join(changes: list[Change]) -> list[tuple[list[str], list[Chang
     return [(list(lists), group) for lists, group in sorted(groups.items())]
 
 
-def _import_chunks(changes: list[Change]) -> Iterator[list[Change]]:
+def _importchunks(changes: list[Change]) -> Iterator[list[Change]]:
     """Rows for import jobs: at most 10,000 and about 4.5 MB each (Klaviyo's cap is 5 MB)."""
     chunk: list[Change] = []
     size = 0
@@ -825,7 +826,3 @@ def _import_chunks(changes: list[Change]) -> Iterator[list[Change]]:
     if chunk:
         yield chunk
 
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]

@@ -19,8 +19,9 @@ import tarfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
+from kommo_sync.batching import chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import MailchimpConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
@@ -294,9 +295,9 @@ class MailchimpDestination(Destination):
         the audience come back for the PUT form."""
         results: dict[int, _Result] = {}
         existing: list[Change] = []
-        chunks = list(_chunks(creates, BATCH_SUBSCRIBE_SIZE))
-        with ThreadPoolExecutor(max_workers=max(1, min(self.config.max_connections, len(chunks)))) as pool:
-            for chunk_results, chunk_existing in pool.map(self._subscribe_chunk, chunks):
+        calls = list(chunks(creates, BATCH_SUBSCRIBE_SIZE))
+        with ThreadPoolExecutor(max_workers=max(1, min(self.config.max_connections, len(calls)))) as pool:
+            for chunk_results, chunk_existing in pool.map(self._subscribe_chunk, calls):
                 results.update(chunk_results)
                 existing += chunk_existing
         return results, existing
@@ -517,7 +518,3 @@ def _merge_field_body(tag: str, config: MailchimpConfig) -> dict[str, Any]:
         body.update(type="phone", options={"phone_format": "International"})
     return body
 
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
