@@ -142,7 +142,7 @@ def test_batch_subscribe_errors_fall_back_classify_and_tags_go_by_exact_segment_
     assert outcomes["busy@firm.io"].kind == "transient"
     assert destination.segments == {"Customer": 49381, "Lost Lead": 49385, "New Lead Archive": 49377,
                                     "VIP": 49390, "New Lead": 49401}
-    assert clock.slept == [1.0, 1.5]                                # batch polling on the injected clock
+    assert clock.slept == [5.0, 7.5]                                # batch polling on the injected clock
 
 
 def test_batch_results_are_read_per_operation_from_every_archive_file(destination, clock):
@@ -158,7 +158,7 @@ def test_batch_results_are_read_per_operation_from_every_archive_file(destinatio
     assert outcomes["p209@firm.io"].reason.startswith("Member In Compliance State: p209@firm.io")
     assert outcomes["p210@firm.io"].record_updates == {"status": "absent"}          # 404: not in the audience
     assert "Internal Server Error" in outcomes["p211@firm.io"].reason
-    assert clock.slept == [1.0, 1.5, 2.25]
+    assert clock.slept == [5.0, 7.5, 11.25]
 
 
 # the cassettes themselves --------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Mailchimp end to end against the sandboxes: members, tags, consent, renames, rejections."""
 import pytest
+import requests
 
 from kommo_sync.destinations.mailchimp import subscriber_hash
 from kommo_sync.engine import _Run
@@ -232,7 +233,6 @@ def test_people_without_email_are_skipped_and_counted(world, sales):
 
 
 def _tag_by_marketer(world, email, tag):
-    import requests
     url = f"{world.servers[1].url}/3.0/lists/{world.list_id}/members/{subscriber_hash(email)}/tags"
     response = requests.post(url, json={"tags": [{"name": tag, "status": "active"}]},
                              auth=("marketer", world.mailchimp.api_key), timeout=5)
@@ -274,3 +274,44 @@ def test_a_new_audience_gets_everyone_again_with_its_own_tags(world, sales):
     assert result.rejected == 0
     assert world.mailchimp.member(other, "ada@analytical.io")["status"] == "subscribed"
     assert world.mailchimp.member_tags(other, "ada@analytical.io") == {"New Lead"}
+
+
+def test_a_tag_a_marketer_deleted_rejects_its_moves_once_and_is_made_again(world, sales):
+    world.with_mailchimp()
+    people = [world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True) for i in range(40)]
+    deals = [world.kommo.add_lead(f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[c])
+             for i, c in enumerate(people)]
+    world.run()
+    world.clock.advance(60)
+    for deal in deals[:20]:
+        world.kommo.move_lead(deal, 142)
+    world.run()                                                     # "Customer" made and remembered
+    assert world.mailchimp.member_tags(world.list_id, "p0@firm.io") == {"Customer"}
+    customer = _segment_id(world, "Customer")
+    _delete_segment(world, customer)
+    world.clock.advance(60)
+    for deal, contact in zip(deals[20:], people[20:]):
+        world.kommo.move_lead(deal, 142)
+        world.kommo.update_contact(contact, first_name="Won")
+    code, body = world.cli_json("run")
+    assert code == 1 and len(body["rejections"]) == 20
+    assert all("tag 'Customer' was deleted in Mailchimp" in r["reason"] and r["kind"] == "transient"
+               for r in body["rejections"])
+    assert world.mailchimp.member(world.list_id, "p25@firm.io")["merge_fields"]["FNAME"] == "Won"
+    assert world.mailchimp.member_tags(world.list_id, "p25@firm.io") == set()     # In Progress left already
+    world.clock.advance(3600)
+    assert world.run().rejected == 0
+    assert all(world.mailchimp.member_tags(world.list_id, f"p{i}@firm.io") == {"Customer"} for i in range(20, 40))
+    assert _segment_id(world, "Customer") != customer
+
+
+def _segment_id(world, name):
+    response = requests.get(f"{world.servers[1].url}/3.0/lists/{world.list_id}/segments",
+                            params={"type": "static", "count": 1000}, auth=("marketer", world.mailchimp.api_key), timeout=5)
+    return {s["name"]: s["id"] for s in response.json()["segments"]}.get(name)
+
+
+def _delete_segment(world, segment_id):
+    response = requests.delete(f"{world.servers[1].url}/3.0/lists/{world.list_id}/segments/{segment_id}",
+                               auth=("marketer", world.mailchimp.api_key), timeout=5)
+    assert response.status_code == 204

@@ -3,9 +3,9 @@
 Mapping and planning are pure. Pushing picks the cheapest safe path per run size:
 - a handful of changes go one by one (PUT / PATCH / member tags);
 - otherwise new people go through batch subscribe (500 a call, `status_if_new` and their stage
-  tag; an "already a member" answer falls back to the PUT form), updates, renames and
-  unsubscribes through one `/batches` job, and tag moves through static-segment calls
-  (500 adds and 500 removes a call per managed tag).
+  tag; an "already a member" answer falls back to the PUT form), while updates, renames,
+  unsubscribes and tag moves (static-segment calls: 500 adds and 500 removes per managed tag)
+  are operations of one `/batches` job.
 `status: subscribed` is never sent: new people get `status_if_new`, so nobody already in the
 audience (unsubscribed, cleaned) is ever re-subscribed.
 """
@@ -36,6 +36,7 @@ NAME = "mailchimp"
 SMALL_RUN = 10
 BATCH_SUBSCRIBE_SIZE = 500
 SEGMENT_SIZE = 500
+DIRECT_TAG_CALLS = 3   # a /batches job costs a POST, a poll and the archive: fewer tag calls go direct
 TEXT_LIMIT = 255
 ALREADY_MEMBER = ("ERROR_CONTACT_EXISTS", "already a list member")
 
@@ -145,7 +146,44 @@ class _Result:
     permanent: bool = False
     reason: str = ""
     status: str | None = None
-    needs_tag: bool = False
+
+
+@dataclass
+class _TagMove:
+    """One static-segment call: up to 500 members gain the tag, up to 500 lose it."""
+
+    name: str
+    segment_id: int
+    start: int
+    add: list[Change]
+    remove: list[Change]
+
+    @property
+    def operation_id(self) -> str:
+        return f"tag:{self.segment_id}:{self.start}"
+
+    def body(self) -> dict[str, list[str]]:
+        return {"members_to_add": [c.email or "" for c in self.add],
+                "members_to_remove": [c.email or "" for c in self.remove]}
+
+    def operation(self, list_path: str) -> dict[str, Any]:
+        return {"method": "POST", "path": f"{list_path}/segments/{self.segment_id}",
+                "operation_id": self.operation_id, "body": json.dumps(self.body())}
+
+
+def _reject_movers(move: _TagMove, failure: _Result, results: dict[int, _Result]) -> None:
+    """A refused tag move rejects its people, unless their member operation already failed."""
+    for change in move.add + move.remove:
+        if results.get(change.person_id, _Result(True)).ok:
+            results[change.person_id] = failure
+
+
+def poll_delays() -> Iterator[float]:
+    """Seconds between polls of an asynchronous job: about 5 s first, ×1.5 up to 60 s."""
+    delay = 5.0
+    while True:
+        yield delay
+        delay = min(delay * 1.5, 60.0)
 
 
 def _rejected(exc: RecordRejected | RetryLater) -> _Result:
@@ -273,21 +311,17 @@ class MailchimpDestination(Destination):
 
     # bulk -------------------------------------------------------------------------------------
     def _push_bulk(self, changes: list[Change]) -> dict[int, _Result]:
-        """New people by batch subscribe while the member operations of everyone else run as a
-        `/batches` job at the same time; those batch subscribe found already in the audience
-        follow in a second job; then the tag moves."""
+        """New people by batch subscribe while everyone else's member operations and tag moves
+        run as one `/batches` job at the same time; those batch subscribe found already in the
+        audience follow in a second job."""
         creates = [c for c in changes if c.action == "create"]
         others = [c for c in changes if c.action != "create"]
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mailchimp") as pool:
             subscribed = pool.submit(self._batch_subscribe, creates)
-            operated = pool.submit(self._batch_operations, [c for c in others if c.payload["body"]])
+            operated = pool.submit(self._batch_operations, others)
             results, existing = subscribed.result()
             results.update(operated.result())
-        results.update({c.person_id: _Result(True) for c in others if not c.payload["body"]})
         results.update(self._batch_operations(existing))
-        movers = [c for c in others + existing if c.payload["tag"] and results[c.person_id].ok
-                  and results[c.person_id].status != "absent"]
-        self._move_tags(movers, results)
         return results
 
     def _batch_subscribe(self, creates: list[Change]) -> tuple[dict[int, _Result], list[Change]]:
@@ -322,16 +356,30 @@ class MailchimpDestination(Destination):
         return results, existing
 
     def _batch_operations(self, changes: list[Change]) -> dict[int, _Result]:
-        """Member PUT/PATCH operations through one asynchronous /batches job."""
-        if not changes:
-            return {}
-        operations = [self._operation(c) for c in changes]
+        """Member PUT/PATCH operations and the tag moves of these people, as one asynchronous
+        /batches job (operations run in no promised order: a tag move only touches members who
+        exist already, and Mailchimp ignores addresses not in the audience)."""
+        results = {c.person_id: _Result(True) for c in changes if not c.payload["body"]}
+        moves = self._tag_moves([c for c in changes if c.payload["tag"]], results)
+        members = [c for c in changes if c.payload["body"]]
+        if not members and len(moves) <= DIRECT_TAG_CALLS:
+            for move in moves:
+                self._segment_call(move, results)
+            return results
+        operations = [self._operation(c) for c in members] + [move.operation(self.list_path) for move in moves]
         try:
-            outcome = self._run_batch(operations)
+            items = self._run_batch(operations)
         except (RecordRejected, RetryLater) as exc:
-            return {c.person_id: _rejected(exc) for c in changes}
-        return {c.person_id: outcome.get(str(c.person_id), _Result(False, False, "no result in the batch archive"))
-                for c in changes}
+            return {**results, **{c.person_id: _rejected(exc) for c in changes}}
+        results.update({c.person_id: _batch_item_result(items[str(c.person_id)]) if str(c.person_id) in items
+                        else _Result(False, False, "no result in the batch archive") for c in members})
+        for move in moves:
+            item = items.get(move.operation_id)
+            if item is None:
+                _reject_movers(move, _Result(False, False, "no result in the batch archive"), results)
+            elif int(item.get("status_code") or 0) != 200:
+                self._tag_move_failed(move, int(item.get("status_code") or 0), _problem(item), results)
+        return results
 
     def _operation(self, change: Change) -> dict[str, Any]:
         path = f"{self.list_path}/members/{change.payload['hash']}"
@@ -341,12 +389,13 @@ class MailchimpDestination(Destination):
         return {"method": "PATCH", "path": path, "operation_id": str(change.person_id),
                 "body": json.dumps(body or {"merge_fields": {}})}
 
-    def _run_batch(self, operations: list[dict[str, Any]]) -> dict[str, _Result]:
+    def _run_batch(self, operations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The archive's result item of each operation, by operation id."""
         batch = self.http.request("POST", "/batches", json={"operations": operations}).json()
         batch = self._wait_for_batch(batch)
         results, not_200 = {}, 0
         for item in self._archive(batch.get("response_body_url") or ""):
-            results[str(item.get("operation_id"))] = _batch_item_result(item)
+            results[str(item.get("operation_id"))] = item
             not_200 += int(item.get("status_code") or 0) != 200
         missing = len(operations) - len(results)
         if int(batch.get("errored_operations") or 0) > not_200 + missing:
@@ -355,13 +404,15 @@ class MailchimpDestination(Destination):
         return results
 
     def _wait_for_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
-        delay, waited = 1.0, 0.0
-        while batch.get("status") != "finished":
+        """Polled as Mailchimp advises: first after about 5 s, backing off to a minute."""
+        waited = 0.0
+        for delay in poll_delays():
+            if batch.get("status") == "finished":
+                return batch
             if waited > 3600:
                 raise RetryLater(f"Mailchimp batch {batch.get('id')} did not finish within an hour")
             self.clock.sleep(delay)
             waited += delay
-            delay = min(delay * 1.5, 10.0)
             batch = self.http.get_json(f"/batches/{batch['id']}") or {}
         return batch
 
@@ -377,33 +428,46 @@ class MailchimpDestination(Destination):
                     data = json.loads(handle.read().decode("utf-8") or "[]")
                     yield from data if isinstance(data, list) else [data]
 
-    def _move_tags(self, movers: list[Change], results: dict[int, _Result]) -> None:
-        """Per managed tag, one segment call adds the people who now carry it and removes the rest."""
+    def _tag_moves(self, movers: list[Change], results: dict[int, _Result]) -> list[_TagMove]:
+        """Per managed tag, static-segment calls (≤ 500 adds and 500 removes each) adding the
+        people who now carry it and removing it from the rest."""
+        moves: list[_TagMove] = []
         if not movers:
-            return
+            return moves
         for name in self.managed:
             add = [c for c in movers if c.payload["tag"] == name]
             remove = [c for c in movers if c.payload["tag"] != name and _may_carry(c, name)]
             if name not in self.tags.values() and not remove:
                 continue
-            self._segment_calls(name, add, remove, results)
-
-    def _segment_calls(self, name: str, add: list[Change], remove: list[Change],
-                       results: dict[int, _Result]) -> None:
-        try:
-            segment_id = self._segment_id(name, create=bool(add))
-        except (RecordRejected, RetryLater) as exc:
-            results.update({c.person_id: _rejected(exc) for c in add + remove})
-            return
-        if segment_id is None:
-            return
-        for start in range(0, max(len(add), len(remove)), SEGMENT_SIZE):
-            add_chunk, remove_chunk = add[start:start + SEGMENT_SIZE], remove[start:start + SEGMENT_SIZE]
-            body = {"members_to_add": [c.email for c in add_chunk], "members_to_remove": [c.email for c in remove_chunk]}
             try:
-                self.http.request("POST", f"{self.list_path}/segments/{segment_id}", json=body)
+                segment_id = self._segment_id(name, create=bool(add))
             except (RecordRejected, RetryLater) as exc:
-                results.update({c.person_id: _rejected(exc) for c in add_chunk + remove_chunk})
+                results.update({c.person_id: _rejected(exc) for c in add + remove})
+                continue
+            if segment_id is not None:
+                moves += [_TagMove(name, segment_id, start, add[start:start + SEGMENT_SIZE], remove[start:start + SEGMENT_SIZE])
+                          for start in range(0, max(len(add), len(remove)), SEGMENT_SIZE)]
+        return moves
+
+    def _segment_call(self, move: _TagMove, results: dict[int, _Result]) -> None:
+        try:
+            self.http.request("POST", f"{self.list_path}/segments/{move.segment_id}", json=move.body())
+        except RecordRejected as exc:
+            self._tag_move_failed(move, exc.status or 400, ("", exc.reason), results)
+        except RetryLater as exc:
+            _reject_movers(move, _rejected(exc), results)
+
+    def _tag_move_failed(self, move: _TagMove, status: int, problem: tuple[str, str],
+                         results: dict[int, _Result]) -> None:
+        """A refused tag move rejects its people; a 404 means a marketer deleted the tag: it is
+        forgotten, made again on the next run, and these people retried then."""
+        if status == 404:
+            with self.segment_lock:
+                self.segments.pop(move.name, None)
+            failure = _Result(False, False, f"tag '{move.name}' was deleted in Mailchimp; it is made again on the next run")
+        else:
+            failure = classify(status, *problem)
+        _reject_movers(move, failure, results)
 
     def _segment_id(self, name: str, create: bool) -> int | None:
         """The static segment (tag) id by exact name; created when a tag is first added (under a
@@ -497,17 +561,28 @@ def _may_carry(change: Change, tag: str) -> bool:
     return known is None or tag in known
 
 
-def _batch_item_result(item: dict[str, Any]) -> _Result:
-    status = int(item.get("status_code") or 0)
+def _item_body(item: dict[str, Any]) -> dict[str, Any]:
+    """An archive item's `response`: a JSON document inside a string."""
     try:
         body = json.loads(item.get("response") or "{}")
     except ValueError:
-        body = {}
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _problem(item: dict[str, Any]) -> tuple[str, str]:
+    body = _item_body(item)
+    return str(body.get("title") or ""), str(body.get("detail") or "")
+
+
+def _batch_item_result(item: dict[str, Any]) -> _Result:
+    """A member operation's result; 404 = no such member (a marketer deleted it)."""
+    status = int(item.get("status_code") or 0)
     if status == 404:
         return _Result(True, status="absent")
-    result = classify(status, str(body.get("title") or ""), str(body.get("detail") or ""))
+    result = classify(status, *_problem(item))
     if result.ok:
-        result.status = body.get("status")
+        result.status = _item_body(item).get("status")
     return result
 
 

@@ -484,6 +484,7 @@ class MailchimpSandbox(App):
             ("POST", "/lists/{list_id}/segments", self._post_segment),
             ("GET", "/lists/{list_id}/segments/{segment_id}", self._get_segment),
             ("POST", "/lists/{list_id}/segments/{segment_id}", self._post_segment_members),
+            ("DELETE", "/lists/{list_id}/segments/{segment_id}", self._delete_segment),
             ("GET", "/lists/{list_id}/tag-search", self._tag_search),
             ("GET", "/campaigns", self._get_campaigns),
             ("GET", "/reports/{campaign_id}/email-activity", self._get_email_activity),
@@ -1179,6 +1180,16 @@ class MailchimpSandbox(App):
         audience = self._audience(request)
         return Response(200, self._segment_json(audience, self._segment(audience, request)),
                         JSON_CONTENT_TYPE)
+
+    def _delete_segment(self, request: Request) -> Response:
+        """A marketer deletes a tag: gone from every member, its id answers 404 from now on."""
+        audience = self._audience(request)
+        segment = self._segment(audience, request)
+        for member_id in segment.member_ids:
+            audience.members[member_id].tags.pop(segment.id, None)
+        del audience.segments[segment.id]
+        audience.tag_ids.pop(segment.name.casefold(), None)
+        return Response(204)
 
     def _post_segment(self, request: Request) -> Response:
         """Creates a tag; a name already used (any case) is refused (pessimistic)."""
