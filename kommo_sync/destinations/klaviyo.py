@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Mapping
 import phonenumbers
 import requests
 
-from kommo_sync.batching import chunks
+from kommo_sync.batching import chunks, poll_delays
 from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import KlaviyoConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan, Skip,
@@ -638,13 +638,14 @@ class KlaviyoDestination(Destination):
         return conflicts
 
     def _wait_for_job(self, job: dict[str, Any]) -> dict[str, Any]:
-        delay, waited = 1.0, 0.0
+        waited = 0.0
+        delays = poll_delays()
         while job["attributes"]["status"] not in ("complete", "cancelled"):
             if waited >= JOB_TIMEOUT:
                 raise RetryLater(f"Klaviyo import job {job['id']} did not complete within an hour")
+            delay = next(delays)
             self.clock.sleep(delay)
             waited += delay
-            delay = min(delay * 1.5, 10.0)
             job = self.http.get_json(f"/api/profile-bulk-import-jobs/{job['id']}")["data"]
         if job["attributes"]["status"] == "cancelled":
             raise RetryLater(f"Klaviyo cancelled import job {job['id']}")

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from kommo_sync.batching import chunks
+from kommo_sync.batching import chunks, poll_delays
 from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import MailchimpConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
@@ -176,14 +176,6 @@ def _reject_movers(move: _TagMove, failure: _Result, results: dict[int, _Result]
     for change in move.add + move.remove:
         if results.get(change.person_id, _Result(True)).ok:
             results[change.person_id] = failure
-
-
-def poll_delays() -> Iterator[float]:
-    """Seconds between polls of an asynchronous job: about 5 s first, ×1.5 up to 60 s."""
-    delay = 5.0
-    while True:
-        yield delay
-        delay = min(delay * 1.5, 60.0)
 
 
 def _rejected(exc: RecordRejected | RetryLater) -> _Result:
@@ -404,13 +396,12 @@ class MailchimpDestination(Destination):
         return results
 
     def _wait_for_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Polled as Mailchimp advises: first after about 5 s, backing off to a minute."""
         waited = 0.0
-        for delay in poll_delays():
-            if batch.get("status") == "finished":
-                return batch
+        delays = poll_delays()
+        while batch.get("status") != "finished":
             if waited > 3600:
                 raise RetryLater(f"Mailchimp batch {batch.get('id')} did not finish within an hour")
+            delay = next(delays)
             self.clock.sleep(delay)
             waited += delay
             batch = self.http.get_json(f"/batches/{batch['id']}") or {}
