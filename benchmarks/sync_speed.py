@@ -81,7 +81,7 @@ class Stack:
         self.mailchimp = MailchimpSandbox(clock, api_key=MAILCHIMP_KEY, max_connections=10)
         self.klaviyo = KlaviyoSandbox(clock, api_key=KLAVIYO_KEY)
         self.apps = {"kommo": self.kommo, "mailchimp": self.mailchimp, "klaviyo": self.klaviyo}
-        self.stamps: dict[str, list[float]] = {name: [] for name in self.apps}
+        self.stamps: dict[str, list[tuple[float, Request]]] = {name: [] for name in self.apps}
         for name, app in self.apps.items():
             app.latency = latency
             app.dispatch = self._stamped(app.dispatch, self.stamps[name])  # type: ignore[method-assign]
@@ -90,13 +90,14 @@ class Stack:
         self.klaviyo_list = self.klaviyo.add_list("CRM Leads")
 
     @staticmethod
-    def _stamped(dispatch: Callable[[Request], Response], stamps: list[float]) -> Callable[[Request], Response]:
+    def _stamped(dispatch: Callable[[Request], Response],
+                 stamps: list[tuple[float, Request]]) -> Callable[[Request], Response]:
         """The app's dispatch, noting when each answer left (for the run's timeline)."""
         clock = Clock()
 
         def answer(request: Request) -> Response:
             response = dispatch(request)
-            stamps.append(clock.monotonic())
+            stamps.append((clock.monotonic(), request))
             return response
         return answer
 
@@ -114,9 +115,15 @@ class Stack:
         return {name: len(stamps) for name, stamps in self.stamps.items()}
 
     def timeline(self, marks: dict[str, int], start: float) -> dict[str, tuple[float, float]]:
-        """Per API, seconds from `start` to its first and last answer since `marks`."""
-        spans = {name: stamps[marks[name]:] for name, stamps in self.stamps.items()}
-        return {name: (min(s) - start, max(s) - start) for name, s in spans.items() if s}
+        """Per API, and per Kommo endpoint, seconds from `start` to its first and last answer
+        since `marks` (when the pull ended says how long the push tail was)."""
+        spans: dict[str, list[float]] = {}
+        for name, stamps in self.stamps.items():
+            for at, request in stamps[marks[name]:]:
+                spans.setdefault(name, []).append(at - start)
+                if name == "kommo":
+                    spans.setdefault(f"kommo {kommo_endpoint(request)}", []).append(at - start)
+        return {name: (min(times), max(times)) for name, times in spans.items()}
 
     def close(self) -> None:
         for server in self.servers.values():
@@ -217,6 +224,14 @@ def endpoint(request: LoggedRequest) -> str:
                                            for part in request.path.split("/"))
 
 
+def is_feedback_read(request: LoggedRequest) -> bool:
+    """The feedback polls (unsubscribes, cleaned, suppressions, activity): one page each per run
+    whatever changed, so they are shown apart from the pushing."""
+    query = " ".join(f"{k}={v}" for k, v in request.query.items())
+    return request.method == "GET" and ("since_last_changed" in query or "suppression.timestamp" in query
+                                        or "/email-activity" in request.path or request.path.endswith("/api/events"))
+
+
 def kommo_endpoint(request: LoggedRequest) -> str:
     path = request.path.rstrip("/")
     if ONE_CONTACT.match(path):
@@ -239,6 +254,7 @@ class Figures:
     items: dict[str, int] = field(default_factory=dict)
     timeline: dict[str, tuple[float, float]] = field(default_factory=dict)
     endpoints: dict[str, Counter[str]] = field(default_factory=dict)
+    feedback_reads: int = 0
 
     @property
     def destination_requests(self) -> int:
@@ -300,7 +316,8 @@ def run_sync(label: str, config: Config, stack: Stack) -> tuple[Figures, RunResu
     items = {key: result.counts[key] for key, _, _ in ITEM_ROWS.values()}
     figures = Figures(label, cost, {api: traffic(log[api]) for api in APIS}, result.counts["people"],
                       sent, minimum, items, stack.timeline(stamp_marks, started),
-                      {api: Counter(map(endpoint, log[api])) for api in DESTINATION_APIS})
+                      {api: Counter(map(endpoint, log[api])) for api in DESTINATION_APIS},
+                      sum(map(is_feedback_read, log["mailchimp"] + log["klaviyo"])))
     return figures, result
 
 
@@ -457,6 +474,10 @@ def print_traffic(figures: Figures) -> None:
     shown = f"{per_k:.1f}" if per_k is not None else "n/a (nothing changed)"
     print(f"Mailchimp + Klaviyo requests per 1,000 changed contacts: {shown}   (target <= 10; "
           f"{figures.destination_requests:,} requests, {figures.destination_writes:,} writes)")
+    pushing = figures.destination_requests - figures.feedback_reads
+    per_k = figures.per_thousand(pushing)
+    print(f"  of which feedback reads {figures.feedback_reads:,} (one page each per run, whatever changed); "
+          f"pushing {pushing:,} = {f'{per_k:.1f}' if per_k is not None else 'n/a'} per 1,000 changed")
 
 
 def print_kommo(figures: Figures) -> None:
