@@ -21,7 +21,7 @@ from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, r
 from kommo_sync.deal_events import deal_event
 from kommo_sync.model import Catalog, DealEvent, Person
 from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of
-from kommo_sync.pipeline import PushPipeline
+from kommo_sync.pipeline import PushPipeline, read_ahead
 from kommo_sync.state import FileLock, State
 
 log = logging.getLogger("kommo_sync.engine")
@@ -32,6 +32,7 @@ EVENTS_START = "kommo.events.start"
 EVENT_BATCH = 1000
 BATCH_SIZE = 10_000
 FINAL_BATCH_SIZE = 2_500
+READ_AHEAD_PAGES = 40          # one batch of contacts: 40 pages of 250
 COMPANY_PAGE = 250
 DETAIL_LIMIT = 2000
 
@@ -196,9 +197,9 @@ class _Run:
 
     # pull ----------------------------------------------------------------------------------
     def _pull(self, since: int, until: int) -> None:
-        for page in self.kommo.changed("leads", since, until):
+        for page in read_ahead(self.kommo.changed("leads", since, until), READ_AHEAD_PAGES):
             self._store_leads(page)
-        for page in self.kommo.changed("contacts", since, until):
+        for page in read_ahead(self.kommo.changed("contacts", since, until), READ_AHEAD_PAGES):
             self._store_contacts(page)
             self._process_ready(final=False)
         missing = self.state.dirty_missing_from_mirror()

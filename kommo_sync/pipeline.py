@@ -8,9 +8,14 @@ order the batches were submitted. At most `depth` batches are in flight, so memo
 """
 from __future__ import annotations
 
+import queue
+import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, TypeVar
+
+T = TypeVar("T")
+_END = object()
 
 
 class PushPipeline:
@@ -44,3 +49,45 @@ class PushPipeline:
         self.in_flight.clear()
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def read_ahead(pages: Iterator[T], depth: int) -> Iterator[T]:
+    """`pages` read on a thread of their own, at most `depth` ahead of the caller, so Kommo's
+    pacing keeps going while the main thread plans, records or waits for a push worker. An
+    error reaches the caller where the page would have been; leaving the loop stops the reader."""
+    ready: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not offer(page):
+                    return
+            offer(_END)
+        except BaseException as exc:  # handed to the caller, who decides
+            offer(_Raised(exc))
+
+    reader = threading.Thread(target=read, name="kommo-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not _END:
+            if isinstance(item, _Raised):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+
+
+class _Raised:
+    def __init__(self, exc: BaseException):
+        self.exc = exc

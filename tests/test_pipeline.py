@@ -3,7 +3,8 @@ import threading
 
 import pytest
 
-from kommo_sync.pipeline import PushPipeline
+from kommo_sync.errors import FatalError
+from kommo_sync.pipeline import PushPipeline, read_ahead
 
 
 def test_results_are_recorded_in_submission_order_on_the_main_thread():
@@ -49,3 +50,35 @@ def test_without_overlap_work_runs_inline():
     seen = []
     pipeline.submit(lambda: threading.current_thread(), seen.append)
     assert seen == [threading.current_thread()]
+
+
+# read_ahead ---------------------------------------------------------------------------------------
+def test_read_ahead_yields_every_page_in_order():
+    assert list(read_ahead(iter(range(100)), depth=3)) == list(range(100))
+
+
+def test_read_ahead_raises_a_reader_error_after_the_pages_before_it():
+    def pages():
+        yield 1
+        yield 2
+        raise FatalError("token expired")
+
+    seen = []
+    with pytest.raises(FatalError, match="token expired"):
+        for page in read_ahead(pages(), depth=5):
+            seen.append(page)
+    assert seen == [1, 2]
+
+
+def test_leaving_the_loop_stops_the_reader_within_its_depth():
+    produced = []
+
+    def pages():
+        for n in range(1000):
+            produced.append(n)
+            yield n
+
+    for page in read_ahead(pages(), depth=4):
+        if page == 9:
+            break
+    assert 10 <= len(produced) <= 10 + 4 + 1                     # never the whole source
