@@ -130,6 +130,28 @@ def test_bulk_never_resubscribes_unsubscribed_or_cleaned_members(world, sales):
     assert world.mailchimp.member_tags(world.list_id, "gone@firm.io") == {"New Lead"}
 
 
+@pytest.mark.parametrize("someone_there", [False, True])
+def test_update_if_member_is_asked_only_when_the_audience_held_anyone(world, sales, someone_there):
+    world.with_mailchimp()
+    if someone_there:
+        world.mailchimp.add_member(world.list_id, "q3@firm.io", status="unsubscribed")
+    for i in range(20):
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
+        world.kommo.add_contact(f"Q{i}", "Quiet", email=f"q{i}@firm.io", consent=False)
+    assert world.run().rejected == 0
+    probes = [op for w in world.mailchimp.writes() if w.path == "/3.0/batches" for op in w.json()["operations"]
+              if op["method"] == "PATCH"]
+    assert len(probes) == (20 if someone_there else 0)
+    assert world.mailchimp.member(world.list_id, "q0@firm.io") is None
+    assert world.mailchimp.member(world.list_id, "p0@firm.io")["status"] == "subscribed"
+    if someone_there:
+        assert world.mailchimp.member(world.list_id, "q3@firm.io")["merge_fields"]["LNAME"] == "Quiet"
+    world.clock.advance(60)
+    world.mailchimp.add_member(world.list_id, "late@firm.io", status="subscribed")
+    world.kommo.add_contact("Late", "Quiet", email="late@firm.io", consent=False)
+    world.run()                                         # members were pushed: no longer "empty"
+    assert world.mailchimp.member(world.list_id, "late@firm.io")["merge_fields"]["LNAME"] == "Quiet"
+
 def test_a_bad_email_is_rejected_with_a_reason_the_rest_syncs_and_it_is_not_retried(world, sales):
     world.with_mailchimp()
     world.kommo.add_contact("Fake", email="test@example.com", consent=True)

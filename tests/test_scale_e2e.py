@@ -75,7 +75,9 @@ def test_thousands_of_contacts_land_with_the_right_tags_and_properties(world, se
     assert len(members) > CONTACTS * 0.4
     assert result.counts["klaviyo.rejected.transient"] == 0 and result.counts["mailchimp.rejected.transient"] == 0
     assert all(r["kind"] == "permanent" for r in result.rejections)
-    assert not [r for r in world.kommo.log if r.status in (429, 403)]
+    refused = [r for r in world.kommo.log if r.status in (429, 403)]
+    assert not [r for r in refused if r.status == 403]               # never blocked
+    assert len(refused) <= len(world.kommo.log) * 0.05, (len(refused), len(world.kommo.log))
     _assert_limits_respected(world)
 
 
@@ -98,7 +100,7 @@ def test_an_incremental_run_after_one_percent_changes_keeps_everything_right(wor
 
 def _assert_limits_respected(world):
     """A 429 is answered by the retry policy: never more than a few in a row for one request."""
-    for app in (world.mailchimp, world.klaviyo):
+    for app in (world.kommo, world.mailchimp, world.klaviyo):
         streak = longest = 0
         for request in app.log:
             streak = streak + 1 if request.status == 429 else 0

@@ -19,7 +19,7 @@ import tarfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from kommo_sync.batching import chunks, poll_delays
 from kommo_sync.clock import Clock, epoch_of, iso_utc
@@ -47,23 +47,26 @@ def subscriber_hash(email: str) -> str:
 
 
 # mapping (pure) ------------------------------------------------------------------------------
-def merge_fields(person: Person, mapping: dict[str, str]) -> dict[str, str]:
+def merge_fields(person: Person, mapping: Mapping[str, str]) -> dict[str, str]:
     """FNAME, LNAME and the configured merge fields, as text Mailchimp accepts (≤ 255 bytes)."""
-    values = {"FNAME": person.first_name, "LNAME": person.last_name}
-    values.update({tag: person.attribute(attribute) for tag, attribute in mapping.items()})
-    return {tag: _text(value) for tag, value in values.items()}
+    values = {"FNAME": _text(person.first_name), "LNAME": _text(person.last_name)}
+    for tag, attribute in mapping.items():
+        values[tag] = _text(person.attribute(attribute))
+    return values
 
 
 def _text(value: Any) -> str:
     if value is None:
         return ""
+    if type(value) is str and value.isascii() and len(value) <= TEXT_LIMIT:
+        return value                              # the common case: nothing to convert or cut
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).encode("utf-8")[:TEXT_LIMIT].decode("utf-8", "ignore")
 
 
 def desired_member(person: Person, config: MailchimpConfig, tags: dict[Stage, str]) -> dict[str, Any]:
-    return {"email": person.email, "merge_fields": merge_fields(person, dict(config.merge_fields)),
+    return {"email": person.email, "merge_fields": merge_fields(person, config.merge_fields),
             "tag": tags[person.stage], "consent": person.consent}
 
 
@@ -94,10 +97,10 @@ def _plan_new(person: Person, desired: dict[str, Any], digest: str, suppressed: 
     status = status_for_new(consenting, config.without_consent)
     body: dict[str, Any] = {"email_address": person.email, "merge_fields": desired["merge_fields"]}
     if status is None:
-        return _change(person, "update_if_exists", digest, desired, body, subscriber_hash(person.email),
-                       tag_change=True, summary={"reason": "no consent: updated only if already a member"})
+        return _change(person, "update_if_exists", digest, desired, body, None, tag_change=True,
+                       summary={"reason": "no consent: updated only if already a member"})
     body["status_if_new"] = status
-    return _change(person, "create", digest, desired, body, subscriber_hash(person.email), tag_change=True,
+    return _change(person, "create", digest, desired, body, None, tag_change=True,
                    summary={"status_if_new": status})
 
 
@@ -122,11 +125,13 @@ def _plan_existing(person: Person, desired: dict[str, Any], digest: str, pushed:
 
 
 def _change(person: Person, action: str, digest: str, desired: dict[str, Any], body: dict[str, Any],
-            member_hash: str, tag_change: bool, summary: dict[str, Any], old_tag: str | None = None) -> Change:
+            member_hash: str | None, tag_change: bool, summary: dict[str, Any], old_tag: str | None = None) -> Change:
+    """`member_hash` is the member the request addresses; None: the person's own address."""
     if tag_change:
         summary = {**summary, "tag_added": desired["tag"], "tag_removed": old_tag}
-    record = {**desired, "hash": subscriber_hash(person.email or ""), "fingerprint": digest}
-    payload = {"hash": member_hash, "body": body, "tag": desired["tag"] if tag_change else None,
+    own_hash = subscriber_hash(person.email or "")
+    record = {**desired, "hash": own_hash, "fingerprint": digest}
+    payload = {"hash": own_hash if member_hash is None else member_hash, "body": body, "tag": desired["tag"] if tag_change else None,
                "remove": [old_tag] if old_tag and tag_change else None}
     return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload)
 
@@ -214,6 +219,8 @@ class MailchimpDestination(Destination):
         self.managed: list[str] = list(tags.values())
         self.memory: DestinationMemory | None = None
         self.dry_run = False
+        self.audience_was_empty: bool | None = False
+        self.audience_lock = threading.Lock()
 
     def settings(self) -> Any:
         return {"tags": {stage.value: name for stage, name in self.tags.items()},
@@ -228,6 +235,14 @@ class MailchimpDestination(Destination):
         self.managed = sorted(set(memory.get("managed_tags", [])) | set(self.tags.values()))
         self._ensure_merge_fields(memory, dry_run)
         self.segments = dict(memory.get("segments", {}))
+        self.audience_was_empty = False if memory.get("members_pushed") else None
+
+    def _total_contacts(self) -> int | None:
+        """Everyone in the audience, whatever their status (None when Mailchimp does not say)."""
+        body = self.http.get_json(self.list_path, params={"include_total_contacts": "true",
+                                                          "fields": "stats.total_contacts"}) or {}
+        total = (body.get("stats") or {}).get("total_contacts")
+        return int(total) if total is not None else None
 
     def _ensure_merge_fields(self, memory: DestinationMemory, dry_run: bool) -> None:
         wanted = {"FNAME", "LNAME", *self.config.merge_fields}
@@ -257,14 +272,30 @@ class MailchimpDestination(Destination):
 
     # push -------------------------------------------------------------------------------------
     def push(self, changes: list[Change]) -> list[Outcome]:
-        results: dict[int, _Result] = {}
-        if len(changes) <= SMALL_RUN:
-            for change in changes:
+        results = self._absent_without_asking(changes)
+        to_send = [c for c in changes if c.person_id not in results]
+        if len(to_send) <= SMALL_RUN:
+            for change in to_send:
                 results[change.person_id] = self._push_one(change)
         else:
-            results.update(self._push_bulk(changes))
+            results.update(self._push_bulk(to_send))
         self._remember_managed()
         return [self._outcome(change, results[change.person_id]) for change in changes]
+
+    def _absent_without_asking(self, changes: list[Change]) -> dict[int, _Result]:
+        """"Update if already a member" needs no request when the audience held nobody before
+        our first push: every member in it now is one we added (a 404 answer, known in advance)."""
+        probes = [c for c in changes if c.action == "update_if_exists"]
+        if not probes or not self._empty_before_our_first_push():
+            return {}
+        return {c.person_id: _Result(True, status="absent") for c in probes}
+
+    def _empty_before_our_first_push(self) -> bool:
+        """Asked once, before this run adds anyone (push workers wait for the answer)."""
+        with self.audience_lock:
+            if self.audience_was_empty is None:
+                self.audience_was_empty = self._total_contacts() == 0
+            return self.audience_was_empty
 
     def _outcome(self, change: Change, result: _Result) -> Outcome:
         if not result.ok:
@@ -276,6 +307,7 @@ class MailchimpDestination(Destination):
         if self.memory is not None:
             self.memory.set("managed_tags", self.managed)
             self.memory.set("segments", self.segments)
+            self.memory.set("members_pushed", True)
 
     # one by one ---------------------------------------------------------------------------------
     def _push_one(self, change: Change) -> _Result:

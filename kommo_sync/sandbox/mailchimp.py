@@ -934,7 +934,11 @@ class MailchimpSandbox(App):
                               "total_items": len(audiences)}, JSON_CONTENT_TYPE)
 
     def _get_list(self, request: Request) -> Response:
-        return Response(200, self._list_json(self._audience(request)), JSON_CONTENT_TYPE)
+        audience = self._audience(request)
+        body = self._list_json(audience)
+        if request.arg("include_total_contacts") == "true":
+            body["stats"]["total_contacts"] = len(audience.members)   # every status, like the real field
+        return Response(200, body, JSON_CONTENT_TYPE)
 
     def _get_member(self, request: Request) -> Response:
         audience = self._audience(request)
