@@ -32,7 +32,7 @@ class KommoConfig:
     consent_field: str | int | None = None
     lead_source_field: str | int | None = None
     pipelines: tuple[str | int, ...] = ()
-    requests_per_second: float = 6.5
+    requests_per_second: float = 6.3
     overlap_seconds: int = 300
 
 
@@ -120,7 +120,7 @@ def _kommo(s: "_Section") -> KommoConfig:
         base_url=s.url("base_url"), token=s.text("token"),
         consent_field=s.name_or_id("consent_field"), lead_source_field=s.name_or_id("lead_source_field"),
         pipelines=tuple(s.items("pipelines", lambda key, v: _name_or_id(key, v))),
-        requests_per_second=s.number("requests_per_second", 6.5, low=0.1, high=7.0),
+        requests_per_second=s.number("requests_per_second", 6.3, low=0.1, high=7.0),
         overlap_seconds=int(s.number("overlap_seconds", 300, low=0, high=86400)),
     )
 

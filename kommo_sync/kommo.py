@@ -34,7 +34,7 @@ def kommo_http(config: KommoConfig, clock: Clock) -> HttpClient:
     return HttpClient(
         base_url=config.base_url, vendor="Kommo", clock=clock,
         headers={"Authorization": f"Bearer {config.token}", "Accept": "application/json"},
-        rate_per_second=config.requests_per_second, max_connections=2,
+        rate_per_second=config.requests_per_second, max_connections=1,   # one in flight, as Kommo advises
         retry_after_from_body=kommo_retry_after,
         auth_hint="the long-lived token has expired or was revoked: generate a new one in the "
                   "private integration's 'Keys and scopes' tab and update KOMMO_TOKEN",
