@@ -21,7 +21,7 @@ def mirror_leads(state: State, leads: list[Lead]) -> int:
     touched = {cid for lead in changed for cid in lead.contact_ids}
     touched |= {cid for lead in changed if lead.id in known for cid in lead_from_json(known[lead.id]).contact_ids}
     with state.transaction():
-        state.upsert_leads(changed)
+        state.upsert_leads(changed, [rows[lead.id] for lead in changed])
         state.mark_dirty(touched)
     return len(changed)
 
@@ -44,7 +44,7 @@ def people_of(state: State, contact_ids: list[int], catalog: Catalog,
               company_names: Callable[[set[int]], dict[int, str]]) -> list[Person]:
     """The people these contacts belong to, each with every contact sharing its email."""
     dirty = state.contacts(contact_ids)
-    emails = {c.email for c in dirty.values() if c.email}
+    emails = {email for c in dirty.values() if (email := c.email)}
     group_ids = {cid for ids in state.contact_ids_by_email(emails).values() for cid in ids}
     contacts = {**state.contacts(group_ids - set(dirty)), **dirty}
     leads = state.leads_of(contacts)

@@ -124,6 +124,11 @@ class Deal:
     pipeline_name: str
 
 
+# config attribute names that read the deciding deal, each with the Deal field it reads
+_DEAL_ATTRIBUTES = {"deal_name": "name", "deal_amount": "amount", "deal_stage": "status_name",
+                    "pipeline": "pipeline_name"}
+
+
 @dataclass(frozen=True, slots=True)
 class Person:
     """One email address toward the destinations: the contact that owns it and its stage.
@@ -146,12 +151,9 @@ class Person:
 
     def attribute(self, name: str) -> object:
         """A value by the attribute names config may refer to (merge field mapping)."""
-        deal_values = {"deal_name": self.deal.name if self.deal else None,
-                       "deal_amount": self.deal.amount if self.deal else None,
-                       "deal_stage": self.deal.status_name if self.deal else None,
-                       "pipeline": self.deal.pipeline_name if self.deal else None}
-        if name in deal_values:
-            return deal_values[name]
+        deal_field = _DEAL_ATTRIBUTES.get(name)
+        if deal_field is not None:
+            return getattr(self.deal, deal_field) if self.deal else None
         value = getattr(self, name)
         return value.value if isinstance(value, Stage) else value
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from kommo_sync.model import Catalog, Contact, Lead, Person
+from kommo_sync.model import Catalog, Contact, Lead, Person, Stage
 from kommo_sync.stages import contact_stage, deal_of
 
 
@@ -14,18 +14,30 @@ def person_from_contacts(contacts: list[Contact], leads_by_contact: Mapping[int,
     The person's identity is the lowest contact id of the group, which stays put while the group
     does; its fields come from the contact whose stage decided.
     """
-    staged = []
-    for contact in contacts:
-        stage, lead = contact_stage(leads_by_contact.get(contact.id, ()), catalog)
-        staged.append((stage.rank, lead.updated_at if lead else 0, -contact.id, contact, stage, lead))
-    _, _, _, owner, stage, lead = max(staged, key=lambda item: item[:3])
+    owner, stage, lead = _deciding_contact(contacts, leads_by_contact, catalog)
+    ids = sorted(c.id for c in contacts)
     return Person(
-        contact_id=min(c.id for c in contacts), email=owner.email,
+        contact_id=ids[0], email=owner.email,
         first_name=owner.first_name, last_name=owner.last_name, phone=owner.phone,
         company=companies.get(owner.company_id) if owner.company_id else None,
         lead_source=owner.lead_source, consent=_group_consent(contacts), stage=stage,
-        deal=deal_of(lead, catalog), contact_ids=tuple(sorted(c.id for c in contacts)),
+        deal=deal_of(lead, catalog), contact_ids=tuple(ids),
     )
+
+
+def _deciding_contact(contacts: list[Contact], leads_by_contact: Mapping[int, list[Lead]],
+                      catalog: Catalog) -> tuple[Contact, Stage, Lead | None]:
+    """The contact whose stage decides, with that stage and lead: the highest stage, then the most
+    recently updated deciding lead, then the lowest contact id."""
+    best: tuple[tuple[int, int, int], Contact, Stage, Lead | None] | None = None
+    for contact in contacts:
+        stage, lead = contact_stage(leads_by_contact.get(contact.id, ()), catalog)
+        key = (stage.rank, lead.updated_at if lead else 0, -contact.id)
+        if best is None or key > best[0]:
+            best = (key, contact, stage, lead)
+    if best is None:
+        raise ValueError("a person needs at least one contact")
+    return best[1], best[2], best[3]
 
 
 def _group_consent(contacts: Iterable[Contact]) -> bool | None:
@@ -34,10 +46,8 @@ def _group_consent(contacts: Iterable[Contact]) -> bool | None:
     A duplicate card created later starts with the box unchecked (the field is absent), and a
     missing field is never a withdrawal; a withdrawal is every card of that email unchecked.
     """
-    values = [c.consent for c in contacts]
-    if all(v is None for v in values):
-        return None
-    return any(bool(v) for v in values)
+    known = [c.consent for c in contacts if c.consent is not None]
+    return any(known) if known else None
 
 
 def group_by_email(contacts: Iterable[Contact]) -> list[list[Contact]]:

@@ -29,14 +29,13 @@ def contact_stage(leads: Iterable[Lead], catalog: Catalog) -> tuple[Stage, Lead 
     is the one the sales team touched last.
     """
     best: tuple[int, int, int] | None = None
-    deciding: Lead | None = None
+    deciding: tuple[Stage, Lead | None] = (Stage.NEW, None)
     for lead in leads:
-        key = (lead_stage(lead, catalog).rank, lead.updated_at, lead.id)
+        stage = lead_stage(lead, catalog)
+        key = (stage.rank, lead.updated_at, lead.id)
         if best is None or key > best:
-            best, deciding = key, lead
-    if deciding is None:
-        return Stage.NEW, None
-    return lead_stage(deciding, catalog), deciding
+            best, deciding = key, (stage, lead)
+    return deciding
 
 
 def deal_of(lead: Lead | None, catalog: Catalog) -> Deal | None:

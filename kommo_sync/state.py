@@ -12,10 +12,12 @@ import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from kommo_sync.batching import chunks
+from kommo_sync.encoding import compact_json
 from kommo_sync.errors import LockedError
 from kommo_sync.model import Contact, Lead
 
@@ -57,37 +59,53 @@ MIGRATIONS: list[str] = [
     CREATE INDEX notes_by_status ON notes(status);
     CREATE TABLE feedback_seen (key TEXT PRIMARY KEY) WITHOUT ROWID;
     """,
+    # no query reads contacts by company, and its random-order pages made every mirror write dear
+    """
+    DROP INDEX IF EXISTS contacts_by_company;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 CONTACT_FIELDS = tuple(f.name for f in fields(Contact))
 LEAD_FIELDS = tuple(f.name for f in fields(Lead))
-_encode = json.JSONEncoder(separators=(",", ":")).encode
+_contact_values = attrgetter(*CONTACT_FIELDS)
+_lead_values = attrgetter(*LEAD_FIELDS)
+_encode = compact_json()
+_encode_sorted = compact_json(sort_keys=True)
+_scan_json = json.JSONDecoder().scan_once
 
 
-def encode_record(record: Contact | Lead, names: tuple[str, ...]) -> str:
-    """A record as a compact JSON list of its fields, in declaration order (the mirror's format)."""
-    return _encode([getattr(record, name) for name in names])
+def encode_record(values: tuple[Any, ...]) -> str:
+    """A record's field values, in declaration order, as a compact JSON list (the mirror's format)."""
+    return _encode(values)
+
+
+def decode_record(data: str) -> list[Any]:
+    """A mirror row back to its field list, read by the JSON scanner itself (we wrote the row)."""
+    try:
+        return _scan_json(data, 0)[0]
+    except StopIteration as err:
+        raise json.JSONDecodeError("Expecting value", data, err.value) from None
 
 
 def contact_to_row(contact: Contact) -> tuple[int, int, str | None, int | None, str]:
     return (contact.id, contact.updated_at, contact.email, contact.company_id,
-            encode_record(contact, CONTACT_FIELDS))
+            encode_record(_contact_values(contact)))
 
 
 def contact_from_json(data: str) -> Contact:
-    values = json.loads(data)
+    values = decode_record(data)
     values[4] = tuple(values[4])                  # emails
     return Contact(*values)
 
 
 def lead_to_row(lead: Lead) -> tuple[int, int, str]:
-    return lead.id, lead.updated_at, encode_record(lead, LEAD_FIELDS)
+    return lead.id, lead.updated_at, encode_record(_lead_values(lead))
 
 
 def lead_from_json(data: str) -> Lead:
-    values = json.loads(data)
+    values = decode_record(data)
     values[7] = tuple(values[7])                  # contact_ids
     return Lead(*values)
 
@@ -197,10 +215,11 @@ class State:
     def contact_rows(self, ids: Iterable[int]) -> dict[int, str]:
         return dict(self._select_in("SELECT id, data FROM contacts WHERE id IN ({})", ids))
 
-    def upsert_leads(self, leads: list[Lead]) -> None:
+    def upsert_leads(self, leads: list[Lead], rows: Iterable[tuple[int, int, str]]) -> None:
+        """Write leads given with their `lead_to_row` rows (encoded once, by the caller's diff)."""
         self.db.executemany(
             "INSERT INTO leads VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
-            "updated_at = excluded.updated_at, data = excluded.data", map(lead_to_row, leads))
+            "updated_at = excluded.updated_at, data = excluded.data", rows)
         ids = [lead.id for lead in leads]
         self._execute_in("DELETE FROM lead_contacts WHERE lead_id IN ({})", ids)
         self.db.executemany("INSERT OR IGNORE INTO lead_contacts VALUES (?, ?)",
@@ -282,8 +301,7 @@ class State:
         self.db.executemany(
             "INSERT INTO pushed VALUES (?, ?, ?, ?) ON CONFLICT(destination, person_id) DO UPDATE SET "
             "fingerprint = excluded.fingerprint, data = excluded.data",
-            [(destination, pid, fp, json.dumps(data, separators=(",", ":"), sort_keys=True))
-             for pid, fp, data in rows])
+            [(destination, pid, fp, _encode_sorted(data)) for pid, fp, data in rows])
 
     def set_pushed_status(self, destination: str, person_ids: Iterable[int], status: str) -> None:
         """Record a status the destination reported (e.g. unsubscribed) on what we pushed."""
@@ -408,14 +426,15 @@ class State:
                  "counts": json.loads(r[5])} for r in rows]
 
     # helpers -----------------------------------------------------------------------------
-    def _select_in(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    def _select_in(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run an `IN ({})` query in chunks that stay under SQLite's variable limit."""
+        rows: list[tuple[Any, ...]] = []
         for chunk in chunks(values, 900):
-            yield from self.db.execute(sql.format(",".join("?" * len(chunk))), (*prefix, *chunk))
+            rows += self.db.execute(sql.format(",".join("?" * len(chunk))), (*prefix, *chunk)).fetchall()
+        return rows
 
     def _execute_in(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...] = ()) -> None:
-        for _ in self._select_in(sql, values, prefix):
-            pass
+        self._select_in(sql, values, prefix)
 
 
 def _connect(path: Path, dry_run: bool) -> sqlite3.Connection:

@@ -6,13 +6,13 @@ applies changes in bulk (`push`), and reports what it learned since its cursor (
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from kommo_sync.model import DealEvent, Person
+from kommo_sync.encoding import compact_json
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,10 @@ class Plan:
 
 def fingerprint(value: Any) -> str:
     """A stable digest of a desired payload: equal payloads, equal fingerprints."""
-    encoded = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(encoded.encode("utf-8"), digest_size=12).hexdigest()
+    return hashlib.blake2b(_fingerprint_json(value).encode("utf-8"), digest_size=12).hexdigest()
+
+
+_fingerprint_json = compact_json(sort_keys=True, default=str)
 
 
 class Destination(ABC):

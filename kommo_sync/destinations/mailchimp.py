@@ -49,10 +49,9 @@ def subscriber_hash(email: str) -> str:
 # mapping (pure) ------------------------------------------------------------------------------
 def merge_fields(person: Person, mapping: Mapping[str, str]) -> dict[str, str]:
     """FNAME, LNAME and the configured merge fields, as text Mailchimp accepts (≤ 255 bytes)."""
-    values = {"FNAME": _text(person.first_name), "LNAME": _text(person.last_name)}
-    for tag, attribute in mapping.items():
-        values[tag] = _text(person.attribute(attribute))
-    return values
+    values = {"FNAME": person.first_name, "LNAME": person.last_name}
+    values.update({tag: person.attribute(attribute) for tag, attribute in mapping.items()})
+    return {tag: _text(value) for tag, value in values.items()}
 
 
 def _text(value: Any) -> str:
