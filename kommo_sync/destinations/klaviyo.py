@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Mapping
 import phonenumbers
 import requests
 
-from kommo_sync.batching import chunks, poll_delays
+from kommo_sync.batching import JobTimer, chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import KlaviyoConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan, Skip,
@@ -382,6 +382,7 @@ class KlaviyoDestination(Destination):
 
     def __init__(self, config: KlaviyoConfig, tags: Mapping[Stage, str], http: HttpClient, clock: Clock):
         self.config, self.tags, self.http, self.clock = config, dict(tags), http, clock
+        self.job_timer = JobTimer()
 
     def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
         """Every configured list must exist: lists are never created per run (150 a day).
@@ -609,7 +610,7 @@ class KlaviyoDestination(Destination):
             return []
         rows = [chunk[i] for i in sent.sent]
         try:
-            job = self._wait_for_job(sent.response.json()["data"])
+            job = self._wait_for_job(sent.response.json()["data"], len(rows))
             errors = self._import_errors(job["id"]) if job["attributes"].get("failed_count") else {}
             found = self._job_profiles(job["id"]) if _needs_read_back(rows) else None
         except (RecordRejected, RetryLater) as exc:
@@ -637,9 +638,9 @@ class KlaviyoDestination(Destination):
                 result.fail(_Failure("Klaviyo's import job did not report this profile", False))
         return conflicts
 
-    def _wait_for_job(self, job: dict[str, Any]) -> dict[str, Any]:
+    def _wait_for_job(self, job: dict[str, Any], rows: int) -> dict[str, Any]:
         waited = 0.0
-        delays = poll_delays()
+        delays = self.job_timer.delays(rows)
         while job["attributes"]["status"] not in ("complete", "cancelled"):
             if waited >= JOB_TIMEOUT:
                 raise RetryLater(f"Klaviyo import job {job['id']} did not complete within an hour")
@@ -649,6 +650,8 @@ class KlaviyoDestination(Destination):
             job = self.http.get_json(f"/api/profile-bulk-import-jobs/{job['id']}")["data"]
         if job["attributes"]["status"] == "cancelled":
             raise RetryLater(f"Klaviyo cancelled import job {job['id']}")
+        self.job_timer.finished(rows, epoch_of(job["attributes"].get("completed_at"))
+                                - epoch_of(job["attributes"].get("created_at")))
         return job
 
     def _import_errors(self, job_id: str) -> dict[int, dict[str, Any]]:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
-from kommo_sync.batching import chunks, poll_delays
+from kommo_sync.batching import JobTimer, chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import MailchimpConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
@@ -220,6 +220,7 @@ class MailchimpDestination(Destination):
         self.dry_run = False
         self.audience_was_empty: bool | None = False
         self.audience_lock = threading.Lock()
+        self.job_timer = JobTimer()
 
     def settings(self) -> Any:
         return {"tags": {stage.value: name for stage, name in self.tags.items()},
@@ -415,7 +416,7 @@ class MailchimpDestination(Destination):
     def _run_batch(self, operations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The archive's result item of each operation, by operation id."""
         batch = self.http.request("POST", "/batches", json={"operations": operations}).json()
-        batch = self._wait_for_batch(batch)
+        batch = self._wait_for_batch(batch, len(operations))
         results, not_200 = {}, 0
         for item in self._archive(batch.get("response_body_url") or ""):
             results[str(item.get("operation_id"))] = item
@@ -426,9 +427,9 @@ class MailchimpDestination(Destination):
                         batch.get("id"), batch.get("errored_operations"), not_200)
         return results
 
-    def _wait_for_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def _wait_for_batch(self, batch: dict[str, Any], operations: int) -> dict[str, Any]:
         waited = 0.0
-        delays = poll_delays()
+        delays = self.job_timer.delays(operations)
         while batch.get("status") != "finished":
             if waited > 3600:
                 raise RetryLater(f"Mailchimp batch {batch.get('id')} did not finish within an hour")
@@ -436,6 +437,7 @@ class MailchimpDestination(Destination):
             self.clock.sleep(delay)
             waited += delay
             batch = self.http.get_json(f"/batches/{batch['id']}") or {}
+        self.job_timer.finished(operations, epoch_of(batch.get("completed_at")) - epoch_of(batch.get("submitted_at")))
         return batch
 
     def _archive(self, url: str) -> Iterator[dict[str, Any]]:

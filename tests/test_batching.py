@@ -1,0 +1,35 @@
+"""Batch cuts and the bulk-job poll timer (pure, no HTTP)."""
+from itertools import islice
+
+import pytest
+
+from kommo_sync.batching import JobTimer, chunks
+
+
+def test_chunks_cut_in_order_and_keep_the_rest():
+    assert list(chunks(range(7), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(chunks([], 3)) == []
+
+
+def test_before_any_job_finished_polls_start_at_5_s_and_back_off_to_a_minute():
+    delays = list(islice(JobTimer().delays(1000), 12))
+    assert delays[:4] == [5.0, 7.5, 11.25, 16.875]
+    assert max(delays) == 60.0 and delays[-1] == 60.0
+
+
+def test_the_first_poll_lands_when_jobs_of_that_size_took_to_finish():
+    timer = JobTimer()
+    timer.finished(100, 3.0)                       # 2 s fixed + 10 ms an item, by the vendor's clock
+    timer.finished(1000, 12.0)
+    assert timer.estimate(500) == pytest.approx(7.0)
+    first, second, third = islice(timer.delays(500), 3)
+    assert first == pytest.approx(8.0)             # the estimate and a second for whole-second times
+    assert (second, third) == (pytest.approx(3.0), pytest.approx(4.5))   # a quick recheck, then backing off
+
+
+def test_one_size_seen_predicts_that_duration_and_nonsense_is_ignored():
+    timer = JobTimer()
+    timer.finished(2500, 4.0)
+    timer.finished(2500, -30.0)                    # a clock skew, not a duration
+    assert timer.estimate(10) == pytest.approx(4.0)
+    assert next(timer.delays(10)) == pytest.approx(5.0)
