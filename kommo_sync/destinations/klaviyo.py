@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Mapping
@@ -383,10 +384,13 @@ class KlaviyoDestination(Destination):
     def __init__(self, config: KlaviyoConfig, tags: Mapping[Stage, str], http: HttpClient, clock: Clock):
         self.config, self.tags, self.http, self.clock = config, dict(tags), http, clock
         self.job_timer = JobTimer()
+        self.phone_owners: dict[str, str] = {}
+        self.phone_lock = threading.Lock()
 
     def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
         """Every configured list must exist: lists are never created per run (150 a day).
         Lists found once are remembered, so later runs spend no request on them."""
+        self.phone_owners.clear()
         wanted = {"klaviyo.list_id": self.config.list_id}
         wanted.update({f"klaviyo.lists_by_stage.{stage.value}": list_id
                        for stage, list_id in self.config.lists_by_stage.items()})
@@ -576,7 +580,7 @@ class KlaviyoDestination(Destination):
 
     # push: bulk import --------------------------------------------------------------------------
     def _import_bulk(self, changes: list[Change], results: dict[int, _Result]) -> None:
-        conflicts = self._import_jobs(changes, results)
+        conflicts = self._import_jobs(self._without_claimed_phones(changes, results), results)
         for change in self._import_without_phones(conflicts, results):
             self._import_one(change, results[change.person_id])
 
@@ -588,9 +592,21 @@ class KlaviyoDestination(Destination):
             return conflicts
         for change in phoned:
             results[change.person_id].notes["phone_withheld"] = True
-        stripped = [replace(c, payload={**c.payload, "attributes": {k: v for k, v in c.payload["attributes"].items()
-                                                                    if k != "phone_number"}}) for c in phoned]
-        return [c for c in conflicts if c not in phoned] + self._import_jobs(stripped, results)
+        return [c for c in conflicts if c not in phoned] + self._import_jobs(list(map(_without_phone, phoned)), results)
+
+    def _without_claimed_phones(self, changes: list[Change], results: dict[int, _Result]) -> list[Change]:
+        """One phone, one Klaviyo profile: a phone this run already sent with another email would
+        only come back as a conflict after the job, so such rows go without it at once (withheld,
+        as after a conflict). The first person to send a phone keeps it."""
+        kept = []
+        with self.phone_lock:
+            for change in changes:
+                phone, email = change.payload["attributes"].get("phone_number"), (change.email or "").lower()
+                if phone and self.phone_owners.setdefault(phone, email) != email:
+                    results[change.person_id].notes["phone_withheld"] = True
+                    change = _without_phone(change)
+                kept.append(change)
+        return kept
 
     def _import_jobs(self, changes: list[Change], results: dict[int, _Result]) -> list[Change]:
         """One import job per group of lists to join (and per 10,000 rows), run side by side:
@@ -791,6 +807,11 @@ class KlaviyoDestination(Destination):
         for index in sent.refused:
             outcomes[chunk[index].record["event_id"]] = self._send_event(chunk[index])
         return outcomes
+
+
+def _without_phone(change: Change) -> Change:
+    attributes = {k: v for k, v in change.payload["attributes"].items() if k != "phone_number"}
+    return replace(change, payload={**change.payload, "attributes": attributes})
 
 
 def _side_by_side(work: Callable[[Any], Any], items: list[Any], workers: int = 4) -> list[Any]:
