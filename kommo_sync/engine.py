@@ -30,8 +30,8 @@ CONTACTS_CURSOR = "kommo.updated_at"
 EVENTS_CURSOR = "kommo.events"
 EVENTS_START = "kommo.events.start"
 EVENT_BATCH = 1000
-BATCH_SIZE = 10_000
-FINAL_BATCH_SIZE = 2_500
+BATCH_SIZE = 5_000
+FINAL_BATCH_SIZE = 1_250
 READ_AHEAD_PAGES = 40          # one batch of contacts: 40 pages of 250
 COMPANY_PAGE = 250
 DETAIL_LIMIT = 2000
@@ -115,7 +115,7 @@ class _Run:
         self.fields = FieldMap()
         self.result = RunResult(None, options.mode, options.dry_run, (0, 0))
         self.feedback = FeedbackStage(self)
-        self.pipeline = PushPipeline(overlap=not options.dry_run, depth=3, workers=2)
+        self.pipeline = PushPipeline(overlap=not options.dry_run, depth=10, workers=8)
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
         self.watermark = -1
         self.companies_seen: set[int] = set()
@@ -227,7 +227,7 @@ class _Run:
     def _process_ready(self, final: bool) -> None:
         """Plan and push queued contacts that are in the mirror: full batches while the pull goes
         on (their leads are all in, since leads are pulled first); at the end the rest in smaller
-        batches, so both push workers share the tail, then whatever was queued again meanwhile."""
+        batches, so the push workers share the tail, then whatever was queued again meanwhile."""
         size = FINAL_BATCH_SIZE if final else BATCH_SIZE
         for batch in self.state.ready_batches(size, after=self.watermark):
             if len(batch) < size and not final:
