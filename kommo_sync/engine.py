@@ -226,9 +226,11 @@ class _Run:
     # plan, push, record ---------------------------------------------------------------------
     def _process_ready(self, final: bool) -> None:
         """Plan and push queued contacts that are in the mirror: full batches while the pull goes
-        on (their leads are all in, since leads are pulled first); at the end the rest in smaller
-        batches, so the push workers share the tail, then whatever was queued again meanwhile."""
-        size = FINAL_BATCH_SIZE if final else BATCH_SIZE
+        on (their leads are all in, since leads are pulled first); at the end the rest, in smaller
+        batches when earlier ones are still being pushed (the workers share the tail; a run with
+        nothing in flight, as most incremental runs, keeps full batches: fewer vendor jobs), then
+        whatever was queued again meanwhile."""
+        size = FINAL_BATCH_SIZE if final and self.pipeline.busy else BATCH_SIZE
         for batch in self.state.ready_batches(size, after=self.watermark):
             if len(batch) < size and not final:
                 return

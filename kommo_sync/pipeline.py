@@ -32,6 +32,11 @@ class PushPipeline:
         self.in_flight.append((self.executor.submit(work), then))
         self.collect(wait_until=self.depth - 1)
 
+    @property
+    def busy(self) -> bool:
+        """Whether pushes are still in flight."""
+        return bool(self.in_flight)
+
     def collect(self, wait_until: int = 0) -> None:
         """Record finished batches in order; block while more than `wait_until` are in flight."""
         while self.in_flight and (self.in_flight[0][0].done() or len(self.in_flight) > wait_until):
@@ -85,7 +90,7 @@ def read_ahead(pages: Iterator[T], depth: int) -> Iterator[T]:
             yield item
     finally:
         stop.set()
-        reader.join()
+        reader.join(timeout=1.0)   # one mid-request ends on its own and stops at its next offer
 
 
 class _Raised:

@@ -430,3 +430,11 @@ def test_an_email_change_after_a_bulk_first_sync_keeps_one_profile(world, sales)
     assert world.klaviyo.profile_by_email("p0.new@firm.io")["id"] == first
     assert world.klaviyo.profile_by_email("p0@firm.io") is None
     assert len(world.klaviyo.profiles.by_id) == 12
+
+
+def test_a_run_with_nothing_in_flight_pushes_its_queue_in_full_batches(world, sales):
+    world.with_klaviyo()
+    people(world, sales, 1300)                      # more than a tail batch, less than a full one
+    assert world.run().rejected == 0
+    [job] = writes(world, "/api/profile-bulk-import-jobs")
+    assert len(job.json()["data"]["attributes"]["profiles"]["data"]) == 1300
