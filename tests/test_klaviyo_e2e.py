@@ -438,3 +438,18 @@ def test_a_run_with_nothing_in_flight_pushes_its_queue_in_full_batches(world, sa
     assert world.run().rejected == 0
     [job] = writes(world, "/api/profile-bulk-import-jobs")
     assert len(job.json()["data"]["attributes"]["profiles"]["data"]) == 1300
+
+
+def test_a_few_phone_conflicts_are_resent_in_one_job_without_the_phone(world, sales):
+    world.with_klaviyo(phone_region="DE")
+    for n in range(3):
+        world.klaviyo.add_profile(f"reception{n}@elsewhere.io", phone_number=f"+4930123456{n}")
+    for n in range(12):
+        cid = world.kommo.add_contact(f"P{n}", "Test", email=f"p{n}@firm.io", phone=f"030 123456{n}")
+        world.kommo.add_lead(f"Deal {n}", 100, sales, contact_ids=[cid])
+    result = world.run()
+    assert not result.rejections
+    assert len(writes(world, "/api/profile-bulk-import-jobs")) == 2 and not writes(world, "/api/profile-import")
+    assert [world.klaviyo.profile_by_email(f"p{n}@firm.io")["phone_number"] for n in range(4)] == [
+        None, None, None, "+49301234563"]
+    assert world.klaviyo.profile_by_email("reception0@elsewhere.io")["phone_number"] == "+49301234560"

@@ -586,9 +586,10 @@ class KlaviyoDestination(Destination):
 
     def _import_without_phones(self, conflicts: list[Change], results: dict[int, _Result]) -> list[Change]:
         """Identity conflicts are mostly shared office phones: resend those rows in one job
-        without the phone (recorded as withheld); what still conflicts goes one by one."""
+        without the phone (recorded as withheld; a job costs a POST and a poll, one by one costs
+        two requests a row, so from two rows on); what still conflicts goes one by one."""
         phoned = [c for c in conflicts if c.payload["attributes"].get("phone_number")]
-        if len(phoned) <= SMALL_RUN:
+        if len(phoned) < 2:
             return conflicts
         for change in phoned:
             results[change.person_id].notes["phone_withheld"] = True
