@@ -215,7 +215,7 @@ def klaviyo_destination_ready() -> bool:
     return True
 
 
-def write_config(stack: RemoteStack, folder: Path, with_klaviyo: bool) -> Path:
+def write_config(stack: RemoteStack, folder: Path, with_klaviyo: bool, kommo_rate: float | None = None) -> Path:
     raw: dict[str, Any] = {
         "kommo": {"base_url": stack.url("kommo"), "token": "${KOMMO_TOKEN}",
                   "consent_field": "Email consent", "lead_source_field": "Lead source"},
@@ -223,6 +223,8 @@ def write_config(stack: RemoteStack, folder: Path, with_klaviyo: bool) -> Path:
         "mailchimp": {"api_key": "${MAILCHIMP_API_KEY}", "base_url": stack.url("mailchimp") + "/3.0",
                       "list_id": stack.list_id},
     }
+    if kommo_rate is not None:
+        raw["kommo"]["requests_per_second"] = kommo_rate
     if with_klaviyo:
         raw["klaviyo"] = {"api_key": "${KLAVIYO_API_KEY}", "base_url": stack.url("klaviyo"),
                           "list_id": stack.klaviyo_list}
@@ -403,7 +405,7 @@ def ours(args: argparse.Namespace, latency: tuple[float, float]) -> list[Figures
         print(f"  {sizes['contacts']:,} contacts, {sizes['leads']:,} leads, "
               f"{sizes['companies']:,} companies", flush=True)
         with tempfile.TemporaryDirectory(prefix="kommo-sync-bench-") as folder:
-            config = load_config(write_config(stack, Path(folder), klaviyo_destination_ready()), ENV)
+            config = load_config(write_config(stack, Path(folder), klaviyo_destination_ready(), args.kommo_rate), ENV)
             return three_runs(args, config, stack)
     finally:
         stack.close()
@@ -625,6 +627,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--latency", default="0.05,0.15", help="low,high seconds of latency per request")
     parser.add_argument("--skip-baseline", action="store_true", help="only kommo-sync's three runs")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the generated account")
+    parser.add_argument("--kommo-rate", type=float, help="kommo.requests_per_second for kommo-sync (default: its own)")
     return parser.parse_args()
 
 
