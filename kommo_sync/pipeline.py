@@ -1,10 +1,11 @@
 """Overlap destination pushes with Kommo pulls.
 
-Kommo's 7 requests per second are the floor of every run, so Kommo is kept busy (pages read
-ahead on their own thread, company names and events on the main thread) while worker threads push
-earlier batches to Mailchimp and Klaviyo (bulk jobs spend most of their time waiting for the vendor, so several batches are in
-the vendors' hands at once). Results come back to the main thread, which alone writes the state file, in the
-order the batches were submitted. At most `depth` batches are in flight, so memory stays bounded.
+Kommo's 7 requests per second are the floor of every run, so Kommo is kept busy (pages read ahead
+on their own thread, company names and events on the main thread) while worker threads push
+earlier batches to Mailchimp and Klaviyo (bulk jobs spend most of their time waiting for the
+vendor, so several batches are in the vendors' hands at once). Results come back to the main
+thread, which alone writes the state file, in the order the batches were submitted. At most
+`depth` batches are in flight, so memory stays bounded.
 """
 from __future__ import annotations
 

@@ -130,8 +130,8 @@ def _change(person: Person, action: str, digest: str, desired: dict[str, Any], b
         summary = {**summary, "tag_added": desired["tag"], "tag_removed": old_tag}
     own_hash = subscriber_hash(person.email or "")
     record = {**desired, "hash": own_hash, "fingerprint": digest}
-    payload = {"hash": own_hash if member_hash is None else member_hash, "body": body, "tag": desired["tag"] if tag_change else None,
-               "remove": [old_tag] if old_tag and tag_change else None}
+    payload = {"hash": own_hash if member_hash is None else member_hash, "body": body,
+               "tag": desired["tag"] if tag_change else None, "remove": [old_tag] if old_tag and tag_change else None}
     return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload)
 
 
@@ -395,12 +395,13 @@ class MailchimpDestination(Destination):
             items = self._run_batch(operations)
         except (RecordRejected, RetryLater) as exc:
             return {**results, **{c.person_id: _rejected(exc) for c in changes}}
+        missing = _Result(False, False, "no result in the batch archive")
         results.update({c.person_id: _batch_item_result(items[str(c.person_id)]) if str(c.person_id) in items
-                        else _Result(False, False, "no result in the batch archive") for c in members})
+                        else missing for c in members})
         for move in moves:
             item = items.get(move.operation_id)
             if item is None:
-                _reject_movers(move, _Result(False, False, "no result in the batch archive"), results)
+                _reject_movers(move, missing, results)
             elif int(item.get("status_code") or 0) != 200:
                 self._tag_move_failed(move, int(item.get("status_code") or 0), _problem(item), results)
         return results
@@ -469,7 +470,8 @@ class MailchimpDestination(Destination):
                 results.update({c.person_id: _rejected(exc) for c in add + remove})
                 continue
             if segment_id is not None:
-                moves += [_TagMove(name, segment_id, start, add[start:start + SEGMENT_SIZE], remove[start:start + SEGMENT_SIZE])
+                moves += [_TagMove(name, segment_id, start, add[start:start + SEGMENT_SIZE],
+                                   remove[start:start + SEGMENT_SIZE])
                           for start in range(0, max(len(add), len(remove)), SEGMENT_SIZE)]
         return moves
 
