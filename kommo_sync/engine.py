@@ -32,7 +32,7 @@ EVENTS_START = "kommo.events.start"
 EVENT_BATCH = 1000
 BATCH_SIZE = 5_000
 FINAL_BATCH_SIZE = 1_250
-READ_AHEAD_PAGES = 40          # one batch of contacts: 40 pages of 250
+READ_AHEAD_PAGES = 40          # pages of 250: two batches of contacts
 COMPANY_PAGE = 250
 DETAIL_LIMIT = 2000
 

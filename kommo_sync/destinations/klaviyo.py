@@ -384,7 +384,7 @@ class KlaviyoDestination(Destination):
     def __init__(self, config: KlaviyoConfig, tags: Mapping[Stage, str], http: HttpClient, clock: Clock):
         self.config, self.tags, self.http, self.clock = config, dict(tags), http, clock
         self.job_timer = JobTimer()
-        self.phone_owners: dict[str, str] = {}
+        self.phone_owners: dict[int, int] = {}
         self.phone_lock = threading.Lock()
 
     def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
@@ -593,17 +593,19 @@ class KlaviyoDestination(Destination):
             return conflicts
         for change in phoned:
             results[change.person_id].notes["phone_withheld"] = True
-        return [c for c in conflicts if c not in phoned] + self._import_jobs(list(map(_without_phone, phoned)), results)
+        resent = self._import_jobs(list(map(_without_phone, phoned)), results)
+        return [c for c in conflicts if c not in phoned] + resent
 
     def _without_claimed_phones(self, changes: list[Change], results: dict[int, _Result]) -> list[Change]:
         """One phone, one Klaviyo profile: a phone this run already sent with another email would
         only come back as a conflict after the job, so such rows go without it at once (withheld,
-        as after a conflict). The first person to send a phone keeps it."""
+        as after a conflict). The first person to send a phone keeps it. Only hashes are kept: a
+        500,000-contact sync would otherwise hold every phone and email twice."""
         kept = []
         with self.phone_lock:
             for change in changes:
                 phone, email = change.payload["attributes"].get("phone_number"), (change.email or "").lower()
-                if phone and self.phone_owners.setdefault(phone, email) != email:
+                if phone and self.phone_owners.setdefault(hash(phone), hash(email)) != hash(email):
                     results[change.person_id].notes["phone_withheld"] = True
                     change = _without_phone(change)
                 kept.append(change)
