@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Iterable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+from kommo_sync.errors import RetryLater
 
 T = TypeVar("T")
+J = TypeVar("J")
+WAIT_LIMIT = 3600.0
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -40,6 +44,20 @@ class JobTimer:
         while True:
             delay = min(delay * 1.5, self.LONGEST)
             yield delay
+
+    def wait(self, job: J, items: int, done: Callable[[J], bool], poll: Callable[[J], J],
+             sleep: Callable[[float], None], too_long: str) -> J:
+        """Poll `job` (of `items` items) until `done`, sleeping as `delays` says; after an hour,
+        RetryLater(`too_long`): the next run tries again."""
+        waited, delays = 0.0, self.delays(items)
+        while not done(job):
+            if waited >= WAIT_LIMIT:
+                raise RetryLater(too_long)
+            delay = next(delays)
+            sleep(delay)
+            waited += delay
+            job = poll(job)
+        return job
 
     def finished(self, items: int, seconds: float) -> None:
         """A job of `items` items took `seconds`, by the vendor's clock."""

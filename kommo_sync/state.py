@@ -71,14 +71,9 @@ CONTACT_FIELDS = tuple(f.name for f in fields(Contact))
 LEAD_FIELDS = tuple(f.name for f in fields(Lead))
 _contact_values = attrgetter(*CONTACT_FIELDS)
 _lead_values = attrgetter(*LEAD_FIELDS)
-_encode = compact_json()
+encode_record = compact_json()    # a record's field values, in declaration order: the mirror's format
 _encode_sorted = compact_json(sort_keys=True)
 _scan_json = json.JSONDecoder().scan_once
-
-
-def encode_record(values: tuple[Any, ...]) -> str:
-    """A record's field values, in declaration order, as a compact JSON list (the mirror's format)."""
-    return _encode(values)
 
 
 def decode_record(data: str) -> list[Any]:

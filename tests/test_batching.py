@@ -4,6 +4,7 @@ from itertools import islice
 import pytest
 
 from kommo_sync.batching import JobTimer, chunks
+from kommo_sync.errors import RetryLater
 
 
 def test_chunks_cut_in_order_and_keep_the_rest():
@@ -33,3 +34,13 @@ def test_one_size_seen_predicts_that_duration_and_nonsense_is_ignored():
     timer.finished(2500, -30.0)                    # a clock skew, not a duration
     assert timer.estimate(10) == pytest.approx(4.0)
     assert next(timer.delays(10)) == pytest.approx(5.0)
+
+
+def test_wait_polls_until_done_and_gives_up_after_an_hour():
+    slept, polls = [], iter(["queued", "processing", "complete"])
+    job = JobTimer().wait("submitted", 100, lambda status: status == "complete", lambda _: next(polls),
+                          slept.append, "too long")
+    assert job == "complete" and slept == [5.0, 7.5, 11.25]
+    with pytest.raises(RetryLater, match="did not finish"):
+        JobTimer().wait("queued", 100, lambda status: False, lambda status: status, lambda _: None,
+                        "batch 7 did not finish within an hour")

@@ -46,7 +46,6 @@ SUBSCRIBE_SIZE = 1000
 UNSUBSCRIBE_SIZE = 100
 EVENT_JOB_SIZE = 1000
 PAGE_SIZE = 100
-JOB_TIMEOUT = 3600.0
 RATE_PER_SECOND = 10.0
 CUSTOM_SOURCE = "Kommo CRM sync"
 CONFLICT_CODES = ("duplicate_profile", "not_found")
@@ -658,15 +657,10 @@ class KlaviyoDestination(Destination):
         return conflicts
 
     def _wait_for_job(self, job: dict[str, Any], rows: int) -> dict[str, Any]:
-        waited = 0.0
-        delays = self.job_timer.delays(rows)
-        while job["attributes"]["status"] not in ("complete", "cancelled"):
-            if waited >= JOB_TIMEOUT:
-                raise RetryLater(f"Klaviyo import job {job['id']} did not complete within an hour")
-            delay = next(delays)
-            self.clock.sleep(delay)
-            waited += delay
-            job = self.http.get_json(f"/api/profile-bulk-import-jobs/{job['id']}")["data"]
+        job_id = job["id"]
+        job = self.job_timer.wait(job, rows, lambda j: j["attributes"]["status"] in ("complete", "cancelled"),
+                                  lambda _: self.http.get_json(f"/api/profile-bulk-import-jobs/{job_id}")["data"],
+                                  self.clock.sleep, f"Klaviyo import job {job_id} did not complete within an hour")
         if job["attributes"]["status"] == "cancelled":
             raise RetryLater(f"Klaviyo cancelled import job {job['id']}")
         self.job_timer.finished(rows, epoch_of(job["attributes"].get("completed_at"))

@@ -429,15 +429,10 @@ class MailchimpDestination(Destination):
         return results
 
     def _wait_for_batch(self, batch: dict[str, Any], operations: int) -> dict[str, Any]:
-        waited = 0.0
-        delays = self.job_timer.delays(operations)
-        while batch.get("status") != "finished":
-            if waited > 3600:
-                raise RetryLater(f"Mailchimp batch {batch.get('id')} did not finish within an hour")
-            delay = next(delays)
-            self.clock.sleep(delay)
-            waited += delay
-            batch = self.http.get_json(f"/batches/{batch['id']}") or {}
+        batch_id = batch["id"]
+        batch = self.job_timer.wait(batch, operations, lambda b: b.get("status") == "finished",
+                                    lambda _: self.http.get_json(f"/batches/{batch_id}") or {}, self.clock.sleep,
+                                    f"Mailchimp batch {batch_id} did not finish within an hour")
         self.job_timer.finished(operations, epoch_of(batch.get("completed_at")) - epoch_of(batch.get("submitted_at")))
         return batch
 
