@@ -17,7 +17,7 @@ from kommo_sync.state import State
 def build_destinations(config: Config, clock: Clock) -> list[Destination]:
     destinations: list[Destination] = []
     if config.mailchimp:
-        archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=clock)
+        archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=clock, expect_json=False)
         destinations.append(MailchimpDestination(config.mailchimp, dict(config.tags),
                                                  mailchimp_http(config.mailchimp, clock), archive, clock))
     if config.klaviyo:

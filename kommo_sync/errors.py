@@ -1,11 +1,17 @@
-"""The error taxonomy, decided in one place (http.classify) and mapped to exit codes in cli.
+"""The error taxonomy. Which HTTP answer is which kind is decided once, in `failures.RULES`;
+exit codes are mapped in cli.
 
 - ConfigError: the user must fix sync.yaml or the account setup (exit 2).
-- FatalError: the run cannot go on (bad token, API unreachable, repeated 429s) (exit 4).
-- RetryLater: a transient failure that outlived the retry policy; the record is retried next run.
-- RecordRejected: the vendor refused this one record; the run goes on.
+- FatalError: the run cannot go on with this vendor (bad token, down after retries, a paging
+  loop). Raised by Kommo it stops the run; by a destination it sets that destination aside.
+- RetryLater: a transient failure that outlived the retry policy; the records are retried next run.
+- OutcomeUnknown: a write that is not safe to repeat may or may not have been applied (reset,
+  timeout, 5xx after the body was sent); the caller settles it by reading back.
+- RecordRejected: the vendor refused a request; `permanent` only when it named the record as bad.
 """
 from __future__ import annotations
+
+from typing import Any
 
 
 class SyncError(Exception):
@@ -25,16 +31,37 @@ class LockedError(SyncError):
 
 
 class FatalError(SyncError):
-    """The run must stop; the message tells the user what to do."""
+    """The run cannot go on with this vendor; the message tells the user what to do."""
+
+
+class VendorDown(FatalError):
+    """The vendor stayed unreachable, failing or throttling after every retry."""
+
+
+class PagingLoop(FatalError):
+    """A paged read served a page it had served before, or more pages than it said it held."""
 
 
 class RetryLater(SyncError):
     """A transient failure (5xx, timeout, 429) that the retry policy could not get past."""
 
 
+class OutcomeUnknown(RetryLater):
+    """A write that must not be repeated blindly may have been applied: settle it by reading back."""
+
+
 class RecordRejected(SyncError):
-    """The vendor refused one record; `permanent` ones are retried only when the record changes."""
+    """The vendor refused a request; `permanent` ones are retried only when the record changes."""
 
     def __init__(self, reason: str, permanent: bool = True, status: int | None = None):
         super().__init__(reason)
         self.reason, self.permanent, self.status = reason, permanent, status
+
+
+class RequestRefused(RecordRejected):
+    """A whole request refused with a 4xx that names no record: transient for all it held,
+    unless the caller can attribute it (`body` holds the parsed error body, or None)."""
+
+    def __init__(self, reason: str, status: int, body: Any = None):
+        super().__init__(reason, permanent=False, status=status)
+        self.body = body

@@ -16,7 +16,8 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from kommo_sync.clock import Clock
-from kommo_sync.errors import FatalError, RecordRejected, RetryLater
+from kommo_sync.errors import FatalError, OutcomeUnknown, RequestRefused, RetryLater, VendorDown
+from kommo_sync.failures import Kind, classify
 
 log = logging.getLogger("kommo_sync.http")
 
@@ -24,11 +25,16 @@ TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class _Transient(Exception):
-    """One failed attempt the policy may retry; carries the server's wait hint."""
+    """One failed attempt the policy may retry; carries the server's wait hint. `processed`:
+    the request may have reached the vendor (so a write that is not safe to repeat is not)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None):
+    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None,
+                 processed: bool = True):
         super().__init__(reason)
-        self.reason, self.retry_after, self.status = reason, retry_after, status
+        self.reason, self.retry_after, self.status, self.processed = reason, retry_after, status, processed
+
+
+NOT_SENT = (requests.exceptions.ConnectTimeout,)
 
 
 class Pacer:
@@ -58,6 +64,18 @@ def parse_retry_after(value: str | None, clock: Clock) -> float | None:
     except ValueError:
         parsed = email.utils.parsedate_to_datetime(value) if value else None
         return max(0.0, parsed.timestamp() - clock.now()) if parsed else None
+
+
+def _short(path: str) -> str:
+    """A path for messages: a full URL loses its query (signed archive links, cursors)."""
+    return path.split("?", 1)[0]
+
+
+def _json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def describe_error(response: requests.Response) -> str:
@@ -94,6 +112,7 @@ class HttpClient:
     timeout: float = 60.0
     retry_after_from_body: Callable[[requests.Response], float | None] | None = None
     auth_hint: str = "check the API key"
+    expect_json: bool = True
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -107,64 +126,98 @@ class HttpClient:
         self.pacer = Pacer(self.rate_per_second, self.clock)
         self.slots = threading.BoundedSemaphore(self.max_connections)
         self.consecutive_429 = 0
+        self._429_lock = threading.Lock()
 
     def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
-                allow: tuple[int, ...] = (), headers: dict[str, str] | None = None) -> requests.Response:
-        """Send with the retry policy; 2xx and `allow`ed statuses return, the rest raise."""
+                allow: tuple[int, ...] = (), headers: dict[str, str] | None = None,
+                repeatable: bool = True, need_body: bool = False) -> requests.Response:
+        """Send with the retry policy; 2xx and `allow`ed statuses return, the rest raise.
+
+        `repeatable=False` marks a write that must not be sent twice (it creates something):
+        when it may have been applied (reset or timeout after sending, 5xx, unreadable answer)
+        it raises OutcomeUnknown instead of being retried, and the caller reads back.
+        `need_body`: a 2xx without a body (a 204 where one is due) is a failed attempt."""
         retrying = Retrying(stop=stop_after_attempt(self.max_attempts), wait=self._wait,
                             retry=retry_if_exception_type(_Transient), sleep=self.clock.sleep,
                             reraise=True)
         try:
-            return retrying(self._attempt, method, path, params, json, allow, headers)
+            return retrying(self._attempt, method, path, params, json, allow, headers, repeatable, need_body)
         except _Transient as exc:
-            raise RetryLater(f"{self.vendor}: {exc.reason} (after {self.max_attempts} attempts)") from None
+            raise VendorDown(f"{self.vendor}: {exc.reason} (after {self.max_attempts} attempts); "
+                             "the next run continues") from None
 
-    def get_json(self, path: str, params: Any = None) -> Any:
-        """GET returning the parsed body, or None for a 204."""
-        response = self.request("GET", path, params=params)
+    def get_json(self, path: str, params: Any = None, allow_empty: bool = False) -> Any:
+        """GET returning the parsed body; None for a 204 only when `allow_empty`."""
+        response = self.request("GET", path, params=params, need_body=not allow_empty)
         return response.json() if response.status_code != 204 and response.content else None
 
     def _attempt(self, method: str, path: str, params: Any, body: Any, allow: tuple[int, ...],
-                 headers: dict[str, str] | None) -> requests.Response:
+                 headers: dict[str, str] | None, repeatable: bool, need_body: bool) -> requests.Response:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         self.pacer.wait_turn()
-        with self.slots:
-            try:
-                response = self.session.request(method, url, params=params, json=body,
-                                                headers=headers, timeout=self.timeout)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                raise _Transient(f"{type(exc).__name__} on {method} {path}") from None
-        log.debug("%s %s %s -> %s", self.vendor, method, path, response.status_code)
-        return self._check(response, method, path, allow)
+        try:
+            with self.slots:
+                try:
+                    response = self.session.request(method, url, params=params, json=body,
+                                                    headers=headers, timeout=self.timeout)
+                except NOT_SENT as exc:
+                    raise _Transient(f"{type(exc).__name__} on {method} {_short(path)}", processed=False) from None
+                except requests.RequestException as exc:
+                    raise _Transient(f"{type(exc).__name__} on {method} {_short(path)}") from None
+            log.debug("%s %s %s -> %s", self.vendor, method, _short(path), response.status_code)
+            return self._check(response, method, path, allow, need_body)
+        except _Transient as exc:
+            if not repeatable and exc.processed:
+                raise OutcomeUnknown(f"{self.vendor}: {exc.reason}; whether it was applied is unknown") from None
+            raise
 
     def _check(self, response: requests.Response, method: str, path: str,
-               allow: tuple[int, ...]) -> requests.Response:
+               allow: tuple[int, ...], need_body: bool) -> requests.Response:
         status = response.status_code
         if status == 429:
             return self._too_many(response)
-        self.consecutive_429 = 0
+        with self._429_lock:
+            self.consecutive_429 = 0
         if status < 400 or status in allow:
-            return response
+            return self._readable(response, method, path, need_body)
         reason = describe_error(response)
+        where = f"HTTP {status} on {method} {_short(path)}"
         if status in TRANSIENT_STATUSES:
-            raise _Transient(f"HTTP {status} on {method} {path}: {reason}", self._server_wait(response), status)
-        if status == 401:
-            raise FatalError(f"{self.vendor} refused the credentials (HTTP 401: {reason}); {self.auth_hint}")
-        if status == 403:
-            raise FatalError(f"{self.vendor} answered 403 Forbidden on {method} {path} ({reason}); "
-                             "the key lacks rights or the IP is blocked")
-        raise RecordRejected(reason, permanent=True, status=status)
+            raise _Transient(f"{where}: {reason}", self._server_wait(response), status)
+        verdict = classify(self.vendor, status, reason)
+        if verdict.kind is Kind.FATAL:
+            hint = self.auth_hint if status == 401 else verdict.why
+            raise FatalError(f"{self.vendor} refused {method} {_short(path)} (HTTP {status}: {reason}); {hint}")
+        raise RequestRefused(reason, status, _json_or_none(response))
+
+    def _readable(self, response: requests.Response, method: str, path: str, need_body: bool) -> requests.Response:
+        """A JSON answer that does not parse (HTML, cut JSON) or a missing body is a failed
+        attempt; the parsed body is kept, so callers' `.json()` costs nothing more."""
+        if not response.content:
+            if need_body:
+                raise _Transient(f"HTTP {response.status_code} without the body due on {method} {_short(path)}")
+            return response
+        if not self.expect_json:
+            return response
+        try:
+            parsed = response.json()
+        except ValueError:
+            raise _Transient(f"an unreadable answer (not JSON) to {method} {_short(path)}") from None
+        setattr(response, "json", lambda **_: parsed)
+        return response
 
     def _too_many(self, response: requests.Response) -> requests.Response:
-        self.consecutive_429 += 1
+        with self._429_lock:
+            self.consecutive_429 += 1
+            streak = self.consecutive_429
         wait = self._server_wait(response)
-        if self.consecutive_429 >= self.max_consecutive_429:
-            raise FatalError(f"{self.vendor} answered 429 Too Many Requests {self.consecutive_429} times "
+        if streak >= self.max_consecutive_429:
+            raise VendorDown(f"{self.vendor} answered 429 Too Many Requests {streak} times "
                              "in a row; the run stopped to avoid an IP block and the next run continues")
         if wait is not None and wait > self.max_wait:
-            raise FatalError(f"{self.vendor} asked to wait {wait:.0f} s after a 429; the run stopped "
+            raise VendorDown(f"{self.vendor} asked to wait {wait:.0f} s after a 429; the run stopped "
                              "and the next run continues")
-        raise _Transient("HTTP 429 Too Many Requests", wait, 429)
+        raise _Transient("HTTP 429 Too Many Requests", wait, 429, processed=False)
 
     def _server_wait(self, response: requests.Response) -> float | None:
         header = parse_retry_after(response.headers.get("Retry-After"), self.clock)

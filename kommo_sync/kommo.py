@@ -10,8 +10,9 @@ import requests
 from kommo_sync.batching import chunks
 from kommo_sync.clock import Clock
 from kommo_sync.config import KommoConfig
-from kommo_sync.errors import ConfigError
+from kommo_sync.errors import ConfigError, FatalError
 from kommo_sync.http import HttpClient
+from kommo_sync.paging import numbered_pages
 from kommo_sync.model import Catalog, Contact, Lead, Pipeline, Status
 
 log = logging.getLogger("kommo_sync.kommo")
@@ -56,16 +57,12 @@ def embedded(body: dict[str, Any] | None, key: str) -> list[Any]:
 
 def iter_pages(http: HttpClient, path: str, key: str, params: dict[str, Any],
                limit: int = PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
-    """Pages of a Kommo list; ends on 204, an empty page, or a short page (`next` is unreliable)."""
-    page = 1
-    while True:
-        body = http.get_json(path, params={**params, "limit": limit, "page": page})
-        items = embedded(body, key)
-        if items:
-            yield items
-        if len(items) < limit:
-            return
-        page += 1
+    """Pages of a Kommo list; ends on 204 (Kommo's empty list), an empty or a short page."""
+    def fetch(page: int) -> list[dict[str, Any]]:
+        body = http.get_json(path, params={**params, "limit": limit, "page": page}, allow_empty=True)
+        return embedded(body, key)
+
+    return numbered_pages(fetch, limit, f"Kommo {path}")
 
 
 class KommoClient:
@@ -73,8 +70,18 @@ class KommoClient:
         self.http = http
 
     def catalog(self) -> Catalog:
-        body = self.http.get_json("/api/v4/leads/pipelines") or {}
-        return parse_catalog(body)
+        """Pipelines and statuses. Every Kommo account has a pipeline, so an answer without one
+        (empty, 204, not HAL) is a fault: a stage is never guessed from a broken catalog."""
+        body = self.http.get_json("/api/v4/leads/pipelines", allow_empty=True)
+        try:
+            catalog = parse_catalog(body if isinstance(body, dict) else {})
+        except (KeyError, TypeError, ValueError, AttributeError):
+            catalog = Catalog()
+        if not catalog.pipelines or not all(p.statuses for p in catalog.pipelines.values()):
+            raise FatalError("Kommo answered GET /api/v4/leads/pipelines without pipelines or statuses; "
+                             "stages cannot be decided, so the run stopped before the pull (the next run "
+                             "tries again)")
+        return catalog
 
     def custom_fields(self) -> list[dict[str, Any]]:
         fields: list[dict[str, Any]] = []
@@ -94,7 +101,8 @@ class KommoClient:
         extra = {"contacts": {"with": "leads"}, "leads": {"with": "contacts"}}.get(entity, {})
         for chunk in chunks(wanted, PAGE_SIZE):
             body = self.http.get_json(f"/api/v4/{entity}", params={**extra, "filter[id][]": chunk,
-                                                                  "limit": PAGE_SIZE, "page": 1})
+                                                                  "limit": PAGE_SIZE, "page": 1},
+                                      allow_empty=True)
             items = embedded(body, entity)
             if items:
                 yield items

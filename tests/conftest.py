@@ -36,6 +36,7 @@ class World:
         self.mailchimp = MailchimpSandbox(clock, api_key=MAILCHIMP_KEY)
         self.klaviyo = KlaviyoSandbox(clock, api_key=KLAVIYO_KEY)
         self.servers = [SandboxServer(app).start() for app in (self.kommo, self.mailchimp, self.klaviyo)]
+        self.kommo.add_pipeline("Leads", ["Contact made"], is_main=True)   # every Kommo account has one
         self.list_id = self.mailchimp.add_list("CRM contacts")
         self.klaviyo_list = self.klaviyo.add_list("CRM Leads")
         self.raw: dict[str, Any] = {

@@ -2,7 +2,7 @@
 import pytest
 
 from kommo_sync.clock import FakeClock
-from kommo_sync.errors import FatalError, RecordRejected, RetryLater
+from kommo_sync.errors import FatalError, OutcomeUnknown, RequestRefused, VendorDown
 from kommo_sync.http import HttpClient, parse_retry_after
 from kommo_sync.kommo import kommo_retry_after
 from kommo_sync.sandbox.server import App, Response, SandboxServer
@@ -81,10 +81,10 @@ def test_a_very_long_server_wait_stops_the_run_instead_of_sleeping_for_ages(cloc
             client(server, clock).request("GET", "/thing")
 
 
-def test_5xx_is_retried_with_backoff_then_becomes_retry_later(clock):
+def test_5xx_is_retried_with_backoff_then_the_vendor_is_down(clock):
     app, server = serve(clock, [Response(500, {"title": "ErrInternalServer", "detail": "boom"})] * 3)
     with server:
-        with pytest.raises(RetryLater, match="HTTP 500"):
+        with pytest.raises(VendorDown, match="HTTP 500"):
             client(server, clock, max_attempts=3).request("GET", "/thing")
     assert len(app.times) == 3
     assert app.times[2] - app.times[1] > app.times[1] - app.times[0]   # exponential
@@ -101,14 +101,51 @@ def test_401_is_fatal_with_a_hint_and_no_secret(clock):
     assert len(app.times) == 1
 
 
-def test_other_4xx_rejects_the_record_with_the_vendor_reason(clock):
-    bad = Response(400, {"title": "Invalid Resource", "detail": "Please provide a valid email address."})
-    app, server = serve(clock, [bad])
+def test_other_4xx_is_a_refusal_naming_no_record_with_the_vendor_reason_and_body(clock):
+    body = {"title": "Invalid Resource", "detail": "Please provide a valid email address."}
+    app, server = serve(clock, [Response(400, body)])
     with server:
-        with pytest.raises(RecordRejected) as info:
+        with pytest.raises(RequestRefused) as info:
             client(server, clock).request("POST", "/thing", json={"x": 1})
-    assert info.value.reason == "Invalid Resource: Please provide a valid email address."
-    assert info.value.status == 400
+    assert (info.value.reason, info.value.status, info.value.body) == (
+        "Invalid Resource: Please provide a valid email address.", 400, body)
+    assert info.value.permanent is False
+    assert len(app.times) == 1
+
+
+@pytest.mark.parametrize("answer", [Response(502, {"detail": "bad gateway"}),
+                                    Response(200, raw=b"<html>maintenance</html>", content_type="text/html"),
+                                    Response(200, raw=b'{"id": 1, "na', content_type="application/json")])
+def test_a_write_that_is_not_safe_to_repeat_is_never_resent_after_an_unknown_outcome(clock, answer):
+    app, server = serve(clock, [answer, Response(200, {"id": 2})])
+    with server:
+        with pytest.raises(OutcomeUnknown):
+            client(server, clock).request("POST", "/thing", json={"note": 1}, repeatable=False)
+    assert len(app.times) == 1
+
+
+def test_a_429_is_retried_even_for_a_write_that_is_not_safe_to_repeat(clock):
+    app, server = serve(clock, [Response(429, {"retry_after": 1})])
+    with server:
+        assert client(server, clock).request("POST", "/thing", json={}, repeatable=False).json() == {"ok": True}
+    assert len(app.times) == 2
+
+
+@pytest.mark.parametrize("answer", [Response(200, raw=b"<html>oops</html>", content_type="text/html"),
+                                    Response(200, raw=b'{"_embedded": {"x', content_type="application/json"),
+                                    Response(204)])
+def test_an_unreadable_or_missing_body_is_retried_then_the_vendor_is_down(clock, answer):
+    app, server = serve(clock, [answer] * 3)
+    with server:
+        with pytest.raises(VendorDown):
+            client(server, clock, max_attempts=3).get_json("/thing")
+    assert len(app.times) == 3
+
+
+def test_a_204_is_an_empty_answer_where_the_caller_allows_it(clock):
+    app, server = serve(clock, [Response(204)])
+    with server:
+        assert client(server, clock).get_json("/thing", allow_empty=True) is None
 
 
 def test_allowed_status_is_returned_not_raised(clock):
@@ -117,8 +154,8 @@ def test_allowed_status_is_returned_not_raised(clock):
         assert client(server, clock).request("GET", "/thing", allow=(404,)).status_code == 404
 
 
-def test_connection_errors_are_retried_then_retry_later(clock):
+def test_connection_errors_are_retried_then_the_vendor_is_down(clock):
     http = HttpClient(base_url="http://127.0.0.1:9", vendor="Nowhere", clock=clock, max_attempts=2, timeout=2)
-    with pytest.raises(RetryLater, match="ConnectionError"):
+    with pytest.raises(VendorDown, match="ConnectionError"):
         http.request("GET", "/x")
     assert len(clock.slept) >= 1
