@@ -20,7 +20,9 @@ class Change:
     """One operation a destination will perform for one person.
 
     `record` is what the state stores as "last pushed" when the change succeeds; `summary` is
-    what the dry-run report shows (fields changed, tags added/removed…).
+    what the dry-run report shows (fields changed, tags added/removed…). `opts_out`: the change
+    unsubscribes the person (consent withdrawn in Kommo); the engine notes it before the push, so
+    reading our own unsubscribe back as feedback after a crash never becomes a note.
     """
 
     destination: str
@@ -31,6 +33,7 @@ class Change:
     record: dict[str, Any]
     summary: dict[str, Any] = field(default_factory=dict)
     payload: Any = None
+    opts_out: bool = False
 
 
 @dataclass(frozen=True)
