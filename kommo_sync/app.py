@@ -37,5 +37,6 @@ def read_status(config: Config) -> dict[str, Any]:
         runs = state.last_runs()
         return {"runs": runs, "cursors": state.cursors(), "queued": state.dirty_count(),
                 "rejections": state.pending_rejections(), "rejection_counts": state.rejection_counts(),
+                "held_back": state.held_back(),
                 "last_run_notes": state.note_counts(runs[0]["id"]) if runs else {},
                 "events": state.event_counts()}

@@ -106,6 +106,8 @@ def _render(result: RunResult, as_json: bool, secrets: tuple[str, ...]) -> int:
         click.echo(text)
     else:
         report.render_result(console, result)
+    if result.set_aside:
+        return EXIT_FATAL
     return EXIT_REJECTED if result.rejected else EXIT_OK
 
 

@@ -7,7 +7,7 @@ from kommo_sync.model import (LOST_STATUS_ID, WON_STATUS_ID, Catalog, DealEvent,
                               Person)
 
 
-def _lead_status(values: list[dict[str, Any]] | None) -> tuple[int, int] | None:
+def lead_status(values: list[dict[str, Any]] | None) -> tuple[int, int] | None:
     """(pipeline_id, status_id) from an event's value_before / value_after."""
     for value in values or []:
         status = value.get("lead_status") if isinstance(value, dict) else None
@@ -21,7 +21,7 @@ def event_kind(raw: dict[str, Any]) -> DealEventKind | None:
         return DealEventKind.CREATED
     if raw.get("type") != "lead_status_changed":
         return None
-    after = _lead_status(raw.get("value_after"))
+    after = lead_status(raw.get("value_after"))
     if after is None:
         return None
     return {WON_STATUS_ID: DealEventKind.WON, LOST_STATUS_ID: DealEventKind.LOST}.get(after[1],
@@ -34,8 +34,8 @@ def deal_event(raw: dict[str, Any], lead: Lead, catalog: Catalog, person: Person
     kind = event_kind(raw)
     if kind is None:
         return None
-    after = _lead_status(raw.get("value_after")) or (lead.pipeline_id, lead.status_id)
-    before = _lead_status(raw.get("value_before"))
+    after = lead_status(raw.get("value_after")) or (lead.pipeline_id, lead.status_id)
+    before = lead_status(raw.get("value_before"))
     if kind is DealEventKind.CREATED:
         after, before = _created_status(lead, catalog), None
     return DealEvent(

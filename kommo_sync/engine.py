@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,10 +17,11 @@ from typing import Any, Callable, Iterable
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, fingerprint
-from kommo_sync.feedback import FeedbackStage
+from kommo_sync.errors import ConfigError, FatalError
+from kommo_sync.feedback import FeedbackStage, feedback_cursor
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
-from kommo_sync.deal_events import deal_event
-from kommo_sync.model import Catalog, DealEvent, Person
+from kommo_sync.deal_events import deal_event, lead_status
+from kommo_sync.model import Catalog, DealEvent, Lead, Person
 from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of
 from kommo_sync.pipeline import PushPipeline, read_ahead
 from kommo_sync.state import FileLock, State
@@ -73,10 +75,16 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    destinations: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def rejected(self) -> int:
         return self.counts["rejected"]
+
+    @property
+    def set_aside(self) -> list[str]:
+        """Destinations that failed and were set aside for this run (the run exits 4)."""
+        return [name for name, info in self.destinations.items() if info["status"] == "set_aside"]
 
     def keep(self, listing: str, rows: Iterable[Any]) -> None:
         """Add rows to a report listing while it holds fewer than DETAIL_LIMIT (totals stay exact)."""
@@ -85,6 +93,23 @@ class RunResult:
 
 
 Progress = Callable[[str, Counter[str]], None]
+
+
+class SetAside:
+    """Destinations that failed for this run, with the reason. Push workers read it (a batch
+    for a destination already set aside is not sent), so it is guarded by a lock."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def add(self, name: str, reason: str) -> None:
+        with self.lock:
+            self.reasons.setdefault(name, reason)
+
+    def reason(self, name: str) -> str | None:
+        with self.lock:
+            return self.reasons.get(name)
 
 
 class Engine:
@@ -118,6 +143,7 @@ class _Run:
         self.pipeline = PushPipeline(overlap=not options.dry_run, depth=10, workers=8)
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
         self.watermark = -1
+        self.aside = SetAside()
         self.companies_seen: set[int] = set()
         self.companies_missing: set[int] = set()
 
@@ -137,7 +163,10 @@ class _Run:
             self.feedback.write_notes()
             self._advance_cursor()
             status = "done" if not self.result.rejected else "done_with_rejections"
+            if self.aside.reasons:
+                status = "destination_failed"
         finally:
+            self._report_destinations()
             self.pipeline.abandon()
             self.state.finish_run(self.result.run_id, status, int(self.clock.now()), dict(self.result.counts))
         return self.result
@@ -148,23 +177,73 @@ class _Run:
         if self.fields.consent_id is None:
             self.result.warnings.append("kommo.consent_field is not set: consent is not tracked and every "
                                         "contact counts as consenting")
+        self._check_catalog()
         for destination in self.engine.destinations:
-            memory = self.memories[destination.name]
-            self._replan_on_new_settings(destination, memory)
-            destination.prepare(memory, self.options.dry_run)
-            self._load_suppressions(destination, memory)
-            memory.flush()
+            self.guarded(destination, lambda d=destination: self._prepare_destination(d))
+
+    def _prepare_destination(self, destination: Destination) -> None:
+        memory = self.memories[destination.name]
+        self._replan_on_new_settings(destination, memory)
+        destination.prepare(memory, self.options.dry_run)
+        self._load_suppressions(destination, memory)
+        memory.flush()
+
+    def guarded(self, destination: Destination, work: Callable[[], Any]) -> Any:
+        """Run a destination's stage; a fatal failure (credentials, remote checks, down after
+        retries, a paging loop) sets the destination aside for the rest of the run."""
+        if self.aside.reason(destination.name):
+            return None
+        try:
+            return work()
+        except (FatalError, ConfigError) as exc:
+            self.set_aside(destination.name, str(exc))
+            return None
+
+    def set_aside(self, name: str, reason: str) -> None:
+        if self.aside.reason(name) is None:
+            log.warning("%s set aside for this run: %s", name, reason)
+            self.count(**{f"{name}.set_aside": 1})
+        self.aside.add(name, reason)
+
+    def active_destinations(self) -> list[Destination]:
+        return [d for d in self.engine.destinations if not self.aside.reason(d.name)]
+
+    def _report_destinations(self) -> None:
+        for destination in self.engine.destinations:
+            reason = self.aside.reason(destination.name)
+            self.result.destinations[destination.name] = (
+                {"status": "set_aside", "reason": reason} if reason else {"status": "ok", "reason": ""})
 
     def _load_suppressions(self, destination: Destination, memory: DestinationMemory) -> None:
-        """Once per destination: who already opted out there, so no run ever subscribes them."""
+        """Once per destination: who already opted out there, so no run ever subscribes them.
+        The feedback window starts at the same moment, in the same transaction, so whatever
+        happens to this run, later opt-outs are read as feedback by the next one."""
         if memory.get("suppressions_loaded"):
             return
         now = int(self.clock.now())
         emails = list(destination.known_suppressions())
         with self.state.transaction():
             self.state.suppress((email, destination.name, now) for email in emails)
-        memory.set("suppressions_loaded", True)
+            cursor = feedback_cursor(destination)
+            if self.state.cursor(cursor) is None:
+                self.state.set_cursor(cursor, now)
+                self.state.set_cursor(cursor + ".start", now)
+            self.state.set_meta(destination.name, "suppressions_loaded", True)
         self.count(**{f"{destination.name}.suppressions_known": len(emails)})
+
+    def _check_catalog(self) -> None:
+        """A pipeline whose statuses changed since the last run (renamed, added, removed)
+        re-plans the contacts of its leads, so names and stages are repaired."""
+        prints = {str(p.id): fingerprint(p) for p in self.catalog.pipelines.values()}
+        before = self.state.meta("kommo", "catalog") or {}
+        changed = {int(pid) for pid in set(prints) ^ set(before)} | {
+            int(pid) for pid in set(prints) & set(before) if prints[pid] != before[pid]}
+        if prints == before:
+            return
+        with self.state.transaction():
+            requeued = self.state.requeue_leads_of_pipelines(changed) if before else 0
+            self.state.set_meta("kommo", "catalog", prints)
+        self.count(replanned_for_catalog_change=requeued)
 
     def _replan_on_new_settings(self, destination: Destination, memory: DestinationMemory) -> None:
         """A config change (tag names, field mapping…) re-plans every mirrored person; a new
@@ -188,12 +267,16 @@ class _Run:
         return since, self.started
 
     def _advance_cursor(self) -> None:
+        """The contacts cursor moves (every contact's outcome is recorded, or held for a
+        destination that was set aside); events and feedback only where nothing was held."""
         if self.options.mode == "run":
+            events_held = self.result.counts["events_held_unknown_status"] or any(
+                self.aside.reason(d.name) for d in self._event_destinations())
             with self.state.transaction():
                 self.state.set_cursor(CONTACTS_CURSOR, self.result.window[1])
-                if self._event_destinations():
+                if self._event_destinations() and not events_held:
                     self.state.set_cursor(EVENTS_CURSOR, self.result.window[1])
-                self.feedback.advance_cursors()
+                self.feedback.advance_cursors(self.active_destinations())
 
     # pull ----------------------------------------------------------------------------------
     def _pull(self, since: int, until: int) -> None:
@@ -244,18 +327,20 @@ class _Run:
 
     def _process_batch(self, batch: list[int]) -> None:
         seq = self.state.dirty_seq()
+        batch = self._without_unknown_statuses(batch)
         people = self._people(batch)
         self.count(people=len(people))
         self._remember_rows(people)
         work = [(d, self._plan(d, people)) for d in self.engine.destinations]
         work = [(d, changes) for d, changes in work if changes and not self.options.dry_run]
+        self._note_own_optouts(work)
 
         def push() -> list[tuple[Destination, list[Outcome]]]:
             """Every destination at once: each has its own limits, none waits for another."""
             if len(work) < 2:
-                return [(d, d.push(changes)) for d, changes in work]
+                return [(d, self._push(d, changes)) for d, changes in work]
             with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="destination") as pool:
-                futures = [(d, pool.submit(d.push, changes)) for d, changes in work]
+                futures = [(d, pool.submit(self._push, d, changes)) for d, changes in work]
                 return [(d, future.result()) for d, future in futures]
 
         def record(results: list[tuple[Destination, list[Outcome]]]) -> None:
@@ -267,6 +352,38 @@ class _Run:
             self.engine.progress("push", self.result.counts)
 
         self.pipeline.submit(push, record)
+
+    def _push(self, destination: Destination, changes: list[Change]) -> list[Outcome]:
+        """Push one destination's changes (on a worker); a destination already set aside, or
+        failing now, holds them: transient, so its queue keeps them for the next run."""
+        reason = self.aside.reason(destination.name)
+        if reason is None:
+            try:
+                return destination.push(changes)
+            except FatalError as exc:
+                reason = str(exc)
+                self.aside.add(destination.name, reason)
+        return [Outcome(change, False, False, f"held back: {destination.name} was set aside ({reason})")
+                for change in changes]
+
+    def _without_unknown_statuses(self, batch: list[int]) -> list[int]:
+        """Contacts with a lead whose pipeline or status the catalog lacks stay queued: a stage is
+        never guessed. They are planned once the catalog holds it."""
+        unknown = {cid for cid, leads in self.state.leads_of(batch).items()
+                   if any(self.catalog.status(lead.pipeline_id, lead.status_id) is None for lead in leads)}
+        if unknown:
+            self.count(held_unknown_status=len(unknown))
+            self.result.warnings.append(f"{len(unknown)} contacts wait for a pipeline or status missing "
+                                        "from Kommo's catalog; they are planned once it is there")
+        return [cid for cid in batch if cid not in unknown]
+
+    def _note_own_optouts(self, work: list[tuple[Destination, list[Change]]]) -> None:
+        """Before pushing: the unsubscribes we are about to make, so they are never news."""
+        now = int(self.clock.now())
+        with self.state.transaction():
+            for destination, changes in work:
+                self.state.note_own_optouts(destination.name, (c.email for c in changes if c.opts_out and c.email),
+                                            now)
 
     def _people(self, contact_ids: list[int]) -> list[Person]:
         return people_of(self.state, contact_ids, self.catalog, self._company_names)
@@ -314,6 +431,9 @@ class _Run:
         return kept
 
     def _record(self, name: str, outcomes: list[Outcome]) -> None:
+        reason = self.aside.reason(name)
+        if reason:
+            self.set_aside(name, reason)
         now = int(self.clock.now())
         with self.state.transaction():
             done = [o for o in outcomes if o.ok]
@@ -336,6 +456,9 @@ class _Run:
     def _event_destinations(self) -> list[Destination]:
         return [d for d in self.engine.destinations if d.wants_deal_events]
 
+    def _active_event_destinations(self) -> list[Destination]:
+        return [d for d in self._event_destinations() if not self.aside.reason(d.name)]
+
     def _events_window(self, targets: list[Destination]) -> tuple[int, int]:
         """Backfill: its own range. Run: since the events cursor, never below where history
         starts for this account: the destinations' `events_since`, by default the first run's
@@ -356,11 +479,11 @@ class _Run:
 
     def _sync_events(self) -> None:
         """Kommo's lead events since the events cursor, pushed in batches of EVENT_BATCH."""
-        targets = self._event_destinations()
+        targets = self._active_event_destinations()
         if not targets:
             return
         for destination in targets:
-            self._resend_in_flight(destination)
+            self.guarded(destination, lambda d=destination: self._resend_in_flight(d))
         buffer: list[DealEvent] = []
         for page in self.kommo.lead_events(*self._events_window(targets)):
             buffer += self._deal_events(page)
@@ -373,7 +496,8 @@ class _Run:
     def _push_event_batch(self, targets: list[Destination], events: list[DealEvent]) -> None:
         if events:
             for destination in targets:
-                self._push_events(destination, events)
+                if not self.aside.reason(destination.name):
+                    self._push_events(destination, events)
 
     def _deal_events(self, page: list[dict[str, Any]]) -> list[DealEvent]:
         lead_ids = {int(raw["entity_id"]) for raw in page if raw.get("entity_id")}
@@ -387,6 +511,9 @@ class _Run:
         for raw in sorted(page, key=lambda r: (int(r.get("created_at") or 0), str(r.get("id")))):
             lead = leads.get(int(raw.get("entity_id") or 0))
             if lead is None or (self.config.kommo.pipelines and not self._pipeline_selected(lead.pipeline_id)):
+                continue
+            if not _statuses_known(raw, lead, self.catalog):
+                self.count(events_held_unknown_status=1)
                 continue
             event = deal_event(raw, lead, self.catalog, people.get(lead.main_contact_id or 0),
                                backfill=self.options.mode == "backfill")
@@ -409,8 +536,18 @@ class _Run:
         now = int(self.clock.now())
         with self.state.transaction():
             self.state.mark_events(destination.name, "pending", now, map(_event_row, plan.changes))
-        self.pipeline.submit(lambda: destination.push_events(plan.changes),
+        self.pipeline.submit(lambda: self._send_events(destination, plan.changes),
                              lambda outcomes: self._record_events(destination, outcomes))
+
+    def _send_events(self, destination: Destination, changes: list[Change]) -> list[Outcome]:
+        """On a worker: events stay `pending` (re-sent through the de-duplicating path next run)
+        when their destination fails."""
+        if self.aside.reason(destination.name) is None:
+            try:
+                return destination.push_events(changes)
+            except FatalError as exc:
+                self.aside.add(destination.name, str(exc))
+        return []
 
     def _resend_in_flight(self, destination: Destination) -> None:
         """Events whose outcome a crash left unknown go again, through the de-duplicating path."""
@@ -422,6 +559,9 @@ class _Run:
             self._record_events(destination, destination.push_events(changes, outcome_unknown=True))
 
     def _record_events(self, destination: Destination, outcomes: list[Outcome]) -> None:
+        reason = self.aside.reason(destination.name)
+        if reason:
+            self.set_aside(destination.name, reason)
         now = int(self.clock.now())
         sent = [o for o in outcomes if o.ok]
         refused = [o for o in outcomes if not o.ok and o.permanent]
@@ -458,6 +598,13 @@ class _Run:
         for key, amount in amounts.items():
             if amount:
                 self.result.counts[key] += amount
+
+
+def _statuses_known(raw: dict[str, Any], lead: Lead, catalog: Catalog) -> bool:
+    """An event waits when the catalog lacks both the status it moved to and the lead's current
+    one (a stale catalog); a status deleted since the event only loses its name."""
+    after = lead_status(raw.get("value_after")) or (lead.pipeline_id, lead.status_id)
+    return catalog.status(*after) is not None or catalog.status(lead.pipeline_id, lead.status_id) is not None
 
 
 def _event_row(change: Change, reason: str | None = None) -> tuple[str, int, str | None, str, Any, str | None]:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from kommo_sync.batching import chunks
 from kommo_sync.destinations.base import Destination, Feedback
-from kommo_sync.errors import RecordRejected, RetryLater
-from kommo_sync.kommo import contact_emails
+from kommo_sync.errors import OutcomeUnknown, RequestRefused
+from kommo_sync.kommo import contact_emails, kommo_refused_items
 from kommo_sync.notes import ACTIVITY, SUPPRESSING, PlannedNote, activity_text, notes_for, unsubscribe_text
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("kommo_sync.feedback")
 
 NOTE_BATCH = 50
+MAX_UNKNOWN_NOTE_BATCHES = 3     # then the rest waits for the next run (Kommo is flaky right now)
 READ_CHUNK = 500
 
 
@@ -47,15 +48,18 @@ class FeedbackStage:
     def read(self) -> None:
         if not self.enabled:
             return
-        for destination in self.run.engine.destinations:
-            since, until = self._window(destination)
-            chunk: list[Feedback] = []
-            for item in destination.read_feedback(since, until, self.config.feedback.activity):
-                chunk.append(item)
-                if len(chunk) >= READ_CHUNK:
-                    self._take(destination, chunk)
-                    chunk = []
-            self._take(destination, chunk)
+        for destination in self.run.active_destinations():
+            self.run.guarded(destination, lambda d=destination: self._read(d))
+
+    def _read(self, destination: Destination) -> None:
+        since, until = self._window(destination)
+        chunk: list[Feedback] = []
+        for item in destination.read_feedback(since, until, self.config.feedback.activity):
+            chunk.append(item)
+            if len(chunk) >= READ_CHUNK:
+                self._take(destination, chunk)
+                chunk = []
+        self._take(destination, chunk)
 
     def _window(self, destination: Destination) -> tuple[int, int]:
         """Backfill: its range. Run: since the cursor; a first run starts now, so connecting an
@@ -97,7 +101,10 @@ class FeedbackStage:
 
     def _news(self, destination: Destination, items: list[Feedback]) -> list[Feedback]:
         """Drop statuses we already knew: a member that was unsubscribed when we pushed it is
-        not news when our own update moves its last-changed time."""
+        not news when our own update moves its last-changed time; nor is an unsubscribe we
+        made ourselves (noted before the push, so a crash before recording it changes nothing)."""
+        own = self.state.own_optouts(destination.name, {i.email for i in items if i.kind == "unsubscribed"})
+        items = [i for i in items if not (i.kind == "unsubscribed" and i.email in own and own[i.email] <= i.at)]
         persons = {item.email: (self._match(item.email) or [0])[0] for item in items}
         pushed = self.state.pushed(destination.name, set(persons.values()))
         return [i for i in items if (pushed.get(persons[i.email]) or {}).get("status") != i.kind]
@@ -147,29 +154,44 @@ class FeedbackStage:
                 rows = [n for n in planned if n["entity"] == entity]
                 for batch in chunks(rows, NOTE_BATCH):
                     self._send(entity, batch)
-            if self.run.result.counts["notes_retry_later"]:
+            counts = self.run.result.counts
+            if counts["notes_retry_later"] or counts["notes_outcome_unknown"] >= MAX_UNKNOWN_NOTE_BATCHES:
                 break
         self._clear_consent()
 
     def _send(self, entity: str, rows: list[dict[str, Any]]) -> None:
-        keys = [row["key"] for row in rows]
+        """One batch of notes. Kommo refuses a batch as a whole: the notes its validation errors
+        name (by `request_id`) are rejected with its reason and the rest is sent again; a batch
+        whose outcome is unknown stays `sending` and is settled by reading the notes back."""
         now = int(self.run.clock.now())
         with self.state.transaction():
-            self.state.mark_notes(keys, "sending", now)
-        body = [{"entity_id": row["entity_id"], "note_type": "common", "params": {"text": row["text"]},
-                 "request_id": str(i), "is_need_to_trigger_digital_pipeline": False} for i, row in enumerate(rows)]
-        try:
-            self.kommo.add_notes(entity, body)
-        except RecordRejected as exc:
-            self._settle(keys, "rejected", exc.reason)
-            self.run.count(notes_rejected=len(keys))
+            self.state.mark_notes([row["key"] for row in rows], "sending", now)
+        while rows:
+            try:
+                self.kommo.add_notes(entity, [_note_body(i, row) for i, row in enumerate(rows)])
+            except OutcomeUnknown:
+                self.run.count(notes_outcome_unknown=1)
+                self._settle_unknown()
+                return
+            except RequestRefused as exc:
+                rows = self._drop_named(rows, exc)
+                continue
+            self._settle([row["key"] for row in rows], "written")
+            self.run.count(notes_written=len(rows))
             return
-        except RetryLater as exc:
-            self._settle(keys, "planned", str(exc))
-            self.run.count(notes_retry_later=len(keys))
-            return
-        self._settle(keys, "written")
-        self.run.count(notes_written=len(keys))
+
+    def _drop_named(self, rows: list[dict[str, Any]], exc: RequestRefused) -> list[dict[str, Any]]:
+        """Reject the notes Kommo named; a refusal naming none holds the batch for the next run."""
+        named = kommo_refused_items(exc.body)
+        bad = {int(rid): reason for rid, reason in named.items() if rid.isdigit() and int(rid) < len(rows)}
+        if not bad:
+            self._settle([row["key"] for row in rows], "planned", exc.reason)
+            self.run.count(notes_retry_later=len(rows))
+            return []
+        for index, reason in bad.items():
+            self._settle([rows[index]["key"]], "rejected", reason)
+        self.run.count(notes_rejected=len(bad))
+        return [row for i, row in enumerate(rows) if i not in bad]
 
     def _settle(self, keys: list[str], status: str, reason: str | None = None) -> None:
         with self.state.transaction():
@@ -195,15 +217,20 @@ class FeedbackStage:
             self.kommo.clear_checkbox(sorted(self.to_clear), field_id)
             self.run.count(consent_cleared=len(self.to_clear))
 
-    def advance_cursors(self) -> None:
-        """Move each feedback cursor to this run's start; the first one also marks where feedback
-        began, which the overlap never reaches below."""
+    def advance_cursors(self, destinations: list[Destination]) -> None:
+        """Move each feedback cursor (of the destinations that were not set aside) to this run's
+        start; the first one also marks where feedback began, which the overlap never reaches below."""
         if self.enabled and self.run.options.mode == "run":
-            for destination in self.run.engine.destinations:
+            for destination in destinations:
                 name = feedback_cursor(destination)
                 if self.state.cursor(name) is None:
                     self.state.set_cursor(name + ".start", self.run.started)
                 self.state.set_cursor(name, self.run.started)
+
+
+def _note_body(index: int, row: dict[str, Any]) -> dict[str, Any]:
+    return {"entity_id": row["entity_id"], "note_type": "common", "params": {"text": row["text"]},
+            "request_id": str(index), "is_need_to_trigger_digital_pipeline": False}
 
 
 def _note_row(note: PlannedNote) -> dict[str, Any]:

@@ -119,7 +119,7 @@ class KommoClient:
 
     def add_notes(self, entity: str, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Common notes in one batch request; returns Kommo's `_embedded.notes` (ids by request_id)."""
-        body = self.http.request("POST", f"/api/v4/{entity}/notes", json=notes).json()
+        body = self.http.request("POST", f"/api/v4/{entity}/notes", json=notes, repeatable=False).json()
         return embedded(body, "notes")
 
     def notes_of(self, entity: str, entity_ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:
@@ -135,6 +135,18 @@ class KommoClient:
             body = [{"id": cid, "custom_fields_values": [{"field_id": field_id, "values": [{"value": False}]}]}
                     for cid in chunk]
             self.http.request("PATCH", "/api/v4/contacts", json=body)
+
+
+def kommo_refused_items(body: Any) -> dict[str, str]:
+    """The items a Kommo 400 names (`validation-errors`: request_id → the first error's words)."""
+    items = (body or {}).get("validation-errors") if isinstance(body, dict) else None
+    named: dict[str, str] = {}
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and item.get("request_id") is not None:
+            errors = [e for e in item.get("errors") or [] if isinstance(e, dict)]
+            words = "; ".join(f"{e.get('path') or 'item'}: {e.get('detail') or e.get('code')}" for e in errors)
+            named[str(item["request_id"])] = words or "refused by Kommo"
+    return named
 
 
 def contact_emails(raw: dict[str, Any]) -> set[str]:

@@ -71,6 +71,7 @@ def result_to_json(result: RunResult) -> dict[str, Any]:
                         "action": c.action, **c.summary} for c in result.changes],
         "rejections": result.rejections, "warnings": result.warnings,
         "notes": result.notes, "not_in_kommo": result.unmatched,
+        "destinations": result.destinations,
     }
 
 
@@ -83,6 +84,10 @@ def render_result(console: Console, result: RunResult) -> None:
     console.print(f"[bold]{title}[/bold] {result.mode}, window {when(result.window[0])} → {when(result.window[1])}")
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
+    for name, info in result.destinations.items():
+        if info["status"] != "ok":
+            console.print(f"[red]{name} set aside for this run:[/red] {info['reason']} "
+                          "(its contacts stay queued for it; the other destinations went on)")
     if result.people:
         console.print(_people_table(result))
     if result.changes:
@@ -164,6 +169,9 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
     console.print(f"Contacts waiting in the queue: {status['queued']}")
     notes = status.get("last_run_notes") or {}
     console.print("Notes of the last run: " + (", ".join(f"{k} {v}" for k, v in sorted(notes.items())) or "none"))
+    for held in status.get("held_back", []):
+        console.print(f"Held back for {held['destination']}: {held['count']} contacts since {when(held['since'])} "
+                      "(transient: retried by every run)")
     if status["rejections"]:
         console.print(_rejections_table(status["rejections"]))
     else:

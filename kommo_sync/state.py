@@ -63,6 +63,11 @@ MIGRATIONS: list[str] = [
     """
     DROP INDEX IF EXISTS contacts_by_company;
     """,
+    # unsubscribes we push ourselves, noted before the push: read back after a crash they are not news
+    """
+    CREATE TABLE own_optouts (destination TEXT NOT NULL, email TEXT NOT NULL, at INTEGER NOT NULL,
+                              PRIMARY KEY (destination, email)) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -312,8 +317,13 @@ class State:
 
     def record_rejection(self, destination: str, person_id: int, kind: str, reason: str,
                          fingerprint: str, email: str | None, run_id: int | None, at: int) -> None:
-        self.db.execute("INSERT OR REPLACE INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (destination, person_id, kind, reason, fingerprint, email, run_id, at))
+        """Store a rejection; a transient one that repeats keeps the time it was first seen."""
+        self.db.execute(
+            "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(destination, person_id) DO UPDATE "
+            "SET kind = excluded.kind, reason = excluded.reason, fingerprint = excluded.fingerprint, "
+            "email = excluded.email, run_id = excluded.run_id, "
+            "at = CASE WHEN rejections.kind = excluded.kind THEN rejections.at ELSE excluded.at END",
+            (destination, person_id, kind, reason, fingerprint, email, run_id, at))
 
     def clear_rejections(self, destination: str, person_ids: Iterable[int]) -> None:
         self._execute_in("DELETE FROM rejections WHERE destination = ? AND person_id IN ({})",
@@ -333,6 +343,34 @@ class State:
 
     def rejection_counts(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT kind, COUNT(*) FROM rejections GROUP BY kind"))
+
+    def held_back(self) -> list[dict[str, Any]]:
+        """Transient rejections per destination: how many, since when (the oldest)."""
+        rows = self.db.execute("SELECT destination, COUNT(*), MIN(at) FROM rejections WHERE kind = 'transient' "
+                               "GROUP BY destination ORDER BY destination")
+        return [{"destination": d, "count": n, "since": at} for d, n, at in rows]
+
+    # our own unsubscribes ----------------------------------------------------------------
+    def note_own_optouts(self, destination: str, emails: Iterable[str], at: int) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO own_optouts VALUES (?, ?, ?)",
+                            [(destination, email.lower(), at) for email in emails])
+
+    def own_optouts(self, destination: str, emails: Iterable[str]) -> dict[str, int]:
+        """When we unsubscribed these addresses ourselves (lower-cased email → time)."""
+        return dict(self._select_in("SELECT email, at FROM own_optouts WHERE destination = ? AND email IN ({})",
+                                    [e.lower() for e in emails], prefix=(destination,)))
+
+    def requeue_leads_of_pipelines(self, pipeline_ids: Iterable[int]) -> int:
+        """Queue the contacts of every mirrored lead in these pipelines (their catalog changed)."""
+        position = LEAD_FIELDS.index("pipeline_id")
+        ids = list(pipeline_ids)
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        return self.db.execute(
+            f"INSERT OR IGNORE INTO dirty SELECT DISTINCT lc.contact_id, ? FROM lead_contacts lc "
+            f"JOIN leads l ON l.id = lc.lead_id WHERE json_extract(l.data, '$[{position}]') IN ({marks})",
+            (self._seq, *ids)).rowcount
 
     # per-destination memory (managed tags, created merge fields, remote ids) ----------------
     def meta(self, destination: str, key: str, default: Any = None) -> Any:
