@@ -487,13 +487,16 @@ class ImportJob:
     completed_at: float | None = None
     profile_ids: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    rushed: bool = False  # hurried by jobs_finish_at_once: started and due when created
 
     @property
     def started(self) -> float:
-        return self.created + JOB_STAGE_SECONDS
+        return self.created if self.rushed else self.created + JOB_STAGE_SECONDS
 
     @property
     def finishes(self) -> float:
+        if self.rushed:
+            return self.created
         return self.started + JOB_STAGE_SECONDS + JOB_SECONDS_PER_PROFILE * len(self.rows)
 
     def status(self, now: float) -> str:
@@ -588,6 +591,13 @@ class KlaviyoSandbox(App):
         self.limits: dict[str, RateLimit] = {}
         self.sequence = 0
         self.short_ids = random.Random(11)
+        # Test switches: paging `links.next` points back at the served page; bulk jobs never
+        # finish (imports stay queued/processing, subscribe/event jobs are never applied) or
+        # finish at once; sorting a subscriptions-filtered profile query is refused.
+        self.next_link_loop = False
+        self.jobs_never_finish = False
+        self.jobs_finish_at_once = False
+        self.refuse_sort_with_subscription_filter = False
         self._register_routes()
 
     # ------------------------------------------------------------ hooks for tests
@@ -741,6 +751,10 @@ class KlaviyoSandbox(App):
                                                f"Method \"{request.method}\" not allowed.")]).response()
         return not_found_error(f"No route for {request.method} {request.path}.").response()
 
+    def failure_response(self, status: int, body: Any) -> Response:
+        failure = self._failure(status, body)
+        return failure.response() if isinstance(failure, ApiError) else failure
+
     def _failure(self, status: int, body: dict[str, Any] | str | None) -> ApiError | Response:
         if body is None:
             return default_failure(status)
@@ -868,6 +882,8 @@ class KlaviyoSandbox(App):
         if more and chunk:
             token = base64.urlsafe_b64encode(json.dumps(list(chunk[-1][0])).encode()).decode()
             next_url = self._url(request, {"page[cursor]": token})
+        if self.next_link_loop:
+            next_url = self._url(request)
         return [record for _, record in chunk], {"self": self._url(request), "next": next_url, "prev": None}
 
     def _sort(self, request: Request, allowed: dict[str, Callable[[Any], str]],
@@ -1075,6 +1091,7 @@ class KlaviyoSandbox(App):
         return Response(200, body, JSONAPI)
 
     def _get_profiles(self, request: Request) -> Response:
+        self._refuse_sorted_subscription_filter(request)
         conditions = parse_filter(request.arg("filter"), PROFILE_FILTERS)
         sort_key, descending = self._sort(request, PROFILE_SORTS, "id")
         candidates = self._indexed_candidates(conditions)
@@ -1083,6 +1100,12 @@ class KlaviyoSandbox(App):
         subscriptions, fields = self._wants_subscriptions(request), self._profile_fields(request)
         data = [self._profile_resource(request, p, subscriptions, fields) for p in page]
         return Response(200, {"data": data, "links": links}, JSONAPI)
+
+    def _refuse_sorted_subscription_filter(self, request: Request) -> None:
+        """The refuse_sort_with_subscription_filter switch: a 400 seen from the real API."""
+        if self.refuse_sort_with_subscription_filter and "sort" in request.query \
+                and "subscriptions" in (request.arg("filter") or ""):
+            raise invalid("You may not filter on subscriptions and sort at the same time.", parameter="sort")
 
     def _indexed_candidates(self, conditions: list[Condition]) -> Iterable[Profile]:
         """Profiles an id or identifier condition narrows the search to; all profiles otherwise."""
@@ -1139,6 +1162,10 @@ class KlaviyoSandbox(App):
 
     def _finish_due_jobs(self) -> None:
         """Complete every job whose processing time has passed on the injected clock."""
+        if self.jobs_never_finish:
+            return
+        for job in self.pending_jobs:
+            job.rushed = job.rushed or self.jobs_finish_at_once
         now = self.clock.now()
         due = sorted((job for job in self.pending_jobs if job.finishes <= now), key=lambda job: job.finishes)
         for job in due:
@@ -1468,6 +1495,8 @@ class KlaviyoSandbox(App):
         for entry in entries:  # a profile conflict refuses the whole request before anything is stored
             profile_data = entry["attributes"]["profile"]["data"]
             self._resolve(profile_data.get("id"), profile_data.get("attributes") or {})
+        if self.jobs_never_finish:
+            return Response(202, None, JSONAPI)
         for entry in entries:
             profile_data = entry["attributes"]["profile"]["data"]
             profile = self._event_profile(profile_data.get("id"), dict(profile_data.get("attributes") or {}),
@@ -1610,6 +1639,8 @@ class KlaviyoSandbox(App):
                   for error in self._subscribe_row_errors(index, row, historical)]
         if errors:
             raise ApiError(400, errors)
+        if self.jobs_never_finish:
+            return Response(202, None, JSONAPI)
         for row in rows:
             self._subscribe_row(row, historical, klaviyo_list, attributes.get("custom_source"))
         return Response(202, None, JSONAPI)
@@ -1670,6 +1701,8 @@ class KlaviyoSandbox(App):
         errors = [error for index, row in enumerate(rows) for error in self._unsubscribe_row_errors(index, row)]
         if errors:
             raise ApiError(400, errors)
+        if self.jobs_never_finish:
+            return Response(202, None, JSONAPI)
         now = self.clock.now()
         for row in rows:
             profile = self._consent_profile(row)

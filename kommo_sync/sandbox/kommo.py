@@ -219,6 +219,8 @@ class KommoSandbox(App):
         self.block_after = block_after
         self.blocked = False
         self.consecutive_429 = 0
+        self.ignore_page = False  # a test switch: every list serves page 1 (a paging loop)
+        self.pipelines_answer: str | None = None  # a test switch: "empty" (200, none) or "no_content"
         self._failures: deque[tuple[int, Any]] = deque()
         self._init_store()
         self._create_standard_fields()
@@ -586,7 +588,7 @@ class KommoSandbox(App):
             self.blocked = False
             self.consecutive_429 = 0
 
-    def _injected_failure(self, status: int, body: Any) -> Response:
+    def failure_response(self, status: int, body: Any) -> Response:
         if isinstance(body, str):
             return plain_text(status, body)
         if body is not None:
@@ -618,7 +620,7 @@ class KommoSandbox(App):
             if self.blocked:
                 return plain_text(403, "403 Forbidden")
             if self._failures:
-                return self._injected_failure(*self._failures.popleft())
+                return self.failure_response(*self._failures.popleft())
         if self.rate_window is not None and not self.rate_window.admit():
             return too_many_requests()
         if request.header("authorization") != f"Bearer {self.token}":
@@ -709,7 +711,8 @@ class KommoSandbox(App):
               render: Callable[[Any], dict[str, Any]], default: int = LIST_DEFAULT_LIMIT,
               maximum: int = LIST_MAX_LIMIT, oversize: int = LIST_DEFAULT_LIMIT) -> Response:
         page, limit = page_and_limit(request.query, default, maximum, oversize)
-        chunk = items[(page - 1) * limit: page * limit]
+        served = 1 if self.ignore_page else page
+        chunk = items[(served - 1) * limit: served * limit]
         if not chunk:
             return Response(204)
         links = page_links(self._base(request), request, page, limit)
@@ -900,7 +903,9 @@ class KommoSandbox(App):
         return body
 
     def _get_pipelines(self, request: Request) -> Response:
-        if not self.pipelines:
+        if self.pipelines_answer == "empty":
+            return hal({"_embedded": {"pipelines": []}})
+        if self.pipelines_answer == "no_content" or not self.pipelines:
             return Response(204)
         base = self._base(request)
         return hal({"_total_items": len(self.pipelines),

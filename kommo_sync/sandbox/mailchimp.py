@@ -247,11 +247,6 @@ def _page_args(request: Request) -> tuple[int, int]:
     return min(count, MAX_COUNT), offset
 
 
-def _page(items: list[Any], request: Request) -> list[Any]:
-    count, offset = _page_args(request)
-    return items[offset:offset + count]
-
-
 def _time_arg(request: Request, name: str) -> float | None:
     """An ISO 8601 query parameter as epoch seconds; an unparsable one is a 400."""
     text = request.arg(name)
@@ -343,6 +338,10 @@ class MailchimpSandbox(App):
         self.api_key = api_key
         self.max_connections = max_connections
         self.bodiless_throttle = False
+        # Test switches: collections ignore `offset`; /batches jobs never finish, or finish at once.
+        self.ignore_offset = False
+        self.batches_never_finish = False
+        self.jobs_finish_at_once = False
         self.in_flight = 0
         self.peak_in_flight = 0
         self.audiences: dict[str, Audience] = {}
@@ -564,6 +563,9 @@ class MailchimpSandbox(App):
             if not self._failures:
                 return None
             status, body = self._failures.popleft()
+        return self.failure_response(status, body)
+
+    def failure_response(self, status: int, body: Any) -> Response:
         if isinstance(body, dict):
             return Response(status, body, PROBLEM_CONTENT_TYPE)
         if isinstance(body, (str, bytes)):
@@ -605,6 +607,11 @@ class MailchimpSandbox(App):
 
     def _make_id(self, kind: str, number: int) -> str:
         return hashlib.md5(f"{kind}-{number}".encode()).hexdigest()[:10]
+
+    def _page(self, items: list[Any], request: Request) -> list[Any]:
+        count, offset = _page_args(request)
+        start = 0 if self.ignore_offset else offset
+        return items[start:start + count]
 
     # ----- lookups -----
 
@@ -930,7 +937,7 @@ class MailchimpSandbox(App):
 
     def _get_lists(self, request: Request) -> Response:
         audiences = list(self.audiences.values())
-        return Response(200, {"lists": [self._list_json(a) for a in _page(audiences, request)],
+        return Response(200, {"lists": [self._list_json(a) for a in self._page(audiences, request)],
                               "total_items": len(audiences)}, JSON_CONTENT_TYPE)
 
     def _get_list(self, request: Request) -> Response:
@@ -1000,7 +1007,7 @@ class MailchimpSandbox(App):
         audience = self._audience(request)
         members = self._sorted_members(request, self._filtered_members(audience, request))
         return Response(200, {"members": [self._member_json(audience, m)
-                                          for m in _page(members, request)],
+                                          for m in self._page(members, request)],
                               "list_id": audience.id, "total_items": len(members)},
                         JSON_CONTENT_TYPE)
 
@@ -1038,7 +1045,7 @@ class MailchimpSandbox(App):
     def _get_member_tags(self, request: Request) -> Response:
         audience = self._audience(request)
         tags = self._tag_list(audience, self._member_or_404(audience, request))
-        return Response(200, {"tags": _page(tags, request), "total_items": len(tags)},
+        return Response(200, {"tags": self._page(tags, request), "total_items": len(tags)},
                         JSON_CONTENT_TYPE)
 
     def _post_member_tags(self, request: Request) -> Response:
@@ -1147,7 +1154,7 @@ class MailchimpSandbox(App):
         fields = [f for f in audience.merge_fields.values()
                   if (kind is None or f["type"] == kind)
                   and (required is None or f["required"] == (required.lower() == "true"))]
-        return Response(200, {"merge_fields": _page(fields, request), "list_id": audience.id,
+        return Response(200, {"merge_fields": self._page(fields, request), "list_id": audience.id,
                               "total_items": len(fields)}, JSON_CONTENT_TYPE)
 
     def _post_merge_field(self, request: Request) -> Response:
@@ -1167,7 +1174,7 @@ class MailchimpSandbox(App):
                                                                  "unsubscribed")
                                            if _flag(request, f"include_{status}"))
         return Response(200, {"segments": [self._segment_json(audience, s, included)
-                                           for s in _page(segments, request)],
+                                           for s in self._page(segments, request)],
                               "list_id": audience.id, "total_items": len(segments)},
                         JSON_CONTENT_TYPE)
 
@@ -1249,7 +1256,7 @@ class MailchimpSandbox(App):
         prefix = (request.arg("name") or "").casefold()
         tags = [{"id": s.id, "name": s.name} for s in audience.segments.values()
                 if s.name.casefold().startswith(prefix)]
-        return Response(200, {"tags": _page(tags, request), "total_items": len(tags)},
+        return Response(200, {"tags": self._page(tags, request), "total_items": len(tags)},
                         JSON_CONTENT_TYPE)
 
     # ----- handlers: campaigns and reports -----
@@ -1275,7 +1282,7 @@ class MailchimpSandbox(App):
                 and (since is None or c.send_time > since)
                 and (before is None or c.send_time < before)]
         rows = [row for row in rows if wanted_status is None or row["status"] == wanted_status]
-        return Response(200, {"campaigns": _page(rows, request), "total_items": len(rows)},
+        return Response(200, {"campaigns": self._page(rows, request), "total_items": len(rows)},
                         JSON_CONTENT_TYPE)
 
     def _get_email_activity(self, request: Request) -> Response:
@@ -1286,7 +1293,7 @@ class MailchimpSandbox(App):
         since = _time_arg(request, "since")
         emails = [self._activity_json(campaign, email, events, since)
                   for email, events in campaign.activity.items()]
-        return Response(200, {"emails": _page(emails, request), "campaign_id": campaign.id,
+        return Response(200, {"emails": self._page(emails, request), "campaign_id": campaign.id,
                               "total_items": len(emails)}, JSON_CONTENT_TYPE)
 
     @staticmethod
@@ -1352,7 +1359,7 @@ class MailchimpSandbox(App):
     def _get_batches(self, request: Request) -> Response:
         batches = list(self.batches.values())
         return Response(200, {"batches": [self._batch_json(b, request)
-                                          for b in _page(batches, request)],
+                                          for b in self._page(batches, request)],
                               "total_items": len(batches)}, JSON_CONTENT_TYPE)
 
     def _delete_batch(self, request: Request) -> Response:
@@ -1365,9 +1372,19 @@ class MailchimpSandbox(App):
 
     def _settle_batches(self) -> None:
         """Run every queued batch whose finish time has passed, in order (call under the lock)."""
+        if self.batches_never_finish:
+            return
         now = self.clock.now()
+        if self.jobs_finish_at_once:
+            self._hurry_batches(now)
         while self._batch_queue and self._batch_queue[0].finishes_at <= now:
             self._run_batch(self._batch_queue.popleft())
+
+    def _hurry_batches(self, now: float) -> None:
+        """Make every queued batch due now (the jobs_finish_at_once switch)."""
+        for batch in self._batch_queue:
+            batch.starts_at, batch.finishes_at = min(batch.starts_at, now), min(batch.finishes_at, now)
+        self._last_batch_finish = min(self._last_batch_finish, now)
 
     def _run_batch(self, batch: Batch) -> None:
         """Operations run (and are reported) in a shuffled order: the docs promise no order."""

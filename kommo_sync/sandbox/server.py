@@ -2,21 +2,31 @@
 
 A sandbox is an `App` (routes + in-memory vendor state) served by `SandboxServer` on a local
 port in a background thread. Latency, rate windows and job progress read the injected Clock,
-so tests run in simulated time and benchmarks in real time.
+so tests run in simulated time and benchmarks in real time. Every App also carries a
+`FaultSwitch` (faults.py) that dispatch consults before anything else.
 """
 from __future__ import annotations
 
 import json
 import random
 import re
+import socket
+import sys
 import threading
+import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from kommo_sync.clock import Clock
+from kommo_sync.sandbox.faults import EARLY_KINDS, Fault, FaultSwitch
+
+# How _Handler puts a Response on the wire: whole, closed unanswered, or half the body then closed.
+WHOLE, DROP, HALF_BODY = "whole", "drop", "half_body"
+FAULT_PAGE = (b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
+              b"<h1>Checking your browser before accessing the site.</h1></body></html>")
 
 
 @dataclass
@@ -46,6 +56,7 @@ class Response:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
+    wire: str = WHOLE
 
     def encode(self) -> bytes:
         if self.raw is not None:
@@ -84,6 +95,7 @@ class App:
         self.log: list[LoggedRequest] = []
         self.lock = threading.RLock()
         self.latency: tuple[float, float] = (0.0, 0.0)
+        self.faults = FaultSwitch()
         self._random = random.Random(7)
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
@@ -95,13 +107,61 @@ class App:
         """Auth, rate limits and the like; a Response here short-circuits the handler."""
         return None
 
+    def failure_response(self, status: int, body: Any) -> Response:
+        """An injected error (fail_next, status faults); sandboxes send their vendor's bodies."""
+        if isinstance(body, str):
+            return Response(status, content_type="text/html", raw=body.encode("utf-8"))
+        return Response(status, body if body is not None else {"status": status})
+
     def dispatch(self, request: Request) -> Response:
-        self._simulate_latency()
-        early = self.before(request)
-        response = early if early is not None else self._route(request)
+        """Faults first, then latency, `before` and the route; every request is logged."""
+        fault = self.faults.pick(request)
+        response = self._handle(request) if fault is None else self._faulted(fault, request)
         with self.lock:
             self.log.append(LoggedRequest(request.method, request.path, request.query,
                                           response.status, request.headers, request.body))
+        return response
+
+    def _handle(self, request: Request) -> Response:
+        self._simulate_latency()
+        early = self.before(request)
+        return early if early is not None else self._route(request)
+
+    def _faulted(self, fault: Fault, request: Request) -> Response:
+        """The response `fault` makes of `request`; DROP ones are logged with status 0."""
+        if fault.kind in EARLY_KINDS:
+            return self._early_fault(fault)
+        if fault.kind == "delay":
+            time.sleep(fault.delay)  # real seconds: the client's timeout is real too
+        return self._late_fault(fault, self._handle(request))
+
+    def _early_fault(self, fault: Fault) -> Response:
+        if fault.kind == "status":
+            response = self.failure_response(fault.status, fault.body)
+            response.headers.update(fault.headers or {})
+            return response
+        if fault.kind == "kill_before":
+            self.faults.kill_victim()
+        return Response(0, wire=DROP)
+
+    def _late_fault(self, fault: Fault, response: Response) -> Response:
+        """The handler has run (the vendor acted); now spoil its answer."""
+        if fault.kind in ("reset_after", "kill_after"):
+            if fault.kind == "kill_after":
+                self.faults.kill_victim()
+            return Response(0, wire=DROP)
+        if fault.kind == "truncate":
+            return replace(response, wire=HALF_BODY)
+        if fault.kind == "html":
+            return Response(200, content_type="text/html", raw=FAULT_PAGE)
+        if fault.kind == "cut_json":
+            payload = response.encode()
+            json_type = response.content_type if "json" in response.content_type \
+                else "application/json"
+            return Response(response.status, content_type=json_type, headers=response.headers,
+                            raw=payload[:len(payload) // 2])
+        if fault.kind == "no_content":
+            return Response(204)
         return response
 
     def _route(self, request: Request) -> Response:
@@ -162,12 +222,10 @@ class _Handler(BaseHTTPRequestHandler):
     app: App
 
     def _serve(self) -> None:
-        url = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        request = Request(self.command, url.path, parse_qs(url.query, keep_blank_values=True),
-                          {k.lower(): v for k, v in self.headers.items()}, body)
-        response = self.app.dispatch(request)
+        response = self.app.dispatch(self._read_request())
+        if response.wire == DROP:
+            self._drop()
+            return
         payload = response.encode()
         self.send_response(response.status)
         if payload or response.status != 204:
@@ -176,13 +234,40 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        if payload:
+        if response.wire == HALF_BODY:
+            self.wfile.write(payload[:len(payload) // 2])
+            self._drop()
+        elif payload:
             self.wfile.write(payload)
+
+    def _read_request(self) -> Request:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        return Request(self.command, url.path, parse_qs(url.query, keep_blank_values=True),
+                       {k.lower(): v for k, v in self.headers.items()}, body)
+
+    def _drop(self) -> None:
+        """Close the connection now, so the client sees it end without (the rest of) a response."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that gave up (timeout faults) is normal here; other errors still print."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class SandboxServer:
@@ -191,8 +276,7 @@ class SandboxServer:
     def __init__(self, app: App, port: int = 0):
         handler = type("BoundHandler", (_Handler,), {"app": app})
         self.app = app
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _Server(("127.0.0.1", port), handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
                                        daemon=True)
 
