@@ -27,7 +27,7 @@ def build_destinations(config: Config, clock: Clock) -> list[Destination]:
 
 def build_engine(config: Config, clock: Clock | None = None, progress: Progress | None = None) -> Engine:
     clock = clock or Clock()
-    kommo = KommoClient(kommo_http(config.kommo, clock))
+    kommo = KommoClient(kommo_http(config.kommo, clock, config.network.timeout_seconds))
     return Engine(config, kommo, build_destinations(config, clock), clock, progress)
 
 

@@ -31,16 +31,17 @@ class JobTimer:
     MARGIN = 1.0          # vendor times are whole seconds
     SAMPLES = 20
 
-    def __init__(self) -> None:
+    def __init__(self, first: float = FIRST) -> None:
+        self.first = first
         self.samples: deque[tuple[int, float]] = deque(maxlen=self.SAMPLES)
         self.lock = threading.Lock()
 
     def delays(self, items: int) -> Iterator[float]:
         """Seconds to sleep before each poll of a job of `items` items."""
         estimate = self.estimate(items)
-        delay = self.FIRST if estimate is None else min(max(estimate + self.MARGIN, 1.0), self.LONGEST)
+        delay = self.first if estimate is None else min(max(estimate + self.MARGIN, 1.0), self.LONGEST)
         yield delay
-        delay = self.FIRST if estimate is None else max(1.0, delay / 4)
+        delay = self.first if estimate is None else max(1.0, delay / 4)
         while True:
             delay = min(delay * 1.5, self.LONGEST)
             yield delay

@@ -69,6 +69,14 @@ class FeedbackConfig:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    """How long one HTTP request may take, and when a vendor's bulk job is first polled."""
+
+    timeout_seconds: float = 60.0
+    first_poll_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     kommo: KommoConfig
     state: Path
@@ -76,6 +84,7 @@ class Config:
     mailchimp: MailchimpConfig | None = None
     klaviyo: KlaviyoConfig | None = None
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -100,7 +109,7 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> C
 def parse_config(raw: Any, environ: Mapping[str, str], base_dir: Path = Path(".")) -> Config:
     """Validate the parsed YAML tree into a Config."""
     root = _Section(raw, "", environ)
-    root.only("kommo", "tags", "state", "mailchimp", "klaviyo", "feedback")
+    root.only("kommo", "tags", "state", "mailchimp", "klaviyo", "feedback", "network")
     destinations = {"mailchimp": root.has("mailchimp"), "klaviyo": root.has("klaviyo")}
     config = Config(
         kommo=_kommo(root.section("kommo")),
@@ -109,8 +118,15 @@ def parse_config(raw: Any, environ: Mapping[str, str], base_dir: Path = Path("."
         mailchimp=_mailchimp(root.section("mailchimp")) if destinations["mailchimp"] else None,
         klaviyo=_klaviyo(root.section("klaviyo")) if destinations["klaviyo"] else None,
         feedback=_feedback(root.section("feedback", required=False)),
+        network=_network(root.section("network", required=False)),
     )
     return config
+
+
+def _network(s: "_Section") -> NetworkConfig:
+    s.only("timeout_seconds", "first_poll_seconds")
+    return NetworkConfig(timeout_seconds=s.number("timeout_seconds", 60, low=0.05, high=600),
+                         first_poll_seconds=s.number("first_poll_seconds", 5, low=0.01, high=60))
 
 
 def _kommo(s: "_Section") -> KommoConfig:

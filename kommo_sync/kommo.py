@@ -31,9 +31,9 @@ def kommo_retry_after(response: requests.Response) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def kommo_http(config: KommoConfig, clock: Clock) -> HttpClient:
+def kommo_http(config: KommoConfig, clock: Clock, timeout: float = 60.0) -> HttpClient:
     return HttpClient(
-        base_url=config.base_url, vendor="Kommo", clock=clock,
+        base_url=config.base_url, vendor="Kommo", clock=clock, timeout=timeout,
         headers={"Authorization": f"Bearer {config.token}", "Accept": "application/json"},
         rate_per_second=config.requests_per_second, max_connections=1,   # one in flight, as Kommo advises
         retry_after_from_body=kommo_retry_after,
