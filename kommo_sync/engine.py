@@ -144,6 +144,7 @@ class _Run:
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
         self.watermark = -1
         self.aside = SetAside()
+        self.held_unknown: set[int] = set()
         self.companies_seen: set[int] = set()
         self.companies_missing: set[int] = set()
 
@@ -165,6 +166,9 @@ class _Run:
             status = "done" if not self.result.rejected else "done_with_rejections"
             if self.aside.reasons:
                 status = "destination_failed"
+            if self.held_unknown:
+                self.result.warnings.append(f"{len(self.held_unknown)} contacts wait for a pipeline or status "
+                                            "missing from Kommo's catalog; they are planned once it is there")
         finally:
             self._report_destinations()
             self.pipeline.abandon()
@@ -371,10 +375,9 @@ class _Run:
         never guessed. They are planned once the catalog holds it."""
         unknown = {cid for cid, leads in self.state.leads_of(batch).items()
                    if any(self.catalog.status(lead.pipeline_id, lead.status_id) is None for lead in leads)}
-        if unknown:
-            self.count(held_unknown_status=len(unknown))
-            self.result.warnings.append(f"{len(unknown)} contacts wait for a pipeline or status missing "
-                                        "from Kommo's catalog; they are planned once it is there")
+        if unknown - self.held_unknown:
+            self.count(held_unknown_status=len(unknown - self.held_unknown))
+            self.held_unknown |= unknown
         return [cid for cid in batch if cid not in unknown]
 
     def _note_own_optouts(self, work: list[tuple[Destination, list[Change]]]) -> None:
