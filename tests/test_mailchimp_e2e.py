@@ -2,7 +2,9 @@
 import pytest
 import requests
 
-from kommo_sync.destinations.mailchimp import subscriber_hash
+from kommo_sync.config import DEFAULT_TAGS, MailchimpConfig
+from kommo_sync.destinations.mailchimp import plan_person, subscriber_hash
+from kommo_sync.model import Person, Stage
 from kommo_sync.engine import _Run
 from tests.conftest import assert_no_secret
 
@@ -100,6 +102,19 @@ def test_consent_withdrawn_unsubscribes(world, sales):
     world.kommo.update_contact(ada, consent=False)
     world.run()
     assert world.mailchimp.member(world.list_id, "ada@analytical.io")["status"] == "unsubscribed"
+
+
+def test_only_the_consent_withdrawn_change_is_marked_as_opting_out():
+    config = MailchimpConfig(api_key="k-us1", list_id="l1", base_url="http://mc/3.0")
+    ada = Person(1, "ada@analytical.io", "Ada", "", None, None, None, True, Stage.NEW)
+    created = plan_person(ada, None, False, config, dict(DEFAULT_TAGS))
+    withdrawn = plan_person(Person(1, "ada@analytical.io", "Ada", "", None, None, None, False, Stage.NEW),
+                            created.record, False, config, dict(DEFAULT_TAGS))
+    renamed = plan_person(Person(1, "ada@analytical.io", "Augusta", "", None, None, None, True, Stage.NEW),
+                          created.record, False, config, dict(DEFAULT_TAGS))
+    assert (created.action, created.opts_out) == ("create", False)
+    assert (withdrawn.action, withdrawn.opts_out) == ("unsubscribe", True)
+    assert (renamed.action, renamed.opts_out) == ("update", False)
 
 
 def test_an_already_unsubscribed_member_is_not_resubscribed_but_gets_fields_and_tag(world, sales):

@@ -27,6 +27,7 @@ from kommo_sync.config import MailchimpConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
                                           Skip, fingerprint)
 from kommo_sync.errors import RecordRejected, RetryLater
+from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
 
@@ -132,7 +133,8 @@ def _change(person: Person, action: str, digest: str, desired: dict[str, Any], b
     record = {**desired, "hash": own_hash, "fingerprint": digest}
     payload = {"hash": own_hash if member_hash is None else member_hash, "body": body,
                "tag": desired["tag"] if tag_change else None, "remove": [old_tag] if old_tag and tag_change else None}
-    return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload)
+    return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload,
+                  opts_out=action == "unsubscribe")
 
 
 # client ----------------------------------------------------------------------------------------
@@ -182,28 +184,26 @@ def _reject_movers(move: _TagMove, failure: _Result, results: dict[int, _Result]
             results[change.person_id] = failure
 
 
-def _rejected(exc: RecordRejected | RetryLater) -> _Result:
-    """A refused request → rejection, classified like bulk results (the signup throttle is transient)."""
+def _verdict(status: int, reason: str, attributed: bool) -> _Result:
+    """A failed answer → a rejection, by the one table (failures.RULES): permanent only when
+    Mailchimp named the record (`attributed`) and said it is bad."""
+    verdict = classify(NAME, status, reason, attributed=attributed)
+    return _Result(False, verdict.permanent, reason or f"HTTP {status}")
+
+
+def _failed(exc: RecordRejected | RetryLater, attributed: bool = False) -> _Result:
+    """A refused or failed request → the rejection of every record it held; `attributed` when
+    the request was about exactly one member (a PUT, PATCH or tags call)."""
     if isinstance(exc, RecordRejected):
-        return classify(exc.status or 400, "", exc.reason) if exc.permanent else _Result(False, False, exc.reason)
+        return _verdict(exc.status or 400, exc.reason, attributed)
     return _Result(False, False, str(exc))
 
 
-def _is_signup_throttle(detail: str) -> bool:
-    """Mailchimp's per-address anti-abuse throttle: retry on a later run, not a data problem."""
-    lowered = detail.lower()
-    return "signed up to a lot of lists" in lowered or ("recent" in lowered and "signup" in lowered)
-
-
-def classify(status: int, title: str, detail: str) -> _Result:
-    """A member operation's HTTP result → done, permanent or transient rejection."""
+def _answer(status: int, title: str, detail: str, attributed: bool = True) -> _Result:
+    """A member operation's HTTP result (an archive item, named by its operation id)."""
     if status < 300:
         return _Result(True)
-    reason = f"{title}: {detail}".strip(": ") if detail and detail != title else title
-    if _is_signup_throttle(detail):
-        return _Result(False, False, reason)
-    permanent = 400 <= status < 500 and status != 429
-    return _Result(False, permanent, reason or f"HTTP {status}")
+    return _verdict(status, f"{title}: {detail}".strip(": ") if detail and detail != title else title, attributed)
 
 
 class MailchimpDestination(Destination):
@@ -327,7 +327,7 @@ class MailchimpDestination(Destination):
                 self._tag_one(subscriber_hash(change.email or ""), payload["tag"])
             return _Result(True, status=status)
         except (RecordRejected, RetryLater) as exc:
-            return _rejected(exc)
+            return _failed(exc, attributed=True)
 
     def _tag_one(self, member_hash: str, tag: str) -> None:
         tags = [{"name": name, "status": "active" if name == tag else "inactive"} for name in self.managed]
@@ -365,7 +365,7 @@ class MailchimpDestination(Destination):
         try:
             body = self.http.request("POST", self.list_path, json={"members": members, "update_existing": False}).json()
         except (RecordRejected, RetryLater) as exc:
-            return {c.person_id: _rejected(exc) for c in chunk}, []
+            return {c.person_id: _failed(exc) for c in chunk}, []
         errors = {str(e.get("email_address", "")).lower(): e for e in body.get("errors") or []}
         results: dict[int, _Result] = {}
         existing: list[Change] = []
@@ -376,7 +376,7 @@ class MailchimpDestination(Destination):
             elif any(marker in f"{error.get('error_code')} {error.get('error')}" for marker in ALREADY_MEMBER):
                 existing.append(change)
             else:
-                results[change.person_id] = classify(400, "", str(error.get("error") or error.get("error_code")))
+                results[change.person_id] = _verdict(400, str(error.get("error") or error.get("error_code")), True)
         return results, existing
 
     def _batch_operations(self, changes: list[Change]) -> dict[int, _Result]:
@@ -394,7 +394,7 @@ class MailchimpDestination(Destination):
         try:
             items = self._run_batch(operations)
         except (RecordRejected, RetryLater) as exc:
-            return {**results, **{c.person_id: _rejected(exc) for c in changes}}
+            return {**results, **{c.person_id: _failed(exc) for c in changes}}
         missing = _Result(False, False, "no result in the batch archive")
         results.update({c.person_id: _batch_item_result(items[str(c.person_id)]) if str(c.person_id) in items
                         else missing for c in members})
@@ -462,7 +462,7 @@ class MailchimpDestination(Destination):
             try:
                 segment_id = self._segment_id(name, create=bool(add))
             except (RecordRejected, RetryLater) as exc:
-                results.update({c.person_id: _rejected(exc) for c in add + remove})
+                results.update({c.person_id: _failed(exc) for c in add + remove})
                 continue
             if segment_id is not None:
                 moves += [_TagMove(name, segment_id, start, add[start:start + SEGMENT_SIZE],
@@ -476,7 +476,7 @@ class MailchimpDestination(Destination):
         except RecordRejected as exc:
             self._tag_move_failed(move, exc.status or 400, ("", exc.reason), results)
         except RetryLater as exc:
-            _reject_movers(move, _rejected(exc), results)
+            _reject_movers(move, _failed(exc), results)
 
     def _tag_move_failed(self, move: _TagMove, status: int, problem: tuple[str, str],
                          results: dict[int, _Result]) -> None:
@@ -487,7 +487,7 @@ class MailchimpDestination(Destination):
                 self.segments.pop(move.name, None)
             failure = _Result(False, False, f"tag '{move.name}' was deleted in Mailchimp; it is made again on the next run")
         else:
-            failure = classify(status, *problem)
+            failure = _answer(status, *problem, attributed=False)   # a tag move names no one record
         _reject_movers(move, failure, results)
 
     def _segment_id(self, name: str, create: bool) -> int | None:
@@ -601,7 +601,7 @@ def _batch_item_result(item: dict[str, Any]) -> _Result:
     status = int(item.get("status_code") or 0)
     if status == 404:
         return _Result(True, status="absent")
-    result = classify(status, *_problem(item))
+    result = _answer(status, *_problem(item))
     if result.ok:
         result.status = _item_body(item).get("status")
     return result
