@@ -18,15 +18,17 @@ import logging
 import tarfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
+
+import requests
 
 from kommo_sync.batching import JobTimer, chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import MailchimpConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
                                           Skip, fingerprint)
-from kommo_sync.errors import RecordRejected, RetryLater
+from kommo_sync.errors import FatalError, RecordRejected, RequestRefused, RetryLater
 from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
@@ -39,6 +41,7 @@ BATCH_SUBSCRIBE_SIZE = 500
 SEGMENT_SIZE = 500
 DIRECT_TAG_CALLS = 3   # a /batches job costs a POST, a poll and the archive: fewer tag calls go direct
 TEXT_LIMIT = 255
+TOO_LARGE = 413
 ALREADY_MEMBER = ("ERROR_CONTACT_EXISTS", "already a list member")
 
 
@@ -177,6 +180,23 @@ class _TagMove:
                 "operation_id": self.operation_id, "body": json.dumps(self.body())}
 
 
+@dataclass
+class _Answers:
+    """What became of each operation of a /batches push: its archive item, or the failure of
+    the whole request that held it."""
+
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failed: dict[str, _Result] = field(default_factory=dict)
+
+    def of(self, operation_id: str) -> dict[str, Any] | _Result:
+        if operation_id in self.failed:
+            return self.failed[operation_id]
+        return self.items.get(operation_id) or _Result(False, False, "no result in the batch archive")
+
+    def merged(self, other: "_Answers") -> "_Answers":
+        return _Answers({**self.items, **other.items}, {**self.failed, **other.failed})
+
+
 def _reject_movers(move: _TagMove, failure: _Result, results: dict[int, _Result]) -> None:
     """A refused tag move rejects its people, unless their member operation already failed."""
     for change in move.add + move.remove:
@@ -237,10 +257,24 @@ class MailchimpDestination(Destination):
         self.segments = dict(memory.get("segments", {}))
         self.audience_was_empty = False if memory.get("members_pushed") else None
 
+    def _audience_call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A request on the audience itself or one of its collections: a 404 there can only mean
+        the audience does not exist, which no record can fix (fatal: Mailchimp is set aside)."""
+        try:
+            return self.http.request(method, path, **kwargs)
+        except RequestRefused as exc:
+            if exc.status == 404:
+                raise FatalError(f"Mailchimp has no audience {self.config.list_id} (HTTP 404 on {method} {path}); "
+                                 "check mailchimp.list_id") from None
+            raise
+
+    def _audience_json(self, path: str, params: dict[str, Any]) -> Any:
+        return self._audience_call("GET", path, params=params, need_body=True).json()
+
     def _total_contacts(self) -> int | None:
         """Everyone in the audience, whatever their status (None when Mailchimp does not say)."""
-        body = self.http.get_json(self.list_path, params={"include_total_contacts": "true",
-                                                          "fields": "stats.total_contacts"}) or {}
+        body = self._audience_json(self.list_path, {"include_total_contacts": "true",
+                                                    "fields": "stats.total_contacts"}) or {}
         total = (body.get("stats") or {}).get("total_contacts")
         return int(total) if total is not None else None
 
@@ -248,7 +282,7 @@ class MailchimpDestination(Destination):
         wanted = {"FNAME", "LNAME", *self.config.merge_fields}
         if wanted <= set(memory.get("merge_fields", [])):
             return
-        body = self.http.get_json(f"{self.list_path}/merge-fields", params={"count": 1000}) or {}
+        body = self._audience_json(f"{self.list_path}/merge-fields", {"count": 1000}) or {}
         existing = {f["tag"] for f in body.get("merge_fields", [])}
         for tag in sorted(wanted - existing):
             if dry_run:
@@ -361,11 +395,29 @@ class MailchimpDestination(Destination):
         return results, existing
 
     def _subscribe_chunk(self, chunk: list[Change]) -> tuple[dict[int, _Result], list[Change]]:
+        """One batch subscribe call; too large (413) → sent again in halves; refused or failed
+        whole (no member named) → transient for everyone it held."""
         members = [{**c.payload["body"], "tags": [c.payload["tag"]]} for c in chunk]
         try:
-            body = self.http.request("POST", self.list_path, json={"members": members, "update_existing": False}).json()
-        except (RecordRejected, RetryLater) as exc:
+            body = self._audience_call("POST", self.list_path,
+                                       json={"members": members, "update_existing": False}).json()
+        except RequestRefused as exc:
+            if exc.status == TOO_LARGE and len(chunk) > 1:
+                return self._subscribe_halves(chunk)
             return {c.person_id: _failed(exc) for c in chunk}, []
+        except RetryLater as exc:
+            return {c.person_id: _failed(exc) for c in chunk}, []
+        return self._subscribe_answer(chunk, body)
+
+    def _subscribe_halves(self, chunk: list[Change]) -> tuple[dict[int, _Result], list[Change]]:
+        middle = len(chunk) // 2
+        (first, first_existing), (second, second_existing) = map(self._subscribe_chunk,
+                                                                 (chunk[:middle], chunk[middle:]))
+        return {**first, **second}, first_existing + second_existing
+
+    @staticmethod
+    def _subscribe_answer(chunk: list[Change], body: dict[str, Any]) -> tuple[dict[int, _Result], list[Change]]:
+        """Member errors name their address: those are the only per-record failures."""
         errors = {str(e.get("email_address", "")).lower(): e for e in body.get("errors") or []}
         results: dict[int, _Result] = {}
         existing: list[Change] = []
@@ -391,20 +443,31 @@ class MailchimpDestination(Destination):
                 self._segment_call(move, results)
             return results
         operations = [self._operation(c) for c in members] + [move.operation(self.list_path) for move in moves]
-        try:
-            items = self._run_batch(operations)
-        except (RecordRejected, RetryLater) as exc:
-            return {**results, **{c.person_id: _failed(exc) for c in changes}}
-        missing = _Result(False, False, "no result in the batch archive")
-        results.update({c.person_id: _batch_item_result(items[str(c.person_id)]) if str(c.person_id) in items
-                        else missing for c in members})
+        answers = self._send_batch(operations)
+        for change in members:
+            answer = answers.of(str(change.person_id))
+            results[change.person_id] = answer if isinstance(answer, _Result) else _batch_item_result(answer)
         for move in moves:
-            item = items.get(move.operation_id)
-            if item is None:
-                _reject_movers(move, missing, results)
-            elif int(item.get("status_code") or 0) != 200:
-                self._tag_move_failed(move, int(item.get("status_code") or 0), _problem(item), results)
+            answer = answers.of(move.operation_id)
+            if isinstance(answer, _Result):
+                _reject_movers(move, answer, results)
+            elif int(answer.get("status_code") or 0) != 200:
+                self._tag_move_failed(move, int(answer.get("status_code") or 0), _problem(answer), results)
         return results
+
+    def _send_batch(self, operations: list[dict[str, Any]]) -> _Answers:
+        """One /batches job; too large (413) → sent again in halves; refused or failed whole →
+        transient for every operation it held."""
+        try:
+            return _Answers(self._run_batch(operations))
+        except RequestRefused as exc:
+            if exc.status == TOO_LARGE and len(operations) > 1:
+                middle = len(operations) // 2
+                return self._send_batch(operations[:middle]).merged(self._send_batch(operations[middle:]))
+            failure = _failed(exc)
+        except RetryLater as exc:
+            failure = _failed(exc)
+        return _Answers(failed={str(operation["operation_id"]): failure for operation in operations})
 
     def _operation(self, change: Change) -> dict[str, Any]:
         path = f"{self.list_path}/members/{change.payload['hash']}"
@@ -501,8 +564,8 @@ class MailchimpDestination(Destination):
             return self.segments[name]
         offset = 0
         while True:
-            body = self.http.get_json(f"{self.list_path}/segments",
-                                      params={"type": "static", "count": 1000, "offset": offset}) or {}
+            body = self._audience_json(f"{self.list_path}/segments",
+                                       {"type": "static", "count": 1000, "offset": offset}) or {}
             for segment in body.get("segments", []):
                 self.segments.setdefault(segment["name"], int(segment["id"]))
             offset += 1000
@@ -525,7 +588,7 @@ class MailchimpDestination(Destination):
     def _list_name(self) -> str:
         name = self.memory.get("list_name") if self.memory else None
         if not name:
-            name = (self.http.get_json(self.list_path, params={"fields": "name"}) or {}).get("name") or self.config.list_id
+            name = (self._audience_json(self.list_path, {"fields": "name"}) or {}).get("name") or self.config.list_id
             if self.memory is not None and not self.dry_run:
                 self.memory.set("list_name", name)
         return name
