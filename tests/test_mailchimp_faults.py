@@ -125,3 +125,97 @@ def test_a_wrong_list_id_in_the_config_ends_in_one_line_naming_it(world, sales):
     result = world.cli("run")
     assert result.exit_code == 4 and "Traceback" not in result.output
     assert "mailchimp.list_id" in result.output and "0000000000" in result.output
+
+
+# case 2: stage tags never silently missing --------------------------------------------------------
+SEGMENTS = r"^/3\.0/lists/[^/]+/segments$"
+
+
+def _twenty_won_and_renamed(world, sales):
+    """40 people In Progress; then 20 of them win (tag Customer, made in this run) and are renamed."""
+    contacts = people(world, 40)
+    deals = [world.kommo.add_lead(f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[c])
+             for i, c in enumerate(contacts)]
+    world.run()
+    world.clock.advance(600)
+    for deal, contact in zip(deals[:20], contacts[:20]):
+        world.kommo.move_lead(deal, 142)
+        world.kommo.update_contact(contact, first_name="Won")
+
+
+def _customers(world, names=("Customer",)):
+    return {name: segment_id for name, segment_id in _segments(world).items() if name in names}
+
+
+def _segments(world):
+    with world.mailchimp.lock:
+        audience = world.mailchimp.audiences[world.list_id]
+        return {segment.name: segment.id for segment in audience.segments.values()}
+
+
+def _all_right_and_settled(world):
+    assert tags(world, emails(20)) == {email: {"Customer"} for email in emails(20)}
+    assert world.mailchimp.member(world.list_id, "p0@firm.io")["merge_fields"]["FNAME"] == "Won"
+    world.clock.advance(600)
+    assert world.run().counts["mailchimp.done"] == 0                   # nothing left to repair
+
+
+@pytest.mark.xfail(strict=True, reason="an 'already exists' answer is not read back; the member op's success "
+                                       "overwrites the failed tag move")
+def test_a_tag_made_meanwhile_by_batch_subscribe_is_read_back_and_used(world, sales):
+    world.with_mailchimp()
+    _twenty_won_and_renamed(world, sales)
+    # Our read of the tags went out before batch subscribe (of a new customer) made "Customer".
+    world.mailchimp.faults.add(Fault(method="GET", path=SEGMENTS, status=200,
+                                     body={"segments": [], "total_items": 0}))
+    world.mailchimp.add_tag(world.list_id, "Customer")
+    assert world.run().rejected == 0
+    _all_right_and_settled(world)
+
+
+@pytest.mark.xfail(strict=True, reason="POST segments is resent blindly; its 'already exists' loses the tag")
+def test_a_tag_created_with_its_answer_lost_is_read_back_and_not_made_twice(world, sales):
+    world.with_mailchimp()
+    _twenty_won_and_renamed(world, sales)
+    world.mailchimp.faults.add(Fault(method="POST", path=SEGMENTS, kind="reset_after"))
+    assert world.run().rejected == 0
+    assert len(world.mailchimp.requests("POST", f"/3.0/lists/{world.list_id}/segments")) == 1
+    _all_right_and_settled(world)
+
+
+@pytest.mark.xfail(strict=True, reason="a failing tag creation exhausts the retries and sets Mailchimp aside")
+def test_a_tag_that_cannot_be_made_holds_its_people_back_and_the_next_run_repairs_them(world, sales):
+    world.with_mailchimp()
+    _twenty_won_and_renamed(world, sales)
+    world.mailchimp.faults.add(Fault(method="POST", path=SEGMENTS, status=500, times=0))
+    result = world.run()
+    assert result.set_aside == []
+    assert rejection_kinds(result) == {email: "transient" for email in emails(20)}
+    assert all("Customer" in r["reason"] for r in result.rejections)
+    assert _customers(world) == {}
+    world.mailchimp.faults.clear()
+    world.clock.advance(600)
+    assert world.run().rejected == 0
+    assert len(_customers(world)) == 1
+    _all_right_and_settled(world)
+
+
+def test_a_tag_move_failing_in_the_batch_job_holds_its_people_back_until_repaired(world, sales, monkeypatch):
+    world.with_mailchimp()
+    _twenty_won_and_renamed(world, sales)
+    run_operation = world.mailchimp._run_operation
+
+    def tag_moves_fail(operation):
+        if operation.get("operation_id", "").startswith("tag:"):
+            return [{"status_code": 500, "operation_id": operation["operation_id"],
+                     "response": json.dumps({"title": "Internal Server Error", "detail": "Try again."})}]
+        return run_operation(operation)
+
+    monkeypatch.setattr(world.mailchimp, "_run_operation", tag_moves_fail)
+    result = world.run()
+    assert rejection_kinds(result) == {email: "transient" for email in emails(20)}
+    monkeypatch.undo()
+    world.clock.advance(600)
+    assert world.run().rejected == 0
+    assert tags(world, emails(40)[20:]) == {email: {"In Progress"} for email in emails(40)[20:]}
+    _all_right_and_settled(world)
