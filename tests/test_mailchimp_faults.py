@@ -160,8 +160,6 @@ def _all_right_and_settled(world):
     assert world.run().counts["mailchimp.done"] == 0                   # nothing left to repair
 
 
-@pytest.mark.xfail(strict=True, reason="an 'already exists' answer is not read back; the member op's success "
-                                       "overwrites the failed tag move")
 def test_a_tag_made_meanwhile_by_batch_subscribe_is_read_back_and_used(world, sales):
     world.with_mailchimp()
     _twenty_won_and_renamed(world, sales)
@@ -173,7 +171,6 @@ def test_a_tag_made_meanwhile_by_batch_subscribe_is_read_back_and_used(world, sa
     _all_right_and_settled(world)
 
 
-@pytest.mark.xfail(strict=True, reason="POST segments is resent blindly; its 'already exists' loses the tag")
 def test_a_tag_created_with_its_answer_lost_is_read_back_and_not_made_twice(world, sales):
     world.with_mailchimp()
     _twenty_won_and_renamed(world, sales)
@@ -183,7 +180,6 @@ def test_a_tag_created_with_its_answer_lost_is_read_back_and_not_made_twice(worl
     _all_right_and_settled(world)
 
 
-@pytest.mark.xfail(strict=True, reason="a failing tag creation exhausts the retries and sets Mailchimp aside")
 def test_a_tag_that_cannot_be_made_holds_its_people_back_and_the_next_run_repairs_them(world, sales):
     world.with_mailchimp()
     _twenty_won_and_renamed(world, sales)

@@ -28,7 +28,7 @@ from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import MailchimpConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
                                           Skip, fingerprint)
-from kommo_sync.errors import FatalError, RecordRejected, RequestRefused, RetryLater
+from kommo_sync.errors import FatalError, OutcomeUnknown, RecordRejected, RequestRefused, RetryLater
 from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
@@ -197,11 +197,17 @@ class _Answers:
         return _Answers({**self.items, **other.items}, {**self.failed, **other.failed})
 
 
+def _settle(results: dict[int, _Result], person_id: int, result: _Result) -> None:
+    """One part of a person's push (member operation or tag move) is done: a failure stands
+    whatever part succeeds later, so a tag never counts as pushed when it did not land."""
+    if results.get(person_id, _Result(True)).ok:
+        results[person_id] = result
+
+
 def _reject_movers(move: _TagMove, failure: _Result, results: dict[int, _Result]) -> None:
-    """A refused tag move rejects its people, unless their member operation already failed."""
+    """A refused tag move rejects its people, unless another part of their push already failed."""
     for change in move.add + move.remove:
-        if results.get(change.person_id, _Result(True)).ok:
-            results[change.person_id] = failure
+        _settle(results, change.person_id, failure)
 
 
 def _verdict(status: int, reason: str, attributed: bool) -> _Result:
@@ -446,7 +452,7 @@ class MailchimpDestination(Destination):
         answers = self._send_batch(operations)
         for change in members:
             answer = answers.of(str(change.person_id))
-            results[change.person_id] = answer if isinstance(answer, _Result) else _batch_item_result(answer)
+            _settle(results, change.person_id, answer if isinstance(answer, _Result) else _batch_item_result(answer))
         for move in moves:
             answer = answers.of(move.operation_id)
             if isinstance(answer, _Result):
@@ -525,7 +531,8 @@ class MailchimpDestination(Destination):
             try:
                 segment_id = self._segment_id(name, create=bool(add))
             except (RecordRejected, RetryLater) as exc:
-                results.update({c.person_id: _failed(exc) for c in add + remove})
+                for change in add + remove:
+                    _settle(results, change.person_id, _failed(exc))
                 continue
             if segment_id is not None:
                 moves += [_TagMove(name, segment_id, start, add[start:start + SEGMENT_SIZE],
@@ -562,6 +569,13 @@ class MailchimpDestination(Destination):
     def _find_or_create_segment(self, name: str, create: bool) -> int | None:
         if name in self.segments:
             return self.segments[name]
+        self._read_segments()
+        if name not in self.segments and create:
+            self.segments[name] = self._create_segment(name)
+        return self.segments.get(name)
+
+    def _read_segments(self) -> None:
+        """The audience's tags by exact name, 1,000 a page."""
         offset = 0
         while True:
             body = self._audience_json(f"{self.list_path}/segments",
@@ -571,10 +585,25 @@ class MailchimpDestination(Destination):
             offset += 1000
             if offset >= int(body.get("total_items") or 0):
                 break
-        if name not in self.segments and create:
-            created = self.http.request("POST", f"{self.list_path}/segments", json={"name": name, "static_segment": []}).json()
-            self.segments[name] = int(created["id"])
-        return self.segments.get(name)
+
+    def _create_segment(self, name: str) -> int:
+        """A create is not safe to repeat: an unknown outcome, or "already exists" (batch subscribe
+        made the tag meanwhile), is settled by reading the tags back; when it is not there after
+        all, it is created once more, then left to the next run."""
+        for _ in range(2):
+            try:
+                return int(self.http.request("POST", f"{self.list_path}/segments", repeatable=False,
+                                             json={"name": name, "static_segment": []}).json()["id"])
+            except OutcomeUnknown:
+                pass
+            except RequestRefused as exc:
+                if not _already_exists(exc.reason):
+                    raise
+            self._read_segments()
+            if name in self.segments:
+                return self.segments[name]
+        raise RetryLater(f"tag '{name}': Mailchimp did not confirm making it and it is not among the "
+                         "audience's tags; made on the next run")
 
     # feedback ------------------------------------------------------------------------------------
     def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
@@ -668,6 +697,11 @@ def _batch_item_result(item: dict[str, Any]) -> _Result:
     if result.ok:
         result.status = _item_body(item).get("status")
     return result
+
+
+def _already_exists(reason: str) -> bool:
+    """Mailchimp's refusal to create a tag or merge field that exists already."""
+    return "already exists" in reason.lower()
 
 
 def _merge_field_body(tag: str, config: MailchimpConfig) -> dict[str, Any]:
