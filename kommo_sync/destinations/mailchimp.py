@@ -288,15 +288,33 @@ class MailchimpDestination(Destination):
         wanted = {"FNAME", "LNAME", *self.config.merge_fields}
         if wanted <= set(memory.get("merge_fields", [])):
             return
+        missing = sorted(wanted - self._merge_field_tags())
+        if dry_run:
+            return
+        for tag in missing:
+            self._create_merge_field(tag)
+        memory.set("merge_fields", sorted(wanted))
+
+    def _merge_field_tags(self) -> set[str]:
         body = self._audience_json(f"{self.list_path}/merge-fields", {"count": 1000}) or {}
-        existing = {f["tag"] for f in body.get("merge_fields", [])}
-        for tag in sorted(wanted - existing):
-            if dry_run:
-                continue
-            self.http.request("POST", f"{self.list_path}/merge-fields", json=_merge_field_body(tag, self.config))
-            existing.add(tag)
-        if not dry_run:
-            memory.set("merge_fields", sorted(existing & wanted))
+        return {f["tag"] for f in body.get("merge_fields", [])}
+
+    def _create_merge_field(self, tag: str) -> None:
+        """A create is not safe to repeat: an unknown outcome, or "already exists" (made
+        meanwhile), is settled by reading the merge fields back; any other refusal is fatal."""
+        try:
+            self.http.request("POST", f"{self.list_path}/merge-fields", json=_merge_field_body(tag, self.config),
+                              repeatable=False)
+            return
+        except OutcomeUnknown as exc:
+            doubt = str(exc)
+        except RequestRefused as exc:
+            if not _already_exists(exc.reason):
+                raise FatalError(f"Mailchimp refused to create the merge field {tag} ({exc.reason}); "
+                                 "check mailchimp.merge_fields and the audience's merge fields") from None
+            doubt = exc.reason
+        if tag not in self._merge_field_tags():
+            raise FatalError(f"Mailchimp merge field {tag}: {doubt}, and it is not there; the next run tries again")
 
     # plan -------------------------------------------------------------------------------------
     def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]) -> Plan:
