@@ -264,3 +264,38 @@ def test_a_merge_field_mailchimp_refuses_sets_it_aside_naming_the_config_key(wor
     result = world.cli("run")
     assert result.exit_code == 4 and "Traceback" not in result.output
     assert "mailchimp.merge_fields" in result.output and "COMPANY" in result.output
+
+
+# case 4: a Mailchimp that ignores `offset` ------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="Mailchimp collections are paged by hand, without loop detection")
+def test_unsubscribes_paged_by_a_mailchimp_ignoring_offset_stop_as_a_paging_loop(world, sales):
+    world.with_mailchimp()
+    people(world, 3)
+    world.run()
+    world.clock.advance(600)
+    for number in range(1001):
+        world.mailchimp.add_member(world.list_id, f"u{number}@elsewhere.io", status="unsubscribed",
+                                   last_changed=world.clock.now())
+    world.clock.advance(600)
+    world.mailchimp.ignore_offset = True
+    result = world.run()
+    assert result.set_aside == ["mailchimp"] and "repeats a page" in result.destinations["mailchimp"]["reason"]
+    world.mailchimp.ignore_offset = False
+    world.clock.advance(600)
+    assert world.run().set_aside == []
+
+
+@pytest.mark.xfail(strict=True, reason="the tags are paged by hand, without loop detection")
+def test_tags_paged_by_a_mailchimp_ignoring_offset_stop_as_a_paging_loop(world, sales):
+    world.with_mailchimp()
+    for number in range(1001):
+        world.mailchimp.add_tag(world.list_id, f"Marketing {number:04}")
+    _twenty_won_and_renamed(world, sales)
+    world.mailchimp.add_tag(world.list_id, "Customer")                     # on the second page
+    world.mailchimp.ignore_offset = True
+    result = world.run()
+    assert result.set_aside == ["mailchimp"] and "repeats a page" in result.destinations["mailchimp"]["reason"]
+    world.mailchimp.ignore_offset = False
+    world.clock.advance(600)
+    assert world.run().rejected == 0
+    _all_right_and_settled(world)
