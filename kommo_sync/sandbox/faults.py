@@ -2,7 +2,8 @@
 
 Every App has one (`app.faults`). A fault picks requests by method, path regex, body substring
 and attempt: the N-th arrival of the same identity (method, path, sorted query, body), so a retry
-is told apart from a first try whatever the thread timing. `chaos` faults a seeded share of
+is told apart from a first try whatever the thread timing; `query` also picks by query
+parameters (one page of a paged read: {"page": "2"}). `chaos` faults a seeded share of
 requests, deciding each one by a hash of (seed, identity, attempt) rather than a shared random
 stream, so the same requests are hit in any arrival order.
 """
@@ -43,6 +44,7 @@ class Fault:
     times: int = 1
     attempt: int | None = None
     body_contains: str | bytes | None = None
+    query: dict[str, str] | None = None
     delay: float = 0.0
     hits: int = 0
     _pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
@@ -59,7 +61,8 @@ class Fault:
             and self.method in ("*", request.method) \
             and (self.attempt is None or self.attempt == attempt) \
             and self._pattern.search(request.path) is not None \
-            and (self.body_contains is None or _as_bytes(self.body_contains) in request.body)
+            and (self.body_contains is None or _as_bytes(self.body_contains) in request.body) \
+            and (self.query is None or _query_matches(self.query, request.query))
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,12 @@ def identity(request: Request) -> bytes:
     query = sorted((name, tuple(values)) for name, values in request.query.items())
     head = repr((request.method, request.path, query)).encode("utf-8")
     return hashlib.sha256(head + b"\0" + request.body).digest()
+
+
+def _query_matches(wanted: dict[str, str], query: dict[str, list[str]]) -> bool:
+    """Every wanted parameter is there with a value that fully matches its regex."""
+    return all(any(re.fullmatch(pattern, value) for value in query.get(name, []))
+               for name, pattern in wanted.items())
 
 
 def _as_bytes(text: str | bytes) -> bytes:
