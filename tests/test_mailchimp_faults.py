@@ -267,7 +267,6 @@ def test_a_merge_field_mailchimp_refuses_sets_it_aside_naming_the_config_key(wor
 
 
 # case 4: a Mailchimp that ignores `offset` ------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="Mailchimp collections are paged by hand, without loop detection")
 def test_unsubscribes_paged_by_a_mailchimp_ignoring_offset_stop_as_a_paging_loop(world, sales):
     world.with_mailchimp()
     people(world, 3)
@@ -285,7 +284,6 @@ def test_unsubscribes_paged_by_a_mailchimp_ignoring_offset_stop_as_a_paging_loop
     assert world.run().set_aside == []
 
 
-@pytest.mark.xfail(strict=True, reason="the tags are paged by hand, without loop detection")
 def test_tags_paged_by_a_mailchimp_ignoring_offset_stop_as_a_paging_loop(world, sales):
     world.with_mailchimp()
     for number in range(1001):

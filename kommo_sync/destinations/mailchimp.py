@@ -32,6 +32,7 @@ from kommo_sync.errors import FatalError, OutcomeUnknown, RecordRejected, Reques
 from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
+from kommo_sync.paging import offset_pages
 
 log = logging.getLogger("kommo_sync.mailchimp")
 
@@ -42,6 +43,7 @@ SEGMENT_SIZE = 500
 DIRECT_TAG_CALLS = 3   # a /batches job costs a POST, a poll and the archive: fewer tag calls go direct
 TEXT_LIMIT = 255
 TOO_LARGE = 413
+PAGE = 1000                 # the most `count` allows
 ALREADY_MEMBER = ("ERROR_CONTACT_EXISTS", "already a list member")
 
 
@@ -593,16 +595,9 @@ class MailchimpDestination(Destination):
         return self.segments.get(name)
 
     def _read_segments(self) -> None:
-        """The audience's tags by exact name, 1,000 a page."""
-        offset = 0
-        while True:
-            body = self._audience_json(f"{self.list_path}/segments",
-                                       {"type": "static", "count": 1000, "offset": offset}) or {}
-            for segment in body.get("segments", []):
-                self.segments.setdefault(segment["name"], int(segment["id"]))
-            offset += 1000
-            if offset >= int(body.get("total_items") or 0):
-                break
+        """The audience's tags by exact name."""
+        for segment in self._collection(f"{self.list_path}/segments", "segments", {"type": "static"}):
+            self.segments.setdefault(segment["name"], int(segment["id"]))
 
     def _create_segment(self, name: str) -> int:
         """A create is not safe to repeat: an unknown outcome, or "already exists" (batch subscribe
@@ -665,19 +660,23 @@ class MailchimpDestination(Destination):
                                        detail=title, url=act.get("url") or "")
 
     def _email_activity(self, campaign_id: str, since: int) -> Iterator[dict[str, Any]]:
-        return self._collection(f"/reports/{campaign_id}/email-activity", "emails",
-                                {"since": iso_utc(since), "count": 1000})
+        return self._collection(f"/reports/{campaign_id}/email-activity", "emails", {"since": iso_utc(since)},
+                                item_key="email_id")
 
-    def _collection(self, path: str, key: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Every item of a Mailchimp collection, 1,000 a page by `offset` (`count` caps at 1,000)."""
-        offset = 0
-        while True:
-            body = self.http.get_json(path, params={**params, "count": 1000, "offset": offset}) or {}
-            items = body.get(key) or []
-            yield from items
-            offset += len(items)
-            if len(items) < 1000 or offset >= int(body.get("total_items") or offset):
-                return
+    def _collection(self, path: str, key: str, params: dict[str, Any],
+                    item_key: str = "id") -> Iterator[dict[str, Any]]:
+        """Every item of a Mailchimp collection, 1,000 a page by `offset` (`count` caps at 1,000);
+        a page served twice, or more pages than `total_items` allows, stops it (PagingLoop)."""
+        audience = path == self.list_path or path.startswith(f"{self.list_path}/")
+        get = self._audience_json if audience else self.http.get_json
+
+        def fetch(offset: int) -> tuple[list[Any], int | None]:
+            body = get(path, {**params, "count": PAGE, "offset": offset}) or {}
+            total = body.get("total_items")
+            return body.get(key) or [], int(total) if total is not None else None
+
+        for page in offset_pages(fetch, PAGE, f"Mailchimp GET {path}", key=lambda item: item.get(item_key)):
+            yield from page
 
 
 def _member_feedback(member: dict[str, Any], status: str, place: str) -> Feedback:
