@@ -4,6 +4,11 @@ import json
 
 import pytest
 
+from kommo_sync.batching import JobTimer
+from kommo_sync.config import DEFAULT_TAGS
+from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
+from kommo_sync.http import HttpClient
+from kommo_sync.model import Person, Stage
 from kommo_sync.sandbox.faults import Fault
 
 LIST = r"^/3\.0/lists/[^/]+$"
@@ -297,3 +302,31 @@ def test_tags_paged_by_a_mailchimp_ignoring_offset_stop_as_a_paging_loop(world, 
     world.clock.advance(600)
     assert world.run().rejected == 0
     _all_right_and_settled(world)
+
+
+# case 5: the wiring sets the HTTP timeout and the first poll ----------------------------------------
+class _Memory(dict):
+    def get(self, key, default=None):
+        return super().get(key, default)
+
+    def set(self, key, value):
+        self[key] = value
+
+
+@pytest.mark.xfail(strict=True, reason="mailchimp_http takes no timeout and the destination no job timer")
+def test_the_http_timeout_and_the_first_batch_poll_are_set_by_the_caller(world):
+    world.with_mailchimp()
+    config = world.config().mailchimp
+    http = mailchimp_http(config, world.clock, timeout=7.0)
+    archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=world.clock, expect_json=False)
+    destination = MailchimpDestination(config, dict(DEFAULT_TAGS), http, archive, world.clock,
+                                       job_timer=JobTimer(first=2.0))
+    destination.prepare(_Memory(), dry_run=False)
+    before = [Person(i, f"p{i}@firm.io", "Old", "", None, None, None, True, Stage.NEW) for i in range(12)]
+    pushed = {c.person_id: c.record for c in destination.plan(before, {}, set()).changes}
+    after = [Person(i, f"p{i}@firm.io", "New", "", None, None, None, True, Stage.NEW) for i in range(12)]
+    slept = len(world.clock.slept)
+    outcomes = destination.push(destination.plan(after, pushed, set()).changes)
+    assert http.timeout == 7.0
+    assert world.clock.slept[slept] == 2.0                                   # the first poll of the job
+    assert {o.kind for o in outcomes} == {"done"} and {o.record_updates["status"] for o in outcomes} == {"absent"}
