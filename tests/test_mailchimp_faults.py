@@ -313,7 +313,6 @@ class _Memory(dict):
         self[key] = value
 
 
-@pytest.mark.xfail(strict=True, reason="mailchimp_http takes no timeout and the destination no job timer")
 def test_the_http_timeout_and_the_first_batch_poll_are_set_by_the_caller(world):
     world.with_mailchimp()
     config = world.config().mailchimp

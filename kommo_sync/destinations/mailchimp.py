@@ -143,9 +143,9 @@ def _change(person: Person, action: str, digest: str, desired: dict[str, Any], b
 
 
 # client ----------------------------------------------------------------------------------------
-def mailchimp_http(config: MailchimpConfig, clock: Clock) -> HttpClient:
+def mailchimp_http(config: MailchimpConfig, clock: Clock, timeout: float = 60.0) -> HttpClient:
     return HttpClient(base_url=config.base_url, vendor="Mailchimp", clock=clock, auth=("kommo-sync", config.api_key),
-                      max_connections=config.max_connections,
+                      max_connections=config.max_connections, timeout=timeout,
                       auth_hint="check mailchimp.api_key (MAILCHIMP_API_KEY)")
 
 
@@ -238,7 +238,7 @@ class MailchimpDestination(Destination):
     name = NAME
 
     def __init__(self, config: MailchimpConfig, tags: dict[Stage, str], http: HttpClient,
-                 archive_http: HttpClient, clock: Clock):
+                 archive_http: HttpClient, clock: Clock, job_timer: JobTimer | None = None):
         self.config, self.tags, self.http, self.archive_http, self.clock = config, tags, http, archive_http, clock
         self.list_path = f"/lists/{config.list_id}"
         self.segments: dict[str, int] = {}
@@ -248,7 +248,7 @@ class MailchimpDestination(Destination):
         self.dry_run = False
         self.audience_was_empty: bool | None = False
         self.audience_lock = threading.Lock()
-        self.job_timer = JobTimer()
+        self.job_timer = job_timer or JobTimer()
 
     def settings(self) -> Any:
         return {"tags": {stage.value: name for stage, name in self.tags.items()},
