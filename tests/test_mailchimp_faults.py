@@ -304,6 +304,34 @@ def test_tags_paged_by_a_mailchimp_ignoring_offset_stop_as_a_paging_loop(world, 
     _all_right_and_settled(world)
 
 
+# a results archive that is not one ---------------------------------------------------------------
+ARCHIVE = r"^/batch-results/"
+
+
+@pytest.mark.xfail(strict=True, reason="an unreadable archive is a traceback")
+def test_a_results_archive_answered_with_a_page_is_fetched_again_from_a_fresh_link(world, sales):
+    world.with_mailchimp()
+    _renamed_everyone(world, 12)
+    world.mailchimp.faults.add(Fault(method="GET", path=ARCHIVE, kind="html"))
+    assert world.run().rejected == 0
+    assert _first_names(world, 12) == {"Renamed"}
+
+
+@pytest.mark.xfail(strict=True, reason="an unreadable archive is a traceback")
+@pytest.mark.parametrize("kind", ["html", "no_content"])
+def test_a_results_archive_never_readable_holds_its_people_back_until_the_next_run(world, sales, kind):
+    world.with_mailchimp()
+    _renamed_everyone(world, 12)
+    world.mailchimp.faults.add(Fault(method="GET", path=ARCHIVE, kind=kind, times=0))
+    result = world.run()
+    assert result.set_aside == [] and rejection_kinds(result) == {email: "transient" for email in emails(12)}
+    assert all("archive" in r["reason"] for r in result.rejections)
+    world.mailchimp.faults.clear()
+    world.clock.advance(600)
+    assert world.run().rejected == 0
+    assert _first_names(world, 12) == {"Renamed"}
+
+
 # case 5: the wiring sets the HTTP timeout and the first poll ----------------------------------------
 class _Memory(dict):
     def get(self, key, default=None):
