@@ -308,7 +308,6 @@ def test_tags_paged_by_a_mailchimp_ignoring_offset_stop_as_a_paging_loop(world, 
 ARCHIVE = r"^/batch-results/"
 
 
-@pytest.mark.xfail(strict=True, reason="an unreadable archive is a traceback")
 def test_a_results_archive_answered_with_a_page_is_fetched_again_from_a_fresh_link(world, sales):
     world.with_mailchimp()
     _renamed_everyone(world, 12)
@@ -317,7 +316,6 @@ def test_a_results_archive_answered_with_a_page_is_fetched_again_from_a_fresh_li
     assert _first_names(world, 12) == {"Renamed"}
 
 
-@pytest.mark.xfail(strict=True, reason="an unreadable archive is a traceback")
 @pytest.mark.parametrize("kind", ["html", "no_content"])
 def test_a_results_archive_never_readable_holds_its_people_back_until_the_next_run(world, sales, kind):
     world.with_mailchimp()

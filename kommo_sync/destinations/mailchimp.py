@@ -44,6 +44,7 @@ DIRECT_TAG_CALLS = 3   # a /batches job costs a POST, a poll and the archive: fe
 TEXT_LIMIT = 255
 TOO_LARGE = 413
 PAGE = 1000                 # the most `count` allows
+ARCHIVE_READS = 2
 ALREADY_MEMBER = ("ERROR_CONTACT_EXISTS", "already a list member")
 
 
@@ -508,7 +509,7 @@ class MailchimpDestination(Destination):
         batch = self.http.request("POST", "/batches", json={"operations": operations}).json()
         batch = self._wait_for_batch(batch, len(operations))
         results, not_200 = {}, 0
-        for item in self._archive(batch.get("response_body_url") or ""):
+        for item in self._archive_items(batch):
             results[str(item.get("operation_id"))] = item
             not_200 += int(item.get("status_code") or 0) != 200
         missing = len(operations) - len(results)
@@ -524,6 +525,20 @@ class MailchimpDestination(Destination):
                                     f"Mailchimp batch {batch_id} did not finish within an hour")
         self.job_timer.finished(operations, epoch_of(batch.get("completed_at")) - epoch_of(batch.get("submitted_at")))
         return batch
+
+    def _archive_items(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
+        """The archive's items; one that is not a readable tar (a proxy's page, nothing) is fetched
+        again from a fresh link, then the batch's operations are left to the next run."""
+        problem = ""
+        for attempt in range(ARCHIVE_READS):
+            if attempt:
+                batch = self.http.get_json(f"/batches/{batch['id']}")
+            try:
+                return list(self._archive(batch.get("response_body_url") or ""))
+            except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+        raise RetryLater(f"Mailchimp batch {batch.get('id')}: its results archive could not be read ({problem}); "
+                         "its operations are sent again on the next run")
 
     def _archive(self, url: str) -> Iterator[dict[str, Any]]:
         """Results of a finished batch: a gzipped tar of JSON arrays (no auth on this URL)."""
