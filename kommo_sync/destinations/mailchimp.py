@@ -8,6 +8,11 @@ Mapping and planning are pure. Pushing picks the cheapest safe path per run size
   are operations of one `/batches` job.
 `status: subscribed` is never sent: new people get `status_if_new`, so nobody already in the
 audience (unsubscribed, cleaned) is ever re-subscribed.
+
+Failures follow `failures.RULES`: only what names one member (a member error, an archive item, a
+single-member call) can be permanent; a request refused whole is transient for all it held (a
+413 is first sent again in halves); a missing audience or Mailchimp down is fatal (the engine sets
+Mailchimp aside). Creations are never repeated blindly: tags and merge fields are read back.
 """
 from __future__ import annotations
 
@@ -124,29 +129,33 @@ def _plan_existing(person: Person, desired: dict[str, Any], digest: str, pushed:
     renamed = pushed.get("email") != person.email
     summary = {"fields": changed, "renamed_from": pushed.get("email") if renamed else None}
     change = _change(person, action, digest, desired, body, pushed["hash"],
-                     tag_change=pushed.get("tag") != desired["tag"], summary=summary, old_tag=pushed.get("tag"))
+                     tag_change=pushed.get("tag") != desired["tag"], summary=summary,
+                     old_tag=pushed.get("tag"))
     if action != "unsubscribe" and pushed.get("status"):
         change.record["status"] = pushed["status"]
     return change
 
 
 def _change(person: Person, action: str, digest: str, desired: dict[str, Any], body: dict[str, Any],
-            member_hash: str | None, tag_change: bool, summary: dict[str, Any], old_tag: str | None = None) -> Change:
+            member_hash: str | None, tag_change: bool, summary: dict[str, Any],
+            old_tag: str | None = None) -> Change:
     """`member_hash` is the member the request addresses; None: the person's own address."""
     if tag_change:
         summary = {**summary, "tag_added": desired["tag"], "tag_removed": old_tag}
     own_hash = subscriber_hash(person.email or "")
     record = {**desired, "hash": own_hash, "fingerprint": digest}
     payload = {"hash": own_hash if member_hash is None else member_hash, "body": body,
-               "tag": desired["tag"] if tag_change else None, "remove": [old_tag] if old_tag and tag_change else None}
+               "tag": desired["tag"] if tag_change else None,
+               "remove": [old_tag] if old_tag and tag_change else None}
     return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload,
                   opts_out=action == "unsubscribe")
 
 
 # client ----------------------------------------------------------------------------------------
 def mailchimp_http(config: MailchimpConfig, clock: Clock, timeout: float = 60.0) -> HttpClient:
-    return HttpClient(base_url=config.base_url, vendor="Mailchimp", clock=clock, auth=("kommo-sync", config.api_key),
-                      max_connections=config.max_connections, timeout=timeout,
+    return HttpClient(base_url=config.base_url, vendor="Mailchimp", clock=clock,
+                      auth=("kommo-sync", config.api_key), max_connections=config.max_connections,
+                      timeout=timeout,
                       auth_hint="check mailchimp.api_key (MAILCHIMP_API_KEY)")
 
 
@@ -232,7 +241,8 @@ def _answer(status: int, title: str, detail: str, attributed: bool = True) -> _R
     """A member operation's HTTP result (an archive item, named by its operation id)."""
     if status < 300:
         return _Result(True)
-    return _verdict(status, f"{title}: {detail}".strip(": ") if detail and detail != title else title, attributed)
+    reason = f"{title}: {detail}".strip(": ") if detail and detail != title else title
+    return _verdict(status, reason, attributed)
 
 
 class MailchimpDestination(Destination):
@@ -240,7 +250,8 @@ class MailchimpDestination(Destination):
 
     def __init__(self, config: MailchimpConfig, tags: dict[Stage, str], http: HttpClient,
                  archive_http: HttpClient, clock: Clock, job_timer: JobTimer | None = None):
-        self.config, self.tags, self.http, self.archive_http, self.clock = config, tags, http, archive_http, clock
+        self.config, self.tags, self.clock = config, tags, clock
+        self.http, self.archive_http = http, archive_http
         self.list_path = f"/lists/{config.list_id}"
         self.segments: dict[str, int] = {}
         self.segment_lock = threading.Lock()
@@ -253,7 +264,8 @@ class MailchimpDestination(Destination):
 
     def settings(self) -> Any:
         return {"tags": {stage.value: name for stage, name in self.tags.items()},
-                "merge_fields": dict(self.config.merge_fields), "without_consent": self.config.without_consent}
+                "merge_fields": dict(self.config.merge_fields),
+                "without_consent": self.config.without_consent}
 
     def target(self) -> str:
         return self.config.list_id
@@ -273,8 +285,8 @@ class MailchimpDestination(Destination):
             return self.http.request(method, path, **kwargs)
         except RequestRefused as exc:
             if exc.status == 404:
-                raise FatalError(f"Mailchimp has no audience {self.config.list_id} (HTTP 404 on {method} {path}); "
-                                 "check mailchimp.list_id") from None
+                raise FatalError(f"Mailchimp has no audience {self.config.list_id} "
+                                 f"(HTTP 404 on {method} {path}); check mailchimp.list_id") from None
             raise
 
     def _audience_json(self, path: str, params: dict[str, Any]) -> Any:
@@ -306,8 +318,8 @@ class MailchimpDestination(Destination):
         """A create is not safe to repeat: an unknown outcome, or "already exists" (made
         meanwhile), is settled by reading the merge fields back; any other refusal is fatal."""
         try:
-            self.http.request("POST", f"{self.list_path}/merge-fields", json=_merge_field_body(tag, self.config),
-                              repeatable=False)
+            self.http.request("POST", f"{self.list_path}/merge-fields", repeatable=False,
+                              json=_merge_field_body(tag, self.config))
             return
         except OutcomeUnknown as exc:
             doubt = str(exc)
@@ -317,7 +329,8 @@ class MailchimpDestination(Destination):
                                  "check mailchimp.merge_fields and the audience's merge fields") from None
             doubt = exc.reason
         if tag not in self._merge_field_tags():
-            raise FatalError(f"Mailchimp merge field {tag}: {doubt}, and it is not there; the next run tries again")
+            raise FatalError(f"Mailchimp merge field {tag}: {doubt}, and it is not there; "
+                             "the next run tries again")
 
     # plan -------------------------------------------------------------------------------------
     def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]) -> Plan:
@@ -378,7 +391,8 @@ class MailchimpDestination(Destination):
             if change.action == "create":
                 response = self.http.request("PUT", path, json=payload["body"])
             elif payload["body"] or change.action == "update_if_exists":
-                response = self.http.request("PATCH", path, json=payload["body"] or {"merge_fields": {}}, allow=(404,))
+                response = self.http.request("PATCH", path, json=payload["body"] or {"merge_fields": {}},
+                                             allow=(404,))
                 if response.status_code == 404:
                     return _Result(True, status="absent")
             else:
@@ -443,7 +457,8 @@ class MailchimpDestination(Destination):
         return {**first, **second}, first_existing + second_existing
 
     @staticmethod
-    def _subscribe_answer(chunk: list[Change], body: dict[str, Any]) -> tuple[dict[int, _Result], list[Change]]:
+    def _subscribe_answer(chunk: list[Change],
+                          body: dict[str, Any]) -> tuple[dict[int, _Result], list[Change]]:
         """Member errors name their address: those are the only per-record failures."""
         errors = {str(e.get("email_address", "")).lower(): e for e in body.get("errors") or []}
         results: dict[int, _Result] = {}
@@ -452,10 +467,11 @@ class MailchimpDestination(Destination):
             error = errors.get((change.email or "").lower())
             if error is None:
                 results[change.person_id] = _Result(True, status=change.payload["body"]["status_if_new"])
-            elif any(marker in f"{error.get('error_code')} {error.get('error')}" for marker in ALREADY_MEMBER):
+            elif any(mark in f"{error.get('error_code')} {error.get('error')}" for mark in ALREADY_MEMBER):
                 existing.append(change)
             else:
-                results[change.person_id] = _verdict(400, str(error.get("error") or error.get("error_code")), True)
+                results[change.person_id] = _verdict(400, str(error.get("error") or error.get("error_code")),
+                                                     attributed=True)
         return results, existing
 
     def _batch_operations(self, changes: list[Change]) -> dict[int, _Result]:
@@ -469,18 +485,23 @@ class MailchimpDestination(Destination):
             for move in moves:
                 self._segment_call(move, results)
             return results
-        operations = [self._operation(c) for c in members] + [move.operation(self.list_path) for move in moves]
-        answers = self._send_batch(operations)
+        operations = [self._operation(c) for c in members] + [m.operation(self.list_path) for m in moves]
+        self._apply(self._send_batch(operations), members, moves, results)
+        return results
+
+    def _apply(self, answers: _Answers, members: list[Change], moves: list[_TagMove],
+               results: dict[int, _Result]) -> None:
+        """Each person's outcome from their member operation and their tag moves."""
         for change in members:
             answer = answers.of(str(change.person_id))
-            _settle(results, change.person_id, answer if isinstance(answer, _Result) else _batch_item_result(answer))
+            _settle(results, change.person_id,
+                    answer if isinstance(answer, _Result) else _batch_item_result(answer))
         for move in moves:
             answer = answers.of(move.operation_id)
             if isinstance(answer, _Result):
                 _reject_movers(move, answer, results)
             elif int(answer.get("status_code") or 0) != 200:
                 self._tag_move_failed(move, int(answer.get("status_code") or 0), _problem(answer), results)
-        return results
 
     def _send_batch(self, operations: list[dict[str, Any]]) -> _Answers:
         """One /batches job; too large (413) → sent again in halves; refused or failed whole →
@@ -500,7 +521,8 @@ class MailchimpDestination(Destination):
         path = f"{self.list_path}/members/{change.payload['hash']}"
         body = dict(change.payload["body"])
         if change.action == "create":
-            return {"method": "PUT", "path": path, "operation_id": str(change.person_id), "body": json.dumps(body)}
+            return {"method": "PUT", "path": path, "operation_id": str(change.person_id),
+                    "body": json.dumps(body)}
         return {"method": "PATCH", "path": path, "operation_id": str(change.person_id),
                 "body": json.dumps(body or {"merge_fields": {}})}
 
@@ -521,9 +543,11 @@ class MailchimpDestination(Destination):
     def _wait_for_batch(self, batch: dict[str, Any], operations: int) -> dict[str, Any]:
         batch_id = batch["id"]
         batch = self.job_timer.wait(batch, operations, lambda b: b.get("status") == "finished",
-                                    lambda _: self.http.get_json(f"/batches/{batch_id}") or {}, self.clock.sleep,
+                                    lambda _: self.http.get_json(f"/batches/{batch_id}") or {},
+                                    self.clock.sleep,
                                     f"Mailchimp batch {batch_id} did not finish within an hour")
-        self.job_timer.finished(operations, epoch_of(batch.get("completed_at")) - epoch_of(batch.get("submitted_at")))
+        took = epoch_of(batch.get("completed_at")) - epoch_of(batch.get("submitted_at"))
+        self.job_timer.finished(operations, took)
         return batch
 
     def _archive_items(self, batch: dict[str, Any]) -> list[dict[str, Any]]:
@@ -537,8 +561,8 @@ class MailchimpDestination(Destination):
                 return list(self._archive(batch.get("response_body_url") or ""))
             except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-        raise RetryLater(f"Mailchimp batch {batch.get('id')}: its results archive could not be read ({problem}); "
-                         "its operations are sent again on the next run")
+        raise RetryLater(f"Mailchimp batch {batch.get('id')}: its results archive could not be read "
+                         f"({problem}); its operations are sent again on the next run")
 
     def _archive(self, url: str) -> Iterator[dict[str, Any]]:
         """Results of a finished batch: a gzipped tar of JSON arrays (no auth on this URL)."""
@@ -590,7 +614,8 @@ class MailchimpDestination(Destination):
         if status == 404:
             with self.segment_lock:
                 self.segments.pop(move.name, None)
-            failure = _Result(False, False, f"tag '{move.name}' was deleted in Mailchimp; it is made again on the next run")
+            failure = _Result(False, False,
+                              f"tag '{move.name}' was deleted in Mailchimp; it is made again on the next run")
         else:
             failure = _answer(status, *problem, attributed=False)   # a tag move names no one record
         _reject_movers(move, failure, results)
@@ -645,14 +670,16 @@ class MailchimpDestination(Destination):
     def _list_name(self) -> str:
         name = self.memory.get("list_name") if self.memory else None
         if not name:
-            name = (self._audience_json(self.list_path, {"fields": "name"}) or {}).get("name") or self.config.list_id
+            body = self._audience_json(self.list_path, {"fields": "name"}) or {}
+            name = body.get("name") or self.config.list_id
             if self.memory is not None and not self.dry_run:
                 self.memory.set("list_name", name)
         return name
 
     def _members_changed(self, status: str, since: int, until: int) -> Iterator[dict[str, Any]]:
         """Members whose status became `status` in (since, until], oldest first, 1,000 a page."""
-        params = {"status": status, "since_last_changed": iso_utc(since), "before_last_changed": iso_utc(until + 1),
+        params = {"status": status, "since_last_changed": iso_utc(since),
+                  "before_last_changed": iso_utc(until + 1),
                   "sort_field": "last_changed", "sort_dir": "ASC",
                   "fields": "members.id,members.email_address,members.status,members.last_changed,"
                             "members.unsubscribe_reason,total_items"}
@@ -662,17 +689,13 @@ class MailchimpDestination(Destination):
         """Opens and clicks of campaigns sent to this audience in the last 30 days."""
         campaigns = self.http.get_json("/campaigns", params={
             "list_id": self.config.list_id, "status": "sent", "since_send_time": iso_utc(since - 30 * 86400),
-            "count": 1000, "fields": "campaigns.id,campaigns.settings.title,campaigns.settings.subject_line"}) or {}
+            "count": 1000,
+            "fields": "campaigns.id,campaigns.settings.title,campaigns.settings.subject_line"}) or {}
         for campaign in campaigns.get("campaigns") or []:
             settings = campaign.get("settings") or {}
             title = settings.get("title") or settings.get("subject_line") or campaign["id"]
             for row in self._email_activity(campaign["id"], since):
-                for act in row.get("activity") or []:
-                    at = epoch_of(act.get("timestamp"))
-                    if act.get("action") in ("open", "click") and since < at <= until:
-                        yield Feedback("mailchimp", act["action"], str(row["email_address"]).lower(), at,
-                                       place, f"mailchimp:{act['action']}:{campaign['id']}:{row['email_id']}:{at}",
-                                       detail=title, url=act.get("url") or "")
+                yield from _row_feedback(row, campaign["id"], title, place, since, until)
 
     def _email_activity(self, campaign_id: str, since: int) -> Iterator[dict[str, Any]]:
         return self._collection(f"/reports/{campaign_id}/email-activity", "emails", {"since": iso_utc(since)},
@@ -698,6 +721,17 @@ def _member_feedback(member: dict[str, Any], status: str, place: str) -> Feedbac
     at = epoch_of(member.get("last_changed"))
     return Feedback("mailchimp", status, str(member["email_address"]).lower(), at, place,
                     f"mailchimp:{status}:{member['id']}:{at}", detail=member.get("unsubscribe_reason") or "")
+
+
+def _row_feedback(row: dict[str, Any], campaign_id: str, title: str, place: str,
+                  since: int, until: int) -> Iterator[Feedback]:
+    """The opens and clicks in (since, until] of one address's campaign activity."""
+    for act in row.get("activity") or []:
+        at = epoch_of(act.get("timestamp"))
+        if act.get("action") in ("open", "click") and since < at <= until:
+            yield Feedback("mailchimp", act["action"], str(row["email_address"]).lower(), at, place,
+                           f"mailchimp:{act['action']}:{campaign_id}:{row['email_id']}:{at}",
+                           detail=title, url=act.get("url") or "")
 
 
 def _may_carry(change: Change, tag: str) -> bool:
@@ -737,7 +771,8 @@ def _already_exists(reason: str) -> bool:
 
 
 def _merge_field_body(tag: str, config: MailchimpConfig) -> dict[str, Any]:
-    name = {"FNAME": "First Name", "LNAME": "Last Name"}.get(tag, config.merge_fields.get(tag, tag).replace("_", " ").title())
+    label = config.merge_fields.get(tag, tag).replace("_", " ").title()
+    name = {"FNAME": "First Name", "LNAME": "Last Name"}.get(tag, label)
     body: dict[str, Any] = {"tag": tag, "name": name, "type": "text", "public": False}
     if config.merge_fields.get(tag) == "phone":
         body.update(type="phone", options={"phone_format": "International"})
