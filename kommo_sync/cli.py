@@ -19,7 +19,7 @@ from kommo_sync.app import build_engine, read_status
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, load_config, parse_moment
 from kommo_sync.engine import RunOptions, RunResult
-from kommo_sync.errors import ConfigError, FatalError, LockedError, RetryLater
+from kommo_sync.errors import ConfigError, FatalError, LockedError, RecordRejected, RetryLater
 
 EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_LOCKED, EXIT_FATAL = 0, 1, 2, 3, 4
 
@@ -61,7 +61,7 @@ def handle_errors(command: Callable[..., int]) -> Callable[..., None]:
             code = _fail(f"config error: {exc}", EXIT_CONFIG, secrets)
         except LockedError as exc:
             code = _fail(str(exc), EXIT_LOCKED, secrets)
-        except (FatalError, RetryLater) as exc:
+        except (FatalError, RetryLater, RecordRejected) as exc:
             code = _fail(f"run stopped: {exc}", EXIT_FATAL, secrets)
         ctx.exit(code)
 

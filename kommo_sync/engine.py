@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, fingerprint
-from kommo_sync.errors import ConfigError, FatalError
+from kommo_sync.errors import ConfigError, FatalError, RecordRejected, RetryLater
 from kommo_sync.feedback import FeedbackStage, feedback_cursor
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
 from kommo_sync.deal_events import deal_event, lead_status
@@ -199,7 +199,7 @@ class _Run:
             return None
         try:
             return work()
-        except (FatalError, ConfigError) as exc:
+        except (FatalError, ConfigError, RecordRejected, RetryLater) as exc:
             self.set_aside(destination.name, str(exc))
             return None
 
@@ -364,7 +364,9 @@ class _Run:
         if reason is None:
             try:
                 return destination.push(changes)
-            except FatalError as exc:
+            except RetryLater as exc:
+                return [Outcome(change, False, False, f"held back: {exc}") for change in changes]
+            except (FatalError, RecordRejected) as exc:
                 reason = str(exc)
                 self.aside.add(destination.name, reason)
         return [Outcome(change, False, False, f"held back: {destination.name} was set aside ({reason})")
@@ -548,7 +550,9 @@ class _Run:
         if self.aside.reason(destination.name) is None:
             try:
                 return destination.push_events(changes)
-            except FatalError as exc:
+            except RetryLater:
+                return []
+            except (FatalError, RecordRejected) as exc:
                 self.aside.add(destination.name, str(exc))
         return []
 

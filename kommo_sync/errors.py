@@ -62,6 +62,7 @@ class RequestRefused(RecordRejected):
     """A whole request refused with a 4xx that names no record: transient for all it held,
     unless the caller can attribute it (`body` holds the parsed error body, or None)."""
 
-    def __init__(self, reason: str, status: int, body: Any = None):
+    def __init__(self, reason: str, status: int, body: Any = None, where: str = ""):
         super().__init__(reason, permanent=False, status=status)
         self.body = body
+        self.args = (f"{where} (HTTP {status}): {reason}" if where else reason,)

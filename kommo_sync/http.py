@@ -188,7 +188,7 @@ class HttpClient:
         if verdict.kind is Kind.FATAL:
             hint = self.auth_hint if status == 401 else verdict.why
             raise FatalError(f"{self.vendor} refused {method} {_short(path)} (HTTP {status}: {reason}); {hint}")
-        raise RequestRefused(reason, status, _json_or_none(response))
+        raise RequestRefused(reason, status, _json_or_none(response), f"{self.vendor} refused {method} {_short(path)}")
 
     def _readable(self, response: requests.Response, method: str, path: str, need_body: bool) -> requests.Response:
         """A JSON answer that does not parse (HTML, cut JSON) or a missing body is a failed

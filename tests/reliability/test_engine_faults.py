@@ -98,7 +98,6 @@ def test_a_renamed_status_re_plans_the_contacts_of_its_pipeline(world, sales):
 
 
 # case 6 ------------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="the Mailchimp destination does not mark its unsubscribes opts_out yet")
 def test_a_crash_after_pushing_our_own_unsubscribes_writes_no_feedback_note(world, sales, monkeypatch):
     world.with_mailchimp()
     contacts = people(world, 12)
