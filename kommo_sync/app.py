@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kommo_sync.batching import JobTimer
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Destination
@@ -16,10 +17,13 @@ from kommo_sync.state import State
 
 def build_destinations(config: Config, clock: Clock) -> list[Destination]:
     destinations: list[Destination] = []
+    timeout, first_poll = config.network.timeout_seconds, config.network.first_poll_seconds
     if config.mailchimp:
-        archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=clock, expect_json=False)
+        archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=clock, expect_json=False,
+                             timeout=timeout)
         destinations.append(MailchimpDestination(config.mailchimp, dict(config.tags),
-                                                 mailchimp_http(config.mailchimp, clock), archive, clock))
+                                                 mailchimp_http(config.mailchimp, clock, timeout), archive, clock,
+                                                 job_timer=JobTimer(first_poll)))
     if config.klaviyo:
         destinations.append(build_klaviyo(config.klaviyo, dict(config.tags), clock))
     return destinations
