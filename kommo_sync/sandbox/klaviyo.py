@@ -593,11 +593,13 @@ class KlaviyoSandbox(App):
         self.short_ids = random.Random(11)
         # Test switches: paging `links.next` points back at the served page; bulk jobs never
         # finish (imports stay queued/processing, subscribe/event jobs are never applied) or
-        # finish at once; sorting a subscriptions-filtered profile query is refused.
+        # finish at once; sorting a subscriptions-filtered profile query is refused; no rate
+        # limits (for clients that do not pace themselves, as in-process runs on a clock that never waits).
         self.next_link_loop = False
         self.jobs_never_finish = False
         self.jobs_finish_at_once = False
         self.refuse_sort_with_subscription_filter = False
+        self.rate_limited = True
         self._register_routes()
 
     # ------------------------------------------------------------ hooks for tests
@@ -798,7 +800,7 @@ class KlaviyoSandbox(App):
                                               f"Unsupported media type \"{media_type}\" in request.")])
 
     def _check_rate_limit(self, request: Request) -> None:
-        info = self._route_of(request)
+        info = self._route_of(request) if self.rate_limited else None
         if info is None:
             return
         name, tier, daily = info

@@ -7,7 +7,9 @@ so tests run in simulated time and benchmarks in real time. Every App also carri
 """
 from __future__ import annotations
 
+import io
 import json
+import pickle
 import random
 import re
 import socket
@@ -84,6 +86,36 @@ class LoggedRequest:
 
 
 Handler = Callable[[Request], Response]
+NOT_DATA = frozenset({"routes", "log", "faults", "lock", "clock"})
+_LOCK, _RLOCK = type(threading.Lock()), type(threading.RLock())
+
+
+class _DataPickler(pickle.Pickler):
+    """Pickles an App's data: locks and thread-locals come back new, clocks (rate windows hold
+    one) come back as the restoring App's own clock."""
+
+    def persistent_id(self, obj: Any) -> str | None:
+        return "clock" if isinstance(obj, Clock) else None
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, _LOCK):
+            return threading.Lock, ()
+        if isinstance(obj, _RLOCK):
+            return threading.RLock, ()
+        if isinstance(obj, threading.local):
+            return threading.local, ()
+        return NotImplemented
+
+
+class _DataUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, clock: Clock):
+        super().__init__(io.BytesIO(data))
+        self.clock = clock
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid != "clock":
+            raise pickle.UnpicklingError(f"unknown persistent id {pid!r}")
+        return self.clock
 
 
 class App:
@@ -194,6 +226,19 @@ class App:
 
     def writes(self) -> list[LoggedRequest]:
         return [r for r in self.requests() if r.is_write]
+
+    def snapshot(self) -> bytes:
+        """The vendor's data (not its routes, log, faults, clock or locks), to `restore` into a
+        fresh App of the same kind: a test prepares a world once and replays from there."""
+        with self.lock:
+            kept = {k: v for k, v in vars(self).items() if k not in NOT_DATA}
+            buffer = io.BytesIO()
+            _DataPickler(buffer).dump(kept)
+            return buffer.getvalue()
+
+    def restore(self, snapshot: bytes) -> None:
+        with self.lock:
+            vars(self).update(_DataUnpickler(snapshot, self.clock).load())
 
 
 class SlidingWindow:

@@ -9,7 +9,9 @@ in simulated time compares with a world run in real time.
 """
 from __future__ import annotations
 
+import copy
 import re
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from click.testing import CliRunner
 from kommo_sync.cli import cli
 from kommo_sync.clock import Clock, FakeClock
 from kommo_sync.config import DEFAULT_EVENTS
+from kommo_sync.sandbox.faults import Fault
 from kommo_sync.sandbox.kommo import LOST, WON
 from tests.conftest import ENV, World
 
@@ -50,6 +53,14 @@ class FastClock(Clock):
     """Real time that never waits: in-process runs against real-time sandboxes, without the
     pacing and job polls a subprocess run pays (the sandboxes' rate limits are off for them)."""
 
+    def __init__(self, latest: float = 0.0):
+        self.latest = latest           # the latest time read: vendor times up to it may be out
+
+    def now(self) -> float:
+        moment = time.time()
+        self.latest = max(self.latest, moment)
+        return moment
+
     def sleep(self, seconds: float) -> None:
         pass
 
@@ -57,20 +68,61 @@ class FastClock(Clock):
         pass
 
     def advance(self, seconds: float) -> None:
-        """Real time cannot jump: wait for the next whole second, so what happens next carries
-        a later (second-granular) vendor time than the runs before it."""
-        time.sleep(1.02 - time.time() % 1)
+        """Real time cannot jump: wait until a later whole second than the latest time read, so
+        what happens next carries a later (second-granular) vendor time than what came before."""
+        wait = int(self.latest) + 1.02 - time.time()
+        if wait > 0:
+            time.sleep(wait)
 
 
 def real_time_world(tmp: Path) -> World:
     """Sandboxes on the wall clock (a subprocess run shares their time); in-process runs use a
     FastClock; jobs finish at once; no sandbox rate limit (runs in-process do not pace)."""
-    world = World(tmp, Clock())
+    tmp.mkdir(parents=True, exist_ok=True)
+    world = World(tmp, Clock())  # type: ignore[arg-type]
     world.clock = FastClock()  # type: ignore[assignment]
     world.kommo.rate_window = None
-    world.klaviyo._check_rate_limit = lambda request: None  # type: ignore[method-assign]
+    world.klaviyo.rate_limited = False
     world.mailchimp.jobs_finish_at_once = world.klaviyo.jobs_finish_at_once = True
     return world
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A world's vendors, state file, scenario and config, to replay from in a fresh world."""
+
+    apps: tuple[bytes, ...]
+    state: Path
+    scenario: Scenario
+    raw: dict[str, Any]
+    now: float                 # a simulated world restores it at this time (FakeClock(start=now))
+
+
+def snapshot(world: World, where: Path) -> Snapshot:
+    _copy_db(Path(world.raw["state"]), where / "snapshot.db")
+    return Snapshot(tuple(app.snapshot() for app in apps(world)), where / "snapshot.db",
+                    copy.deepcopy(world.scenario), copy.deepcopy(world.raw), world.clock.now())  # type: ignore[attr-defined]
+
+
+def restore(world: World, snap: Snapshot) -> None:
+    """`world` (fresh, empty) becomes the snapshot's world, on its own ports and files."""
+    for app, data in zip(apps(world), snap.apps):
+        app.restore(data)
+    _copy_db(snap.state, Path(world.raw["state"]))
+    urls = {"kommo": world.raw["kommo"]["base_url"]}
+    world.raw = copy.deepcopy(snap.raw)
+    world.raw["kommo"]["base_url"] = urls["kommo"]
+    world.raw["state"] = str(world.tmp / "state.db")
+    world.with_mailchimp().with_klaviyo(**{k: v for k, v in snap.raw["klaviyo"].items()
+                                           if k not in ("api_key", "base_url", "list_id")})
+    world.scenario = copy.deepcopy(snap.scenario)  # type: ignore[attr-defined]
+    if isinstance(world.clock, FastClock):
+        world.clock.latest = max(world.clock.latest, snap.now)
+
+
+def _copy_db(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
 
 
 def apps(world: World) -> tuple[Any, Any, Any]:
@@ -169,6 +221,67 @@ def incremental_changes(world: World, everyone: bool = False) -> None:
             kommo.update_contact(cid, lead_source="Trade fair")
 
 
+# where sweeps break in ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Point:
+    """A request a sweep breaks (kills the run at, loses the answer of) in a phase where it occurs."""
+
+    phase: str
+    vendor: str
+    method: str
+    path: str
+    name: str
+    kind: str = "kill_after"
+    query: tuple[tuple[str, str], ...] = ()
+    body_contains: str | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.phase}:{self.name}"
+
+    def fault(self, **overrides: Any) -> Fault:
+        return Fault(self.method, self.path, **{"kind": self.kind, "query": dict(self.query) or None,
+                                                "body_contains": self.body_contains, **overrides})
+
+    def sandbox(self, world: World) -> Any:
+        return {"kommo": world.kommo, "mailchimp": world.mailchimp, "klaviyo": world.klaviyo}[self.vendor]
+
+
+LIST = r"^/3\.0/lists/[^/]+"
+MEMBER = LIST + r"/members/[0-9a-f]{32}"
+RELATIONS = r"^/api/lists/[^/]+/relationships/profiles$"
+SUBSCRIBE_JOBS = r"^/api/profile-subscription-bulk-create-jobs$"
+# Every write endpoint in the phase where it occurs: the first sync (people already in the
+# audience go through /batches, a tag only they carry is created) or a small incremental run.
+WRITES = [
+    Point("first", "mailchimp", "POST", LIST + r"/merge-fields$", "mailchimp merge-fields POST"),
+    Point("first", "mailchimp", "POST", LIST + r"$", "mailchimp batch subscribe"),
+    Point("first", "mailchimp", "POST", r"^/3\.0/batches$", "mailchimp batches POST"),
+    Point("first", "mailchimp", "POST", LIST + r"/segments$", "mailchimp segments POST"),
+    Point("first", "klaviyo", "POST", r"^/api/profile-bulk-import-jobs$", "klaviyo import job"),
+    Point("first", "klaviyo", "POST", SUBSCRIBE_JOBS, "klaviyo subscribe job"),
+    Point("first", "klaviyo", "POST", r"^/api/event-bulk-create-jobs$", "klaviyo event bulk job"),
+    Point("incremental", "mailchimp", "PUT", MEMBER + "$", "mailchimp member PUT"),
+    Point("incremental", "mailchimp", "PATCH", MEMBER + "$", "mailchimp member PATCH"),
+    Point("incremental", "mailchimp", "PATCH", MEMBER + "$", "mailchimp member PATCH unsubscribing",
+          body_contains='"unsubscribed"'),
+    Point("incremental", "mailchimp", "POST", MEMBER + "/tags$", "mailchimp member tags"),
+    Point("incremental", "klaviyo", "POST", r"^/api/profile-import$", "klaviyo profile-import"),
+    Point("incremental", "klaviyo", "POST", RELATIONS, "klaviyo list add"),
+    Point("incremental", "klaviyo", "DELETE", RELATIONS, "klaviyo list remove"),
+    Point("incremental", "klaviyo", "POST", SUBSCRIBE_JOBS, "klaviyo subscribe job"),
+    Point("incremental", "klaviyo", "POST", r"^/api/profile-subscription-bulk-delete-jobs$", "klaviyo unsubscribe job"),
+    Point("incremental", "klaviyo", "POST", r"^/api/events$", "klaviyo single event"),
+    Point("incremental", "kommo", "POST", r"^/api/v4/contacts/notes$", "kommo contact notes POST"),
+    Point("incremental", "kommo", "POST", r"^/api/v4/leads/notes$", "kommo lead notes POST"),
+    Point("incremental", "kommo", "PATCH", r"^/api/v4/contacts$", "kommo contacts PATCH"),
+]
+# The first, a middle and the last of three contact pages (510 people), killed before Kommo serves it.
+PAGES = [Point(phase, "kommo", "GET", r"^/api/v4/contacts$", f"kommo contacts {name} page", "kill_before",
+               (("page", str(number)), ("with", "leads")))
+         for phase in ("pages-first", "pages-incremental") for number, name in ((1, "first"), (2, "middle"), (3, "last"))]
+
+
 # running ----------------------------------------------------------------------------------------
 def cli_run(world: World) -> Any:
     """`kommo-sync run --json` in-process with the world's clock (a traceback fails the test; JSON,
@@ -213,13 +326,19 @@ PHASES = {p.name: p for p in (Phase("first", 40, False), Phase("incremental", 40
                               Phase("pages-first", 510, False), Phase("pages-incremental", 510, True, True))}
 
 
-def prepare(world: World, phase: Phase) -> None:
-    """The world just before the run a sweep breaks."""
-    seed_scenario(world, phase.n)
-    if phase.incremental:
+def prepare(world: World, phase: Phase, base: Snapshot | None = None) -> None:
+    """The world just before the run a sweep breaks; an incremental phase starts from `base` (a
+    settled first sync of the same seed) when given."""
+    if not phase.incremental:
+        seed_scenario(world, phase.n)
+        return
+    if base is None:
+        seed_scenario(world, phase.n)
         settle(world)
-        world.clock.advance(600)
-        incremental_changes(world, phase.everyone)
+    else:
+        restore(world, base)
+    world.clock.advance(600)
+    incremental_changes(world, phase.everyone)
 
 
 def reference(tmp: Path, phase: Phase) -> dict[str, Any]:
@@ -230,6 +349,44 @@ def reference(tmp: Path, phase: Phase) -> dict[str, Any]:
         codes = settle(world)
         assert codes[-1] == 0, f"the clean reference run of {phase.name} ends with {codes}"
         return end_state(world)
+    finally:
+        world.close()
+
+
+def simulated_world(tmp: Path, base: Snapshot | None = None) -> World:
+    """A world in simulated time; from a snapshot, at the snapshot's time."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    return World(tmp, FakeClock(base.now) if base else FakeClock())
+
+
+@dataclass(frozen=True)
+class Base:
+    """A seed run cleanly in real time: the first sync's end state and a snapshot of it, and the
+    end state of the incremental changes run from there."""
+
+    first: dict[str, Any]
+    snap: Snapshot
+    incremental: dict[str, Any]
+
+
+def build_base(tmp: Path, phase: Phase, simulated: bool = False) -> Base:
+    """References for the first sync and for `phase` (an incremental one) of `phase.n` people,
+    and a snapshot of the settled first sync; in real time unless `simulated`."""
+    def make(where: Path, snap: Snapshot | None = None) -> World:
+        return simulated_world(where, snap) if simulated else real_time_world(where)
+
+    world = make(tmp / "first")
+    try:
+        seed_scenario(world, phase.n)
+        assert settle(world)[-1] == 0
+        first, snap = end_state(world), snapshot(world, tmp)
+    finally:
+        world.close()
+    world = make(tmp / "incremental", snap)
+    try:
+        prepare(world, phase, snap)
+        assert settle(world)[-1] == 0
+        return Base(first, snap, end_state(world))
     finally:
         world.close()
 
