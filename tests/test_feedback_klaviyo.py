@@ -58,3 +58,21 @@ def test_klaviyo_activity_notes_only_when_enabled(world, ada):
     [note] = world.kommo.notes
     assert note["params"]["text"] == ("Email activity in Klaviyo: Opened 'Winter sale' once, "
                                       "clicked https://acme.io/pricing once.")
+
+
+SORT_REFUSED = pytest.mark.xfail(strict=True, reason="read_feedback always sorts; a refused sort fails the read")
+
+
+@pytest.mark.parametrize("refused", [pytest.param(False, id="sort allowed"),
+                                     pytest.param(True, id="sort refused", marks=SORT_REFUSED)])
+def test_unsubscribes_are_read_whether_klaviyo_allows_sorting_them_or_not_and_a_refusal_is_not_repeated(
+        world, ada, refused):
+    world.klaviyo.refuse_sort_with_subscription_filter = refused
+    start = len(world.klaviyo.requests("GET", "/api/profiles"))
+    world.klaviyo.unsubscribe("ada@analytical.io")
+    world.clock.advance(60)
+    assert world.run().counts["klaviyo.feedback.unsubscribed"] == 1 and len(world.kommo.notes) == 1
+    world.clock.advance(60)
+    world.run()
+    sorted_reads = [r.status for r in world.klaviyo.requests("GET", "/api/profiles")[start:] if "sort" in r.query]
+    assert sorted_reads == ([400] if refused else [200, 200])       # the fallback is remembered
