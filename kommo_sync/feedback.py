@@ -38,7 +38,6 @@ class FeedbackStage:
         self.run = run
         self.state, self.kommo, self.config = run.state, run.kommo, run.config
         self.found: dict[str, list[int]] = {}
-        self.to_clear: set[int] = set()
 
     @property
     def enabled(self) -> bool:
@@ -87,7 +86,9 @@ class FeedbackStage:
         key_suffix = f"{self.run.result.window[1]}"
         for email, found in by_email.items():
             notes += self._notes(email, f"{destination.name}:activity:{email}:{key_suffix}", activity_text(found))
+        to_clear = self._contacts_of(suppressing) if self.config.feedback.consent_field_write else set()
         with self.state.transaction():
+            self.state.queue_consent_clear(to_clear)
             self.state.remember_feedback(i.key for i in items)
             self.state.suppress((i.email, destination.name, i.at) for i in suppressing)
             for item in news:
@@ -96,8 +97,6 @@ class FeedbackStage:
         kinds = Counter(f"{destination.name}.feedback.{i.kind}" for i in items)
         self.run.count(**kinds, notes_planned=planned)
         self.run.result.keep("notes", map(_note_row, notes))
-        if self.config.feedback.consent_field_write:
-            self.to_clear |= self._contacts_of(suppressing)
 
     def _news(self, destination: Destination, items: list[Feedback]) -> list[Feedback]:
         """Drop statuses we already knew: a member that was unsubscribed when we pushed it is
@@ -212,10 +211,15 @@ class FeedbackStage:
             self.run.count(notes_found_after_crash=len(found))
 
     def _clear_consent(self) -> None:
+        """Uncheck the consent box of the contacts queued by feedback (durably: a crash before
+        the PATCH leaves them queued for the next run; clearing twice is harmless)."""
         field_id = self.run.fields.consent_id
-        if self.to_clear and field_id is not None:
-            self.kommo.clear_checkbox(sorted(self.to_clear), field_id)
-            self.run.count(consent_cleared=len(self.to_clear))
+        queued = self.state.consent_clear_queue()
+        if queued and field_id is not None:
+            self.kommo.clear_checkbox(queued, field_id)
+            with self.state.transaction():
+                self.state.consent_cleared(queued)
+            self.run.count(consent_cleared=len(queued))
 
     def advance_cursors(self, destinations: list[Destination]) -> None:
         """Move each feedback cursor (of the destinations that were not set aside) to this run's

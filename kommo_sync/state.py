@@ -63,10 +63,12 @@ MIGRATIONS: list[str] = [
     """
     DROP INDEX IF EXISTS contacts_by_company;
     """,
-    # unsubscribes we push ourselves, noted before the push: read back after a crash they are not news
+    # unsubscribes we push ourselves, noted before the push: read back after a crash they are not news;
+    # Kommo consent boxes still to uncheck, so a crash never loses the write-back
     """
     CREATE TABLE own_optouts (destination TEXT NOT NULL, email TEXT NOT NULL, at INTEGER NOT NULL,
                               PRIMARY KEY (destination, email)) WITHOUT ROWID;
+    CREATE TABLE consent_to_clear (contact_id INTEGER PRIMARY KEY);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -349,6 +351,16 @@ class State:
         rows = self.db.execute("SELECT destination, COUNT(*), MIN(at) FROM rejections WHERE kind = 'transient' "
                                "GROUP BY destination ORDER BY destination")
         return [{"destination": d, "count": n, "since": at} for d, n, at in rows]
+
+    # Kommo consent boxes to uncheck after an unsubscribe (feedback.consent_field_write) -----
+    def queue_consent_clear(self, contact_ids: Iterable[int]) -> None:
+        self.db.executemany("INSERT OR IGNORE INTO consent_to_clear VALUES (?)", [(cid,) for cid in contact_ids])
+
+    def consent_clear_queue(self) -> list[int]:
+        return [row[0] for row in self.db.execute("SELECT contact_id FROM consent_to_clear ORDER BY contact_id")]
+
+    def consent_cleared(self, contact_ids: Iterable[int]) -> None:
+        self._execute_in("DELETE FROM consent_to_clear WHERE contact_id IN ({})", contact_ids)
 
     # our own unsubscribes ----------------------------------------------------------------
     def note_own_optouts(self, destination: str, emails: Iterable[str], at: int) -> None:
