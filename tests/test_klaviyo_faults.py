@@ -23,7 +23,6 @@ NO_POINTER = {"errors": [{"id": "e1", "status": 400, "code": "invalid", "title":
 WHOLE_BODY = {"errors": [{"id": "e2", "status": 400, "code": "invalid", "title": "Invalid input.",
                           "detail": "Invalid JSON:API document.", "source": {"pointer": "/data"}}]}
 
-R_WHOLE = "whole-request refusals are marked permanent and 413 is not halved (issue 10)"
 R_SUPPRESSED = "the subscribe job does not re-read suppressions (issue 10)"
 R_EVENTS = "the event job is re-posted blindly when its outcome is unknown (issue 10)"
 R_LOOP = "Klaviyo paging follows links.next without loop detection (issue 10)"
@@ -60,7 +59,6 @@ def rows_sent(world: World, path: str) -> list[int]:
 
 
 # 1. whole-request failures ----------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=R_WHOLE)
 @pytest.mark.parametrize("body", [NO_POINTER, WHOLE_BODY], ids=["no pointer", "pointer to /data"])
 def test_an_import_job_refused_without_naming_a_row_holds_every_row_back_and_the_next_run_lands_them(
         world, body):
@@ -75,7 +73,6 @@ def test_an_import_job_refused_without_naming_a_row_holds_every_row_back_and_the
     assert_everyone_landed(world, 12)
 
 
-@pytest.mark.xfail(strict=True, reason=R_WHOLE)
 def test_an_import_job_too_large_is_sent_again_in_halves(world):
     world.with_klaviyo()
     consenting(world, 12)
@@ -86,7 +83,6 @@ def test_an_import_job_too_large_is_sent_again_in_halves(world):
     assert_everyone_landed(world, 12)
 
 
-@pytest.mark.xfail(strict=True, reason=R_WHOLE)
 def test_rows_still_too_large_alone_are_held_back_not_rejected_and_land_when_klaviyo_takes_them(world):
     world.with_klaviyo()
     consenting(world, 12)
@@ -100,7 +96,6 @@ def test_rows_still_too_large_alone_are_held_back_not_rejected_and_land_when_kla
     assert_everyone_landed(world, 12)
 
 
-@pytest.mark.xfail(strict=True, reason=R_WHOLE)
 def test_a_bulk_subscribe_refused_without_naming_a_row_holds_everyone_back_and_the_next_run_subscribes(world):
     world.with_klaviyo()
     consenting(world, 12)

@@ -32,7 +32,8 @@ from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import KlaviyoConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan, Skip,
                                           fingerprint)
-from kommo_sync.errors import ConfigError, RecordRejected, RetryLater
+from kommo_sync.errors import ConfigError, RequestRefused, RetryLater
+from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient, describe_error
 from kommo_sync.model import DealEvent, DealEventKind, Person, Stage
 
@@ -54,6 +55,7 @@ LIST_POINTER = re.compile(r"^/data/(\d+)")
 EVENT_POINTER = re.compile(r"^/data/attributes/events-bulk-create/data/(\d+)(?:/attributes/events/data/(\d+))?")
 
 Locator = Callable[[str], list[int]]
+Builder = Callable[[list[Change]], tuple[dict[str, Any], Locator]]
 
 
 # mapping (pure) ------------------------------------------------------------------------------
@@ -290,11 +292,37 @@ class _Failure:
     reason: str
     permanent: bool
 
+    @classmethod
+    def judged(cls, status: int, reason: str, attributed: bool, text: str = "") -> "_Failure":
+        """The classification table's verdict on a refusal (`text`: Klaviyo's code, title and
+        detail); a record is named (`attributed`) by a row pointer or a single-record request."""
+        verdict = classify(NAME, status, text or reason, attributed=attributed)
+        return cls(reason if verdict.permanent else f"{reason} ({verdict.why})", verdict.permanent)
 
-def _failure(exc: RecordRejected | RetryLater) -> _Failure:
-    if isinstance(exc, RecordRejected):
-        return _Failure(exc.reason, exc.permanent)
+
+def _failure(exc: RequestRefused | RetryLater, attributed: bool = False) -> _Failure:
+    if isinstance(exc, RequestRefused):
+        return _Failure.judged(exc.status, exc.reason, attributed, _error_text(exc.body))
     return _Failure(str(exc), False)
+
+
+def _error_text(body: Any) -> str:
+    """The code, title and detail of each error in a JSON:API error body."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    return " ".join(_text_of(error) for error in errors or [] if isinstance(error, dict))
+
+
+def _text_of(error: dict[str, Any]) -> str:
+    """What the classification patterns read in one error: its code, title and detail."""
+    return " ".join(str(error.get(key) or "") for key in ("code", "title", "detail"))
+
+
+class _RowRefused(Exception):
+    """A single-profile request refused: Klaviyo named that record."""
+
+    def __init__(self, failure: _Failure):
+        super().__init__(failure.reason)
+        self.failure = failure
 
 
 @dataclass
@@ -313,31 +341,58 @@ class _Result:
 
 @dataclass
 class _Sent:
-    """One logical request after dropping the rows Klaviyo pointed at.
-
-    `failures` and `sent` are input positions; `refused` holds the positions of a request
-    refused as a whole without pointing at rows, with the reason.
-    """
+    """One logical request after dropping the rows Klaviyo pointed at (and halving it when too
+    large), by input position: the requests Klaviyo accepted with their positions, the failures,
+    and `unsettled`: positions of a request refused without naming rows, or whose outcome is
+    unknown (they hold transient failures)."""
 
     failures: dict[int, _Failure] = field(default_factory=dict)
-    sent: list[int] = field(default_factory=list)
-    response: requests.Response | None = None
-    refused: list[int] = field(default_factory=list)
-    reason: str = ""
+    accepted: list[tuple[list[int], requests.Response]] = field(default_factory=list)
+    unsettled: list[int] = field(default_factory=list)
+
+    @property
+    def sent(self) -> list[int]:
+        return [position for positions, _ in self.accepted for position in positions]
+
+    def hold(self, positions: list[int], failure: _Failure) -> None:
+        self.failures.update({position: failure for position in positions})
+        self.unsettled += positions
+
+    def take(self, response: requests.Response, pending: list[int], locate: Locator) -> list[int]:
+        """Record Klaviyo's answer for `pending`; the positions to send again (refused because
+        of other rows). A refusal naming no row is transient for all it held."""
+        status = response.status_code
+        if status < 300:
+            self.accepted.append((pending, response))
+            return []
+        named = _pointed_rows(response, locate, len(pending))
+        if not named:
+            self.hold(pending, _Failure.judged(status, describe_error(response), False,
+                                               _error_text(_json_of(response))))
+            return []
+        for position, (reason, text) in named.items():
+            self.failures[pending[position]] = _Failure.judged(status, reason, True, text)
+        return [i for position, i in enumerate(pending) if position not in named]
 
 
-def _pointed_rows(response: requests.Response, locate: Locator, count: int) -> dict[int, str]:
-    """Positions the error pointers of a refusal name, with Klaviyo's reason for each."""
+def _json_of(response: requests.Response) -> Any:
     try:
-        errors = response.json().get("errors") or []
-    except (ValueError, AttributeError):
-        return {}
-    rows: dict[int, str] = {}
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _pointed_rows(response: requests.Response, locate: Locator, count: int) -> dict[int, tuple[str, str]]:
+    """Positions the error pointers of a refusal name, with Klaviyo's reason and error text."""
+    body = _json_of(response)
+    errors = (body.get("errors") if isinstance(body, dict) else None) or []
+    rows: dict[int, tuple[str, str]] = {}
     for error in (e for e in errors if isinstance(e, dict)):
         pointer = str((error.get("source") or {}).get("pointer") or "")
         for position in locate(pointer):
             if position < count:
-                rows.setdefault(position, str(error.get("detail") or error.get("title") or "invalid"))
+                rows.setdefault(position, (str(error.get("detail") or error.get("title") or "invalid"),
+                                           _text_of(error)))
     return rows
 
 
@@ -520,7 +575,9 @@ class KlaviyoDestination(Destination):
     def _import_one(self, change: Change, result: _Result) -> None:
         try:
             self._import_row(change, profile_resource(change.payload), result)
-        except (RecordRejected, RetryLater) as exc:
+        except _RowRefused as exc:
+            result.fail(exc.failure)
+        except (RequestRefused, RetryLater) as exc:
             result.fail(_failure(exc))
 
     def _import_row(self, change: Change, row: dict[str, Any], result: _Result) -> None:
@@ -533,8 +590,11 @@ class KlaviyoDestination(Destination):
             self._take(result, response.json()["data"])
 
     def _profile_import(self, row: dict[str, Any]) -> requests.Response:
-        return self.http.request("POST", "/api/profile-import", json={"data": row}, allow=(404, 409),
-                                 params={"additional-fields[profile]": "subscriptions"})
+        try:
+            return self.http.request("POST", "/api/profile-import", json={"data": row}, allow=(404, 409),
+                                     params={"additional-fields[profile]": "subscriptions"})
+        except RequestRefused as exc:
+            raise _RowRefused(_failure(exc, attributed=True)) from None
 
     def _take(self, result: _Result, data: dict[str, Any]) -> None:
         result.profile_id = data["id"]
@@ -547,8 +607,10 @@ class KlaviyoDestination(Destination):
         if self._profile(row["id"]) is None:
             self._import_row(change, {k: v for k, v in row.items() if k != "id"}, result)
             return
-        detail = _error(response).get("detail") or "not found"
-        result.fail(_Failure(f"{detail} (the new email {change.email} belongs to another Klaviyo profile)", True))
+        error = _error(response)
+        reason = (f"{error.get('detail') or 'not found'} "
+                  f"(the new email {change.email} belongs to another Klaviyo profile)")
+        result.fail(_Failure.judged(404, reason, True, _text_of(error)))
 
     def _import_despite_conflict(self, change: Change, row: dict[str, Any], response: requests.Response,
                                  result: _Result) -> None:
@@ -571,7 +633,9 @@ class KlaviyoDestination(Destination):
                 return
             error = _error(retry)
         reason = f"{error.get('code', 'conflict')}: {error.get('detail') or describe_error(response)}"
-        result.fail(_Failure(f"{reason} (Klaviyo profile {duplicate})" if duplicate else reason, True))
+        if duplicate:
+            reason += f" (Klaviyo profile {duplicate})"
+        result.fail(_Failure.judged(response.status_code, reason, True, _text_of(error)))
 
     def _profile(self, profile_id: str) -> dict[str, Any] | None:
         response = self.http.request("GET", f"/api/profiles/{profile_id}", allow=(404,))
@@ -620,18 +684,24 @@ class KlaviyoDestination(Destination):
         return conflicts
 
     def _import_job(self, chunk: list[Change], list_ids: list[str], results: dict[int, _Result]) -> list[Change]:
-        """One bulk import job; returns the rows that hit an identity conflict (to go singly)."""
+        """One bulk import job (or several, when Klaviyo finds it too large); returns the rows
+        that hit an identity conflict (to go singly)."""
         sent = self._send("POST", "/api/profile-bulk-import-jobs", chunk, lambda part: (
             import_job_body([profile_resource(c.payload) for c in part], list_ids), _index_locator(ROW_POINTER)))
         self._apply(chunk, sent, results)
-        if sent.response is None:
-            return []
-        rows = [chunk[i] for i in sent.sent]
+        conflicts: list[Change] = []
+        for positions, response in sent.accepted:
+            conflicts += self._finish_import([chunk[i] for i in positions], response, list_ids, results)
+        return conflicts
+
+    def _finish_import(self, rows: list[Change], response: requests.Response, list_ids: list[str],
+                       results: dict[int, _Result]) -> list[Change]:
+        """Wait for an accepted import job and read what it did to each row."""
         try:
-            job = self._wait_for_job(sent.response.json()["data"], len(rows))
+            job = self._wait_for_job(response.json()["data"], len(rows))
             errors = self._import_errors(job["id"]) if job["attributes"].get("failed_count") else {}
             found = self._job_profiles(job["id"]) if _needs_read_back(rows) else None
-        except (RecordRejected, RetryLater) as exc:
+        except (RequestRefused, RetryLater) as exc:
             for change in rows:
                 results[change.person_id].fail(_failure(exc))
             return []
@@ -645,7 +715,8 @@ class KlaviyoDestination(Destination):
             if error and error.get("code") in CONFLICT_CODES:
                 conflicts.append(change)
             elif error:
-                result.fail(_Failure(str(error.get("detail") or error.get("title") or error.get("code")), True))
+                reason = str(error.get("detail") or error.get("title") or error.get("code"))
+                result.fail(_Failure.judged(int(error.get("status") or 400), reason, True, _text_of(error)))
             elif found is None:
                 result.profile_id = change.payload["profile_id"]
                 result.joined = tuple(list_ids)
@@ -744,35 +815,34 @@ class KlaviyoDestination(Destination):
             self._apply(chunk, sent, results)
 
     # push: the shared refusal handling ---------------------------------------------------------
-    def _send(self, method: str, path: str, items: list[Change],
-              build: Callable[[list[Change]], tuple[dict[str, Any], Locator]]) -> _Sent:
-        """One request for `items`; when Klaviyo refuses it because of some rows (error
-        pointers), those rows fail with its reason and the rest is sent again."""
-        sent, pending = _Sent(), list(range(len(items)))
+    def _send(self, method: str, path: str, items: list[Change], build: Builder) -> _Sent:
+        """One request for `items`. When Klaviyo refuses it because of some rows (error
+        pointers), those rows fail with its reason and the rest is sent again; when it is too
+        large (413), it goes again in halves, down to one row."""
+        sent = _Sent()
+        self._send_part(method, path, items, build, list(range(len(items))), sent)
+        return sent
+
+    def _send_part(self, method: str, path: str, items: list[Change], build: Builder,
+                   pending: list[int], sent: _Sent) -> None:
         while pending:
             body, locate = build([items[i] for i in pending])
             try:
-                response = self.http.request(method, path, json=body, allow=(400, 409))
-            except (RecordRejected, RetryLater) as exc:
-                sent.failures.update({i: _failure(exc) for i in pending})
-                return sent
-            if response.status_code < 300:
-                sent.sent, sent.response = pending, response
-                return sent
-            bad = _pointed_rows(response, locate, len(pending))
-            if not bad:
-                sent.refused, sent.reason = pending, describe_error(response)
-                return sent
-            sent.failures.update({pending[p]: _Failure(reason, True) for p, reason in bad.items()})
-            pending = [i for p, i in enumerate(pending) if p not in bad]
-        return sent
+                response = self.http.request(method, path, json=body, allow=(400, 409, 413))
+            except (RequestRefused, RetryLater) as exc:
+                sent.hold(pending, _failure(exc))
+                return
+            if response.status_code == 413 and len(pending) > 1:
+                middle = len(pending) // 2
+                for half in (pending[:middle], pending[middle:]):
+                    self._send_part(method, path, items, build, half, sent)
+                return
+            pending = sent.take(response, pending, locate)
 
     @staticmethod
     def _apply(chunk: list[Change], sent: _Sent, results: dict[int, _Result]) -> None:
         for index, failure in sent.failures.items():
             results[chunk[index].person_id].fail(failure)
-        for index in sent.refused:
-            results[chunk[index].person_id].fail(_Failure(sent.reason, True))
 
     # push: events --------------------------------------------------------------------------------
     def push_events(self, changes: list[Change], outcome_unknown: bool = False) -> list[Outcome]:
@@ -790,8 +860,8 @@ class KlaviyoDestination(Destination):
         """POST /api/events: Klaviyo records a repeated unique_id once, so a re-send is safe."""
         try:
             self.http.request("POST", "/api/events", json=change.payload)
-        except (RecordRejected, RetryLater) as exc:
-            failure = _failure(exc)
+        except (RequestRefused, RetryLater) as exc:
+            failure = _failure(exc, attributed=True)
             return Outcome(change, False, failure.permanent, failure.reason)
         return Outcome(change, True)
 
@@ -801,7 +871,7 @@ class KlaviyoDestination(Destination):
         outcomes = {chunk[i].record["event_id"]: Outcome(chunk[i], True) for i in sent.sent}
         for index, failure in sent.failures.items():
             outcomes[chunk[index].record["event_id"]] = Outcome(chunk[index], False, failure.permanent, failure.reason)
-        for index in sent.refused:
+        for index in sent.unsettled:
             outcomes[chunk[index].record["event_id"]] = self._send_event(chunk[index])
         return outcomes
 
