@@ -36,6 +36,7 @@ from kommo_sync.errors import ConfigError, RequestRefused, RetryLater
 from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient, describe_error
 from kommo_sync.model import DealEvent, DealEventKind, Person, Stage
+from kommo_sync.paging import linked_pages
 
 NAME = "klaviyo"
 JSONAPI = "application/vnd.api+json"
@@ -759,12 +760,10 @@ class KlaviyoDestination(Destination):
             yield from body.get("data") or []
 
     def _bodies(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Each page of a JSON:API collection, following `links.next` (a full URL with a cursor)."""
-        body = self.http.get_json(path, params=params)
-        while body:
-            yield body
-            next_url = (body.get("links") or {}).get("next")
-            body = self.http.get_json(next_url) if next_url else None
+        """Each page of a JSON:API collection, following `links.next` (a full URL with a cursor);
+        a next link served before is a PagingLoop."""
+        return linked_pages(lambda: self.http.get_json(path, params=params), self.http.get_json,
+                            f"Klaviyo GET {path}")
 
     # push: lists and consent --------------------------------------------------------------------
     def _move_lists(self, changes: list[Change], results: dict[int, _Result]) -> None:
