@@ -25,7 +25,6 @@ WHOLE_BODY = {"errors": [{"id": "e2", "status": 400, "code": "invalid", "title":
 
 R_SUPPRESSED = "the subscribe job does not re-read suppressions (issue 10)"
 R_EVENTS = "the event job is re-posted blindly when its outcome is unknown (issue 10)"
-R_WIRING = "build_klaviyo takes no timeout or job_timer (issue 10)"
 
 
 def consenting(world: World, count: int) -> list[int]:
@@ -178,7 +177,6 @@ def test_a_next_link_leading_back_to_its_page_stops_the_read_with_a_paging_loop(
 
 
 # 6. wiring -----------------------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=R_WIRING)
 def test_the_http_timeout_and_the_job_timer_are_set_by_the_wiring(world):
     world.with_klaviyo()
     timer = JobTimer(first=0.5)

@@ -276,16 +276,18 @@ def _index_locator(pattern: re.Pattern[str]) -> Locator:
 
 
 # client -----------------------------------------------------------------------------------------
-def klaviyo_http(config: KlaviyoConfig, clock: Clock) -> HttpClient:
+def klaviyo_http(config: KlaviyoConfig, clock: Clock, timeout: float = 60.0) -> HttpClient:
     headers = {"Authorization": f"Klaviyo-API-Key {config.api_key}", "revision": config.revision,
                "Accept": JSONAPI, "Content-Type": JSONAPI}
     return HttpClient(base_url=config.base_url, vendor="Klaviyo", clock=clock, headers=headers,
-                      rate_per_second=RATE_PER_SECOND, max_connections=4,
+                      rate_per_second=RATE_PER_SECOND, max_connections=4, timeout=timeout,
                       auth_hint="check klaviyo.api_key (KLAVIYO_API_KEY) and its scopes")
 
 
-def build_klaviyo(config: KlaviyoConfig, tags: Mapping[Stage, str], clock: Clock) -> "KlaviyoDestination":
-    return KlaviyoDestination(config, tags, klaviyo_http(config, clock), clock)
+def build_klaviyo(config: KlaviyoConfig, tags: Mapping[Stage, str], clock: Clock, timeout: float = 60.0,
+                  job_timer: JobTimer | None = None) -> "KlaviyoDestination":
+    """The destination with its HTTP client; `timeout` bounds each request, `job_timer` polls jobs."""
+    return KlaviyoDestination(config, tags, klaviyo_http(config, clock, timeout), clock, job_timer)
 
 
 @dataclass(frozen=True)
@@ -436,9 +438,10 @@ class KlaviyoDestination(Destination):
     name = NAME
     wants_deal_events = True
 
-    def __init__(self, config: KlaviyoConfig, tags: Mapping[Stage, str], http: HttpClient, clock: Clock):
+    def __init__(self, config: KlaviyoConfig, tags: Mapping[Stage, str], http: HttpClient, clock: Clock,
+                 job_timer: JobTimer | None = None):
         self.config, self.tags, self.http, self.clock = config, dict(tags), http, clock
-        self.job_timer = JobTimer()
+        self.job_timer = job_timer or JobTimer()
         self.phone_owners: dict[int, int] = {}
         self.phone_lock = threading.Lock()
 
