@@ -24,7 +24,6 @@ WHOLE_BODY = {"errors": [{"id": "e2", "status": 400, "code": "invalid", "title":
                           "detail": "Invalid JSON:API document.", "source": {"pointer": "/data"}}]}
 
 R_SUPPRESSED = "the subscribe job does not re-read suppressions (issue 10)"
-R_EVENTS = "the event job is re-posted blindly when its outcome is unknown (issue 10)"
 
 
 def consenting(world: World, count: int) -> list[int]:
@@ -146,7 +145,6 @@ def test_someone_suppressed_after_the_plan_is_left_out_of_the_subscribe_job_read
 
 
 # 3. event jobs whose outcome is unknown ------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=R_EVENTS)
 @pytest.mark.parametrize("how", [{"kind": "reset_after"}, {"kind": "status", "status": 503}],
                          ids=["answer lost after processing", "503"])
 def test_an_event_job_whose_outcome_is_unknown_is_settled_one_by_one_without_duplicates(world, sales, how):

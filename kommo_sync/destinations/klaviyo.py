@@ -12,8 +12,10 @@ Bulk Unsubscribe (≤ 100). Bulk Subscribe lifts unsubscribes, so it is never se
 Klaviyo reports unsubscribed or suppressed.
 Deal events go in bulk create jobs (≤ 1,000, never a unique_id twice in one request), or one by
 one through `POST /api/events`, which de-duplicates on unique_id: the path for events whose
-outcome a crash left unknown. A request Klaviyo refuses as a whole because of some rows
-(`source.pointer`) is resent without them.
+outcome a crash, a lost answer or a refusal naming no event left unknown (a bulk job is never
+sent twice). A request Klaviyo refuses as a whole because of some rows (`source.pointer`) is
+resent without them; one refused without naming rows is transient for all it held (decided by
+`failures.classify`), and one too large (413) goes again in halves.
 """
 from __future__ import annotations
 
@@ -817,27 +819,30 @@ class KlaviyoDestination(Destination):
             self._apply(chunk, sent, results)
 
     # push: the shared refusal handling ---------------------------------------------------------
-    def _send(self, method: str, path: str, items: list[Change], build: Builder) -> _Sent:
+    def _send(self, method: str, path: str, items: list[Change], build: Builder,
+              repeatable: bool = True) -> _Sent:
         """One request for `items`. When Klaviyo refuses it because of some rows (error
         pointers), those rows fail with its reason and the rest is sent again; when it is too
-        large (413), it goes again in halves, down to one row."""
+        large (413), it goes again in halves, down to one row. A request that is not
+        `repeatable` is never resent after it may have been applied: its rows go `unsettled`."""
         sent = _Sent()
-        self._send_part(method, path, items, build, list(range(len(items))), sent)
+        self._send_part(method, path, items, build, list(range(len(items))), sent, repeatable)
         return sent
 
     def _send_part(self, method: str, path: str, items: list[Change], build: Builder,
-                   pending: list[int], sent: _Sent) -> None:
+                   pending: list[int], sent: _Sent, repeatable: bool) -> None:
         while pending:
             body, locate = build([items[i] for i in pending])
             try:
-                response = self.http.request(method, path, json=body, allow=(400, 409, 413))
+                response = self.http.request(method, path, json=body, allow=(400, 409, 413),
+                                             repeatable=repeatable)
             except (RequestRefused, RetryLater) as exc:
                 sent.hold(pending, _failure(exc))
                 return
             if response.status_code == 413 and len(pending) > 1:
                 middle = len(pending) // 2
                 for half in (pending[:middle], pending[middle:]):
-                    self._send_part(method, path, items, build, half, sent)
+                    self._send_part(method, path, items, build, half, sent, repeatable)
                 return
             pending = sent.take(response, pending, locate)
 
@@ -868,8 +873,11 @@ class KlaviyoDestination(Destination):
         return Outcome(change, True)
 
     def _event_job(self, chunk: list[Change]) -> dict[str, Outcome]:
+        """One bulk create job, never sent twice: it has no status to read back, so events whose
+        outcome is unknown (a lost answer, a 5xx) or that were refused without being named go one
+        by one through POST /api/events, which records a repeated unique_id once."""
         sent = self._send("POST", "/api/event-bulk-create-jobs", chunk,
-                          lambda part: events_job_body([c.payload for c in part]))
+                          lambda part: events_job_body([c.payload for c in part]), repeatable=False)
         outcomes = {chunk[i].record["event_id"]: Outcome(chunk[i], True) for i in sent.sent}
         for index, failure in sent.failures.items():
             outcomes[chunk[index].record["event_id"]] = Outcome(chunk[index], False, failure.permanent, failure.reason)
