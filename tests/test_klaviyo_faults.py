@@ -23,8 +23,6 @@ NO_POINTER = {"errors": [{"id": "e1", "status": 400, "code": "invalid", "title":
 WHOLE_BODY = {"errors": [{"id": "e2", "status": 400, "code": "invalid", "title": "Invalid input.",
                           "detail": "Invalid JSON:API document.", "source": {"pointer": "/data"}}]}
 
-R_SUPPRESSED = "the subscribe job does not re-read suppressions (issue 10)"
-
 
 def consenting(world: World, count: int) -> list[int]:
     return [world.kommo.add_contact(f"P{n}", "Test", email=f"p{n}@firm.io", consent=True)
@@ -106,7 +104,6 @@ def test_a_bulk_subscribe_refused_without_naming_a_row_holds_everyone_back_and_t
 
 
 # 2. suppressed while we were away ---------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason=R_SUPPRESSED)
 def test_people_who_opt_out_in_klaviyo_after_an_interrupted_first_sync_are_never_subscribed(world):
     world.with_klaviyo()
     world.raw["feedback"] = {"unsubscribes": False}          # no feedback read tells the plan about them
@@ -124,7 +121,6 @@ def test_people_who_opt_out_in_klaviyo_after_an_interrupted_first_sync_are_never
     assert sorted(subscribed(world)) == sorted(f"p{n}@firm.io" for n in range(3, 12))
 
 
-@pytest.mark.xfail(strict=True, reason=R_SUPPRESSED)
 def test_someone_suppressed_after_the_plan_is_left_out_of_the_subscribe_job_read_in_one_request(world):
     dest = destination(world)
     assert list(dest.known_suppressions()) == []

@@ -148,15 +148,15 @@ def test_a_subscription_is_asked_for_once():
     assert change.payload["subscribe"] is False
 
 
-def test_consent_withdrawn_unsubscribes():
+def test_consent_withdrawn_unsubscribes_and_the_change_says_it_opts_out():
     change, _ = plan(person(consent=False), pushed_after(person()))
-    assert change.action == "unsubscribe" and change.payload["unsubscribe"] is True
+    assert change.action == "unsubscribe" and change.payload["unsubscribe"] is True and change.opts_out
     assert change.payload["subscribe"] is False
 
 
 def test_consent_never_given_does_not_unsubscribe():
     change, _ = plan(person(consent=False, first_name="Augusta"), pushed_after(person(consent=None)))
-    assert change.payload["unsubscribe"] is False
+    assert change.payload["unsubscribe"] is False and not change.opts_out
 
 
 @pytest.mark.parametrize("marketing, expected", [

@@ -9,7 +9,8 @@ Mapping and planning are pure. Pushing picks the cheapest safe path per run size
   the single way so they get the same care.
 Stage lists move by relationship calls (≤ 1,000 ids), consent by Bulk Subscribe (≤ 1,000) and
 Bulk Unsubscribe (≤ 100). Bulk Subscribe lifts unsubscribes, so it is never sent for a profile
-Klaviyo reports unsubscribed or suppressed.
+Klaviyo reports unsubscribed or suppressed: right before the jobs, the profiles suppressed since
+the last read (remembered as `suppressions_read_at`) are read and left out.
 Deal events go in bulk create jobs (≤ 1,000, never a unique_id twice in one request), or one by
 one through `POST /api/events`, which de-duplicates on unique_id: the path for events whose
 outcome a crash, a lost answer or a refusal naming no event left unknown (a bulk job is never
@@ -144,7 +145,8 @@ def profile_change(person: Person, desired: dict[str, Any], digest: str, pushed:
     record = {**desired, "profile_id": before.get("profile_id"), "fingerprint": digest}
     if unsubscribe:
         record["status"] = "unsubscribed"          # our own unsubscribe is not news for the notes
-    return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload)
+    return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload,
+                  opts_out=unsubscribe)
 
 
 def list_moves(lists: list[str], pushed: dict[str, Any] | None, config: KlaviyoConfig) -> tuple[list[str], list[str]]:
@@ -410,6 +412,9 @@ def _error(response: requests.Response) -> dict[str, Any]:
 
 
 SUPPRESSION = "subscriptions.email.marketing.suppression"
+SUPPRESSIONS_READ_AT = "suppressions_read_at"
+EVER = "1990-01-01T00:00:00Z"
+CLOCK_SKEW = 60
 ACTIVITY_METRICS = {"Opened Email": "open", "Clicked Email": "click"}
 SUPPRESSION_KINDS = {"UNSUBSCRIBE": ("unsubscribed", ""), "SPAM_COMPLAINT": ("unsubscribed", "marked an email as spam"),
                      "USER_SUPPRESSED": ("unsubscribed", "suppressed in Klaviyo"),
@@ -436,6 +441,17 @@ def may_subscribe(marketing: dict[str, Any] | None, list_id: str) -> bool:
     return not any(s.get("list_id") == list_id for s in marketing.get("list_suppressions") or [])
 
 
+class _ProcessMemory(DestinationMemory):
+    """The memory of a destination used before prepare() hands it the state's (tools, tests)."""
+
+    def __init__(self) -> None:
+        super().__init__(None, NAME)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self.lock:
+            return self.pending.get(key, default)
+
+
 class KlaviyoDestination(Destination):
     name = NAME
     wants_deal_events = True
@@ -446,10 +462,13 @@ class KlaviyoDestination(Destination):
         self.job_timer = job_timer or JobTimer()
         self.phone_owners: dict[int, int] = {}
         self.phone_lock = threading.Lock()
+        self.memory: DestinationMemory = _ProcessMemory()
+        self.suppressions_lock = threading.Lock()
 
     def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
         """Every configured list must exist: lists are never created per run (150 a day).
         Lists found once are remembered, so later runs spend no request on them."""
+        self.memory = memory
         self.phone_owners.clear()
         wanted = {"klaviyo.list_id": self.config.list_id}
         wanted.update({f"klaviyo.lists_by_stage.{stage.value}": list_id
@@ -563,14 +582,32 @@ class KlaviyoDestination(Destination):
         return replace(change, payload={**change.payload, "profile_id": found[0]["id"]}) if found else change
 
     def known_suppressions(self) -> Iterator[str]:
-        """Everyone Klaviyo must not email: global suppressions and suppressions on our list."""
-        filters = (f"greater-than({SUPPRESSION}.timestamp,1990-01-01T00:00:00Z)",
+        """Everyone Klaviyo must not email: global suppressions and suppressions on our list.
+        The time of the read is remembered: Bulk Subscribe reads only what came after it."""
+        started = int(self.clock.now())
+        filters = (f"greater-than({SUPPRESSION}.timestamp,{EVER})",
                    f'equals(subscriptions.email.marketing.list_suppressions.list_id,"{self.config.list_id}")')
         for condition in filters:
-            params = {"filter": condition, "fields[profile]": "email", "page[size]": PAGE_SIZE}
-            for profile in self._pages("/api/profiles", params):
-                if profile["attributes"].get("email"):
-                    yield str(profile["attributes"]["email"]).lower()
+            yield from self._suppressed_emails(condition)
+        self.memory.set(SUPPRESSIONS_READ_AT, started)
+
+    def _suppressed_emails(self, condition: str) -> Iterator[str]:
+        params = {"filter": condition, "fields[profile]": "email", "page[size]": PAGE_SIZE}
+        for profile in self._pages("/api/profiles", params):
+            if profile["attributes"].get("email"):
+                yield str(profile["attributes"]["email"]).lower()
+
+    def _suppressed_since_last_read(self) -> set[str]:
+        """Emails globally suppressed in Klaviyo since the last read, less a minute for clock
+        skew (all of them when no read is remembered), in one paged read. What the plan knew
+        may be a crash or a disabled feedback read old, and Bulk Subscribe lifts suppressions."""
+        with self.suppressions_lock:
+            last = self.memory.get(SUPPRESSIONS_READ_AT)
+            started = int(self.clock.now())
+            since = EVER if last is None else iso_utc(last - CLOCK_SKEW)
+            emails = set(self._suppressed_emails(f"greater-than({SUPPRESSION}.timestamp,{since})"))
+            self.memory.set(SUPPRESSIONS_READ_AT, max(started, last or 0))
+        return emails
 
     @staticmethod
     def _outcome(change: Change, result: _Result) -> Outcome:
@@ -792,21 +829,33 @@ class KlaviyoDestination(Destination):
         self._apply(chunk, sent, results)
 
     def _subscribe(self, changes: list[Change], results: dict[int, _Result]) -> None:
-        ready = []
-        for change in (c for c in changes if c.payload["subscribe"]):
-            marketing = results[change.person_id].marketing
-            if marketing is None or may_subscribe(marketing, self.config.list_id):
-                ready.append(change)
-            elif (marketing or {}).get("consent") != "SUBSCRIBED":
-                results[change.person_id].notes["kept_unsubscribed"] = True
+        """Bulk Subscribe for those who may be subscribed; whoever Klaviyo suppressed since the
+        last read (made right before these jobs) is left out and kept unsubscribed."""
+        ready = [c for c in changes if c.payload["subscribe"] and self._may_subscribe(results[c.person_id])]
+        suppressed = self._suppressed_since_last_read() if ready else set()
+        for change in (c for c in ready if (c.email or "").lower() in suppressed):
+            results[change.person_id].notes["kept_unsubscribed"] = True
+        ready = [c for c in ready if (c.email or "").lower() not in suppressed]
+
         def subscribe(chunk: list[Change]) -> None:
             sent = self._send("POST", "/api/profile-subscription-bulk-create-jobs", chunk, lambda part: (
                 consent_body("profile-subscription-bulk-create-job", "SUBSCRIBED",
-                             [(results[c.person_id].profile_id, c.email or "") for c in part], self.config.list_id),
+                             [(results[c.person_id].profile_id, c.email or "") for c in part],
+                             self.config.list_id),
                 _index_locator(ROW_POINTER)))
             self._apply(chunk, sent, results)
 
         _side_by_side(subscribe, list(chunks(ready, SUBSCRIBE_SIZE)))
+
+    def _may_subscribe(self, result: _Result) -> bool:
+        """Unknown consent (bulk imports read none back) goes by the suppressions read; a known
+        unsubscribe or suppression is kept."""
+        marketing = result.marketing
+        if marketing is None or may_subscribe(marketing, self.config.list_id):
+            return True
+        if marketing.get("consent") != "SUBSCRIBED":
+            result.notes["kept_unsubscribed"] = True
+        return False
 
     def _unsubscribe(self, changes: list[Change], results: dict[int, _Result]) -> None:
         """Consent withdrawn in Kommo: unsubscribed from email marketing (globally, no list)."""
