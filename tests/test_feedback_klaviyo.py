@@ -60,16 +60,20 @@ def test_klaviyo_activity_notes_only_when_enabled(world, ada):
                                       "clicked https://acme.io/pricing once.")
 
 
-SORT_REFUSED = pytest.mark.xfail(strict=True, reason="read_feedback always sorts; a refused sort fails the read")
+UNFLUSHED = pytest.mark.xfail(strict=True, reason="the engine writes a destination's memory only when it "
+                              "records a push; it should flush it after the feedback read too")
 
 
-@pytest.mark.parametrize("refused", [pytest.param(False, id="sort allowed"),
-                                     pytest.param(True, id="sort refused", marks=SORT_REFUSED)])
+@pytest.mark.parametrize("refused, pushes", [
+    pytest.param(False, True, id="sort allowed"), pytest.param(True, True, id="sort refused"),
+    pytest.param(True, False, id="sort refused in a run that pushes nothing", marks=UNFLUSHED)])
 def test_unsubscribes_are_read_whether_klaviyo_allows_sorting_them_or_not_and_a_refusal_is_not_repeated(
-        world, ada, refused):
+        world, ada, refused, pushes):
     world.klaviyo.refuse_sort_with_subscription_filter = refused
     start = len(world.klaviyo.requests("GET", "/api/profiles"))
     world.klaviyo.unsubscribe("ada@analytical.io")
+    if pushes:
+        world.kommo.update_contact(ada, first_name="Augusta")
     world.clock.advance(60)
     assert world.run().counts["klaviyo.feedback.unsubscribed"] == 1 and len(world.kommo.notes) == 1
     world.clock.advance(60)

@@ -415,6 +415,8 @@ SUPPRESSION = "subscriptions.email.marketing.suppression"
 SUPPRESSIONS_READ_AT = "suppressions_read_at"
 EVER = "1990-01-01T00:00:00Z"
 CLOCK_SKEW = 60
+FEEDBACK_SORT = "feedback_sort"
+SORT_WORD = re.compile(r"\bsort\b", re.IGNORECASE)
 ACTIVITY_METRICS = {"Opened Email": "open", "Clicked Email": "click"}
 SUPPRESSION_KINDS = {"UNSUBSCRIBE": ("unsubscribed", ""), "SPAM_COMPLAINT": ("unsubscribed", "marked an email as spam"),
                      "USER_SUPPRESSED": ("unsubscribed", "suppressed in Klaviyo"),
@@ -432,6 +434,13 @@ def _suppression_feedback(profile: dict[str, Any], since: int, until: int) -> It
         if email and since < at <= until:
             yield Feedback("klaviyo", kind, email, at, "Klaviyo email marketing",
                            f"klaviyo:{suppression.get('reason')}:{profile['id']}:{at}", detail=detail)
+
+
+def _refuses_sort(exc: RequestRefused) -> bool:
+    """Klaviyo's 400 for a `sort` it will not take (its error names the parameter or the sort)."""
+    errors = (exc.body.get("errors") if isinstance(exc.body, dict) else None) or []
+    named = any(isinstance(e, dict) and (e.get("source") or {}).get("parameter") == "sort" for e in errors)
+    return exc.status == 400 and (named or SORT_WORD.search(_error_text(exc.body)) is not None)
 
 
 def may_subscribe(marketing: dict[str, Any] | None, list_id: str) -> bool:
@@ -506,11 +515,25 @@ class KlaviyoDestination(Destination):
         window = (f"greater-than({SUPPRESSION}.timestamp,{iso_utc(since)}),"
                   f"less-or-equal({SUPPRESSION}.timestamp,{iso_utc(until)})")
         params = {"additional-fields[profile]": "subscriptions", "filter": window,
-                  "sort": f"{SUPPRESSION}.timestamp", "page[size]": PAGE_SIZE, "fields[profile]": "email,subscriptions"}
-        for profile in self._pages("/api/profiles", params):
+                  "page[size]": PAGE_SIZE, "fields[profile]": "email,subscriptions"}
+        for profile in self._suppressed_profiles(params):
             yield from _suppression_feedback(profile, since, until)
         if activity:
             yield from self._activity(since, until)
+
+    def _suppressed_profiles(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Sorted by suppression time, unless Klaviyo refuses a sort beside a subscriptions filter
+        (reported, not documented): then unsorted, and remembered, so later runs send no request
+        bound to fail first. Nothing depends on the order: feedback keys are stable."""
+        if self.memory.get(FEEDBACK_SORT, True):
+            try:
+                yield from self._pages("/api/profiles", {**params, "sort": f"{SUPPRESSION}.timestamp"})
+                return
+            except RequestRefused as exc:
+                if not _refuses_sort(exc):
+                    raise
+                self.memory.set(FEEDBACK_SORT, False)
+        yield from self._pages("/api/profiles", params)
 
     def _activity(self, since: int, until: int) -> Iterator[Feedback]:
         metrics = {m["attributes"].get("name"): m["id"] for m in self._pages("/api/metrics", {})}
