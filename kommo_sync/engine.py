@@ -155,6 +155,7 @@ class _Run:
             self._prepare()
             self.result.window = self._window()
             self.feedback.read()
+            self._flush_memories()
             with self.state.transaction():
                 self.state.requeue_transient_rejections()
             self._pull(*self.result.window)
@@ -162,6 +163,7 @@ class _Run:
             self._sync_events()
             self.pipeline.close()
             self.feedback.write_notes()
+            self._flush_memories()
             self._advance_cursor()
             status = "done" if not self.result.rejected else "done_with_rejections"
             if self.aside.reasons:
@@ -184,6 +186,11 @@ class _Run:
         self._check_catalog()
         for destination in self.engine.destinations:
             self.guarded(destination, lambda d=destination: self._prepare_destination(d))
+
+    def _flush_memories(self) -> None:
+        """What destinations learned outside a push (a feedback read's fallback…) is kept too."""
+        for memory in self.memories.values():
+            memory.flush()
 
     def _prepare_destination(self, destination: Destination) -> None:
         memory = self.memories[destination.name]

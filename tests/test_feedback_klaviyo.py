@@ -60,13 +60,9 @@ def test_klaviyo_activity_notes_only_when_enabled(world, ada):
                                       "clicked https://acme.io/pricing once.")
 
 
-UNFLUSHED = pytest.mark.xfail(strict=True, reason="the engine writes a destination's memory only when it "
-                              "records a push; it should flush it after the feedback read too")
-
-
 @pytest.mark.parametrize("refused, pushes", [
     pytest.param(False, True, id="sort allowed"), pytest.param(True, True, id="sort refused"),
-    pytest.param(True, False, id="sort refused in a run that pushes nothing", marks=UNFLUSHED)])
+    pytest.param(True, False, id="sort refused in a run that pushes nothing")])
 def test_unsubscribes_are_read_whether_klaviyo_allows_sorting_them_or_not_and_a_refusal_is_not_repeated(
         world, ada, refused, pushes):
     world.klaviyo.refuse_sort_with_subscription_filter = refused
