@@ -5,7 +5,10 @@ and attempt: the N-th arrival of the same identity (method, path, sorted query, 
 is told apart from a first try whatever the thread timing; `query` also picks by query
 parameters (one page of a paged read: {"page": "2"}). `chaos` faults a seeded share of
 requests, deciding each one by a hash of (seed, identity, attempt) rather than a shared random
-stream, so the same requests are hit in any arrival order.
+stream, so the same requests are hit in any arrival order. Chaos reads the identity with its
+moments masked (ISO times, Unix seconds): a request that differs only by the clock reading it
+carries (a window's end, a poll's time) is the same request, so simulated runs whose threads
+advance the clock in another order still meet the same faults.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ KILL_KINDS = frozenset({"kill_before", "kill_after"})
 CHAOS_KINDS = ("status", "reset_before", "reset_after", "truncate", "html", "cut_json",
                "no_content")
 CHAOS_STATUSES = (500, 502, 503, 504, 429)
+MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+                    r"|(?<![\d.])1[5-9]\d{8}(?:\.\d+)?(?![\d.])")
 
 
 @dataclass
@@ -100,6 +105,7 @@ class FaultSwitch:
         self.log: list[tuple[str, str, str]] = []
         self._chaos: Chaos | None = None
         self._arrivals: dict[bytes, int] = {}
+        self._chaos_arrivals: dict[bytes, int] = {}
         self._lock = threading.Lock()
 
     def add(self, fault: Fault) -> Fault:
@@ -133,7 +139,9 @@ class FaultSwitch:
             attempt = self._arrivals[digest] = self._arrivals.get(digest, 0) + 1
             fault = self._scripted(request, attempt)
             if fault is None and self._chaos is not None:
-                fault = self._chaos.pick(request, digest, attempt)
+                stable = identity(request, masked=True)
+                arrival = self._chaos_arrivals[stable] = self._chaos_arrivals.get(stable, 0) + 1
+                fault = self._chaos.pick(request, stable, arrival)
             if fault is not None:
                 self.log.append((request.method, request.path, fault.kind))
             return fault
@@ -152,11 +160,16 @@ class FaultSwitch:
         os.kill(self.victim_pid, signal.SIGKILL)
 
 
-def identity(request: Request) -> bytes:
-    """A digest of (method, path, sorted query, body): what makes two requests 'the same'."""
+def identity(request: Request, masked: bool = False) -> bytes:
+    """A digest of (method, path, sorted query, body): what makes two requests 'the same';
+    `masked`: with the moments in query and body blanked."""
     query = sorted((name, tuple(values)) for name, values in request.query.items())
-    head = repr((request.method, request.path, query)).encode("utf-8")
-    return hashlib.sha256(head + b"\0" + request.body).digest()
+    head = repr((request.method, request.path, query))
+    body = request.body
+    if masked:
+        head = MOMENT.sub("<moment>", head)
+        body = MOMENT.sub("<moment>", body.decode("utf-8", "replace")).encode("utf-8")
+    return hashlib.sha256(head.encode("utf-8") + b"\0" + body).digest()
 
 
 def _query_matches(wanted: dict[str, str], query: dict[str, list[str]]) -> bool:
