@@ -107,7 +107,7 @@ def _render(result: RunResult, as_json: bool, secrets: tuple[str, ...]) -> int:
     else:
         report.render_result(console, result)
     if result.set_aside:
-        return EXIT_FATAL
+        return EXIT_CONFIG if result.set_aside_by_config_only else EXIT_FATAL
     return EXIT_REJECTED if result.rejected else EXIT_OK
 
 

@@ -83,8 +83,13 @@ class RunResult:
 
     @property
     def set_aside(self) -> list[str]:
-        """Destinations that failed and were set aside for this run (the run exits 4)."""
+        """Destinations that failed and were set aside for this run (the run exits 4, or 2 when
+        only their configuration is wrong: an audience or list that does not exist…)."""
         return [name for name, info in self.destinations.items() if info["status"] == "set_aside"]
+
+    @property
+    def set_aside_by_config_only(self) -> bool:
+        return bool(self.set_aside) and all(self.destinations[n]["cause"] == "config" for n in self.set_aside)
 
     def keep(self, listing: str, rows: Iterable[Any]) -> None:
         """Add rows to a report listing while it holds fewer than DETAIL_LIMIT (totals stay exact)."""
@@ -101,10 +106,13 @@ class SetAside:
 
     def __init__(self) -> None:
         self.reasons: dict[str, str] = {}
+        self.by_config: set[str] = set()
         self.lock = threading.Lock()
 
-    def add(self, name: str, reason: str) -> None:
+    def add(self, name: str, reason: str, by_config: bool = False) -> None:
         with self.lock:
+            if name not in self.reasons and by_config:
+                self.by_config.add(name)
             self.reasons.setdefault(name, reason)
 
     def reason(self, name: str) -> str | None:
@@ -207,14 +215,14 @@ class _Run:
         try:
             return work()
         except (FatalError, ConfigError, RecordRejected, RetryLater) as exc:
-            self.set_aside(destination.name, str(exc))
+            self.set_aside(destination.name, str(exc), by_config=isinstance(exc, ConfigError))
             return None
 
-    def set_aside(self, name: str, reason: str) -> None:
+    def set_aside(self, name: str, reason: str, by_config: bool = False) -> None:
         if self.aside.reason(name) is None:
             log.warning("%s set aside for this run: %s", name, reason)
             self.count(**{f"{name}.set_aside": 1})
-        self.aside.add(name, reason)
+        self.aside.add(name, reason, by_config)
 
     def active_destinations(self) -> list[Destination]:
         return [d for d in self.engine.destinations if not self.aside.reason(d.name)]
@@ -222,8 +230,10 @@ class _Run:
     def _report_destinations(self) -> None:
         for destination in self.engine.destinations:
             reason = self.aside.reason(destination.name)
+            cause = "config" if destination.name in self.aside.by_config else "failure"
             self.result.destinations[destination.name] = (
-                {"status": "set_aside", "reason": reason} if reason else {"status": "ok", "reason": ""})
+                {"status": "set_aside", "reason": reason, "cause": cause} if reason
+                else {"status": "ok", "reason": ""})
 
     def _load_suppressions(self, destination: Destination, memory: DestinationMemory) -> None:
         """Once per destination: who already opted out there, so no run ever subscribes them.
@@ -373,9 +383,9 @@ class _Run:
                 return destination.push(changes)
             except RetryLater as exc:
                 return [Outcome(change, False, False, f"held back: {exc}") for change in changes]
-            except (FatalError, RecordRejected) as exc:
+            except (FatalError, RecordRejected, ConfigError) as exc:
                 reason = str(exc)
-                self.aside.add(destination.name, reason)
+                self.aside.add(destination.name, reason, by_config=isinstance(exc, ConfigError))
         return [Outcome(change, False, False, f"held back: {destination.name} was set aside ({reason})")
                 for change in changes]
 
@@ -559,8 +569,8 @@ class _Run:
                 return destination.push_events(changes)
             except RetryLater:
                 return []
-            except (FatalError, RecordRejected) as exc:
-                self.aside.add(destination.name, str(exc))
+            except (FatalError, RecordRejected, ConfigError) as exc:
+                self.aside.add(destination.name, str(exc), by_config=isinstance(exc, ConfigError))
         return []
 
     def _resend_in_flight(self, destination: Destination) -> None:

@@ -40,6 +40,8 @@ CLIENT_ERRORS = frozenset(range(400, 500))
 SERVER_FAULTS = frozenset({408, 500, 502, 503, 504})
 
 RULES: tuple[Rule, ...] = (
+    Rule("mailchimp batch archive", frozenset({403, 404}), None, None, Kind.TRANSIENT,
+         "the batch results link expired: fetched again from a fresh link"),
     Rule("*", frozenset({401}), None, None, Kind.FATAL, "credentials refused"),
     Rule("*", frozenset({403}), None, None, Kind.FATAL, "the key lacks rights or the IP is blocked"),
     Rule("kommo", frozenset({402}), None, None, Kind.FATAL, "the Kommo account is not paid up"),

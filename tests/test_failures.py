@@ -5,6 +5,7 @@ from kommo_sync.failures import RULES, Kind, classify
 
 ROWS = [
     # vendor, status, vendor's words, attributed, expected
+    ("Mailchimp batch archive", 403, "AccessDenied: Request has expired", False, Kind.TRANSIENT),
     ("Kommo", 401, "Unauthorized", False, Kind.FATAL),
     ("Mailchimp", 403, "Forbidden", False, Kind.FATAL),
     ("Kommo", 402, "Payment Required", False, Kind.FATAL),

@@ -130,7 +130,7 @@ def test_a_wrong_list_id_in_the_config_ends_in_one_line_naming_it(world, sales):
     world.with_mailchimp(list_id="0000000000")
     people(world, 3)
     result = world.cli("run")
-    assert result.exit_code == 4 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
     assert "mailchimp.list_id" in result.output and "0000000000" in result.output
 
 
@@ -270,7 +270,7 @@ def test_a_merge_field_mailchimp_refuses_sets_it_aside_naming_the_config_key(wor
     for number in range(26):                                               # the audience's 30 are taken
         world.mailchimp.add_merge_field(world.list_id, f"EXTRA{number}", f"Extra {number}")
     result = world.cli("run")
-    assert result.exit_code == 4 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
     assert "mailchimp.merge_fields" in result.output and "COMPANY" in result.output
 
 
@@ -318,6 +318,16 @@ def test_a_results_archive_answered_with_a_page_is_fetched_again_from_a_fresh_li
     _renamed_everyone(world, 12)
     world.mailchimp.faults.add(Fault(method="GET", path=ARCHIVE, kind="html"))
     assert world.run().rejected == 0
+    assert _first_names(world, 12) == {"Renamed"}
+
+
+def test_a_results_archive_link_that_expired_is_fetched_again_from_a_fresh_link(world, sales):
+    world.with_mailchimp()
+    _renamed_everyone(world, 12)
+    expired = {"Code": "AccessDenied", "Message": "Request has expired"}
+    world.mailchimp.faults.add(Fault(method="GET", path=ARCHIVE, status=403, body=expired))
+    result = world.run()
+    assert result.set_aside == [] and result.rejected == 0
     assert _first_names(world, 12) == {"Renamed"}
 
 

@@ -33,7 +33,7 @@ from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import MailchimpConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
                                           Skip, fingerprint)
-from kommo_sync.errors import FatalError, OutcomeUnknown, RecordRejected, RequestRefused, RetryLater
+from kommo_sync.errors import ConfigError, FatalError, OutcomeUnknown, RecordRejected, RequestRefused, RetryLater
 from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
@@ -285,8 +285,8 @@ class MailchimpDestination(Destination):
             return self.http.request(method, path, **kwargs)
         except RequestRefused as exc:
             if exc.status == 404:
-                raise FatalError(f"Mailchimp has no audience {self.config.list_id} "
-                                 f"(HTTP 404 on {method} {path}); check mailchimp.list_id") from None
+                raise ConfigError("mailchimp.list_id", f"Mailchimp has no audience {self.config.list_id} "
+                                                       f"(HTTP 404 on {method} {path})") from None
             raise
 
     def _audience_json(self, path: str, params: dict[str, Any]) -> Any:
@@ -325,8 +325,8 @@ class MailchimpDestination(Destination):
             doubt = str(exc)
         except RequestRefused as exc:
             if not _already_exists(exc.reason):
-                raise FatalError(f"Mailchimp refused to create the merge field {tag} ({exc.reason}); "
-                                 "check mailchimp.merge_fields and the audience's merge fields") from None
+                raise ConfigError("mailchimp.merge_fields", f"Mailchimp refused to create the merge field {tag} "
+                                                            f"({exc.reason}); check the audience's merge fields") from None
             doubt = exc.reason
         if tag not in self._merge_field_tags():
             raise FatalError(f"Mailchimp merge field {tag}: {doubt}, and it is not there; "
@@ -559,7 +559,7 @@ class MailchimpDestination(Destination):
                 batch = self.http.get_json(f"/batches/{batch['id']}")
             try:
                 return list(self._archive(batch.get("response_body_url") or ""))
-            except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            except (tarfile.TarError, EOFError, OSError, ValueError, RequestRefused) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
         raise RetryLater(f"Mailchimp batch {batch.get('id')}: its results archive could not be read "
                          f"({problem}); its operations are sent again on the next run")
