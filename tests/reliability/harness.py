@@ -100,8 +100,9 @@ class Snapshot:
 
 def snapshot(world: World, where: Path) -> Snapshot:
     _copy_db(Path(world.raw["state"]), where / "snapshot.db")
+    scenario: Scenario = world.scenario  # type: ignore[attr-defined]
     return Snapshot(tuple(app.snapshot() for app in apps(world)), where / "snapshot.db",
-                    copy.deepcopy(world.scenario), copy.deepcopy(world.raw), world.clock.now())  # type: ignore[attr-defined]
+                    copy.deepcopy(scenario), copy.deepcopy(world.raw), world.clock.now())
 
 
 def restore(world: World, snap: Snapshot) -> None:
@@ -121,8 +122,12 @@ def restore(world: World, snap: Snapshot) -> None:
 
 
 def _copy_db(source: Path, target: Path) -> None:
-    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+    src, dst = sqlite3.connect(source), sqlite3.connect(target)
+    try:
         src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
 
 
 def apps(world: World) -> tuple[Any, Any, Any]:
@@ -139,8 +144,8 @@ def seed_scenario(world: World, n: int = 40) -> Scenario:
     destinations with stage lists, consent-based subscribing, and notes with consent write-back."""
     kommo = world.kommo
     sales = kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
-    status = {"new": world.status_id(sales, "Incoming leads"), "qualified": world.status_id(sales, "Qualified"),
-              "proposal": world.status_id(sales, "Proposal"), "won": WON, "lost": LOST}
+    status = {"new": world.status_id(sales, "Incoming leads"), "won": WON, "lost": LOST,
+              **{name.lower(): world.status_id(sales, name) for name in ("Qualified", "Proposal")}}
     scenario = Scenario(n, sales, status)
     companies = [kommo.add_company(f"{COMPANIES[k % len(COMPANIES)]} {k}") for k in range(max(1, n // 6))]
     for i in range(n):
@@ -170,11 +175,13 @@ def _seed_person(world: World, scenario: Scenario, i: int, companies: list[int])
         _lead(world, scenario, f"Deal {i}b", 50, cid, "lost")
 
 
-def _lead(world: World, scenario: Scenario, name: str, price: int, contact: int, stage: str, step: int = 0) -> None:
+def _lead(world: World, scenario: Scenario, name: str, price: int, contact: int, stage: str,
+          step: int = 0) -> None:
     """A lead created in the first stage, then moved (so the history holds its moves)."""
     lead = world.kommo.add_lead(name, price, scenario.sales, contact_ids=[contact])
     scenario.leads[name] = lead
-    target = {"new": None, "in_progress": ("qualified", "proposal")[step], "won": "won", "lost": "lost"}[stage]
+    target = {"new": None, "in_progress": ("qualified", "proposal")[step], "won": "won",
+              "lost": "lost"}[stage]
     if target:
         world.kommo.move_lead(lead, scenario.status[target])
 
@@ -213,7 +220,7 @@ def incremental_changes(world: World, everyone: bool = False) -> None:
     world.mailchimp.unsubscribe(world.list_id, "p13@firm.io", reason="Too many emails")
     world.klaviyo.unsubscribe("p14@firm.io")
     s.noted |= {"p13@firm.io", "p14@firm.io"}
-    new = kommo.add_contact("Nova", "Neu", email="nova@firm.io", consent=True, company_id=None)
+    new = kommo.add_contact("Nova", "Neu", email="nova@firm.io", consent=True)
     _lead(world, s, "Deal nova", 990, new, "new")
     kommo.add_contact("Otto", "Ohne", email="otto@firm.io")
     if everyone:
@@ -270,7 +277,8 @@ WRITES = [
     Point("incremental", "klaviyo", "POST", RELATIONS, "klaviyo list add"),
     Point("incremental", "klaviyo", "DELETE", RELATIONS, "klaviyo list remove"),
     Point("incremental", "klaviyo", "POST", SUBSCRIBE_JOBS, "klaviyo subscribe job"),
-    Point("incremental", "klaviyo", "POST", r"^/api/profile-subscription-bulk-delete-jobs$", "klaviyo unsubscribe job"),
+    Point("incremental", "klaviyo", "POST", r"^/api/profile-subscription-bulk-delete-jobs$",
+          "klaviyo unsubscribe job"),
     Point("incremental", "klaviyo", "POST", r"^/api/events$", "klaviyo single event"),
     Point("incremental", "kommo", "POST", r"^/api/v4/contacts/notes$", "kommo contact notes POST"),
     Point("incremental", "kommo", "POST", r"^/api/v4/leads/notes$", "kommo lead notes POST"),
@@ -279,7 +287,8 @@ WRITES = [
 # The first, a middle and the last of three contact pages (510 people), killed before Kommo serves it.
 PAGES = [Point(phase, "kommo", "GET", r"^/api/v4/contacts$", f"kommo contacts {name} page", "kill_before",
                (("page", str(number)), ("with", "leads")))
-         for phase in ("pages-first", "pages-incremental") for number, name in ((1, "first"), (2, "middle"), (3, "last"))]
+         for phase in ("pages-first", "pages-incremental")
+         for number, name in ((1, "first"), (2, "middle"), (3, "last"))]
 
 
 # running ----------------------------------------------------------------------------------------
@@ -287,8 +296,8 @@ def cli_run(world: World) -> Any:
     """`kommo-sync run --json` in-process with the world's clock (a traceback fails the test; JSON,
     as the text table of a 500-person run takes rich ~10 s to lay out)."""
     world.write_config()
-    return CliRunner().invoke(cli, ["--config", str(world.config_path), "run", "--json"], obj={"clock": world.clock},
-                              env=ENV, catch_exceptions=False)
+    return CliRunner().invoke(cli, ["--config", str(world.config_path), "run", "--json"],
+                              obj={"clock": world.clock}, env=ENV, catch_exceptions=False)
 
 
 def settle(world: World, runs: int = SETTLE_RUNS, run: Callable[[World], Any] = cli_run) -> list[int]:
@@ -394,7 +403,8 @@ def build_base(tmp: Path, phase: Phase, simulated: bool = False) -> Base:
 # the end state -----------------------------------------------------------------------------------
 def end_state(world: World) -> dict[str, Any]:
     """What the three vendors hold, comparable across worlds."""
-    return {"mailchimp": _members(world), "klaviyo": _profiles(world), **_events(world), "notes": _notes(world)}
+    return {"mailchimp": _members(world), "klaviyo": _profiles(world), **_events(world),
+            "notes": _notes(world)}
 
 
 def _members(world: World) -> dict[str, dict[str, Any]]:
@@ -436,7 +446,8 @@ def _events(world: World) -> dict[str, Counter[Any]]:
     return {"events": said, "event_origins": origin, "event_ids": ids}
 
 
-def _origin(world: World, raw: dict[str, Any] | None, statuses: dict[int, str], unique_id: str) -> tuple[Any, ...]:
+def _origin(world: World, raw: dict[str, Any] | None, statuses: dict[int, str],
+            unique_id: str) -> tuple[Any, ...]:
     if raw is None:
         return ("not a Kommo event", unique_id)
     after = (raw.get("value_after") or [{}])[0].get("lead_status") or {}
@@ -484,7 +495,9 @@ def _keys(a: Iterable[Any], b: Iterable[Any]) -> list[Any]:
 
 def _compare(where: str, a: Any, b: Any) -> list[str]:
     if a is None or b is None:
-        return [] if a is b else [f"{where}: {'missing' if b is None else 'not expected'} ({_show(a if b is None else b)})"]
+        if a is b:
+            return []
+        return [f"{where}: {'missing' if b is None else 'not expected'} ({_show(a if b is None else b)})"]
     if isinstance(a, dict) and isinstance(b, dict):
         return [line for key in _keys(a, b) for line in _compare_value(f"{where} {key}", a, b, key)]
     return [] if a == b else [f"{where}: {_show(a)} != {_show(b)}"]
@@ -514,9 +527,11 @@ def duplicates(state: dict[str, Any]) -> list[str]:
 
 
 def false_notes(world: World, state: dict[str, Any]) -> list[str]:
-    """Notes on people who never unsubscribed at a vendor themselves (our own unsubscribes are no news)."""
-    noted = world.scenario.noted  # type: ignore[attr-defined]
-    allowed = {f"lead '{name}'" for name, lead in world.scenario.leads.items()  # type: ignore[attr-defined]
+    """Notes on people who never unsubscribed at a vendor themselves (our own unsubscribes are no
+    news), or on deals of no such person."""
+    scenario: Scenario = world.scenario  # type: ignore[attr-defined]
+    noted = scenario.noted
+    allowed = {f"lead '{name}'" for name, lead in scenario.leads.items()
                if {_email(world, cid) for cid in world.kommo.leads[lead]["contact_ids"]} & noted}
     return [f"false note on {label}: {text}" for (_, label, text) in state["notes"]
             if label not in allowed and label.split(" ", 1)[0] not in noted]

@@ -30,8 +30,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from tests.conftest import ENV, World
-from tests.reliability.harness import (PAGES, PHASES, WRITES, Base, Point, apps, build_base, check, differences,
-                                       duplicates, end_state, prepare, real_time_world, reference, settle)
+from tests.reliability.harness import (PAGES, PHASES, WRITES, Base, Point, apps, build_base, check,
+                                       differences, duplicates, end_state, prepare, real_time_world,
+                                       reference, settle)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT = 120
@@ -62,8 +63,9 @@ def run_killed(world: World, point: Point, log: Path) -> int:
     world.raw["kommo"]["requests_per_second"] = 7          # the most the config allows
     world.write_config()
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "kommo_sync.cli", "--config", str(world.config_path), "run"],
-                                env={**os.environ, **ENV}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        command = [sys.executable, "-m", "kommo_sync.cli", "--config", str(world.config_path), "run"]
+        proc = subprocess.Popen(command, env={**os.environ, **ENV}, cwd=ROOT, stdout=out,
+                                stderr=subprocess.STDOUT)
         for app in apps(world):
             app.faults.victim_pid = proc.pid
         point.sandbox(world).faults.add(point.fault())
@@ -101,7 +103,8 @@ def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Base]:
 
 
 @pytest.fixture(scope="module")
-def killed(bases: dict[int, Base], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Point], Killed]]:
+def killed(bases: dict[int, Base],
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Point], Killed]]:
     """Every kill point's world after its killed run, produced ahead of the tests, two at a time."""
     pool = ThreadPoolExecutor(SIDE_BY_SIDE, thread_name_prefix="killed-run")
     futures: dict[str, Future[Killed]] = {}
@@ -125,7 +128,7 @@ def test_a_run_killed_at_any_write_or_page_is_finished_by_the_next_runs_exactly_
     base = bases[phase.n]
     case = killed(point)
     try:
-        assert case.code == -signal.SIGKILL, f"the kill point was never reached (exit {case.code}):\n{case.output}"
+        assert case.code == -signal.SIGKILL, f"the kill point never came (exit {case.code}):\n{case.output}"
         codes = settle(case.world)
         assert codes[-1] == 0, f"runs after the kill exit {codes}"
         problems = check(base.incremental if phase.incremental else base.first, case.world)

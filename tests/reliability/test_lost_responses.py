@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.harness import PHASES, WRITES, Base, Point, build_base, check, prepare, settle, simulated_world
+from tests.reliability.harness import (PHASES, WRITES, Base, Point, build_base, check, prepare, settle,
+                                       simulated_world)
 
 XFAIL: dict[str, str] = {}
 
