@@ -25,7 +25,7 @@ def build_destinations(config: Config, clock: Clock) -> list[Destination]:
                                                  mailchimp_http(config.mailchimp, clock, timeout), archive, clock,
                                                  job_timer=JobTimer(first_poll)))
     if config.klaviyo:
-        destinations.append(build_klaviyo(config.klaviyo, dict(config.tags), clock))
+        destinations.append(build_klaviyo(config.klaviyo, dict(config.tags), clock, timeout, JobTimer(first_poll)))
     return destinations
 
 

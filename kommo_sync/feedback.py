@@ -86,7 +86,7 @@ class FeedbackStage:
         key_suffix = f"{self.run.result.window[1]}"
         for email, found in by_email.items():
             notes += self._notes(email, f"{destination.name}:activity:{email}:{key_suffix}", activity_text(found))
-        to_clear = self._contacts_of(suppressing) if self.config.feedback.consent_field_write else set()
+        to_clear = self._contacts_of(news) if self.config.feedback.consent_field_write else set()
         with self.state.transaction():
             self.state.queue_consent_clear(to_clear)
             self.state.remember_feedback(i.key for i in items)

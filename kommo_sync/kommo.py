@@ -84,9 +84,13 @@ class KommoClient:
         return catalog
 
     def custom_fields(self) -> list[dict[str, Any]]:
+        """Contact fields; every account has some (EMAIL and PHONE), so none is a fault, not a config error."""
         fields: list[dict[str, Any]] = []
         for page in iter_pages(self.http, "/api/v4/contacts/custom_fields", "custom_fields", {}):
             fields.extend(page)
+        if not fields:
+            raise FatalError("Kommo listed no contact fields on GET /api/v4/contacts/custom_fields (every "
+                             "account has EMAIL and PHONE); the run stopped (the next run tries again)")
         return fields
 
     def changed(self, entity: str, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
@@ -100,12 +104,15 @@ class KommoClient:
         wanted = sorted(set(ids))
         extra = {"contacts": {"with": "leads"}, "leads": {"with": "contacts"}}.get(entity, {})
         for chunk in chunks(wanted, PAGE_SIZE):
-            body = self.http.get_json(f"/api/v4/{entity}", params={**extra, "filter[id][]": chunk,
-                                                                  "limit": PAGE_SIZE, "page": 1},
-                                      allow_empty=True)
-            items = embedded(body, entity)
+            params = {**extra, "filter[id][]": chunk, "limit": PAGE_SIZE, "page": 1}
+            items = self._listed(f"/api/v4/{entity}", entity, params) or self._listed(f"/api/v4/{entity}", entity,
+                                                                                   params)
             if items:
                 yield items
+
+    def _listed(self, path: str, key: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """One list request; an empty answer (204) is asked for once more by callers that expect items."""
+        return embedded(self.http.get_json(path, params=params, allow_empty=True), key)
 
     def lead_events(self, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
         params = {"filter[type]": "lead_added,lead_status_changed", "filter[entity][]": "lead",
@@ -119,7 +126,8 @@ class KommoClient:
 
     def add_notes(self, entity: str, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Common notes in one batch request; returns Kommo's `_embedded.notes` (ids by request_id)."""
-        body = self.http.request("POST", f"/api/v4/{entity}/notes", json=notes, repeatable=False).json()
+        body = self.http.request("POST", f"/api/v4/{entity}/notes", json=notes, repeatable=False,
+                                 need_body=True).json()
         return embedded(body, "notes")
 
     def notes_of(self, entity: str, entity_ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:

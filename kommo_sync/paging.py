@@ -37,11 +37,14 @@ class _Seen:
 
 def numbered_pages(fetch: Callable[[int], Items], limit: int, what: str,
                    key: Callable[[Any], Hashable] = lambda item: item.get("id")) -> Iterator[Items]:
-    """Kommo's HAL pages (page=1, 2, …): ends on an empty or short page (`next` is unreliable)."""
+    """Kommo's HAL pages (page=1, 2, …): ends on an empty or short page (`next` is unreliable).
+    Kommo answers an empty list with a 204, which a proxy or a fault can also produce: an empty
+    page is asked for once more before the read ends, so a stray 204 never ends a read early
+    (the cursor would then move past what was not read)."""
     seen = _Seen(what)
     page = 1
     while True:
-        items = fetch(page)
+        items = fetch(page) or fetch(page)
         if not items:
             return
         seen.check(_signature(items, key), page)

@@ -28,24 +28,8 @@ EMPTY_ANSWER_TRACEBACK = (
     "by default, http.py _readable)")
 KLAVIYO_EMPTY = (f"{EMPTY_ANSWER_TRACEBACK}: klaviyo.py _finish_import (POST /api/profile-bulk-import-jobs) "
                  "and _import_row (POST /api/profile-import)")
-KOMMO_NOTES_EMPTY = f"{EMPTY_ANSWER_TRACEBACK}: kommo.py add_notes (POST /api/v4/leads/notes, in write_notes)"
-KOMMO_EMPTY_PAGE = (
-    "kommo.py takes a 204 (Kommo's empty-list answer) at face value: iter_pages/paging.numbered_pages "
-    "end the read and by_ids yields nothing, so a spurious 204 mid-read ends the leads or contacts read "
-    "early; the run records what it got and engine._advance_cursor moves the cursors past the rest, "
-    "which only the 5-minute overlap would re-read: stages, people and deal events are lost for good")
-KOMMO_EMPTY_FIELDS = (
-    "a 204 on GET /api/v4/contacts/custom_fields (kommo.py custom_fields -> resolve_fields) stops the "
-    "run as a config error, exit 2 'kommo.consent_field: no contact field Email consent', though the "
-    "config is right")
 SEEDS = (11, 13, 15, 20)
-XFAIL: dict[int, str] = {
-    11: KLAVIYO_EMPTY,
-    13: f"{KOMMO_EMPTY_PAGE} (here the leads read: 55 leads, their stages and events); "
-        f"and {KOMMO_EMPTY_FIELDS}",
-    20: f"{KOMMO_EMPTY_FIELDS}; {KOMMO_EMPTY_PAGE} (here the contacts read: people without leads "
-        f"never synced); and {KOMMO_NOTES_EMPTY}",
-}
+XFAIL: dict[int, str] = {11: KLAVIYO_EMPTY}
 
 
 @pytest.fixture(scope="module")
