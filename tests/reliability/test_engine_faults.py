@@ -211,3 +211,21 @@ def test_a_note_kommo_names_as_bad_is_rejected_alone_and_the_rest_are_written(wo
     result = world.run()
     assert len(world.kommo.notes) == 5 and result.counts["notes_rejected"] == 1
     assert result.counts["notes_written"] == 5 and contacts
+
+
+def test_an_old_unsubscribe_our_own_update_moves_is_not_news_so_kommo_consent_stays(world, sales):
+    """Unsubscribed in Mailchimp long before the account was connected: our merge-field update
+    moves the member's last-changed time, which is no reason to note it or to clear Kommo's box."""
+    world.with_mailchimp()
+    world.raw["feedback"] = {"consent_field_write": True}
+    world.mailchimp.add_member(world.list_id, "old@firm.io", status="unsubscribed",
+                               last_changed=world.clock.now() - 365 * 86400)
+    old = world.kommo.add_contact("Old", email="old@firm.io", consent=True)
+    world.run()
+    world.clock.advance(600)
+    world.kommo.update_contact(old, first_name="Renamed")
+    world.run()
+    world.clock.advance(600)
+    world.run()
+    assert world.kommo.consent(old) is True and world.kommo.notes == []
+    assert world.mailchimp.member(world.list_id, "old@firm.io")["status"] == "unsubscribed"
