@@ -6,7 +6,6 @@ queue until every destination's outcome for them is recorded, and only then does
 """
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from kommo_sync import logs
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, fingerprint
@@ -76,6 +76,9 @@ class RunResult:
     notes: list[dict[str, Any]] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
     destinations: dict[str, dict[str, str]] = field(default_factory=dict)
+    started_at: int = 0
+    finished_at: int = 0
+    totals: Counter[str] = field(default_factory=Counter)   # rows offered to each listing, kept or not
 
     @property
     def rejected(self) -> int:
@@ -92,9 +95,12 @@ class RunResult:
         return bool(self.set_aside) and all(self.destinations[n]["cause"] == "config" for n in self.set_aside)
 
     def keep(self, listing: str, rows: Iterable[Any]) -> None:
-        """Add rows to a report listing while it holds fewer than DETAIL_LIMIT (totals stay exact)."""
+        """Add rows to a report listing while it holds fewer than DETAIL_LIMIT; `totals` counts them all."""
         kept: list[Any] = getattr(self, listing)
-        kept.extend(itertools.islice(rows, max(0, DETAIL_LIMIT - len(kept))))
+        for row in rows:
+            self.totals[listing] += 1
+            if len(kept) < DETAIL_LIMIT:
+                kept.append(row)
 
 
 Progress = Callable[[str, Counter[str]], None]
@@ -146,7 +152,8 @@ class _Run:
         self.started = int(self.clock.now())
         self.catalog = Catalog()
         self.fields = FieldMap()
-        self.result = RunResult(None, options.mode, options.dry_run, (0, 0))
+        self.result = RunResult(None, options.mode, options.dry_run, (0, 0), started_at=self.started)
+        self.phase = "prepare"
         self.feedback = FeedbackStage(self)
         self.pipeline = PushPipeline(overlap=not options.dry_run, depth=10, workers=8)
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
@@ -158,18 +165,24 @@ class _Run:
 
     def execute(self) -> RunResult:
         self.result.run_id = self.state.start_run(self.options.mode, self.started)
+        logs.bind(run_id=self.result.run_id, phase=self.phase)
         status = "failed"
         try:
             self._prepare()
             self.result.window = self._window()
+            self.enter("feedback")
             self.feedback.read()
             self._flush_memories()
             with self.state.transaction():
                 self.state.requeue_transient_rejections()
+            self.enter("pull")
             self._pull(*self.result.window)
+            self.enter("push")
             self._process_ready(final=True)
+            self.enter("events")
             self._sync_events()
             self.pipeline.close()
+            self.enter("notes")
             self.feedback.write_notes()
             self._flush_memories()
             self._advance_cursor()
@@ -182,7 +195,8 @@ class _Run:
         finally:
             self._report_destinations()
             self.pipeline.abandon()
-            self.state.finish_run(self.result.run_id, status, int(self.clock.now()), dict(self.result.counts))
+            self.result.finished_at = int(self.clock.now())
+            self.state.finish_run(self.result.run_id, status, self.result.finished_at, dict(self.result.counts))
         return self.result
 
     def _prepare(self) -> None:
@@ -315,13 +329,11 @@ class _Run:
         if self.config.kommo.pipelines:
             leads = [lead for lead in leads if self._pipeline_selected(lead.pipeline_id)]
         self.count(pulled_leads=len(page), changed_leads=mirror_leads(self.state, leads))
-        self.engine.progress("pull", self.result.counts)
 
     def _store_contacts(self, page: list[dict[str, Any]], count_as: str = "pulled_contacts") -> None:
         contacts = [parse_contact(raw, self.fields) for raw in page]
         self.count(**{count_as: len(page), "changed_contacts": mirror_contacts(self.state, contacts)})
         self._want_companies({c.company_id for c in contacts if c.company_id})
-        self.engine.progress("pull", self.result.counts)
 
     def _pipeline_selected(self, pipeline_id: int) -> bool:
         wanted = self.config.kommo.pipelines
@@ -370,7 +382,6 @@ class _Run:
                 self.memories[destination.name].flush()
             with self.state.transaction():
                 self.state.clear_dirty(batch, seq)
-            self.engine.progress("push", self.result.counts)
 
         self.pipeline.submit(push, record)
 
@@ -617,11 +628,19 @@ class _Run:
             contact_id=p.contact_id, email=p.email, stage=p.stage.value, tag=self.config.tags[p.stage],
             deal=p.deal.name if p.deal else None, deal_id=p.deal.id if p.deal else None) for p in people))
 
+    def enter(self, phase: str) -> None:
+        """Name the phase for progress and for every log record from now on."""
+        self.phase = phase
+        logs.bind(phase=phase)
+        self.engine.progress(phase, self.result.counts)
+
     def count(self, **amounts: int) -> None:
-        """Add to the run's counters (zero amounts are not recorded)."""
+        """Add to the run's counters (zero amounts are not recorded) and report progress: whatever
+        a phase does is counted, so every phase (pull, push, events, notes) gets its heartbeat."""
         for key, amount in amounts.items():
             if amount:
                 self.result.counts[key] += amount
+        self.engine.progress(self.phase, self.result.counts)
 
 
 def _statuses_known(raw: dict[str, Any], lead: Lead, catalog: Catalog) -> bool:

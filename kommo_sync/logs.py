@@ -1,0 +1,57 @@
+"""Log records that say which run and phase wrote them, as text or one JSON object a line.
+
+The context is process-wide, not per thread: one process runs one run at a time, and the push
+workers' records belong to the phase the main thread is in.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+_context: dict[str, Any] = {"run_id": None, "phase": None}
+TEXT_FORMAT = "%(asctime)s %(levelname)s%(where)s %(name)s: %(message)s"
+EXTRA_FIELDS = ("elapsed", "counts")
+
+
+def bind(**values: Any) -> None:
+    """Set the run id and/or phase stamped on every record from now on."""
+    _context.update(values)
+
+
+def reset() -> None:
+    bind(run_id=None, phase=None)
+
+
+class ContextFilter(logging.Filter):
+    """Stamps each record with the run id and phase (and `where`, their text form)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id, record.phase = _context["run_id"], _context["phase"]
+        parts = [f"run {record.run_id}" if record.run_id is not None else "", record.phase or ""]
+        record.where = f" [{', '.join(p for p in parts if p)}]" if any(parts) else ""
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC, ms), level, logger, run_id, phase, message and any
+    structured extras (a heartbeat's counts and elapsed seconds)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {"time": utc_millis(record.created), "level": record.levelname.lower(), "logger": record.name,
+                "run_id": getattr(record, "run_id", None), "phase": getattr(record, "phase", None),
+                "message": record.getMessage()}
+        line.update({key: getattr(record, key) for key in EXTRA_FIELDS if hasattr(record, key)})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def utc_millis(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
