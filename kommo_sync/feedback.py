@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("kommo_sync.feedback")
 
 NOTE_BATCH = 50
+OWN_CLOCK_SLACK = 600
+OWN_APPLY_DELAY = 86_400
 MAX_UNKNOWN_NOTE_BATCHES = 3     # then the rest waits for the next run (Kommo is flaky right now)
 READ_CHUNK = 500
 
@@ -103,7 +105,7 @@ class FeedbackStage:
         not news when our own update moves its last-changed time; nor is an unsubscribe we
         made ourselves (noted before the push, so a crash before recording it changes nothing)."""
         own = self.state.own_optouts(destination.name, {i.email for i in items if i.kind == "unsubscribed"})
-        items = [i for i in items if not (i.kind == "unsubscribed" and i.email in own and own[i.email] <= i.at)]
+        items = [i for i in items if not (i.kind == "unsubscribed" and _ours(own.get(i.email), i.at))]
         persons = {item.email: (self._match(item.email) or [0])[0] for item in items}
         pushed = self.state.pushed(destination.name, set(persons.values()))
         return [i for i in items if (pushed.get(persons[i.email]) or {}).get("status") != i.kind]
@@ -230,6 +232,13 @@ class FeedbackStage:
                 if self.state.cursor(name) is None:
                     self.state.set_cursor(name + ".start", self.run.started)
                 self.state.set_cursor(name, self.run.started)
+
+
+def _ours(pushed_at: int | None, seen_at: int) -> bool:
+    """Whether an unsubscribe the vendor reports at `seen_at` is the one we pushed at `pushed_at`:
+    from a little before (the vendor's clock may lag ours) to a day after (bulk jobs apply late);
+    a later one is the person's own again."""
+    return pushed_at is not None and pushed_at - OWN_CLOCK_SLACK <= seen_at <= pushed_at + OWN_APPLY_DELAY
 
 
 def _note_body(index: int, row: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ import pytest
 import requests
 
 from kommo_sync.engine import _Run
+from kommo_sync.feedback import _ours
 from kommo_sync.sandbox.faults import Fault
 from tests.conftest import KOMMO_TOKEN
 
@@ -229,3 +230,10 @@ def test_an_old_unsubscribe_our_own_update_moves_is_not_news_so_kommo_consent_st
     world.run()
     assert world.kommo.consent(old) is True and world.kommo.notes == []
     assert world.mailchimp.member(world.list_id, "old@firm.io")["status"] == "unsubscribed"
+
+
+@pytest.mark.parametrize("seen_after, ours", [(-900, False), (-300, True), (0, True), (40, True),
+                                               (86_000, True), (90 * 86_400, False)])
+def test_an_unsubscribe_is_ours_from_a_little_before_our_push_to_a_day_after(seen_after, ours):
+    """The vendor's clock may lag ours and bulk jobs apply late; months later it is the person's own."""
+    assert _ours(1_000_000, 1_000_000 + seen_after) is ours
