@@ -749,11 +749,13 @@ class KlaviyoDestination(Destination):
             conflicts += found
         return conflicts
 
-    def _import_job(self, chunk: list[Change], list_ids: list[str], results: dict[int, _Result]) -> list[Change]:
+    def _import_job(self, chunk: list[Change], list_ids: list[str],
+                    results: dict[int, _Result]) -> list[Change]:
         """One bulk import job (or several, when Klaviyo finds it too large); returns the rows
         that hit an identity conflict (to go singly)."""
         sent = self._send("POST", "/api/profile-bulk-import-jobs", chunk, lambda part: (
-            import_job_body([profile_resource(c.payload) for c in part], list_ids), _index_locator(ROW_POINTER)))
+            import_job_body([profile_resource(c.payload) for c in part], list_ids),
+            _index_locator(ROW_POINTER)))
         self._apply(chunk, sent, results)
         conflicts: list[Change] = []
         for positions, response in sent.accepted:
@@ -952,7 +954,8 @@ class KlaviyoDestination(Destination):
                           lambda part: events_job_body([c.payload for c in part]), repeatable=False)
         outcomes = {chunk[i].record["event_id"]: Outcome(chunk[i], True) for i in sent.sent}
         for index, failure in sent.failures.items():
-            outcomes[chunk[index].record["event_id"]] = Outcome(chunk[index], False, failure.permanent, failure.reason)
+            outcomes[chunk[index].record["event_id"]] = Outcome(chunk[index], False, failure.permanent,
+                                                                failure.reason)
         for index in sent.unsettled:
             outcomes[chunk[index].record["event_id"]] = self._send_event(chunk[index])
         return outcomes
