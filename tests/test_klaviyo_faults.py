@@ -180,7 +180,6 @@ def test_the_http_timeout_and_the_job_timer_are_set_by_the_wiring(world):
 
 
 # empty answers where a body is due --------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="an empty 2xx to an import POST is read with .json(): a traceback")
 @pytest.mark.parametrize("path, count", [(IMPORT_JOBS, 12), (r"^/api/profile-import$", 1)],
                          ids=["bulk import job", "profile import"])
 def test_an_empty_answer_where_klaviyo_owes_a_body_is_a_failed_attempt_and_the_profiles_land(

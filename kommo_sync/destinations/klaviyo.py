@@ -20,6 +20,7 @@ resent without them; one refused without naming rows is transient for all it hel
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -658,7 +659,7 @@ class KlaviyoDestination(Destination):
     def _profile_import(self, row: dict[str, Any]) -> requests.Response:
         try:
             return self.http.request("POST", "/api/profile-import", json={"data": row}, allow=(404, 409),
-                                     params={"additional-fields[profile]": "subscriptions"})
+                                     params={"additional-fields[profile]": "subscriptions"}, need_body=True)
         except RequestRefused as exc:
             raise _RowRefused(_failure(exc, attributed=True)) from None
 
@@ -704,7 +705,7 @@ class KlaviyoDestination(Destination):
         result.fail(_Failure.judged(response.status_code, reason, True, _text_of(error)))
 
     def _profile(self, profile_id: str) -> dict[str, Any] | None:
-        response = self.http.request("GET", f"/api/profiles/{profile_id}", allow=(404,))
+        response = self.http.request("GET", f"/api/profiles/{profile_id}", allow=(404,), need_body=True)
         return None if response.status_code == 404 else response.json()["data"]["attributes"]
 
     # push: bulk import --------------------------------------------------------------------------
@@ -755,7 +756,7 @@ class KlaviyoDestination(Destination):
         that hit an identity conflict (to go singly)."""
         sent = self._send("POST", "/api/profile-bulk-import-jobs", chunk, lambda part: (
             import_job_body([profile_resource(c.payload) for c in part], list_ids),
-            _index_locator(ROW_POINTER)))
+            _index_locator(ROW_POINTER)), need_body=True)
         self._apply(chunk, sent, results)
         conflicts: list[Change] = []
         for positions, response in sent.accepted:
@@ -894,29 +895,31 @@ class KlaviyoDestination(Destination):
 
     # push: the shared refusal handling ---------------------------------------------------------
     def _send(self, method: str, path: str, items: list[Change], build: Builder,
-              repeatable: bool = True) -> _Sent:
+              repeatable: bool = True, need_body: bool = False) -> _Sent:
         """One request for `items`. When Klaviyo refuses it because of some rows (error
         pointers), those rows fail with its reason and the rest is sent again; when it is too
         large (413), it goes again in halves, down to one row. A request that is not
-        `repeatable` is never resent after it may have been applied: its rows go `unsettled`."""
+        `repeatable` is never resent after it may have been applied: its rows go `unsettled`.
+        `need_body`: an answer without the body due (a job's id) is a failed attempt."""
         sent = _Sent()
-        self._send_part(method, path, items, build, list(range(len(items))), sent, repeatable)
+        request = functools.partial(self.http.request, method, path, allow=(400, 409, 413),
+                                    repeatable=repeatable, need_body=need_body)
+        self._send_part(request, items, build, list(range(len(items))), sent)
         return sent
 
-    def _send_part(self, method: str, path: str, items: list[Change], build: Builder,
-                   pending: list[int], sent: _Sent, repeatable: bool) -> None:
+    def _send_part(self, request: Callable[..., requests.Response], items: list[Change], build: Builder,
+                   pending: list[int], sent: _Sent) -> None:
         while pending:
             body, locate = build([items[i] for i in pending])
             try:
-                response = self.http.request(method, path, json=body, allow=(400, 409, 413),
-                                             repeatable=repeatable)
+                response = request(json=body)
             except (RequestRefused, RetryLater) as exc:
                 sent.hold(pending, _failure(exc))
                 return
             if response.status_code == 413 and len(pending) > 1:
                 middle = len(pending) // 2
                 for half in (pending[:middle], pending[middle:]):
-                    self._send_part(method, path, items, build, half, sent, repeatable)
+                    self._send_part(request, items, build, half, sent)
                 return
             pending = sent.take(response, pending, locate)
 
