@@ -14,7 +14,7 @@ from typing import Any, Callable
 import click
 from rich.console import Console
 
-from kommo_sync import report
+from kommo_sync import __version__, report
 from kommo_sync.app import build_engine, read_status
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, load_config, parse_moment
@@ -74,9 +74,11 @@ def _fail(message: str, code: int, secrets: tuple[str, ...]) -> int:
 
 
 def _config(ctx: click.Context) -> Config:
-    config = load_config(ctx.obj["config_path"])
+    config = load_config(ctx.obj["config_path"], env_file=ctx.obj.get("env_file"))
     ctx.obj["secrets"] = config.secrets
     _configure_logging(ctx.obj["verbose"], config.secrets)
+    for warning in config.warnings:
+        click.echo(warning, err=True)
     return config
 
 
@@ -87,6 +89,34 @@ def _moment(ctx: click.Context, param: click.Parameter, value: str | None) -> in
         return int(parse_moment(value).timestamp())
     except ValueError:
         raise click.BadParameter(f"not an ISO date or datetime: {value!r}") from None
+
+
+def _keep(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep a shared option given before or after the subcommand (after wins)."""
+    if value is not None and value is not False:
+        ctx.ensure_object(dict)[param.name or ""] = value
+
+
+def shared_options(before_subcommand: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--config, --env-file and -v, accepted before and after the subcommand."""
+    top = before_subcommand
+    options = [
+        click.option("--config", "config_path", default="./sync.yaml" if top else None,
+                     envvar="KOMMO_SYNC_CONFIG" if top else None, show_default=top,
+                     expose_value=False, callback=_keep,
+                     help="Path of sync.yaml (also read from KOMMO_SYNC_CONFIG)."),
+        click.option("--env-file", type=click.Path(dir_okay=False), expose_value=False, callback=_keep,
+                     help="KEY=value file for ${VAR} secrets not in the environment or a VAR_FILE."),
+        click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_keep,
+                     help="Log every request (secrets masked)."),
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 def _run(ctx: click.Context, config: Config, options: RunOptions) -> RunResult:
@@ -112,17 +142,16 @@ def _render(result: RunResult, as_json: bool, secrets: tuple[str, ...]) -> int:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", default="./sync.yaml", envvar="KOMMO_SYNC_CONFIG",
-              show_default=True, help="Path of sync.yaml (also read from KOMMO_SYNC_CONFIG).")
-@click.option("-v", "--verbose", is_flag=True, help="Log every request (secrets masked).")
+@shared_options(before_subcommand=True)
+@click.version_option(__version__, "--version", prog_name="kommo-sync", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str, verbose: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """Keep Mailchimp and Klaviyo in step with Kommo CRM."""
-    ctx.ensure_object(dict)
-    ctx.obj.update(config_path=config_path, verbose=verbose)
+    ctx.ensure_object(dict).setdefault("verbose", False)
 
 
 @cli.command()
+@shared_options(before_subcommand=False)
 @click.option("--dry-run", is_flag=True, help="Show what the run would change; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
@@ -135,6 +164,7 @@ def run(ctx: click.Context, dry_run: bool, as_json: bool) -> int:
 
 
 @cli.command()
+@shared_options(before_subcommand=False)
 @click.option("--since", required=True, callback=_moment, help="Start of the range (ISO date; UTC unless an offset is given).")
 @click.option("--until", callback=_moment, help="End of the range (default: now).")
 @click.option("--dry-run", is_flag=True, help="Show what the backfill would change; change nothing.")
@@ -145,12 +175,16 @@ def backfill(ctx: click.Context, since: int, until: int | None, dry_run: bool, a
     """Re-sync a bounded range of Kommo history; the incremental cursor stays where it is."""
     if until is not None and until <= since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
+    if since > (ctx.obj.get("clock") or Clock()).now():
+        raise click.BadParameter("it is in the future: there is nothing to backfill yet",
+                                 param_hint="--since")
     config = _config(ctx)
     result = _run(ctx, config, RunOptions(dry_run=dry_run, since=since, until=until))
     return _render(result, as_json, config.secrets)
 
 
 @cli.command()
+@shared_options(before_subcommand=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_context
 @handle_errors
@@ -166,7 +200,8 @@ def status(ctx: click.Context, as_json: bool) -> int:
 
 
 @cli.command()
-@click.option("--contacts", default=200, show_default=True, help="How many contacts to seed.")
+@click.option("--contacts", default=200, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many contacts to seed.")
 @click.pass_context
 @handle_errors
 def demo(ctx: click.Context, contacts: int) -> int:
