@@ -1,13 +1,15 @@
 """Click commands only: parse, call the engine, render, map errors to exit codes.
 
 Exit codes: 0 done; 1 done but records were rejected; 2 config or usage error; 3 another run
-holds the lock; 4 fatal (auth, unreachable API, repeated 429).
+holds the lock; 4 fatal (auth, unreachable API, repeated 429); 130 / 143 interrupted by SIGINT /
+SIGTERM (the run stopped at a safe point; a second signal stops it at once).
 """
 from __future__ import annotations
 
 import functools
 import json
 import logging
+import signal
 import sys
 from typing import Any, Callable
 
@@ -19,7 +21,8 @@ from kommo_sync.app import build_engine, read_status
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, load_config, parse_moment
 from kommo_sync.engine import RunOptions, RunResult
-from kommo_sync.errors import ConfigError, FatalError, LockedError, RecordRejected, RetryLater
+from kommo_sync.errors import ConfigError, FatalError, Interrupted, LockedError, RecordRejected, RetryLater
+from kommo_sync.signals import stop_on_signals
 
 EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_LOCKED, EXIT_FATAL = 0, 1, 2, 3, 4
 
@@ -63,6 +66,11 @@ def handle_errors(command: Callable[..., int]) -> Callable[..., None]:
             code = _fail(str(exc), EXIT_LOCKED, secrets)
         except (FatalError, RetryLater, RecordRejected) as exc:
             code = _fail(f"run stopped: {exc}", EXIT_FATAL, secrets)
+        except Interrupted as exc:
+            code = _fail(f"run {exc}: what was recorded stays recorded; the next run continues",
+                         exc.exit_code, secrets)
+        except KeyboardInterrupt:
+            code = _fail("interrupted by SIGINT", Interrupted(signal.SIGINT).exit_code, secrets)
         ctx.exit(code)
 
     return wrapper
@@ -124,7 +132,8 @@ def _run(ctx: click.Context, config: Config, options: RunOptions) -> RunResult:
     clock = ctx.obj.get("clock") or Clock()
     progress = report.ProgressReporter(Console(stderr=True), clock)
     try:
-        return build_engine(config, clock, progress).run(options)
+        with stop_on_signals(clock.stop):
+            return build_engine(config, clock, progress).run(options)
     finally:
         progress.close()
 

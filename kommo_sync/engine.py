@@ -17,7 +17,7 @@ from kommo_sync import logs
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, fingerprint
-from kommo_sync.errors import ConfigError, FatalError, RecordRejected, RetryLater
+from kommo_sync.errors import ConfigError, FatalError, Interrupted, RecordRejected, RetryLater
 from kommo_sync.feedback import FeedbackStage, feedback_cursor
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
 from kommo_sync.deal_events import deal_event, lead_status
@@ -155,7 +155,7 @@ class _Run:
         self.result = RunResult(None, options.mode, options.dry_run, (0, 0), started_at=self.started)
         self.phase = "prepare"
         self.feedback = FeedbackStage(self)
-        self.pipeline = PushPipeline(overlap=not options.dry_run, depth=10, workers=8)
+        self.pipeline = PushPipeline(overlap=not options.dry_run, depth=10, workers=8, check=self.clock.check)
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
         self.watermark = -1
         self.aside = SetAside()
@@ -192,6 +192,9 @@ class _Run:
             if self.held_unknown:
                 self.result.warnings.append(f"{len(self.held_unknown)} contacts wait for a pipeline or status "
                                             "missing from Kommo's catalog; they are planned once it is there")
+        except (Interrupted, KeyboardInterrupt):
+            status = "interrupted"
+            raise
         finally:
             self._report_destinations()
             self.pipeline.abandon()

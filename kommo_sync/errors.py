@@ -8,9 +8,11 @@ exit codes are mapped in cli.
 - OutcomeUnknown: a write that is not safe to repeat may or may not have been applied (reset,
   timeout, 5xx after the body was sent); the caller settles it by reading back.
 - RecordRejected: the vendor refused a request; `permanent` only when it named the record as bad.
+- Interrupted: a stop was asked for (SIGTERM, SIGINT); the run ended at a safe point (exit 128 + signal).
 """
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 
@@ -48,6 +50,16 @@ class RetryLater(SyncError):
 
 class OutcomeUnknown(RetryLater):
     """A write that must not be repeated blindly may have been applied: settle it by reading back."""
+
+
+class Interrupted(SyncError):
+    """A signal asked the run to stop: it ended at a safe point (a sleep, a wait, between
+    requests). What was recorded stays recorded; the next run goes on from there."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 class RecordRejected(SyncError):

@@ -154,6 +154,7 @@ class HttpClient:
     def _attempt(self, method: str, path: str, params: Any, body: Any, allow: tuple[int, ...],
                  headers: dict[str, str] | None, repeatable: bool, need_body: bool) -> requests.Response:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
+        self.clock.check()                     # before each attempt: a safe point to stop at
         self.pacer.wait_turn()
         try:
             with self.slots:

@@ -5,24 +5,27 @@ on their own thread, company names and events on the main thread) while worker t
 earlier batches to Mailchimp and Klaviyo (bulk jobs spend most of their time waiting for the
 vendor, so several batches are in the vendors' hands at once). Results come back to the main
 thread, which alone writes the state file, in the order the batches were submitted. At most
-`depth` batches are in flight, so memory stays bounded.
+`depth` batches are in flight, so memory stays bounded. While it waits for a worker, the main
+thread calls `check` every tenth of a second: a stop asked for ends the wait (a safe point).
 """
 from __future__ import annotations
 
 import queue
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterator, TypeVar
 
 T = TypeVar("T")
 _END = object()
+CHECK_EVERY = 0.1
 
 
 class PushPipeline:
-    def __init__(self, overlap: bool, depth: int = 2, workers: int = 1):
+    def __init__(self, overlap: bool, depth: int = 2, workers: int = 1,
+                 check: Callable[[], None] = lambda: None):
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push") if overlap else None
-        self.depth = depth
+        self.depth, self.check = depth, check
         self.in_flight: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
 
     def submit(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
@@ -41,7 +44,10 @@ class PushPipeline:
     def collect(self, wait_until: int = 0) -> None:
         """Record finished batches in order; block while more than `wait_until` are in flight."""
         while self.in_flight and (self.in_flight[0][0].done() or len(self.in_flight) > wait_until):
-            future, then = self.in_flight.popleft()
+            future, then = self.in_flight[0]
+            while not wait([future], timeout=CHECK_EVERY).done:
+                self.check()
+            self.in_flight.popleft()
             then(future.result())
 
     def close(self) -> None:
