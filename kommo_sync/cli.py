@@ -16,7 +16,7 @@ from typing import Any, Callable
 import click
 from rich.console import Console
 
-from kommo_sync import __version__, report
+from kommo_sync import __version__, logs, report
 from kommo_sync.app import build_engine, read_status
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, load_config, parse_moment
@@ -40,14 +40,17 @@ class ScrubbingFilter(logging.Filter):
         return True
 
 
-def _configure_logging(verbose: bool, secrets: tuple[str, ...]) -> None:
+def _configure_logging(verbose: bool, secrets: tuple[str, ...], log_format: str = "text",
+                       quiet: bool = False) -> None:
+    """Log records on stderr, each with its run id and phase; the heartbeat too unless --quiet."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logs.formatter(log_format))
     handler.addFilter(ScrubbingFilter(secrets))
+    handler.addFilter(logs.ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    logging.getLogger("kommo_sync.progress").setLevel(logging.INFO)
+    logging.getLogger("kommo_sync.progress").setLevel(logging.WARNING if quiet else logging.INFO)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
@@ -77,14 +80,22 @@ def handle_errors(command: Callable[..., int]) -> Callable[..., None]:
 
 
 def _fail(message: str, code: int, secrets: tuple[str, ...]) -> int:
-    click.echo(report.scrub(message, secrets), err=True)
+    """One line on stderr (a JSON log record with --log-format json); with --json, an error object."""
+    ctx = click.get_current_context()
+    message = report.scrub(message, secrets)
+    as_log = (ctx.obj or {}).get("log_format") == "json"
+    click.echo(logs.json_line(logging.ERROR, "kommo_sync.cli", message) if as_log else message, err=True)
+    if ctx.params.get("as_json"):
+        click.echo(json.dumps(report.error_to_json(code, message)))
     return code
 
 
 def _config(ctx: click.Context) -> Config:
+    logs.reset()
     config = load_config(ctx.obj["config_path"], env_file=ctx.obj.get("env_file"))
     ctx.obj["secrets"] = config.secrets
-    _configure_logging(ctx.obj["verbose"], config.secrets)
+    _configure_logging(ctx.obj["verbose"], config.secrets, ctx.obj.get("log_format", "text"),
+                       ctx.obj.get("quiet", False))
     for warning in config.warnings:
         click.echo(warning, err=True)
     return config
@@ -127,10 +138,37 @@ def shared_options(before_subcommand: bool) -> Callable[[Callable[..., Any]], Ca
     return decorate
 
 
+def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """How run and backfill report: the compact report or tables, heartbeat, log format."""
+    options = [
+        click.option("--quiet", is_flag=True, expose_value=False, callback=_keep,
+                     help="Print nothing when the run succeeds (exit 0); problems only: for cron mail."),
+        click.option("--details", is_flag=True, expose_value=False, callback=_keep,
+                     help="Print the full tables even without a terminal (instead of the compact report)."),
+        click.option("--show-emails", is_flag=True, expose_value=False, callback=_keep,
+                     help="Name rejected people by email too in the compact report (else by contact id)."),
+        click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+                     expose_value=False, callback=_keep,
+                     help="Log records on stderr as text or one JSON object a line (with run id and phase)."),
+        click.option("--heartbeat", type=click.FloatRange(min=0, min_open=True), default=30.0,
+                     show_default=True, metavar="SECONDS", expose_value=False, callback=_keep,
+                     help="Seconds between progress lines on stderr when there is no terminal."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
 def _run(ctx: click.Context, config: Config, options: RunOptions) -> RunResult:
-    """Run the engine with live progress on stderr (a status line on a TTY, log lines in cron)."""
+    """Run the engine with live progress on stderr (a status line on a terminal, else a heartbeat
+    log line); none with --quiet, and log lines only with --log-format json."""
     clock = ctx.obj.get("clock") or Clock()
-    progress = report.ProgressReporter(Console(stderr=True), clock)
+    live = False if ctx.obj.get("quiet") or ctx.obj.get("log_format") == "json" else None
+    progress = report.ProgressReporter(Console(stderr=True), clock, ctx.obj.get("heartbeat", 30.0), live)
     try:
         with stop_on_signals(clock.stop):
             return build_engine(config, clock, progress).run(options)
@@ -138,13 +176,24 @@ def _run(ctx: click.Context, config: Config, options: RunOptions) -> RunResult:
         progress.close()
 
 
-def _render(result: RunResult, as_json: bool, secrets: tuple[str, ...]) -> int:
-    console = Console(soft_wrap=True)
+def _render(ctx: click.Context, result: RunResult, as_json: bool, secrets: tuple[str, ...]) -> int:
+    """JSON; else nothing when --quiet and all went well; tables on a terminal, for --details and
+    for a dry run (its plan is what was asked for); else the compact report."""
+    code = _exit_code(result)
+    quiet = ctx.obj.get("quiet", False)
     if as_json:
-        text = report.scrub(json.dumps(report.result_to_json(result), default=str), secrets)
-        click.echo(text)
+        click.echo(report.scrub(json.dumps(report.result_to_json(result, code), default=str), secrets))
+    elif quiet and code == EXIT_OK:
+        pass
+    elif ctx.obj.get("details") or (not quiet and (result.dry_run or stdout_is_terminal())):
+        report.render_result(Console(soft_wrap=True), result)
     else:
-        report.render_result(console, result)
+        lines = report.compact_report(result, code, ctx.obj.get("show_emails", False))
+        click.echo(report.scrub("\n".join(lines), secrets))
+    return code
+
+
+def _exit_code(result: RunResult) -> int:
     if result.set_aside:
         return EXIT_CONFIG if result.set_aside_by_config_only else EXIT_FATAL
     return EXIT_REJECTED if result.rejected else EXIT_OK
@@ -162,14 +211,15 @@ def cli(ctx: click.Context) -> None:
 @cli.command()
 @shared_options(before_subcommand=False)
 @click.option("--dry-run", is_flag=True, help="Show what the run would change; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema: README).")
+@output_options
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, dry_run: bool, as_json: bool) -> int:
     """One incremental run: everything changed in Kommo since the last run."""
     config = _config(ctx)
     result = _run(ctx, config, RunOptions(dry_run=dry_run))
-    return _render(result, as_json, config.secrets)
+    return _render(ctx, result, as_json, config.secrets)
 
 
 @cli.command()
@@ -177,7 +227,8 @@ def run(ctx: click.Context, dry_run: bool, as_json: bool) -> int:
 @click.option("--since", required=True, callback=_moment, help="Start of the range (ISO date; UTC unless an offset is given).")
 @click.option("--until", callback=_moment, help="End of the range (default: now).")
 @click.option("--dry-run", is_flag=True, help="Show what the backfill would change; change nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema: README).")
+@output_options
 @click.pass_context
 @handle_errors
 def backfill(ctx: click.Context, since: int, until: int | None, dry_run: bool, as_json: bool) -> int:
@@ -189,7 +240,7 @@ def backfill(ctx: click.Context, since: int, until: int | None, dry_run: bool, a
                                  param_hint="--since")
     config = _config(ctx)
     result = _run(ctx, config, RunOptions(dry_run=dry_run, since=since, until=until))
-    return _render(result, as_json, config.secrets)
+    return _render(ctx, result, as_json, config.secrets)
 
 
 @cli.command()

@@ -199,7 +199,8 @@ class _Run:
             self._report_destinations()
             self.pipeline.abandon()
             self.result.finished_at = int(self.clock.now())
-            self.state.finish_run(self.result.run_id, status, self.result.finished_at, dict(self.result.counts))
+            self.state.finish_run(self.result.run_id, status, self.result.finished_at,
+                                  dict(self.result.counts))
         return self.result
 
     def _prepare(self) -> None:

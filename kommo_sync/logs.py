@@ -55,3 +55,10 @@ def utc_millis(timestamp: float) -> str:
 
 def formatter(log_format: str) -> logging.Formatter:
     return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def json_line(level: int, logger: str, message: str) -> str:
+    """A record as --log-format json writes it, for lines that bypass logging (the CLI's last word)."""
+    record = logging.LogRecord(logger, level, __file__, 0, message, None, None)
+    ContextFilter().filter(record)
+    return JsonFormatter().format(record)
