@@ -5,7 +5,7 @@ from typing import Any
 
 from kommo_sync.batching import JobTimer
 from kommo_sync.clock import Clock
-from kommo_sync.config import Config
+from kommo_sync.config import Config, NetworkConfig
 from kommo_sync.destinations.base import Destination
 from kommo_sync.destinations.klaviyo import build_klaviyo
 from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
@@ -17,16 +17,22 @@ from kommo_sync.state import State
 
 def build_destinations(config: Config, clock: Clock) -> list[Destination]:
     destinations: list[Destination] = []
-    timeout, first_poll = config.network.timeout_seconds, config.network.first_poll_seconds
+    timeout = config.network.timeout_seconds
     if config.mailchimp:
         archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=clock, expect_json=False,
                              timeout=timeout)
         destinations.append(MailchimpDestination(config.mailchimp, dict(config.tags),
                                                  mailchimp_http(config.mailchimp, clock, timeout), archive, clock,
-                                                 job_timer=JobTimer(first_poll)))
+                                                 job_timer=_job_timer(config.network)))
     if config.klaviyo:
-        destinations.append(build_klaviyo(config.klaviyo, dict(config.tags), clock, timeout, JobTimer(first_poll)))
+        destinations.append(build_klaviyo(config.klaviyo, dict(config.tags), clock, timeout,
+                                          _job_timer(config.network)))
     return destinations
+
+
+def _job_timer(network: NetworkConfig) -> JobTimer:
+    """When a destination's bulk jobs are first polled, and when one is given up."""
+    return JobTimer(network.first_poll_seconds, network.job_limit_seconds)
 
 
 def build_engine(config: Config, clock: Clock | None = None, progress: Progress | None = None) -> Engine:

@@ -9,7 +9,6 @@ from kommo_sync.errors import RetryLater
 
 T = TypeVar("T")
 J = TypeVar("J")
-WAIT_LIMIT = 3600.0
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -24,15 +23,17 @@ class JobTimer:
     n items takes (a fixed part plus a part per item, fitted on the vendor's own created and
     completed times), so the first poll lands about when the job is done: one poll per job and
     little idle time. Until a job has finished it polls as Mailchimp advises for its batches:
-    after about 5 s, then backing off (×1.5) to a minute."""
+    after about 5 s, then backing off (×1.5) to a minute. A job still not done after `limit`
+    seconds is given up (transient), so a stuck vendor job never holds a run for long."""
 
     FIRST = 5.0
     LONGEST = 60.0
     MARGIN = 1.0          # vendor times are whole seconds
     SAMPLES = 20
+    LIMIT = 600.0
 
-    def __init__(self, first: float = FIRST) -> None:
-        self.first = first
+    def __init__(self, first: float = FIRST, limit: float = LIMIT) -> None:
+        self.first, self.limit = first, limit
         self.samples: deque[tuple[int, float]] = deque(maxlen=self.SAMPLES)
         self.lock = threading.Lock()
 
@@ -47,14 +48,16 @@ class JobTimer:
             yield delay
 
     def wait(self, job: J, items: int, done: Callable[[J], bool], poll: Callable[[J], J],
-             sleep: Callable[[float], None], too_long: str) -> J:
-        """Poll `job` (of `items` items) until `done`, sleeping as `delays` says; after an hour,
-        RetryLater(`too_long`): the next run tries again."""
+             sleep: Callable[[float], None], name: str) -> J:
+        """Poll `job` (of `items` items; `name` names it in messages) until `done`, sleeping as
+        `delays` says, the last poll at `limit`; then RetryLater: its records are held back and
+        the next run sends them again."""
         waited, delays = 0.0, self.delays(items)
         while not done(job):
-            if waited >= WAIT_LIMIT:
-                raise RetryLater(too_long)
-            delay = next(delays)
+            if waited >= self.limit:
+                raise RetryLater(f"{name} did not finish within {_duration(self.limit)}; "
+                                 "its records are held back for the next run")
+            delay = min(next(delays), self.limit - waited)
             sleep(delay)
             waited += delay
             job = poll(job)
@@ -78,3 +81,11 @@ class JobTimer:
         per_item = max(0.0, sum((n - mean_n) * (t - mean_t) for n, t in samples) / spread) if spread else 0.0
         fixed = max(0.0, mean_t - per_item * mean_n)
         return fixed + per_item * items
+
+
+def _duration(seconds: float) -> str:
+    """`120` → "2 minutes", `90` → "90 s"."""
+    minutes, rest = divmod(int(seconds), 60)
+    if rest or not minutes or seconds != int(seconds):
+        return f"{seconds:g} s"
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"

@@ -81,10 +81,12 @@ class FeedbackConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """How long one HTTP request may take, and when a vendor's bulk job is first polled."""
+    """How long one HTTP request may take, when a vendor's bulk job is first polled, and how long
+    a job is waited for before its records are held back for the next run."""
 
     timeout_seconds: float = 60.0
     first_poll_seconds: float = 5.0
+    job_limit_seconds: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -188,9 +190,10 @@ def _literal_secret_warnings(root: Section) -> tuple[str, ...]:
 
 
 def _network(s: Section) -> NetworkConfig:
-    s.only("timeout_seconds", "first_poll_seconds")
+    s.only("timeout_seconds", "first_poll_seconds", "job_limit_seconds")
     return NetworkConfig(timeout_seconds=s.number("timeout_seconds", 60, low=0.05, high=600),
-                         first_poll_seconds=s.number("first_poll_seconds", 5, low=0.01, high=60))
+                         first_poll_seconds=s.number("first_poll_seconds", 5, low=0.01, high=60),
+                         job_limit_seconds=s.number("job_limit_seconds", 600, low=1, high=86_400))
 
 
 def _kommo(s: Section) -> KommoConfig:

@@ -150,3 +150,38 @@ def test_a_second_ctrl_c_stops_at_once_while_a_vendor_answer_hangs(live):
     assert lock_is_free(live)
     live.kommo.faults.clear()
     assert settle(live).exit_code == 0
+
+
+# stuck work ---------------------------------------------------------------------------------------
+def rejections(world: World) -> dict[str, tuple[str, str]]:
+    """Recorded rejections: email -> (kind, reason)."""
+    with sqlite3.connect(world.raw["state"]) as db:
+        return {email: (kind, reason) for email, kind, reason in db.execute(
+            "SELECT email, kind, reason FROM rejections")}
+
+
+def test_a_batch_job_that_never_finishes_is_given_up_at_the_limit_while_new_people_land_and_the_next_run_lands_it(
+        world):
+    world.with_mailchimp()
+    world.raw["network"] = {"job_limit_seconds": 120}
+    for i in range(PEOPLE):
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
+    for i in range(PEOPLE // 2):         # members already: their updates go through a /batches job
+        world.mailchimp.add_member(world.list_id, f"p{i}@firm.io", merge_fields={"FNAME": "Old"})
+    world.mailchimp.batches_never_finish = True
+    started = world.clock.now()
+    result = world.cli("run")
+    assert result.exit_code == 1, result.output
+    assert 120 <= world.clock.now() - started < 180
+    held = "did not finish within 2 minutes; its records are held back for the next run"
+    assert {email: (kind, held in reason) for email, (kind, reason) in rejections(world).items()} == {
+        f"p{i}@firm.io": ("transient", True) for i in range(PEOPLE // 2)}
+    assert {m["email_address"]: m["merge_fields"]["FNAME"] for m in world.mailchimp.members(world.list_id)} == {
+        **{f"p{i}@firm.io": "Old" for i in range(PEOPLE // 2)},
+        **{f"p{i}@firm.io": f"P{i}" for i in range(PEOPLE // 2, PEOPLE)}}
+    world.mailchimp.batches_never_finish = False
+    world.clock.advance(900)
+    assert world.cli("run").exit_code == 0
+    assert rejections(world) == {}
+    assert {m["merge_fields"]["FNAME"] for m in world.mailchimp.members(world.list_id)} == {
+        f"P{i}" for i in range(PEOPLE)}

@@ -800,7 +800,7 @@ class KlaviyoDestination(Destination):
         job_id = job["id"]
         job = self.job_timer.wait(job, rows, lambda j: j["attributes"]["status"] in ("complete", "cancelled"),
                                   lambda _: self.http.get_json(f"/api/profile-bulk-import-jobs/{job_id}")["data"],
-                                  self.clock.sleep, f"Klaviyo import job {job_id} did not complete within an hour")
+                                  self.clock.sleep, f"Klaviyo import job {job_id}")
         if job["attributes"]["status"] == "cancelled":
             raise RetryLater(f"Klaviyo cancelled import job {job['id']}")
         self.job_timer.finished(rows, epoch_of(job["attributes"].get("completed_at"))
