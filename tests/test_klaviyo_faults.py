@@ -189,3 +189,23 @@ def test_an_empty_answer_where_klaviyo_owes_a_body_is_a_failed_attempt_and_the_p
     fault(world, path, kind="no_content")
     assert world.run().rejections == []
     assert_everyone_landed(world, count)
+
+
+def test_an_import_job_whose_failed_rows_are_not_all_named_holds_every_row_back(world):
+    """failed_count says a row failed but the import errors name none: nothing can be pinned on a
+    row, so none counts as done; the next run sends them again and lands them."""
+    world.with_klaviyo(phone_region="DE")
+    consenting(world, 12)
+    world.klaviyo.add_profile("office@firm.io", "+4930123456")
+    world.kommo.add_contact("Shared", "Phone", email="shared@firm.io", phone="+49 30 123456", consent=True)
+    unnamed = {"data": [{"type": "import-error", "id": "x1", "attributes": {
+        "code": "invalid", "title": "Invalid input.", "detail": "Something in the job was refused."}}],
+        "links": {"self": "", "next": None}}
+    world.klaviyo.faults.add(Fault(method="GET", path=r"/import-errors/?$", status=200, body=unnamed))
+    result = world.run()
+    assert {r["kind"] for r in result.rejections} == {"transient"} and result.rejected == 13
+    world.clock.advance(600)
+    assert world.run().rejected == 0
+    assert all(world.klaviyo.profile_by_email(f"p{n}@firm.io") for n in range(12))
+    assert world.klaviyo.profile_by_email("shared@firm.io") is not None
+    assert len(world.klaviyo.list_members(world.klaviyo_list)) == 13

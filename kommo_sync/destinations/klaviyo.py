@@ -768,7 +768,11 @@ class KlaviyoDestination(Destination):
         """Wait for an accepted import job and read what it did to each row."""
         try:
             job = self._wait_for_job(response.json()["data"], len(rows))
-            errors = self._import_errors(job["id"]) if job["attributes"].get("failed_count") else {}
+            failed = int(job["attributes"].get("failed_count") or 0)
+            errors = self._import_errors(job["id"]) if failed else {}
+            if failed > len(errors):
+                raise RetryLater(f"Klaviyo import job {job['id']} failed {failed} rows but named only "
+                                 f"{len(errors)}; its rows are sent again on the next run")
             found = self._job_profiles(job["id"]) if _needs_read_back(rows) else None
         except (RequestRefused, RetryLater) as exc:
             for change in rows:
