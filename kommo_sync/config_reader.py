@@ -147,6 +147,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def _split_url(value: str) -> SplitResult | None:
+    try:
+        parts = urlsplit(value)
+        _ = parts.port                           # raises on a port that is not a number
+        return parts
+    except ValueError:                           # an unclosed [IPv6 host, a port out of range
+        return None
+
+
 # the typed getters -------------------------------------------------------------------------------
 class Section:
     """One mapping of the YAML tree, with typed getters that name the full key path on error.
@@ -209,8 +218,8 @@ class Section:
     def url(self, name: str, default: str | None, carries: str) -> SplitResult:
         """A URL; http only to a loopback host, since `carries` (the token, the key) travels with it."""
         value = self.text(name, default).rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        parts = _split_url(value)
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(self.key(name), f"must be a URL like https://mycompany.kommo.com, "
                                               f"got {value!r}")
         if parts.scheme == "http" and not is_loopback(parts.hostname):

@@ -35,6 +35,8 @@ def test_minimal_config_has_defaults_and_interpolated_token():
     ({}, "kommo", "required"),
     ({"kommo": {"token": "x"}}, "kommo.base_url", "required"),
     ({"kommo": {"base_url": "acme.kommo.com", "token": "x"}}, "kommo.base_url", "must be a URL"),
+    ({"kommo": {"base_url": "https://[::1", "token": "x"}}, "kommo.base_url", "must be a URL"),
+    ({"kommo": {"base_url": "https://a.kommo.com:99999", "token": "x"}}, "kommo.base_url", "must be a URL"),
     ({"kommo": {"base_url": "https://a.kommo.com", "token": "${NOPE}"}}, "kommo.token", "NOPE is not set"),
     ({"kommo": {"base_url": "https://a.kommo.com", "tokn": "x"}}, "kommo.tokn", "unknown key"),
     (minimal(tags={"won": "Customer", "new": "Customer"}), "tags", "own tag"),
