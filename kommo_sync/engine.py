@@ -19,6 +19,7 @@ from kommo_sync.config import Config
 from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, fingerprint
 from kommo_sync.errors import ConfigError, FatalError, Interrupted, RecordRejected, RetryLater
 from kommo_sync.feedback import FeedbackStage, feedback_cursor
+from kommo_sync.masking import scrub
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
 from kommo_sync.deal_events import deal_event, lead_status
 from kommo_sync.model import Catalog, DealEvent, Lead, Person
@@ -483,8 +484,10 @@ class _Run:
         self.count(**{f"{name}.done": len(done), "pushed": len(done)})
 
     def _reject(self, name: str, outcome: Outcome, now: int) -> None:
+        """Store a rejection; vendors echo request data in their reasons, so secrets are masked first."""
         change = outcome.change
-        self.state.record_rejection(name, change.person_id, outcome.kind, outcome.reason,
+        reason = scrub(outcome.reason, self.config.secrets)
+        self.state.record_rejection(name, change.person_id, outcome.kind, reason,
                                     change.fingerprint, change.email, self.result.run_id, now)
         self.count(rejected=1, **{f"{name}.rejected.{outcome.kind}": 1})
         self._list_rejection(name, outcome, outcome.reason)
@@ -607,7 +610,7 @@ class _Run:
         with self.state.transaction():
             self.state.mark_events(destination.name, "sent", now, (_event_row(o.change) for o in sent))
             self.state.mark_events(destination.name, "rejected", now,
-                                   (_event_row(o.change, o.reason) for o in refused))
+                                   (_event_row(o.change, scrub(o.reason, self.config.secrets)) for o in refused))
         self.count(**{f"{destination.name}.events_sent": len(sent)})
         for outcome in outcomes:
             if not outcome.ok:

@@ -17,6 +17,7 @@ from kommo_sync.batching import chunks
 from kommo_sync.destinations.base import Destination, Feedback
 from kommo_sync.errors import OutcomeUnknown, RequestRefused
 from kommo_sync.kommo import contact_emails, kommo_refused_items
+from kommo_sync.masking import scrub
 from kommo_sync.notes import ACTIVITY, SUPPRESSING, PlannedNote, activity_text, notes_for, unsubscribe_text
 
 if TYPE_CHECKING:
@@ -196,7 +197,8 @@ class FeedbackStage:
 
     def _settle(self, keys: list[str], status: str, reason: str | None = None) -> None:
         with self.state.transaction():
-            self.state.mark_notes(keys, status, int(self.run.clock.now()), reason)
+            masked = scrub(reason, self.config.secrets) if reason else reason
+            self.state.mark_notes(keys, status, int(self.run.clock.now()), masked)
 
     def _settle_unknown(self) -> None:
         """Notes a crash left `sending`: written if Kommo already holds the text, else planned again."""

@@ -13,6 +13,7 @@ from typing import Any, Iterable, Iterator
 from rich.console import Console
 from rich.table import Table
 
+from kommo_sync.masking import scrub
 from kommo_sync.engine import RunResult
 
 log = logging.getLogger("kommo_sync.progress")
@@ -69,14 +70,6 @@ class ProgressReporter:
     def close(self) -> None:
         if self.status:
             self.status.stop()
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret in `text` by a mask (defence in depth: secrets never reach output)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
 
 
 def when(timestamp: int | None) -> str:

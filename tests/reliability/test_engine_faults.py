@@ -1,12 +1,14 @@
 """Issue 10, the engine's cases: interrupted first syncs, bad catalogs, our own unsubscribes read
 back, a destination down while the other goes on, Kommo paging loops and notes whose outcome is lost."""
+import json
+
 import pytest
 import requests
 
 from kommo_sync.engine import _Run
 from kommo_sync.feedback import _ours
 from kommo_sync.sandbox.faults import Fault
-from tests.conftest import KOMMO_TOKEN
+from tests.conftest import KOMMO_TOKEN, MAILCHIMP_KEY
 
 
 def consent(world, email):
@@ -237,3 +239,17 @@ def test_an_old_unsubscribe_our_own_update_moves_is_not_news_so_kommo_consent_st
 def test_an_unsubscribe_is_ours_from_a_little_before_our_push_to_a_day_after(seen_after, ours):
     """The vendor's clock may lag ours and bulk jobs apply late; months later it is the person's own."""
     assert _ours(1_000_000, 1_000_000 + seen_after) is ours
+
+
+def test_a_vendor_echoing_a_key_in_its_refusal_never_gets_it_into_the_state_file(world, sales):
+    world.with_mailchimp()
+    people(world, 2)
+    echo = {"title": "Invalid Resource", "status": 400,
+            "detail": f"p0@firm.io looks fake or invalid (request signed with {MAILCHIMP_KEY})"}
+    world.mailchimp.faults.add(Fault(method="PUT", path=r"/members/", status=400, body=echo))
+    result = world.run()
+    assert result.rejected == 1
+    stored = (world.tmp / "state.db").read_bytes()
+    assert MAILCHIMP_KEY.encode() not in stored and b"looks fake or invalid" in stored
+    code, status = world.cli_json("status")
+    assert MAILCHIMP_KEY not in json.dumps(status)
