@@ -30,7 +30,7 @@ import requests
 
 from kommo_sync.batching import JobTimer, chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
-from kommo_sync.config import MailchimpConfig
+from kommo_sync.config import MAILCHIMP_USER, MailchimpConfig
 from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
                                           Skip, fingerprint)
 from kommo_sync.errors import ConfigError, FatalError, OutcomeUnknown, RecordRejected, RequestRefused, RetryLater
@@ -154,7 +154,7 @@ def _change(person: Person, action: str, digest: str, desired: dict[str, Any], b
 # client ----------------------------------------------------------------------------------------
 def mailchimp_http(config: MailchimpConfig, clock: Clock, timeout: float = 60.0) -> HttpClient:
     return HttpClient(base_url=config.base_url, vendor="Mailchimp", clock=clock,
-                      auth=("kommo-sync", config.api_key), max_connections=config.max_connections,
+                      auth=(MAILCHIMP_USER, config.api_key), max_connections=config.max_connections,
                       timeout=timeout,
                       auth_hint="check mailchimp.api_key (MAILCHIMP_API_KEY)")
 
