@@ -1,6 +1,7 @@
 """Wiring: config → Kommo client, destinations and engine. The one place that names vendors."""
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from kommo_sync.batching import JobTimer
@@ -12,7 +13,9 @@ from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_ht
 from kommo_sync.engine import Engine, Progress
 from kommo_sync.http import HttpClient
 from kommo_sync.kommo import KommoClient, kommo_http
-from kommo_sync.state import State
+from kommo_sync.state import FileLock, LockHolder, State
+
+NEVER_ENDED = "ended without recording its end (killed, or stopped at once)"
 
 
 def build_destinations(config: Config, clock: Clock) -> list[Destination]:
@@ -41,12 +44,23 @@ def build_engine(config: Config, clock: Clock | None = None, progress: Progress 
     return Engine(config, kommo, build_destinations(config, clock), clock, progress)
 
 
-def read_status(config: Config) -> dict[str, Any]:
+def read_status(config: Config, limit: int = 10) -> dict[str, Any]:
     """What `status` shows; read inside a rolled-back transaction, so it changes nothing."""
+    holder = FileLock.beside(config.state).holder()
     with State.open(config.state, dry_run=True) as state:
-        runs = state.last_runs()
+        runs = [_as_seen(run, holder if n == 0 else None) for n, run in enumerate(state.last_runs(limit))]
         return {"runs": runs, "cursors": state.cursors(), "queued": state.dirty_count(),
                 "rejections": state.pending_rejections(), "rejection_counts": state.rejection_counts(),
                 "held_back": state.held_back(),
                 "last_run_notes": state.note_counts(runs[0]["id"]) if runs else {},
                 "events": state.event_counts()}
+
+
+def _as_seen(run: dict[str, Any], holder: LockHolder | None) -> dict[str, Any]:
+    """A `running` row is live only while its run holds the lock (`holder`: given for the newest
+    row only); any other ended without recording its end (killed, a second signal)."""
+    if run["status"] != "running":
+        return run
+    if holder is not None:
+        return {**run, "holder": asdict(holder)}
+    return {**run, "status": "interrupted", "error": run["error"] or NEVER_ENDED}

@@ -22,9 +22,8 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import Config, load_config, parse_moment
 from kommo_sync.engine import RunOptions, RunResult
 from kommo_sync.errors import ConfigError, FatalError, Interrupted, LockedError, RecordRejected, RetryLater
+from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED, EXIT_OK
 from kommo_sync.signals import stop_on_signals
-
-EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_LOCKED, EXIT_FATAL = 0, 1, 2, 3, 4
 
 
 class ScrubbingFilter(logging.Filter):
@@ -179,7 +178,7 @@ def _run(ctx: click.Context, config: Config, options: RunOptions) -> RunResult:
 def _render(ctx: click.Context, result: RunResult, as_json: bool, secrets: tuple[str, ...]) -> int:
     """JSON; else nothing when --quiet and all went well; tables on a terminal, for --details and
     for a dry run (its plan is what was asked for); else the compact report."""
-    code = _exit_code(result)
+    code = result.exit_code
     quiet = ctx.obj.get("quiet", False)
     if as_json:
         click.echo(report.scrub(json.dumps(report.result_to_json(result, code), default=str), secrets))
@@ -191,12 +190,6 @@ def _render(ctx: click.Context, result: RunResult, as_json: bool, secrets: tuple
         lines = report.compact_report(result, code, ctx.obj.get("show_emails", False))
         click.echo(report.scrub("\n".join(lines), secrets))
     return code
-
-
-def _exit_code(result: RunResult) -> int:
-    if result.set_aside:
-        return EXIT_CONFIG if result.set_aside_by_config_only else EXIT_FATAL
-    return EXIT_REJECTED if result.rejected else EXIT_OK
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -246,12 +239,14 @@ def backfill(ctx: click.Context, since: int, until: int | None, dry_run: bool, a
 @cli.command()
 @shared_options(before_subcommand=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1),
+              help="How many runs to show, newest first.")
 @click.pass_context
 @handle_errors
-def status(ctx: click.Context, as_json: bool) -> int:
-    """Last runs, cursors, queued contacts and pending rejections."""
+def status(ctx: click.Context, as_json: bool, limit: int) -> int:
+    """Last runs (status, exit code, error), cursors, queued contacts and pending rejections."""
     config = _config(ctx)
-    data = read_status(config)
+    data = read_status(config, limit)
     if as_json:
         click.echo(json.dumps(data, default=str))
     else:

@@ -18,6 +18,7 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, fingerprint
 from kommo_sync.errors import ConfigError, FatalError, Interrupted, RecordRejected, RetryLater
+from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_OK, EXIT_REJECTED, exit_code_of
 from kommo_sync.feedback import FeedbackStage, feedback_cursor
 from kommo_sync.masking import scrub
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
@@ -95,6 +96,13 @@ class RunResult:
     def set_aside_by_config_only(self) -> bool:
         return bool(self.set_aside) and all(self.destinations[n]["cause"] == "config" for n in self.set_aside)
 
+    @property
+    def exit_code(self) -> int:
+        """0 done; 1 records rejected; 4 a destination set aside (2 when only its configuration is wrong)."""
+        if self.set_aside:
+            return EXIT_CONFIG if self.set_aside_by_config_only else EXIT_FATAL
+        return EXIT_REJECTED if self.rejected else EXIT_OK
+
     def keep(self, listing: str, rows: Iterable[Any]) -> None:
         """Add rows to a report listing while it holds fewer than DETAIL_LIMIT; `totals` counts them all."""
         kept: list[Any] = getattr(self, listing)
@@ -135,8 +143,8 @@ class Engine:
         self.progress = progress or (lambda stage, counts: None)
 
     def run(self, options: RunOptions) -> RunResult:
-        lock = FileLock(self.config.state.with_name(self.config.state.name + ".lock"))
-        lock.acquire()
+        lock = FileLock.beside(self.config.state)
+        lock.acquire(self.clock.now())
         try:
             with State.open(self.config.state, dry_run=options.dry_run) as state:
                 return _Run(self, state, options).execute()
@@ -168,6 +176,7 @@ class _Run:
         self.result.run_id = self.state.start_run(self.options.mode, self.started)
         logs.bind(run_id=self.result.run_id, phase=self.phase)
         status = "failed"
+        failure: BaseException | None = None       # what ended the run, if anything did
         try:
             self._prepare()
             self.result.window = self._window()
@@ -193,16 +202,26 @@ class _Run:
             if self.held_unknown:
                 self.result.warnings.append(f"{len(self.held_unknown)} contacts wait for a pipeline or status "
                                             "missing from Kommo's catalog; they are planned once it is there")
-        except (Interrupted, KeyboardInterrupt):
-            status = "interrupted"
+        except BaseException as exc:
+            failure = exc
+            status = "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed"
             raise
         finally:
             self._report_destinations()
             self.pipeline.abandon()
             self.result.finished_at = int(self.clock.now())
             self.state.finish_run(self.result.run_id, status, self.result.finished_at,
-                                  dict(self.result.counts))
+                                  dict(self.result.counts), *self._ending(failure))
         return self.result
+
+    def _ending(self, failure: BaseException | None) -> tuple[int, str | None]:
+        """The exit code and error text the run's row keeps (secrets masked): the failure that
+        ended the run, else why destinations were set aside."""
+        if failure is not None:
+            text = str(failure) or type(failure).__name__
+            return exit_code_of(failure), scrub(text, self.config.secrets)
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in self.aside.reasons.items())
+        return self.result.exit_code, scrub(reasons, self.config.secrets) or None
 
     def _prepare(self) -> None:
         self.catalog = self.kommo.catalog()

@@ -24,7 +24,7 @@ CHECK_EVERY = 0.1
 class PushPipeline:
     def __init__(self, overlap: bool, depth: int = 2, workers: int = 1,
                  check: Callable[[], None] = lambda: None):
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="push") if overlap else None
+        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="push") if overlap else None
         self.depth, self.check = depth, check
         self.in_flight: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
 

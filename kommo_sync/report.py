@@ -244,13 +244,17 @@ def _totals_table(result: RunResult) -> Table:
 
 def render_status(console: Console, status: dict[str, Any]) -> None:
     runs = Table(title="Last runs")
-    for column in ("id", "mode", "started", "finished", "status", "counts"):
+    for column in ("id", "mode", "started", "finished", "status", "exit", "counts"):
         runs.add_column(column)
     for run in status["runs"]:
         counts = ", ".join(f"{k}={v}" for k, v in sorted(run["counts"].items()) if "." not in k)
+        exit_code = "-" if run["exit_code"] is None else str(run["exit_code"])
         runs.add_row(str(run["id"]), run["mode"], when(run["started_at"]), when(run["finished_at"]),
-                     run["status"], counts)
+                     run["status"], exit_code, counts)
     console.print(runs)
+    for run in status["runs"]:
+        if run["error"]:
+            console.print(f"Run {run['id']} ({run['status']}): {run['error']}", markup=False, highlight=False)
     cursors = Table(title="Cursors")
     cursors.add_column("cursor")
     cursors.add_column("value")

@@ -38,5 +38,6 @@ def _handle(stop: StopFlag, signum: int, frame: FrameType | None) -> None:
         stop.request(signum)
         return
     name = signal.Signals(signum).name
-    os.write(2, f"kommo-sync: interrupted again by {name}: stopped at once; the next run continues\n".encode())
+    line = f"kommo-sync: interrupted again by {name}: stopped at once; the next run continues\n"
+    os.write(2, line.encode())
     os._exit(128 + signum)

@@ -9,14 +9,17 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import socket
 import sqlite3
+import time
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from kommo_sync.batching import chunks
+from kommo_sync.clock import iso_utc
 from kommo_sync.encoding import compact_json
 from kommo_sync.config_reader import reason_of
 from kommo_sync.errors import ConfigError, LockedError
@@ -71,6 +74,11 @@ MIGRATIONS: list[str] = [
                               PRIMARY KEY (destination, email)) WITHOUT ROWID;
     CREATE TABLE consent_to_clear (contact_id INTEGER PRIMARY KEY);
     """,
+    # each run's exit code and error text, for `status` and monitoring
+    """
+    ALTER TABLE runs ADD COLUMN exit_code INTEGER;
+    ALTER TABLE runs ADD COLUMN error TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -113,30 +121,93 @@ def lead_from_json(data: str) -> Lead:
     return Lead(*values)
 
 
+@dataclass(frozen=True)
+class LockHolder:
+    """Who holds the lock, as its file says (None fields when the file says nothing readable)."""
+
+    pid: int | None = None
+    host: str | None = None
+    started_at: int | None = None
+
+    def describe(self) -> str:
+        """` (pid 12 on web-1, since 2026-01-01T00:00:00+00:00)`, or nothing when unknown."""
+        if self.pid is None or self.started_at is None:
+            return ""
+        return f" (pid {self.pid} on {self.host}, since {iso_utc(self.started_at)})"
+
+
 class FileLock:
-    """An exclusive, non-blocking lock beside the state file (cron overlap protection)."""
+    """An exclusive, non-blocking lock beside the state file (cron overlap protection). Its file
+    (mode 0600) names the holder, for a run that finds it held and for `status`; it is emptied
+    on release."""
 
     def __init__(self, path: Path):
         self.path = path
         self.handle: Any = None
 
-    def acquire(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.handle = open(self.path, "a+")
-        except OSError as exc:                   # the state's folder is a file, or not ours to write
-            raise ConfigError("state", f"cannot create {self.path}: {exc.strerror}") from None
+    @classmethod
+    def beside(cls, state: Path) -> "FileLock":
+        return cls(state.with_name(state.name + ".lock"))
+
+    def acquire(self, started_at: float | None = None) -> None:
+        """Take the lock (LockedError naming the holder when another run has it) and sign it."""
+        self.handle = self._open()
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = _holder_in(self.handle)
             self.handle.close()
-            raise LockedError(f"another kommo-sync run holds {self.path}; try again when it ends") from None
+            self.handle = None
+            raise LockedError(f"another kommo-sync run holds {self.path}{holder.describe()}; "
+                              "try again when it ends") from None
+        moment = time.time() if started_at is None else started_at
+        self._write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started_at": int(moment)}))
 
     def release(self) -> None:
         if self.handle:
+            self._write("")
             fcntl.flock(self.handle, fcntl.LOCK_UN)
             self.handle.close()
             self.handle = None
+
+    def holder(self) -> LockHolder | None:
+        """Who holds the lock, or None when it is free. Creates and writes nothing: a shared
+        lock probes it for an instant."""
+        try:
+            handle = open(self.path, encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return _holder_in(handle)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            return None
+
+    def _open(self) -> Any:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            handle = os.fdopen(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600), "r+", encoding="utf-8")
+            os.fchmod(handle.fileno(), 0o600)    # a lock file left by an earlier release may be 0644
+            return handle
+        except OSError as exc:                   # the state's folder is a file, or not ours to write
+            raise ConfigError("state", f"cannot create {self.path}: {exc.strerror}") from None
+
+    def _write(self, text: str) -> None:
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(text)
+        self.handle.flush()
+
+
+def _holder_in(handle: Any) -> LockHolder:
+    handle.seek(0)
+    try:
+        data = json.loads(handle.read() or "{}")
+        return LockHolder(int(data["pid"]), str(data["host"]), int(data["started_at"]))
+    except (ValueError, KeyError, TypeError):     # empty, or written half-way this instant
+        return LockHolder()
 
 
 class State:
@@ -463,16 +534,19 @@ class State:
                                      (mode, started_at))
         return int(cursor.lastrowid or 0)
 
-    def finish_run(self, run_id: int, status: str, finished_at: int, counts: dict[str, Any]) -> None:
+    def finish_run(self, run_id: int, status: str, finished_at: int, counts: dict[str, Any],
+                   exit_code: int, error: str | None) -> None:
         with self.transaction():
-            self.db.execute("UPDATE runs SET status = ?, finished_at = ?, counts = ? WHERE id = ?",
-                            (status, finished_at, json.dumps(counts, sort_keys=True), run_id))
+            self.db.execute("UPDATE runs SET status = ?, finished_at = ?, counts = ?, exit_code = ?, "
+                            "error = ? WHERE id = ?",
+                            (status, finished_at, json.dumps(counts, sort_keys=True), exit_code, error,
+                             run_id))
 
     def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT id, mode, started_at, finished_at, status, counts FROM runs "
-                               "ORDER BY id DESC LIMIT ?", (limit,))
+        rows = self.db.execute("SELECT id, mode, started_at, finished_at, status, exit_code, error, counts "
+                               "FROM runs ORDER BY id DESC LIMIT ?", (limit,))
         return [{"id": r[0], "mode": r[1], "started_at": r[2], "finished_at": r[3], "status": r[4],
-                 "counts": json.loads(r[5])} for r in rows]
+                 "exit_code": r[5], "error": r[6], "counts": json.loads(r[7])} for r in rows]
 
     # helpers -----------------------------------------------------------------------------
     def _select_in(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -36,7 +36,7 @@ def test_one_size_seen_predicts_that_duration_and_nonsense_is_ignored():
     assert next(timer.delays(10)) == pytest.approx(5.0)
 
 
-def test_wait_polls_until_done():
+def test_wait_polls_until_the_job_is_done_sleeping_as_the_delays_say():
     slept, polls = [], iter(["queued", "processing", "complete"])
     job = JobTimer().wait("submitted", 100, lambda status: status == "complete", lambda _: next(polls),
                           slept.append, "batch 7")
@@ -46,9 +46,13 @@ def test_wait_polls_until_done():
 def test_a_job_not_done_at_the_limit_is_given_up_as_transient_with_the_last_poll_at_the_limit():
     slept: list[float] = []
     polled: list[str] = []
+
+    def poll(status: str) -> str:
+        polled.append(status)
+        return status
+
     with pytest.raises(RetryLater) as raised:
-        JobTimer(limit=120).wait("queued", 100, lambda status: False, lambda status: polled.append(status) or status,
-                                 slept.append, "Mailchimp batch 7")
+        JobTimer(limit=120).wait("queued", 100, lambda status: False, poll, slept.append, "Mailchimp batch 7")
     assert str(raised.value) == ("Mailchimp batch 7 did not finish within 2 minutes; "
                                  "its records are held back for the next run")
     assert sum(slept) == pytest.approx(120) and len(polled) == len(slept) == 7

@@ -4,6 +4,7 @@ the lock is freed and the next run goes on. The CLI runs as a subprocess against
 the wall clock; real waits stay short (first poll 0.2 s)."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -102,8 +103,7 @@ def interruption_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if "interrupted" in line]
 
 
-def test_sigterm_during_a_stuck_batch_wait_ends_the_run_within_seconds_as_interrupted_and_the_next_run_lands_it(
-        live):
+def test_sigterm_in_a_stuck_batch_wait_ends_the_run_in_seconds_as_interrupted_and_the_next_run_lands_it(live):
     live.mailchimp.batches_never_finish = True
     proc = start_run(live)
     wait_for(polls(live.mailchimp), proc)
@@ -112,7 +112,8 @@ def test_sigterm_during_a_stuck_batch_wait_ends_the_run_within_seconds_as_interr
     assert interruption_lines(err) == ["run interrupted by SIGTERM: what was recorded stays recorded; "
                                        "the next run continues"]
     assert "Traceback" not in err
-    assert last_run(live)["status"] == "interrupted"
+    assert {k: last_run(live)[k] for k in ("status", "exit_code", "error")} == {
+        "status": "interrupted", "exit_code": 143, "error": "interrupted by SIGTERM"}
     assert lock_is_free(live)
     again = settle(live)
     assert again.exit_code == 0, again.output
@@ -127,7 +128,8 @@ def test_ctrl_c_during_a_stuck_batch_wait_ends_the_run_within_seconds_with_exit_
     exit_code, err, took = stop(proc, signal.SIGINT)
     assert (exit_code, took < PROMPT) == (130, True), err
     assert len(interruption_lines(err)) == 1 and "SIGINT" in err and "Traceback" not in err
-    assert last_run(live)["status"] == "interrupted" and lock_is_free(live)
+    assert (last_run(live)["status"], last_run(live)["exit_code"]) == ("interrupted", 130)
+    assert lock_is_free(live)
 
 
 def test_sigterm_during_a_long_retry_after_wait_ends_the_run_within_seconds(live):
@@ -148,6 +150,8 @@ def test_a_second_ctrl_c_stops_at_once_while_a_vendor_answer_hangs(live):
     assert (exit_code, took < 1.0) == (130, True), err
     assert len(interruption_lines(err)) == 1 and "Traceback" not in err
     assert lock_is_free(live)
+    assert last_run(live)["status"] == "running"            # it left at once: `status` knows better
+    assert json.loads(live.cli("status", "--json").stdout)["runs"][0]["status"] == "interrupted"
     live.kommo.faults.clear()
     assert settle(live).exit_code == 0
 
@@ -160,7 +164,7 @@ def rejections(world: World) -> dict[str, tuple[str, str]]:
             "SELECT email, kind, reason FROM rejections")}
 
 
-def test_a_batch_job_that_never_finishes_is_given_up_at_the_limit_while_new_people_land_and_the_next_run_lands_it(
+def test_a_batch_job_never_finishing_is_given_up_at_the_limit_while_new_people_land_and_the_next_run_lands_it(
         world):
     world.with_mailchimp()
     world.raw["network"] = {"job_limit_seconds": 120}
@@ -176,7 +180,8 @@ def test_a_batch_job_that_never_finishes_is_given_up_at_the_limit_while_new_peop
     held = "did not finish within 2 minutes; its records are held back for the next run"
     assert {email: (kind, held in reason) for email, (kind, reason) in rejections(world).items()} == {
         f"p{i}@firm.io": ("transient", True) for i in range(PEOPLE // 2)}
-    assert {m["email_address"]: m["merge_fields"]["FNAME"] for m in world.mailchimp.members(world.list_id)} == {
+    members = world.mailchimp.members(world.list_id)
+    assert {m["email_address"]: m["merge_fields"]["FNAME"] for m in members} == {
         **{f"p{i}@firm.io": "Old" for i in range(PEOPLE // 2)},
         **{f"p{i}@firm.io": f"P{i}" for i in range(PEOPLE // 2, PEOPLE)}}
     world.mailchimp.batches_never_finish = False
