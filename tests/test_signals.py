@@ -190,3 +190,19 @@ def test_a_batch_job_never_finishing_is_given_up_at_the_limit_while_new_people_l
     assert rejections(world) == {}
     assert {m["merge_fields"]["FNAME"] for m in world.mailchimp.members(world.list_id)} == {
         f"P{i}" for i in range(PEOPLE)}
+
+
+def test_a_klaviyo_import_job_never_finishing_is_given_up_at_the_limit_and_the_next_run_lands_everyone(world):
+    world.with_klaviyo()
+    world.raw["network"] = {"job_limit_seconds": 120}
+    for i in range(PEOPLE):
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
+    world.klaviyo.jobs_never_finish = True
+    started = world.clock.now()
+    assert world.cli("run").exit_code == 1
+    assert 120 <= world.clock.now() - started < 180
+    assert [kind for kind, _ in rejections(world).values()] == ["transient"] * PEOPLE
+    world.klaviyo.jobs_never_finish = False
+    world.clock.advance(900)
+    assert world.cli("run").exit_code == 0
+    assert rejections(world) == {} and len(world.klaviyo.list_members(world.klaviyo_list)) == PEOPLE
