@@ -6,7 +6,6 @@ import difflib
 from functools import cache
 
 import phonenumbers
-from phonenumbers.geocoder import LOCALE_DATA
 
 REGIONS = frozenset(phonenumbers.SUPPORTED_REGIONS)
 
@@ -24,7 +23,10 @@ XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL
 
 @cache
 def _region_names() -> dict[str, str]:
-    """Every region's name in every language phonenumbers carries, lower-cased → region code."""
+    """Every region's name in every language phonenumbers carries, lower-cased → region code
+    (imported here: the geocoder's data costs most of a second, and only a wrong region needs it)."""
+    from phonenumbers.geocoder import LOCALE_DATA
+
     names: dict[str, str] = {}
     for code, by_language in LOCALE_DATA.items():
         if code in REGIONS:
