@@ -266,6 +266,23 @@ def demo(ctx: click.Context, contacts: int) -> int:
     return run_demo(Console(soft_wrap=True), contacts)
 
 
+@cli.command()
+@shared_options(before_subcommand=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+@click.pass_context
+@handle_errors
+def check(ctx: click.Context, as_json: bool) -> int:
+    """Check the config and the accounts without writing anything: credentials, scopes, audience,
+    lists, pipelines, fields, merge fields (exit 0 all pass; 2 a key is wrong; 4 a vendor refuses)."""
+    from kommo_sync import checks
+
+    found = checks.run_all(lambda: _config(ctx), ctx.obj["config_path"], ctx.obj.get("clock") or Clock())
+    lines = [json.dumps(checks.to_json(found))] if as_json else \
+        [c.line() for c in found] + [checks.summary(found)]
+    click.echo(report.scrub("\n".join(lines), ctx.obj.get("secrets", ())))
+    return checks.exit_code(found)
+
+
 def main() -> None:
     cli(obj={})
 

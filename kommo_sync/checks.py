@@ -1,0 +1,353 @@
+"""Setup checks that need the accounts, for `kommo-sync check` and `init`: each credential, the
+Klaviyo key's read scopes, the Mailchimp audience and its room for merge fields, the Klaviyo
+lists, the Kommo pipelines and contact fields. Every request is a GET, so checking writes nothing
+anywhere. The local checks are the config's own (load_config, check_state_file); this module only
+adds what the accounts alone can tell, and the account listings `init` offers to pick from."""
+from __future__ import annotations
+
+import difflib
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from kommo_sync.clock import Clock
+from kommo_sync.config import Config, KlaviyoConfig, KommoConfig, MailchimpConfig
+from kommo_sync.destinations.klaviyo import klaviyo_http
+from kommo_sync.destinations.mailchimp import mailchimp_http
+from kommo_sync.errors import ConfigError, FatalError, PagingLoop, RequestRefused, RetryLater, VendorDown
+from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_OK
+from kommo_sync.http import HttpClient, describe_error
+from kommo_sync.kommo import KommoClient, kommo_http, resolve_fields
+from kommo_sync.model import Catalog, Pipeline
+from kommo_sync.paging import linked_pages, offset_pages
+from kommo_sync.state import check_state_file
+
+MERGE_FIELD_LIMIT = 30                   # merge fields per Mailchimp audience
+ALWAYS_MERGED = ("FNAME", "LNAME")       # the names travel whatever mailchimp.merge_fields says
+MAILCHIMP_PAGE = 1000
+AUDIENCE_FIELDS = "lists.id,lists.web_id,lists.name,lists.stats.member_count,total_items"
+FIELDS_NOT_SET = {"consent_field": "not set: consent is not tracked, everyone counts as consenting",
+                  "lead_source_field": "not set: no lead source is synced"}
+RUN_SCOPES = "a run needs profiles, lists, events and subscriptions"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check: the config key it is about, what was found, and the exit code it asks for
+    (0 passed; 2 the key is wrong; 4 the vendor is unreachable or refuses the credentials)."""
+
+    key: str
+    message: str
+    exit_code: int = EXIT_OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_OK
+
+    def line(self) -> str:
+        return f"{'ok' if self.ok else 'failed':<6} {self.key}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Named:
+    """An audience, list, pipeline or field, as `init` offers it and a failed check names it."""
+
+    id: str | int
+    name: str
+    detail: str = ""
+    web_id: str | None = None
+
+    def label(self) -> str:
+        return f"{self.name!r} ({self.id})"
+
+
+class Failed(Exception):
+    """A vendor check that cannot go on; `check` says why and names the key."""
+
+    def __init__(self, check: Check):
+        super().__init__(check.line())
+        self.check = check
+
+
+def config_failure(error: ConfigError) -> Check:
+    return Check(error.key, error.problem, EXIT_CONFIG)
+
+
+def exit_code(checks: Sequence[Check]) -> int:
+    """4 before 2: a vendor that cannot be asked hides whatever else may be wrong with it."""
+    return max((check.exit_code for check in checks), default=EXIT_OK)
+
+
+def summary(checks: Sequence[Check]) -> str:
+    failed = sum(not check.ok for check in checks)
+    return f"{failed} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks passed"
+
+
+def to_json(checks: Sequence[Check]) -> dict[str, Any]:
+    return {"exit_code": exit_code(checks),
+            "checks": [{"key": c.key, "ok": c.ok, "exit_code": c.exit_code, "message": c.message}
+                       for c in checks]}
+
+
+def run_all(load: Callable[[], Config], path: Path, clock: Clock) -> list[Check]:
+    """The config's own checks (the first wrong key ends them), then every remote one."""
+    try:
+        config = load()
+    except ConfigError as exc:
+        return [config_failure(exc)]
+    return local_checks(config, path) + remote_checks(config, clock)
+
+
+# local -------------------------------------------------------------------------------------------
+def local_checks(config: Config, path: Path) -> list[Check]:
+    return [Check("config", f"{path}: every key is valid (URL shapes, https, the Mailchimp data center, "
+                            "region and currency codes)"), state_check(config.state)]
+
+
+def state_check(path: Path) -> Check:
+    """The state file is one this release can use, or its folder can be made and written."""
+    try:
+        check_state_file(path)
+    except ConfigError as exc:
+        return config_failure(exc)
+    if path.exists() and path.stat().st_size:
+        return Check("state", f"{path}: a kommo-sync state this release can use")
+    folder = next(parent for parent in path.absolute().parents if parent.exists())
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        return Check("state", f"{path} cannot be created: {folder} is not a folder you may write",
+                     EXIT_CONFIG)
+    return Check("state", f"{path}: none yet, the first run creates it")
+
+
+# remote ------------------------------------------------------------------------------------------
+def remote_checks(config: Config, clock: Clock) -> list[Check]:
+    timeout = config.network.timeout_seconds
+    checks = kommo_checks(config.kommo, clock, timeout)
+    if config.mailchimp:
+        checks += mailchimp_checks(config.mailchimp, clock, timeout)
+    if config.klaviyo:
+        checks += klaviyo_checks(config.klaviyo, clock, timeout)
+    return checks
+
+
+@contextmanager
+def vendor_failures(section: str, secret: str, skipped: str) -> Iterator[None]:
+    """A vendor's failure as the check of the key it is about: unreachable, down or paging in a
+    loop → `base_url` (4); refused credentials or rights → the secret (4); any other refusal of a
+    read (a 404: not that vendor's API) → `base_url` (2)."""
+    try:
+        yield
+    except (VendorDown, PagingLoop, RetryLater) as exc:
+        raise Failed(Check(f"{section}.base_url", f"{exc}; {skipped}", EXIT_FATAL)) from None
+    except FatalError as exc:
+        raise Failed(Check(f"{section}.{secret}", f"{exc}; {skipped}", EXIT_FATAL)) from None
+    except RequestRefused as exc:
+        raise Failed(Check(f"{section}.base_url", f"{exc}; {skipped}", EXIT_CONFIG)) from None
+
+
+def kommo_account(config: KommoConfig, clock: Clock, timeout: float) -> tuple[Catalog, list[dict[str, Any]]]:
+    """The account's pipelines and contact fields (raises Failed naming the key)."""
+    client = KommoClient(kommo_http(config, clock, timeout))
+    with vendor_failures("kommo", "token", "pipelines and fields not checked"):
+        return client.catalog(), client.custom_fields()
+
+
+def kommo_checks(config: KommoConfig, clock: Clock, timeout: float) -> list[Check]:
+    try:
+        catalog, fields = kommo_account(config, clock, timeout)
+    except Failed as failed:
+        return [failed.check]
+    found = f"{len(catalog.pipelines)} pipelines, {len(fields)} contact fields"
+    return [Check("kommo.token", f"Kommo accepted the token ({found})"),
+            *pipeline_checks(config.pipelines, catalog),
+            *[field_check(config, fields, name) for name in FIELDS_NOT_SET]]
+
+
+# pipelines and fields ----------------------------------------------------------------------------
+def find_pipeline(wanted: str | int, catalog: Catalog) -> Pipeline | None:
+    """The pipeline a `kommo.pipelines` entry names, as the run selects it: by id or exact name."""
+    return next((p for p in catalog.pipelines.values() if wanted in (p.id, p.name)), None)
+
+
+def pipeline_errors(wanted: Sequence[str | int], catalog: Catalog) -> list[ConfigError]:
+    """Each configured pipeline the account does not have, by its key, with the closest name: a
+    misspelt pipeline would filter out every lead and strip every customer's tag."""
+    return [_pipeline_error(f"kommo.pipelines[{n}]", value, catalog)
+            for n, value in enumerate(wanted) if find_pipeline(value, catalog) is None]
+
+
+def _pipeline_error(key: str, value: str | int, catalog: Catalog) -> ConfigError:
+    pipelines = sorted(catalog.pipelines.values(), key=lambda p: p.name)
+    if isinstance(value, int):
+        listed = ", ".join(f"{p.name!r} (id {p.id})" for p in pipelines)
+        return ConfigError(key, f"no pipeline with id {value} (pipelines: {listed})")
+    hint = closest(value, [p.name for p in pipelines], "pipelines")
+    return ConfigError(key, f"no pipeline {value!r}{hint}")
+
+
+def closest(value: str, options: Sequence[str], what: str) -> str:
+    """' (did you mean 'X'?)' for a close option (case aside), else the options themselves."""
+    folded = {option.casefold(): option for option in options}
+    close = difflib.get_close_matches(value.casefold(), list(folded), n=1)
+    if close:
+        return f" (did you mean {folded[close[0]]!r}?)"
+    return f" ({what}: {', '.join(map(repr, options))})" if options else f" (there are no {what})"
+
+
+def pipeline_checks(wanted: Sequence[str | int], catalog: Catalog) -> list[Check]:
+    if not wanted:
+        names = ", ".join(sorted(repr(p.name) for p in catalog.pipelines.values()))
+        return [Check("kommo.pipelines", f"not set: every pipeline is synced ({names})")]
+    errors = {error.key: error for error in pipeline_errors(wanted, catalog)}
+    checks = []
+    for n, value in enumerate(wanted):
+        key, pipeline = f"kommo.pipelines[{n}]", find_pipeline(value, catalog)
+        checks.append(config_failure(errors[key]) if pipeline is None
+                      else Check(key, f"pipeline {pipeline.name!r} (id {pipeline.id})"))
+    return checks
+
+
+def field_check(config: KommoConfig, fields: list[dict[str, Any]], name: str) -> Check:
+    """`kommo.consent_field` or `kommo.lead_source_field`, found as the run finds it."""
+    key, wanted = f"kommo.{name}", getattr(config, name)
+    if wanted is None:
+        return Check(key, FIELDS_NOT_SET[name])
+    alone = replace(config, **{other: None for other in FIELDS_NOT_SET if other != name})
+    try:
+        found = resolve_fields(alone, fields)
+    except ConfigError as exc:
+        return config_failure(exc)
+    field_id = found.consent_id if name == "consent_field" else found.lead_source_id
+    field = next(f for f in fields if f.get("id") == field_id)
+    kind = ", a checkbox field" if name == "consent_field" else ""
+    return Check(key, f"{field.get('name')!r}{kind} (id {field_id})")
+
+
+# Mailchimp ---------------------------------------------------------------------------------------
+def mailchimp_audiences(http: HttpClient) -> list[Named]:
+    """Every audience of the account, 1,000 a page."""
+    def fetch(offset: int) -> tuple[list[Any], int | None]:
+        params = {"count": MAILCHIMP_PAGE, "offset": offset, "fields": AUDIENCE_FIELDS}
+        body = http.get_json("/lists", params=params) or {}
+        return body.get("lists") or [], body.get("total_items")
+
+    return [_audience(raw) for page in offset_pages(fetch, MAILCHIMP_PAGE, "Mailchimp GET /lists")
+            for raw in page]
+
+
+def _audience(raw: dict[str, Any]) -> Named:
+    subscribed = (raw.get("stats") or {}).get("member_count", 0)
+    web_id = raw.get("web_id")
+    return Named(raw["id"], raw.get("name") or "", f"{subscribed} subscribed",
+                 None if web_id is None else str(web_id))
+
+
+def mailchimp_checks(config: MailchimpConfig, clock: Clock, timeout: float) -> list[Check]:
+    http = mailchimp_http(config, clock, timeout)
+    try:
+        with vendor_failures("mailchimp", "api_key", "audience and merge fields not checked"):
+            audiences = mailchimp_audiences(http)
+    except Failed as failed:
+        return [failed.check]
+    accepted = f"Mailchimp accepted the key ({_count(len(audiences), 'audience')})"
+    checks = [Check("mailchimp.api_key", accepted), audience_check(config.list_id, audiences)]
+    if checks[-1].ok:
+        checks.append(_merge_fields_check(http, config))
+    return checks
+
+
+def _merge_fields_check(http: HttpClient, config: MailchimpConfig) -> Check:
+    try:
+        with vendor_failures("mailchimp", "api_key", "merge fields not checked"):
+            return merge_field_check(config, _merge_field_tags(http, config.list_id))
+    except Failed as failed:
+        return failed.check
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def audience_check(list_id: str, audiences: list[Named]) -> Check:
+    found = next((a for a in audiences if a.id == list_id), None)
+    if found:
+        return Check("mailchimp.list_id", f"audience {found.label()}")
+    hint = not_found_hint(list_id, audiences, "audience")
+    return Check("mailchimp.list_id", f"no audience {list_id!r}{hint}", EXIT_CONFIG)
+
+
+def not_found_hint(value: str, items: list[Named], what: str) -> str:
+    """What a wrong audience or list id may have been meant as: a web id, a name, a close id."""
+    for item in items:
+        if item.web_id is not None and item.web_id == value:
+            return f": that is the web id of {what} {item.name!r}; its API id is {item.id!r}"
+        if item.name == value:
+            return f": that is the name of a {what}; its id is {item.id!r}"
+    close = difflib.get_close_matches(value, [str(item.id) for item in items], n=1)
+    listed = ", ".join(item.label() for item in items) or "none"
+    return f" ({f'did you mean {close[0]!r}? ' if close else ''}{what}s: {listed})"
+
+
+def _merge_field_tags(http: HttpClient, list_id: str) -> set[str]:
+    body = http.get_json(f"/lists/{list_id}/merge-fields",
+                         params={"count": MAILCHIMP_PAGE, "fields": "merge_fields.tag,total_items"}) or {}
+    return {field["tag"] for field in body.get("merge_fields") or []}
+
+
+def merge_field_check(config: MailchimpConfig, existing: set[str]) -> Check:
+    """The merge fields a run creates must fit in the audience beside those it already has."""
+    wanted = {*ALWAYS_MERGED, *config.merge_fields}
+    have, missing = sorted(wanted & existing), sorted(wanted - existing)
+    total = len(existing) + len(missing)
+    if total > MERGE_FIELD_LIMIT:
+        return Check("mailchimp.merge_fields",
+                     f"the audience has {len(existing)} merge fields and the config needs "
+                     f"{len(missing)} more ({', '.join(missing)}), past Mailchimp's limit of "
+                     f"{MERGE_FIELD_LIMIT}: delete some in Mailchimp or map fewer in mailchimp.merge_fields",
+                     EXIT_CONFIG)
+    created = f"; the first run creates {', '.join(missing)}" if missing else ""
+    return Check("mailchimp.merge_fields", f"{', '.join(have) or 'none'} exist{created} "
+                                           f"({total} of Mailchimp's {MERGE_FIELD_LIMIT} merge fields)")
+
+
+# Klaviyo -----------------------------------------------------------------------------------------
+def klaviyo_lists(http: HttpClient) -> list[Named]:
+    """Every list of the account (Klaviyo serves 10 a page); the key must be allowed to read them."""
+    bodies = linked_pages(lambda: _readable(http, "/api/lists", "lists"),
+                          lambda url: _readable(http, url, "lists"), "Klaviyo GET /api/lists")
+    return [Named(item["id"], (item.get("attributes") or {}).get("name") or "")
+            for body in bodies for item in body.get("data") or []]
+
+
+def _readable(http: HttpClient, path: str, what: str, params: dict[str, Any] | None = None) -> Any:
+    """A read the key's scopes must allow: Klaviyo answers 403 to a scope the key lacks."""
+    response = http.request("GET", path, params=params, allow=(403,), need_body=True)
+    if response.status_code == 403:
+        raise Failed(Check("klaviyo.api_key", f"the key may not read {what} (it needs the {what}:read scope; "
+                                              f"{RUN_SCOPES}): {describe_error(response)}", EXIT_FATAL))
+    return response.json()
+
+
+def klaviyo_checks(config: KlaviyoConfig, clock: Clock, timeout: float) -> list[Check]:
+    http = klaviyo_http(config, clock, timeout)
+    try:
+        with vendor_failures("klaviyo", "api_key", "lists not checked"):
+            lists = klaviyo_lists(http)
+            _readable(http, "/api/profiles", "profiles", {"page[size]": 1})
+    except Failed as failed:
+        return [failed.check]
+    wanted = {"klaviyo.list_id": config.list_id}
+    wanted.update({f"klaviyo.lists_by_stage.{stage.value}": list_id
+                   for stage, list_id in config.lists_by_stage.items()})
+    return [Check("klaviyo.api_key", "Klaviyo accepted the key; it can read lists and profiles (write scopes "
+                                     "show only when a run writes)"),
+            *[list_check(key, list_id, lists) for key, list_id in wanted.items()]]
+
+
+def list_check(key: str, list_id: str, lists: list[Named]) -> Check:
+    found = next((item for item in lists if item.id == list_id), None)
+    if found:
+        return Check(key, f"list {found.label()}")
+    return Check(key, f"no list {list_id!r}{not_found_hint(list_id, lists, 'list')}", EXIT_CONFIG)
