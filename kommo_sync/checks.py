@@ -60,7 +60,7 @@ class Named:
     web_id: str | None = None
 
     def label(self) -> str:
-        return f"{self.name!r} ({self.id})"
+        return f"{self.name!r} (id {self.id})"
 
 
 class Failed(Exception):
@@ -147,10 +147,11 @@ def vendor_failures(section: str, secret: str, skipped: str) -> Iterator[None]:
         raise Failed(Check(f"{section}.base_url", f"{exc}; {skipped}", EXIT_CONFIG)) from None
 
 
-def kommo_account(config: KommoConfig, clock: Clock, timeout: float) -> tuple[Catalog, list[dict[str, Any]]]:
+def kommo_account(config: KommoConfig, clock: Clock, timeout: float,
+                  skipped: str = "pipelines and fields not checked") -> tuple[Catalog, list[dict[str, Any]]]:
     """The account's pipelines and contact fields (raises Failed naming the key)."""
     client = KommoClient(kommo_http(config, clock, timeout))
-    with vendor_failures("kommo", "token", "pipelines and fields not checked"):
+    with vendor_failures("kommo", "token", skipped):
         return client.catalog(), client.custom_fields()
 
 

@@ -283,6 +283,53 @@ def check(ctx: click.Context, as_json: bool) -> int:
     return checks.exit_code(found)
 
 
+def _init_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Every answer `init` asks for, as a flag; the secrets may come from their variables."""
+    options = [
+        click.option("--kommo-url", help="The Kommo account's address, like https://mycompany.kommo.com."),
+        click.option("--kommo-token", envvar="KOMMO_TOKEN", help="Kommo long-lived token (or KOMMO_TOKEN)."),
+        click.option("--pipeline", "pipelines", multiple=True, help="A pipeline to sync, by name or id "
+                     "(repeatable; none: all)."),
+        click.option("--consent-field", help="Kommo checkbox field holding email consent (name or id)."),
+        click.option("--lead-source-field", help="Kommo contact field holding the lead source (name or id)."),
+        click.option("--mailchimp-key", envvar="MAILCHIMP_API_KEY",
+                     help="Mailchimp API key (or MAILCHIMP_API_KEY)."),
+        click.option("--mailchimp-audience", help="Mailchimp audience: name, id or web id."),
+        click.option("--mailchimp-url", help="Mailchimp API base URL (default: from the key's data center)."),
+        click.option("--klaviyo-key", envvar="KLAVIYO_API_KEY",
+                     help="Klaviyo private key (or KLAVIYO_API_KEY)."),
+        click.option("--klaviyo-list", help="Klaviyo list every profile joins: name or id."),
+        click.option("--klaviyo-url", help="Klaviyo API host (default: https://a.klaviyo.com)."),
+        click.option("--dir", "folder", type=click.Path(file_okay=False),
+                     help="Where to write both files [.]."),
+        click.option("--yes", is_flag=True,
+                     help="Ask nothing: take the flags (and the only audience or list)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@cli.command()
+@_init_options
+@click.pass_context
+@handle_errors
+def init(ctx: click.Context, **answers: Any) -> int:
+    """Write a commented sync.yaml and an env file (mode 0600) from answers asked or given as flags,
+    picking pipelines, fields, the audience and the list from the accounts; never overwrites a file."""
+    from kommo_sync import setup
+    from kommo_sync.checks import Failed
+
+    given = setup.Answers(**answers)
+    ctx.obj["secrets"] = given.secrets
+    _configure_logging(ctx.obj["verbose"], given.secrets)
+    try:
+        return setup.run_init(given, ctx.obj.get("clock") or Clock(), click.echo)
+    except Failed as failed:
+        click.echo(report.scrub(f"{failed.check.key}: {failed.check.message}", given.secrets), err=True)
+        return failed.check.exit_code
+
+
 def main() -> None:
     cli(obj={})
 

@@ -49,13 +49,13 @@ def test_a_ready_account_passes_every_check_in_one_line_each_and_nothing_is_writ
         f"ok     kommo.consent_field: 'Email consent', a checkbox field (id {kommo.consent_field_id})",
         f"ok     kommo.lead_source_field: 'Lead source' (id {kommo.lead_source_field_id})",
         "ok     mailchimp.api_key: Mailchimp accepted the key (1 audience)",
-        f"ok     mailchimp.list_id: audience 'CRM contacts' ({ready.list_id})",
+        f"ok     mailchimp.list_id: audience 'CRM contacts' (id {ready.list_id})",
         "ok     mailchimp.merge_fields: FNAME, LNAME, PHONE exist; the first run creates COMPANY, LEADSOURCE "
         "(6 of Mailchimp's 30 merge fields)",
         "ok     klaviyo.api_key: Klaviyo accepted the key; it can read lists and profiles (write scopes "
         "show only when a run writes)",
-        f"ok     klaviyo.list_id: list 'CRM Leads' ({ready.klaviyo_list})",
-        f"ok     klaviyo.lists_by_stage.won: list 'Customers' ({ready.customers})",
+        f"ok     klaviyo.list_id: list 'CRM Leads' (id {ready.klaviyo_list})",
+        f"ok     klaviyo.lists_by_stage.won: list 'Customers' (id {ready.customers})",
         "all 13 checks passed",
     ]
 
@@ -110,7 +110,8 @@ def test_a_wrong_audience_and_list_exit_2_with_what_the_account_holds(ready):
         "failed klaviyo.list_id: no list 'CRM Leads': that is the name of a list; its id is "
         f"'{ready.klaviyo_list}'",
         f"failed klaviyo.lists_by_stage.won: no list '{ready.customers[:-1]}' (did you mean "
-        f"'{ready.customers}'? lists: 'CRM Leads' ({ready.klaviyo_list}), 'Customers' ({ready.customers}))",
+        f"'{ready.customers}'? lists: 'CRM Leads' (id {ready.klaviyo_list}), "
+        f"'Customers' (id {ready.customers}))",
     ]
     assert "mailchimp.merge_fields" not in result.stdout      # not checked against an audience not found
 

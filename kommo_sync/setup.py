@@ -1,0 +1,382 @@
+"""`kommo-sync init`: a first sync.yaml and env file, from answers asked or given as flags.
+
+The accounts are read with the given credentials (GETs only: the same readers as `check`), so
+the user picks pipelines, fields, the audience and the list from what is there rather than typing
+ids. Every answer is validated by the config's own checks before anything is written; the
+config holds `${VAR}` references only, the secrets go to an env file created with mode 0600, and
+neither file is ever overwritten.
+"""
+from __future__ import annotations
+
+import json
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import click
+import yaml
+
+from kommo_sync import checks
+from kommo_sync.checks import Check, Failed, Named
+from kommo_sync.clock import Clock
+from kommo_sync.config import Config, parse_config
+from kommo_sync.destinations.klaviyo import klaviyo_http
+from kommo_sync.destinations.mailchimp import mailchimp_http
+from kommo_sync.errors import ConfigError
+
+CONFIG_NAME, ENV_NAME, STATE_NAME = "sync.yaml", "kommo-sync.env", "kommo-sync.db"
+SECRET_VARS = {"kommo": "KOMMO_TOKEN", "mailchimp": "MAILCHIMP_API_KEY", "klaviyo": "KLAVIYO_API_KEY"}
+SECRET_KEYS = {"kommo": "token", "mailchimp": "api_key", "klaviyo": "api_key"}
+FLAGS = {"kommo.base_url": "--kommo-url", "kommo.token": "--kommo-token",
+         "mailchimp.api_key": "--mailchimp-key", "mailchimp.base_url": "--mailchimp-url",
+         "mailchimp.list_id": "--mailchimp-audience", "klaviyo.api_key": "--klaviyo-key",
+         "klaviyo.base_url": "--klaviyo-url", "klaviyo.list_id": "--klaviyo-list"}
+TIMEOUT = 60.0
+Say = Callable[[str], None]
+
+
+@dataclass
+class Answers:
+    """What the flags gave; None (or empty) is asked, unless `yes` says ask nothing."""
+
+    folder: str | None = None
+    kommo_url: str | None = None
+    kommo_token: str | None = None
+    pipelines: tuple[str, ...] = ()
+    consent_field: str | None = None
+    lead_source_field: str | None = None
+    mailchimp_key: str | None = None
+    mailchimp_url: str | None = None
+    mailchimp_audience: str | None = None
+    klaviyo_key: str | None = None
+    klaviyo_url: str | None = None
+    klaviyo_list: str | None = None
+    yes: bool = False
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        keys = (self.kommo_token, self.mailchimp_key, self.klaviyo_key)
+        forms = [*keys, (self.mailchimp_key or "").rsplit("-", 1)[0]]
+        return tuple(sorted({f for f in forms if f}, key=len, reverse=True))
+
+
+class Asker:
+    """Asks on the terminal, or (with --yes) never: a required answer missing is then an error."""
+
+    def __init__(self, interactive: bool, say: Say):
+        self.interactive, self.say = interactive, say
+
+    def text(self, question: str, flag: str, default: str | None = None, hide: bool = False) -> str:
+        """An answer; `default` None makes it required."""
+        if not self.interactive:
+            if default is None:
+                raise ConfigError(flag, "required with --yes (without it, init asks)")
+            return default
+        try:
+            return str(click.prompt(question, default=default, hide_input=hide, show_default=bool(default)))
+        except click.Abort:
+            raise ConfigError(flag, "no answer: give it as a flag (with --yes, nothing is asked)") from None
+
+    def confirm(self, question: str) -> bool:
+        return not self.interactive or click.confirm(question, default=True)
+
+
+@dataclass
+class Draft:
+    """The config being built: YAML sections (secrets as ${VAR}), the secrets themselves, and what
+    the accounts listed, for the comments."""
+
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+    comments: dict[str, str] = field(default_factory=dict)
+
+    def add(self, section: str, secret: str, base_url: str | None) -> None:
+        key, variable = SECRET_KEYS[section], SECRET_VARS[section]
+        if "\n" in secret or secret != secret.strip():
+            raise ConfigError(FLAGS[f"{section}.{key}"], "holds a line break or surrounding spaces")
+        self.secrets[variable] = secret
+        self.sections[section] = {**({"base_url": base_url} if base_url else {}), key: f"${{{variable}}}"}
+
+    def config(self, folder: Path, **placeholders: dict[str, Any]) -> Config:
+        """The typed config, checked by the config's own rules (errors name the flag);
+        `placeholders` stand for what is not picked yet (the audience being listed)."""
+        raw = {name: {**values, **placeholders.get(name, {})} for name, values in self.sections.items()}
+        with flag_names():
+            return parse_config({"state": STATE_NAME, **raw}, self.secrets, base_dir=folder)
+
+
+@contextmanager
+def flag_names() -> Iterator[None]:
+    """Config keys and vendor checks named by the flag that gave them."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise ConfigError(_flag(exc.key), exc.problem) from None
+    except Failed as failed:
+        check = failed.check
+        raise Failed(Check(_flag(check.key), check.message, check.exit_code)) from None
+
+
+def _flag(key: str) -> str:
+    return "--pipeline" if key.startswith("kommo.pipelines") else FLAGS.get(key, key)
+
+
+def run_init(given: Answers, clock: Clock, say: Say) -> int:
+    """Ask, read the accounts, write both files; raises ConfigError or Failed naming a flag."""
+    ask = Asker(not given.yes, say)
+    folder = Path(given.folder or ask.text("Folder for sync.yaml and the env file", "--dir", "."))
+    targets = refuse_existing(folder)
+    draft = Draft()
+    _kommo(given, ask, draft, folder, clock)
+    _mailchimp(given, ask, draft, folder, clock)
+    _klaviyo(given, ask, draft, folder, clock)
+    text = render(draft)
+    _loads(text, draft.secrets, folder)
+    if not ask.confirm(f"Write {targets[0]} and {targets[1]}?"):
+        say("Nothing written.")
+        return 0
+    write_files(targets, text, draft.secrets)
+    say(f"Wrote {targets[0]} and {targets[1]} (mode 0600, the secrets). Next:")
+    say(f"  kommo-sync --config {targets[0]} check")
+    say(f"  kommo-sync --config {targets[0]} run --dry-run")
+    return 0
+
+
+def _loads(text: str, secrets: dict[str, str], folder: Path) -> None:
+    """What is about to be written loads (the env file, not written yet, stands aside)."""
+    raw = yaml.safe_load(text)
+    raw.pop("env_file")
+    parse_config(raw, secrets, base_dir=folder)
+
+
+def refuse_existing(folder: Path) -> tuple[Path, Path]:
+    """Both paths init writes, refused before a question is asked when either exists."""
+    targets = (folder / CONFIG_NAME, folder / ENV_NAME)
+    for path in targets:
+        if path.exists():
+            raise ConfigError("--dir", f"{path} exists: init never overwrites a file; move it away or "
+                                       "choose another --dir")
+    return targets
+
+
+# picking from what the accounts hold -------------------------------------------------------------
+def show(say: Say, title: str, options: Sequence[Named]) -> None:
+    say(f"{title}:")
+    for number, option in enumerate(options, start=1):
+        say(f"  {number}) {option.label()}" + (f", {option.detail}" if option.detail else ""))
+
+
+def match(value: str, options: Sequence[Named], what: str, flag: str, numbered: bool = False) -> Named:
+    """The option a flag or an answer names: by number (answers only), id, web id or name."""
+    value = value.strip()
+    if numbered and value.isdigit() and 1 <= int(value) <= len(options):
+        return options[int(value) - 1]
+    for option in options:
+        if value in (str(option.id), option.name, option.web_id):
+            return option
+    hint = checks.closest(value, [o.name for o in options], f"{what}s")
+    raise ConfigError(flag, f"no {what} {value!r}{hint}")
+
+
+def pick_required(ask: Asker, given: str | None, options: Sequence[Named], what: str, flag: str,
+                  question: str) -> Named:
+    """One option: the flag's, else asked; with --yes, the only one there is."""
+    if given:
+        return match(given, options, what, flag)
+    if not options:
+        raise ConfigError(flag, f"the account has no {what}: create one first")
+    if not ask.interactive:
+        if len(options) == 1:
+            return options[0]
+        listed = ", ".join(o.label() for o in options)
+        raise ConfigError(flag, f"required with --yes: the account has {len(options)} {what}s: {listed}")
+    answer = ask.text(f"{question} (a number, name or id)", flag, "1" if len(options) == 1 else None)
+    return match(answer, options, what, flag, numbered=True)
+
+
+def pick_optional(ask: Asker, given: str | None, options: Sequence[Named], what: str, flag: str,
+                  question: str) -> Named | None:
+    """The flag's option, else asked (empty: none); with --yes, none."""
+    if given:
+        return match(given, options, what, flag)
+    if not ask.interactive:
+        return None
+    answer = ask.text(f"{question} (a number, name or id; empty: none)", flag, "")
+    return match(answer, options, what, flag, numbered=True) if answer.strip() else None
+
+
+# Kommo -------------------------------------------------------------------------------------------
+def _kommo(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Clock) -> None:
+    url = given.kommo_url or ask.text("Kommo account address (like https://mycompany.kommo.com)",
+                                      "--kommo-url")
+    token = given.kommo_token or ask.text("Kommo long-lived token", "--kommo-token", hide=True)
+    draft.add("kommo", token, url)
+    with flag_names():
+        catalog, fields = checks.kommo_account(draft.config(folder).kommo, clock, TIMEOUT, "nothing written")
+    pipelines = [Named(p.id, p.name) for p in sorted(catalog.pipelines.values(), key=lambda p: p.name)]
+    picked = _pipelines(given, ask, pipelines)
+    draft.sections["kommo"]["pipelines"] = [p.name for p in picked]
+    draft.comments["pipelines"] = ", ".join(f"{p.name!r} (id {p.id})" for p in pipelines)
+    custom = [Named(f["id"], f.get("name") or "", f.get("type") or "") for f in fields if not f.get("code")]
+    _fields(given, ask, draft, custom)
+
+
+def _pipelines(given: Answers, ask: Asker, pipelines: list[Named]) -> list[Named]:
+    if given.pipelines:
+        return [match(value, pipelines, "pipeline", "--pipeline") for value in given.pipelines]
+    if not ask.interactive:
+        return []
+    show(ask.say, "Kommo pipelines", pipelines)
+    answer = ask.text("Pipelines to sync (numbers, names or ids, comma-separated; empty: all)",
+                      "--pipeline", "")
+    return [match(part, pipelines, "pipeline", "--pipeline", numbered=True)
+            for part in answer.split(",") if part.strip()]
+
+
+def _fields(given: Answers, ask: Asker, draft: Draft, custom: list[Named]) -> None:
+    """The consent checkbox and the lead-source field, both optional."""
+    boxes = [Named(f.id, f.name) for f in custom if f.detail == "checkbox"]
+    others = [f for f in custom if f.detail != "checkbox"]
+    if ask.interactive and not given.consent_field:
+        show(ask.say, "Kommo checkbox fields", boxes)
+    consent = pick_optional(ask, given.consent_field, boxes, "checkbox field", "--consent-field",
+                            "Consent checkbox (without one, consent is not tracked)")
+    if ask.interactive and not given.lead_source_field:
+        show(ask.say, "Kommo contact fields", others)
+    source = pick_optional(ask, given.lead_source_field, others, "contact field", "--lead-source-field",
+                           "Lead source field")
+    kommo = draft.sections["kommo"]
+    if consent:
+        kommo["consent_field"] = consent.name
+    if source:
+        kommo["lead_source_field"] = source.name
+    draft.comments["boxes"] = ", ".join(repr(b.name) for b in boxes) or "none"
+
+
+# Mailchimp and Klaviyo ---------------------------------------------------------------------------
+def _mailchimp(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Clock) -> None:
+    key = given.mailchimp_key or ask.text("Mailchimp API key (empty: no Mailchimp)", "--mailchimp-key",
+                                          "", hide=True)
+    if not key:
+        if given.mailchimp_audience:
+            raise ConfigError("--mailchimp-audience", "needs --mailchimp-key")
+        return
+    draft.add("mailchimp", key, given.mailchimp_url)
+    config = draft.config(folder, mailchimp={"list_id": "-"}).mailchimp
+    with flag_names(), checks.vendor_failures("mailchimp", "api_key", "nothing written"):
+        audiences = checks.mailchimp_audiences(mailchimp_http(config, clock, TIMEOUT))
+    if ask.interactive and not given.mailchimp_audience:
+        show(ask.say, "Mailchimp audiences", audiences)
+    audience = pick_required(ask, given.mailchimp_audience, audiences, "audience", "--mailchimp-audience",
+                             "Mailchimp audience")
+    draft.sections["mailchimp"]["list_id"] = str(audience.id)
+    draft.comments["audience"] = audience.name
+
+
+def _klaviyo(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Clock) -> None:
+    key = given.klaviyo_key or ask.text("Klaviyo private API key (empty: no Klaviyo)", "--klaviyo-key",
+                                        "", hide=True)
+    if not key:
+        if given.klaviyo_list:
+            raise ConfigError("--klaviyo-list", "needs --klaviyo-key")
+        return
+    draft.add("klaviyo", key, given.klaviyo_url)
+    config = draft.config(folder, klaviyo={"list_id": "-"}).klaviyo
+    with flag_names(), checks.vendor_failures("klaviyo", "api_key", "nothing written"):
+        lists = checks.klaviyo_lists(klaviyo_http(config, clock, TIMEOUT))
+    if ask.interactive and not given.klaviyo_list:
+        show(ask.say, "Klaviyo lists", lists)
+    chosen = pick_required(ask, given.klaviyo_list, lists, "list", "--klaviyo-list",
+                           "Klaviyo list every profile joins")
+    draft.sections["klaviyo"]["list_id"] = str(chosen.id)
+    draft.comments["list"] = chosen.name
+    others = [item.label() for item in lists if item.id != chosen.id]
+    draft.comments["other_lists"] = ", ".join(others) or "none"
+
+
+# the files ---------------------------------------------------------------------------------------
+def scalar(value: Any) -> str:
+    """A YAML scalar that reads back as written (JSON strings are YAML)."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
+
+
+def render(draft: Draft) -> str:
+    """The commented sync.yaml."""
+    lines = [f"# kommo-sync configuration, written by `kommo-sync init` on {date.today().isoformat()}.",
+             "# Secrets are not in this file: ${VAR} is read from the environment, a VAR_FILE, or the",
+             "# env file named here (keep it mode 0600). sync.yaml.example explains every key.",
+             f"env_file: {ENV_NAME}", "", *_kommo_yaml(draft), "",
+             "# the state file (mode 0600: it holds personal data)", f"state: {STATE_NAME}"]
+    if "mailchimp" in draft.sections:
+        lines += ["", *_mailchimp_yaml(draft)]
+    if "klaviyo" in draft.sections:
+        lines += ["", *_klaviyo_yaml(draft)]
+    return "\n".join(lines) + "\n"
+
+
+def _kommo_yaml(draft: Draft) -> list[str]:
+    kommo = draft.sections["kommo"]
+    lines = ["kommo:", f"  base_url: {scalar(kommo['base_url'])}", "  token: ${KOMMO_TOKEN}",
+             "  # the email-consent checkbox (without one, consent is not tracked); checkbox fields:",
+             f"  #   {draft.comments['boxes']}",
+             _optional("consent_field", kommo), "  # a contact field synced as the lead source; optional",
+             _optional("lead_source_field", kommo),
+             "  # pipelines to sync (empty: all); this account has:", f"  #   {draft.comments['pipelines']}"]
+    picked = kommo["pipelines"]
+    return lines + (["  pipelines:", *[f"    - {scalar(name)}" for name in picked]] if picked
+                    else ["  pipelines: []"])
+
+
+def _optional(key: str, section: dict[str, Any]) -> str:
+    return f"  {key}: {scalar(section[key])}" if key in section else f"  # {key}:"
+
+
+def _mailchimp_yaml(draft: Draft) -> list[str]:
+    mailchimp = draft.sections["mailchimp"]
+    lines = ["mailchimp:", "  # the key's data center (its -us6 suffix) picks the host",
+             "  api_key: ${MAILCHIMP_API_KEY}"]
+    if "base_url" in mailchimp:
+        lines.append(f"  base_url: {scalar(mailchimp['base_url'])}")
+    return lines + [f"  # audience {draft.comments['audience']!r}",
+                    f"  list_id: {scalar(mailchimp['list_id'])}",
+                    "  # new people without consent: skip | transactional | pending (double opt-in)",
+                    "  without_consent: skip"]
+
+
+def _klaviyo_yaml(draft: Draft) -> list[str]:
+    klaviyo = draft.sections["klaviyo"]
+    lines = ["klaviyo:", "  # a private key with the profiles, lists, events and subscriptions scopes",
+             "  api_key: ${KLAVIYO_API_KEY}"]
+    if "base_url" in klaviyo:
+        lines.append(f"  base_url: {scalar(klaviyo['base_url'])}")
+    return lines + [f"  # list {draft.comments['list']!r}: every synced profile joins it",
+                    f"  list_id: {scalar(klaviyo['list_id'])}",
+                    "  # lists joined and left as the stage changes (new, in_progress, won, lost);",
+                    f"  # other lists: {draft.comments['other_lists']}",
+                    "  # lists_by_stage: {won: <list id>}",
+                    "  # the region of phone numbers stored without a country code", "  # phone_region: DE"]
+
+
+def write_files(targets: tuple[Path, Path], text: str, secrets: dict[str, str]) -> None:
+    """The env file first (mode 0600 from its creation), then the config; neither replaces a file."""
+    config_path, env_path = targets
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    env_lines = ["# kommo-sync secrets (sync.yaml names this file); keep it readable by you alone"]
+    _create(env_path, "\n".join(env_lines + [f"{k}={v}" for k, v in secrets.items()]) + "\n", 0o600)
+    try:
+        _create(config_path, text, 0o644)
+    except ConfigError:
+        env_path.unlink()
+        raise
+
+
+def _create(path: Path, text: str, mode: int) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        raise ConfigError("--dir", f"{path} exists: init never overwrites a file") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
