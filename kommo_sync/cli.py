@@ -11,6 +11,7 @@ import json
 import logging
 import signal
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -328,6 +329,21 @@ def init(ctx: click.Context, **answers: Any) -> int:
     except Failed as failed:
         click.echo(report.scrub(f"{failed.check.key}: {failed.check.message}", given.secrets), err=True)
         return failed.check.exit_code
+
+
+@cli.command()
+@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write sync.yaml and the env file (default: a new temporary folder).")
+@click.option("--contacts", default=200, show_default=True, type=click.IntRange(1, 100_000),
+              help="How many Kommo contacts to seed.")
+@click.pass_context
+@handle_errors
+def sandbox(ctx: click.Context, folder: Path | None, contacts: int) -> int:
+    """Serve seeded Kommo, Mailchimp and Klaviyo sandboxes on loopback until stopped, with a ready
+    sync.yaml and env file, to try every command without accounts."""
+    from kommo_sync.sandbox.serve import serve
+
+    return serve(folder, contacts, click.echo)
 
 
 def main() -> None:
