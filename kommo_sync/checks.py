@@ -91,7 +91,7 @@ def to_json(checks: Sequence[Check]) -> dict[str, Any]:
                        for c in checks]}
 
 
-def run_all(load: Callable[[], Config], path: Path, clock: Clock) -> list[Check]:
+def run_all(load: Callable[[], Config], path: str | Path, clock: Clock) -> list[Check]:
     """The config's own checks (the first wrong key ends them), then every remote one."""
     try:
         config = load()
@@ -101,7 +101,7 @@ def run_all(load: Callable[[], Config], path: Path, clock: Clock) -> list[Check]
 
 
 # local -------------------------------------------------------------------------------------------
-def local_checks(config: Config, path: Path) -> list[Check]:
+def local_checks(config: Config, path: str | Path) -> list[Check]:
     return [Check("config", f"{path}: every key is valid (URL shapes, https, the Mailchimp data center, "
                             "region and currency codes)"), state_check(config.state)]
 
