@@ -26,6 +26,7 @@ from kommo_sync.deal_events import deal_event, lead_status
 from kommo_sync.model import Catalog, DealEvent, Lead, Person
 from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of
 from kommo_sync.pipeline import PushPipeline, read_ahead
+from kommo_sync.pipelines import pipeline_errors
 from kommo_sync.state import FileLock, State
 
 log = logging.getLogger("kommo_sync.engine")
@@ -225,6 +226,9 @@ class _Run:
 
     def _prepare(self) -> None:
         self.catalog = self.kommo.catalog()
+        errors = pipeline_errors(self.config.kommo.pipelines, self.catalog)
+        if errors:
+            raise errors[0]
         self.fields = resolve_fields(self.config.kommo, self.kommo.custom_fields())
         if self.fields.consent_id is None:
             self.result.warnings.append("kommo.consent_field is not set: consent is not tracked and every "

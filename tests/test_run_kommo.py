@@ -200,3 +200,15 @@ def test_verbose_logs_show_requests_but_no_secret(world, sales):
     assert "Kommo GET /api/v4/contacts -> 200" in result.output
     assert "Mailchimp PUT" in result.output
     assert_no_secret(result.output)
+
+
+def test_a_misspelt_pipeline_stops_the_run_before_anything_is_pushed(world, sales):
+    """Filtering on a pipeline the account lacks would make every lead vanish and strip every
+    customer's tag: the run refuses it, naming the key and the pipeline meant."""
+    world.with_mailchimp()
+    world.raw["kommo"]["pipelines"] = ["Salse"]
+    world.kommo.add_contact("Ada", email="ada@firm.io", consent=True)
+    result = world.cli("run")
+    assert result.exit_code == 2
+    assert "kommo.pipelines[0]: no pipeline 'Salse' (did you mean 'Sales'?)" in result.output
+    assert world.mailchimp.writes() == []
