@@ -19,7 +19,7 @@ from rich.table import Table
 
 from kommo_sync import report
 from kommo_sync.app import build_engine
-from kommo_sync.clock import FakeClock
+from kommo_sync.clock import Clock, FakeClock
 from kommo_sync.config import load_config
 from kommo_sync.engine import RunOptions, RunResult
 from kommo_sync.sandbox.klaviyo import KlaviyoSandbox
@@ -34,7 +34,7 @@ SHOWN_ROWS = 15
 
 
 class DemoWorld:
-    def __init__(self, clock: FakeClock, contacts: int, folder: Path):
+    def __init__(self, clock: Clock, contacts: int, folder: Path):
         self.clock, self.folder = clock, folder
         self.kommo = KommoSandbox(clock, token=DEMO_ENV["KOMMO_TOKEN"])
         self.mailchimp = MailchimpSandbox(clock, api_key=DEMO_ENV["MAILCHIMP_API_KEY"])
