@@ -22,7 +22,7 @@ from kommo_sync.http import HttpClient, describe_error
 from kommo_sync.kommo import KommoClient, kommo_http, resolve_fields
 from kommo_sync.model import Catalog
 from kommo_sync.paging import linked_pages, offset_pages
-from kommo_sync.pipelines import closest, find_pipeline, pipeline_errors
+from kommo_sync.pipelines import find_pipeline, pipeline_errors
 from kommo_sync.state import check_state_file
 
 MERGE_FIELD_LIMIT = 30                   # merge fields per Mailchimp audience

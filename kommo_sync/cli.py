@@ -24,6 +24,7 @@ from kommo_sync.config import Config, load_config, parse_moment
 from kommo_sync.engine import RunOptions, RunResult
 from kommo_sync.errors import ConfigError, FatalError, Interrupted, LockedError, RecordRejected, RetryLater
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED, EXIT_OK
+from kommo_sync.masking import scrub
 from kommo_sync.signals import stop_on_signals
 
 
@@ -35,7 +36,7 @@ class ScrubbingFilter(logging.Filter):
         self.secrets = secrets
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = report.scrub(record.getMessage(), self.secrets)
+        record.msg = scrub(record.getMessage(), self.secrets)
         record.args = ()
         return True
 
@@ -82,7 +83,7 @@ def handle_errors(command: Callable[..., int]) -> Callable[..., None]:
 def _fail(message: str, code: int, secrets: tuple[str, ...]) -> int:
     """One line on stderr (a JSON log record with --log-format json); with --json, an error object."""
     ctx = click.get_current_context()
-    message = report.scrub(message, secrets)
+    message = scrub(message, secrets)
     as_log = (ctx.obj or {}).get("log_format") == "json"
     click.echo(logs.json_line(logging.ERROR, "kommo_sync.cli", message) if as_log else message, err=True)
     if ctx.params.get("as_json"):
@@ -182,14 +183,14 @@ def _render(ctx: click.Context, result: RunResult, as_json: bool, secrets: tuple
     code = result.exit_code
     quiet = ctx.obj.get("quiet", False)
     if as_json:
-        click.echo(report.scrub(json.dumps(report.result_to_json(result, code), default=str), secrets))
+        click.echo(scrub(json.dumps(report.result_to_json(result, code), default=str), secrets))
     elif quiet and code == EXIT_OK:
         pass
     elif ctx.obj.get("details") or (not quiet and (result.dry_run or stdout_is_terminal())):
         report.render_result(Console(soft_wrap=True), result)
     else:
         lines = report.compact_report(result, code, ctx.obj.get("show_emails", False))
-        click.echo(report.scrub("\n".join(lines), secrets))
+        click.echo(scrub("\n".join(lines), secrets))
     return code
 
 
@@ -280,7 +281,7 @@ def check(ctx: click.Context, as_json: bool) -> int:
     found = checks.run_all(lambda: _config(ctx), ctx.obj["config_path"], ctx.obj.get("clock") or Clock())
     lines = [json.dumps(checks.to_json(found))] if as_json else \
         [c.line() for c in found] + [checks.summary(found)]
-    click.echo(report.scrub("\n".join(lines), ctx.obj.get("secrets", ())))
+    click.echo(scrub("\n".join(lines), ctx.obj.get("secrets", ())))
     return checks.exit_code(found)
 
 
@@ -327,7 +328,7 @@ def init(ctx: click.Context, **answers: Any) -> int:
     try:
         return setup.run_init(given, ctx.obj.get("clock") or Clock(), click.echo)
     except Failed as failed:
-        click.echo(report.scrub(f"{failed.check.key}: {failed.check.message}", given.secrets), err=True)
+        click.echo(scrub(f"{failed.check.key}: {failed.check.message}", given.secrets), err=True)
         return failed.check.exit_code
 
 

@@ -299,10 +299,9 @@ class _Run:
         re-plans the contacts of its leads, so names and stages are repaired."""
         prints = {str(p.id): fingerprint(p) for p in self.catalog.pipelines.values()}
         before = self.state.meta("kommo", "catalog") or {}
-        changed = {int(pid) for pid in set(prints) ^ set(before)} | {
-            int(pid) for pid in set(prints) & set(before) if prints[pid] != before[pid]}
         if prints == before:
             return
+        changed = {int(pid) for pid in prints.keys() | before.keys() if prints.get(pid) != before.get(pid)}
         with self.state.transaction():
             requeued = self.state.requeue_leads_of_pipelines(changed) if before else 0
             self.state.set_meta("kommo", "catalog", prints)

@@ -16,12 +16,11 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from kommo_sync.clock import Clock
-from kommo_sync.errors import FatalError, OutcomeUnknown, RequestRefused, RetryLater, VendorDown
-from kommo_sync.failures import Kind, classify
+from kommo_sync.errors import FatalError, OutcomeUnknown, RequestRefused, VendorDown
+from kommo_sync.failures import SERVER_FAULTS, Kind, classify
 
 log = logging.getLogger("kommo_sync.http")
 
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class _Transient(Exception):
@@ -183,7 +182,7 @@ class HttpClient:
             return self._readable(response, method, path, need_body)
         reason = describe_error(response)
         where = f"HTTP {status} on {method} {_short(path)}"
-        if status in TRANSIENT_STATUSES:
+        if status in SERVER_FAULTS:          # retried here; 429 is handled above
             raise _Transient(f"{where}: {reason}", self._server_wait(response), status)
         verdict = classify(self.vendor, status, reason)
         if verdict.kind is Kind.FATAL:

@@ -8,12 +8,11 @@ import re
 from dataclasses import asdict
 from datetime import datetime, timezone
 from importlib import resources
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.table import Table
 
-from kommo_sync.masking import scrub
 from kommo_sync.engine import RunResult
 
 log = logging.getLogger("kommo_sync.progress")

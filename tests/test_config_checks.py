@@ -5,13 +5,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from kommo_sync import __version__
 from kommo_sync.cli import cli
 from kommo_sync.state import SCHEMA_VERSION, State
-from tests.conftest import ENV, MAILCHIMP_KEY, assert_no_secret
+from tests.conftest import ENV, assert_no_secret
 
 
 def refused(world, *args, env=None):

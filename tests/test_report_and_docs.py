@@ -7,7 +7,8 @@ from rich.console import Console
 
 from kommo_sync.cli import cli
 from kommo_sync.clock import FakeClock
-from kommo_sync.report import ProgressReporter, scrub
+from kommo_sync.masking import scrub
+from kommo_sync.report import ProgressReporter
 
 
 def test_progress_logs_a_plain_line_at_most_every_interval_when_not_a_tty(caplog):

@@ -71,7 +71,7 @@ def _catalog_without(world, pipeline_id):
 def test_a_lead_in_a_pipeline_missing_from_the_catalog_keeps_its_contact_queued_until_it_is_there(world, sales):
     world.with_mailchimp()
     ada = world.kommo.add_contact("Ada", email="ada@firm.io", consent=True)
-    bob = world.kommo.add_contact("Bob", email="bob@firm.io", consent=True)
+    world.kommo.add_contact("Bob", email="bob@firm.io", consent=True)
     world.kommo.add_lead("Deal", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[ada])
     world.kommo.faults.add(Fault(method="GET", path=r"^/api/v4/leads/pipelines$", status=200,
                                  body=_catalog_without(world, sales)))
