@@ -26,6 +26,7 @@ from kommo_sync.config import Config, parse_config
 from kommo_sync.destinations.klaviyo import klaviyo_http
 from kommo_sync.destinations.mailchimp import mailchimp_http
 from kommo_sync.errors import ConfigError
+from kommo_sync.pipelines import closest
 
 CONFIG_NAME, ENV_NAME, STATE_NAME = "sync.yaml", "kommo-sync.env", "kommo-sync.db"
 SECRET_VARS = {"kommo": "KOMMO_TOKEN", "mailchimp": "MAILCHIMP_API_KEY", "klaviyo": "KLAVIYO_API_KEY"}
@@ -177,7 +178,7 @@ def match(value: str, options: Sequence[Named], what: str, flag: str, numbered: 
     for option in options:
         if value in (str(option.id), option.name, option.web_id):
             return option
-    hint = checks.closest(value, [o.name for o in options], f"{what}s")
+    hint = closest(value, [o.name for o in options], f"{what}s")
     raise ConfigError(flag, f"no {what} {value!r}{hint}")
 
 
