@@ -22,7 +22,7 @@ from kommo_sync.sandbox.server import App
 from kommo_sync.state import FileLock
 from tests.conftest import ENV, World
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PEOPLE = 12                       # more than a handful: Mailchimp goes through batch subscribe and /batches
 PROMPT = 3.0                      # seconds a signal may take to end the run (the issue allows 10)
 

@@ -107,7 +107,7 @@ def test_state_path_is_relative_to_the_config_file(tmp_path: Path):
 
 
 def test_example_config_is_valid():
-    example = Path(__file__).parent.parent / "sync.yaml.example"
+    example = Path(__file__).resolve().parents[2] / "sync.yaml.example"
     config = load_config(example, {"KOMMO_TOKEN": "t", "MAILCHIMP_API_KEY": "k-us1", "KLAVIYO_API_KEY": "pk"})
     assert config.kommo.consent_field == "Email consent"
     assert config.warnings == ()
@@ -115,7 +115,7 @@ def test_example_config_is_valid():
 
 def test_the_example_config_never_replays_history():
     """Copied as told, it starts deal events at the first run: no Won/Lost flow fires for old deals."""
-    example = Path(__file__).parent.parent / "sync.yaml.example"
+    example = Path(__file__).resolve().parents[2] / "sync.yaml.example"
     config = load_config(example, {"KOMMO_TOKEN": "t", "MAILCHIMP_API_KEY": "k-us1", "KLAVIYO_API_KEY": "pk"})
     assert config.klaviyo.events_since is None
     assert "# events_since:" in example.read_text()

@@ -13,7 +13,7 @@ from kommo_sync.errors import PagingLoop
 from kommo_sync.model import Person, Stage
 from kommo_sync.sandbox.faults import Fault
 from tests.conftest import World
-from tests.test_klaviyo_e2e import BEFORE_HISTORY, consent_of, deal_events, destination, plan_person, writes
+from tests.e2e.test_klaviyo_e2e import BEFORE_HISTORY, consent_of, deal_events, destination, plan_person, writes
 
 IMPORT_JOBS = r"^/api/profile-bulk-import-jobs$"
 SUBSCRIBE_JOBS = r"^/api/profile-subscription-bulk-create-jobs$"

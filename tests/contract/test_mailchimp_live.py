@@ -32,7 +32,7 @@ from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
 from kommo_sync.sandbox.mailchimp import MailchimpSandbox
 from kommo_sync.sandbox.server import SandboxServer
-from tests.test_mailchimp_cassettes import Memory
+from tests.contract.test_mailchimp_cassettes import Memory
 
 LIVE_ENV = ("MAILCHIMP_LIVE_API_KEY", "MAILCHIMP_LIVE_LIST_ID")
 CASSETTE = "mailchimp_live_sync.yaml"

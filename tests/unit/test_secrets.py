@@ -153,7 +153,7 @@ def test_a_secret_written_in_the_config_gets_one_warning_and_is_still_masked(eve
 # the README's cron line, run as cron runs it -------------------------------------------------------
 def test_the_readme_cron_line_syncs_with_an_empty_environment(everywhere):
     """Cron gives the job no exported variable: the line must find every secret in its env file."""
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     line = re.search(r"`\*/15 \* \* \* \* (cd /opt/kommo-sync .+?)`", readme).group(1)
     home = everywhere.tmp
     (home / ".venv").symlink_to(sys.prefix)

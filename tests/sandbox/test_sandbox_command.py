@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from kommo_sync.cli import cli
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMMAND = [sys.executable, "-m", "kommo_sync.cli"]
 SECRETS = ("KOMMO_TOKEN", "MAILCHIMP_API_KEY", "KLAVIYO_API_KEY")
 CLEAN_ENV = {name: value for name, value in os.environ.items() if name not in SECRETS}
