@@ -1,4 +1,5 @@
 """Measuring helpers shared by the benchmark scripts (Linux /proc)."""
+
 from __future__ import annotations
 
 

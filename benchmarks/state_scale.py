@@ -12,6 +12,7 @@ Two phases, each doing what a first sync does per page or batch, minus the HTTP:
    an empty pushed state (so every person is a create), then `record_pushed`, `clear_rejections`
    and `clear_dirty` in one transaction.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,9 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
@@ -36,17 +37,49 @@ from kommo_sync.config import DEFAULT_TAGS, MailchimpConfig  # noqa: E402
 from kommo_sync.destinations.base import Change  # noqa: E402
 from kommo_sync.destinations.mailchimp import MailchimpDestination  # noqa: E402
 from kommo_sync.http import HttpClient  # noqa: E402
-from kommo_sync.model import (LOST_STATUS_ID, WON_STATUS_ID, Catalog, Contact, Lead, Person,  # noqa: E402
-                              Pipeline, Status)
 from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of  # noqa: E402
+from kommo_sync.model import (
+    LOST_STATUS_ID,
+    WON_STATUS_ID,
+    Catalog,
+    Contact,
+    Lead,
+    Person,  # noqa: E402
+    Pipeline,
+    Status,
+)
 from kommo_sync.state import State  # noqa: E402
 
 PAGE = 250
 BATCH = 2000
 PIPELINE_ID = 7001
 STATUS_IDS = (70010, 70011, 70012, 70013, WON_STATUS_ID, LOST_STATUS_ID)
-FIRST_NAMES = ("Anna", "Lukas", "Sofia", "Jonas", "Emma", "Leon", "Mia", "Finn", "Léa", "Zofia", "Kenji", "Amara")
-LAST_NAMES = ("Müller", "Schmidt", "Smith", "García", "Rossi", "Nowak", "Chen", "Okafor", "de Vries", "O'Brien")
+FIRST_NAMES = (
+    "Anna",
+    "Lukas",
+    "Sofia",
+    "Jonas",
+    "Emma",
+    "Leon",
+    "Mia",
+    "Finn",
+    "Léa",
+    "Zofia",
+    "Kenji",
+    "Amara",
+)
+LAST_NAMES = (
+    "Müller",
+    "Schmidt",
+    "Smith",
+    "García",
+    "Rossi",
+    "Nowak",
+    "Chen",
+    "Okafor",
+    "de Vries",
+    "O'Brien",
+)
 SOURCES = ("Website", "Referral", "Trade show", "Google Ads", None, None)
 LEADS_PER_CONTACT = (0, 1, 1, 1, 1, 2, 2, 3, 0, 1)
 NOW = 1_790_000_000
@@ -55,10 +88,14 @@ TARGET_RSS_MB = 200
 
 
 def catalog() -> Catalog:
-    statuses = (Status(70010, PIPELINE_ID, "Incoming leads", 10, type=1), Status(70011, PIPELINE_ID, "Qualified", 20),
-                Status(70012, PIPELINE_ID, "Proposal", 30), Status(70013, PIPELINE_ID, "Negotiation", 40),
-                Status(WON_STATUS_ID, PIPELINE_ID, "Closed - won", 10000),
-                Status(LOST_STATUS_ID, PIPELINE_ID, "Closed - lost", 11000))
+    statuses = (
+        Status(70010, PIPELINE_ID, "Incoming leads", 10, type=1),
+        Status(70011, PIPELINE_ID, "Qualified", 20),
+        Status(70012, PIPELINE_ID, "Proposal", 30),
+        Status(70013, PIPELINE_ID, "Negotiation", 40),
+        Status(WON_STATUS_ID, PIPELINE_ID, "Closed - won", 10000),
+        Status(LOST_STATUS_ID, PIPELINE_ID, "Closed - lost", 11000),
+    )
     return Catalog({PIPELINE_ID: Pipeline(PIPELINE_ID, "Sales", statuses)})
 
 
@@ -85,10 +122,17 @@ class Account:
     def contact(self, cid: int) -> Contact:
         rng = self.rng
         first, last = FIRST_NAMES[cid % len(FIRST_NAMES)], LAST_NAMES[cid * 7 % len(LAST_NAMES)]
-        return Contact(id=cid, updated_at=NOW - cid % 86_400, first_name=first, last_name=last,
-                       emails=self.emails(cid), phone=f"+49 30 {1_000_000 + cid}" if rng.random() < 0.75 else None,
-                       company_id=1 + int(rng.random() * self.companies) if rng.random() < 0.8 else None,
-                       lead_source=SOURCES[cid % len(SOURCES)], consent=rng.random() < 0.6)
+        return Contact(
+            id=cid,
+            updated_at=NOW - cid % 86_400,
+            first_name=first,
+            last_name=last,
+            emails=self.emails(cid),
+            phone=f"+49 30 {1_000_000 + cid}" if rng.random() < 0.75 else None,
+            company_id=1 + int(rng.random() * self.companies) if rng.random() < 0.8 else None,
+            lead_source=SOURCES[cid % len(SOURCES)],
+            consent=rng.random() < 0.6,
+        )
 
     def emails(self, cid: int) -> tuple[str, ...]:
         """~10 % none; ~2 % share the address of a contact a little earlier (one person, two cards)."""
@@ -101,15 +145,24 @@ class Account:
     def leads(self, cid: int) -> Iterator[Lead]:
         for _ in range(LEADS_PER_CONTACT[int(self.rng.random() * len(LEADS_PER_CONTACT))]):
             lead_id, self.next_lead = self.next_lead, self.next_lead + 1
-            yield Lead(id=lead_id, updated_at=NOW - lead_id % 86_400, name=f"Annual license #{lead_id}",
-                       price=100.0 * (lead_id % 500), pipeline_id=PIPELINE_ID,
-                       status_id=STATUS_IDS[int(self.rng.random() * len(STATUS_IDS))],
-                       created_at=NOW - 86_400, contact_ids=(cid,), main_contact_id=cid)
+            yield Lead(
+                id=lead_id,
+                updated_at=NOW - lead_id % 86_400,
+                name=f"Annual license #{lead_id}",
+                price=100.0 * (lead_id % 500),
+                pipeline_id=PIPELINE_ID,
+                status_id=STATUS_IDS[int(self.rng.random() * len(STATUS_IDS))],
+                created_at=NOW - 86_400,
+                contact_ids=(cid,),
+                main_contact_id=cid,
+            )
 
     def company_names(self) -> Iterator[dict[int, str]]:
         for start in range(1, self.companies + 1, BATCH):
-            yield {cid: f"{LAST_NAMES[cid % len(LAST_NAMES)]} GmbH {cid}"
-                   for cid in range(start, min(start + BATCH, self.companies + 1))}
+            yield {
+                cid: f"{LAST_NAMES[cid % len(LAST_NAMES)]} GmbH {cid}"
+                for cid in range(start, min(start + BATCH, self.companies + 1))
+            }
 
 
 # phase 1: the mirror -----------------------------------------------------------------------------
@@ -132,8 +185,9 @@ def store_page(state: State, page: Page) -> int:
 
 # phase 2: people, plan, record ------------------------------------------------------------------
 def mailchimp() -> MailchimpDestination:
-    config = MailchimpConfig(api_key="sandbox-benchmark-key-us1", list_id="bench0001",
-                             base_url="http://127.0.0.1:9/3.0")
+    config = MailchimpConfig(
+        api_key="sandbox-benchmark-key-us1", list_id="bench0001", base_url="http://127.0.0.1:9/3.0"
+    )
     clock = Clock()
     unused = HttpClient(base_url=config.base_url, vendor="Mailchimp (never called)", clock=clock)
     return MailchimpDestination(config, dict(DEFAULT_TAGS), unused, unused, clock)
@@ -155,7 +209,9 @@ def plan_all(state: State, destination: MailchimpDestination) -> tuple[int, int]
     return people_count, recorded
 
 
-def plan_batch(state: State, destination: MailchimpDestination, people: list[Person]) -> list[Change]:
+def plan_batch(
+    state: State, destination: MailchimpDestination, people: list[Person]
+) -> list[Change]:
     """The engine's `_plan`: pushed state, suppressions, the pure plan, known rejections."""
     pushed = state.pushed(destination.name, [p.contact_id for p in people])
     suppressed = state.suppressed(p.email for p in people if p.email)
@@ -188,12 +244,24 @@ def timed(name: str, work: Callable[[], object]) -> tuple[Phase, object]:
 def run(size: int, seed: int, folder: Path) -> None:
     path = folder / "state.db"
     with State.open(path) as state:
-        mirror, written = timed("mirror write (diff + upsert + mark dirty)",
-                                lambda: write_mirror(state, Account(size, seed)))
-        plan, (people, recorded) = timed("map + diff + state write (people, plan, record_pushed)",
-                                         lambda: plan_all(state, mailchimp()))
-    report(size, [mirror, plan], {"contacts written": written, "people planned": people,
-                                  "changes recorded": recorded, "state file MB": round(path.stat().st_size / 2**20)})
+        mirror, written = timed(
+            "mirror write (diff + upsert + mark dirty)",
+            lambda: write_mirror(state, Account(size, seed)),
+        )
+        plan, (people, recorded) = timed(
+            "map + diff + state write (people, plan, record_pushed)",
+            lambda: plan_all(state, mailchimp()),
+        )
+    report(
+        size,
+        [mirror, plan],
+        {
+            "contacts written": written,
+            "people planned": people,
+            "changes recorded": recorded,
+            "state file MB": round(path.stat().st_size / 2**20),
+        },
+    )
 
 
 def report(size: int, phases: list[Phase], facts: dict[str, int]) -> None:
@@ -201,15 +269,19 @@ def report(size: int, phases: list[Phase], facts: dict[str, int]) -> None:
     print(f"state_scale: {size:,} synthetic contacts, pages of {PAGE}, batches of {BATCH}")
     print("  " + ", ".join(f"{name} {value:,}" for name, value in facts.items()))
     for phase in phases:
-        print(f"  {phase.name:<56}{phase.seconds:>8.1f} s {size / phase.seconds:>10,.0f} contacts/s  "
-              f"(RSS after: {phase.rss_mb:.0f} MB)")
+        print(
+            f"  {phase.name:<56}{phase.seconds:>8.1f} s {size / phase.seconds:>10,.0f} contacts/s  "
+            f"(RSS after: {phase.rss_mb:.0f} MB)"
+        )
     total = sum(p.seconds for p in phases)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rate = size / total
     print(f"  {'overall':<56}{total:>8.1f} s {rate:>10,.0f} contacts/s  (CPU {cpu:.1f} s)")
     print(f"  peak RSS {peak:.0f} MB (ru_maxrss)")
-    print(f"targets: >= {TARGET_RATE:,} contacts/s overall -> {'met' if rate >= TARGET_RATE else 'MISSED'};  "
-          f"peak RSS <= {TARGET_RSS_MB} MB -> {'met' if peak <= TARGET_RSS_MB else 'MISSED'}")
+    print(
+        f"targets: >= {TARGET_RATE:,} contacts/s overall -> {'met' if rate >= TARGET_RATE else 'MISSED'};  "
+        f"peak RSS <= {TARGET_RSS_MB} MB -> {'met' if peak <= TARGET_RSS_MB else 'MISSED'}"
+    )
 
 
 def profiled(size: int, seed: int, folder: Path, top: int) -> None:
@@ -227,8 +299,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--state-dir", type=Path, default=None, help="where the state file goes (default: a temp dir)")
-    parser.add_argument("--profile", action="store_true", help="run under cProfile and print the hotspots")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the state file goes (default: a temp dir)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="run under cProfile and print the hotspots"
+    )
     parser.add_argument("--top", type=int, default=30, help="functions shown with --profile")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kommo-sync-scale-", dir=args.state_dir) as folder:

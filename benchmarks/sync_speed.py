@@ -13,6 +13,7 @@ runs on fresh sandboxes, and the two are compared as ratios measured side by sid
 RSS and process CPU are kommo-sync's own (the benchmark's process); "run thread" CPU is the
 thread that runs the sync.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,11 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import yaml
 
@@ -53,23 +55,45 @@ from kommo_sync.sandbox.server import LoggedRequest, Request, Response, SandboxS
 KOMMO_TOKEN = "bench-kommo-token-0001"
 MAILCHIMP_KEY = "sandbox-benchmark-key-us1"
 KLAVIYO_KEY = "pk_bench_klaviyo_key_0001"
-ENV = {"KOMMO_TOKEN": KOMMO_TOKEN, "MAILCHIMP_API_KEY": MAILCHIMP_KEY, "KLAVIYO_API_KEY": KLAVIYO_KEY}
+ENV = {
+    "KOMMO_TOKEN": KOMMO_TOKEN,
+    "MAILCHIMP_API_KEY": MAILCHIMP_KEY,
+    "KLAVIYO_API_KEY": KLAVIYO_KEY,
+}
 KOMMO_LIMIT = 7
 PAGE = 250
 EVENTS_PAGE = 100
 APIS = ("kommo", "mailchimp", "klaviyo")
 DESTINATION_APIS = ("mailchimp", "klaviyo")
 BASELINE_EVENT = "Synced from Kommo"
-KOMMO_PATHS = {"/api/v4/contacts": "contacts", "/api/v4/leads": "leads", "/api/v4/companies": "companies",
-               "/api/v4/events": "events", "/api/v4/leads/pipelines": "pipelines",
-               "/api/v4/contacts/custom_fields": "custom fields"}
+KOMMO_PATHS = {
+    "/api/v4/contacts": "contacts",
+    "/api/v4/leads": "leads",
+    "/api/v4/companies": "companies",
+    "/api/v4/events": "events",
+    "/api/v4/leads/pipelines": "pipelines",
+    "/api/v4/contacts/custom_fields": "custom fields",
+}
 ID_SEGMENT = re.compile(r"^(?=.*\d)[A-Za-z0-9_.-]{5,}$")
 ONE_CONTACT = re.compile(r"^/api/v4/contacts/\d+$")
 # Kommo endpoint -> (RunResult count of its items, page size, always queried at least once)
-ITEM_ROWS = {"leads": ("pulled_leads", PAGE, True), "contacts": ("pulled_contacts", PAGE, True),
-             "contacts by id": ("contacts_by_id", PAGE, False), "companies": ("pulled_companies", PAGE, False),
-             "events": ("pulled_events", EVENTS_PAGE, True)}
-KOMMO_ROWS = ("pipelines", "custom fields", "leads", "contacts", "contacts by id", "companies", "events", "other")
+ITEM_ROWS = {
+    "leads": ("pulled_leads", PAGE, True),
+    "contacts": ("pulled_contacts", PAGE, True),
+    "contacts by id": ("contacts_by_id", PAGE, False),
+    "companies": ("pulled_companies", PAGE, False),
+    "events": ("pulled_events", EVENTS_PAGE, True),
+}
+KOMMO_ROWS = (
+    "pipelines",
+    "custom fields",
+    "leads",
+    "contacts",
+    "contacts by id",
+    "companies",
+    "events",
+    "other",
+)
 EXTRAPOLATE_TO = (100_000, 500_000)
 
 
@@ -92,8 +116,9 @@ class Stack:
         self.klaviyo_list = self.klaviyo.add_list("CRM Leads")
 
     @staticmethod
-    def _stamped(dispatch: Callable[[Request], Response],
-                 stamps: list[tuple[float, Request]]) -> Callable[[Request], Response]:
+    def _stamped(
+        dispatch: Callable[[Request], Response], stamps: list[tuple[float, Request]]
+    ) -> Callable[[Request], Response]:
         """The app's dispatch, noting when each answer left (for the run's timeline)."""
         clock = Clock()
 
@@ -101,6 +126,7 @@ class Stack:
             response = dispatch(request)
             stamps.append((clock.monotonic(), request))
             return response
+
         return answer
 
     def url(self, name: str) -> str:
@@ -111,7 +137,7 @@ class Stack:
         return {name: len(app.log) for name, app in self.apps.items()}
 
     def since(self, marks: dict[str, int]) -> dict[str, list[LoggedRequest]]:
-        return {name: list(app.log[marks[name]:]) for name, app in self.apps.items()}
+        return {name: list(app.log[marks[name] :]) for name, app in self.apps.items()}
 
     def stamp_marks(self) -> dict[str, int]:
         return {name: len(stamps) for name, stamps in self.stamps.items()}
@@ -121,7 +147,7 @@ class Stack:
         since `marks` (when the pull ended says how long the push tail was)."""
         spans: dict[str, list[float]] = {}
         for name, stamps in self.stamps.items():
-            for at, request in stamps[marks[name]:]:
+            for at, request in stamps[marks[name] :]:
                 spans.setdefault(name, []).append(at - start)
                 if name == "kommo":
                     spans.setdefault(f"kommo {kommo_endpoint(request)}", []).append(at - start)
@@ -172,7 +198,7 @@ class RemoteStack:
         return self._call("stamp_marks")
 
     def timeline(self, marks: dict[str, int], start: float) -> dict[str, tuple[float, float]]:
-        return self._call("timeline", marks, start)   # monotonic time is shared by processes
+        return self._call("timeline", marks, start)  # monotonic time is shared by processes
 
     def close(self) -> None:
         self._call("close")
@@ -183,14 +209,26 @@ def _serve_stack(pipe: Any, latency: tuple[float, float]) -> None:
     """The child process: one Stack, answering RemoteStack's commands until `close`."""
     stack = Stack(latency)
     commands: dict[str, Callable[..., Any]] = {
-        "where": lambda: ({name: stack.url(name) for name in APIS}, stack.list_id, stack.klaviyo_list),
+        "where": lambda: (
+            {name: stack.url(name) for name in APIS},
+            stack.list_id,
+            stack.klaviyo_list,
+        ),
         "seed": lambda contacts, seed: seed_account(stack.kommo, contacts, seed=seed),
         "mutate": lambda fraction, seed: mutate_fraction(stack.kommo, fraction, seed),
-        "sizes": lambda: {"contacts": len(stack.kommo.contacts), "leads": len(stack.kommo.leads),
-                          "companies": len(stack.kommo.companies), "custom fields": len(stack.kommo.custom_fields)},
-        "marks": stack.marks, "stamp_marks": stack.stamp_marks, "timeline": stack.timeline,
-        "since": lambda marks: {name: [replace(r, headers={}, body=b"") for r in log]
-                                for name, log in stack.since(marks).items()},
+        "sizes": lambda: {
+            "contacts": len(stack.kommo.contacts),
+            "leads": len(stack.kommo.leads),
+            "companies": len(stack.kommo.companies),
+            "custom fields": len(stack.kommo.custom_fields),
+        },
+        "marks": stack.marks,
+        "stamp_marks": stack.stamp_marks,
+        "timeline": stack.timeline,
+        "since": lambda marks: {
+            name: [replace(r, headers={}, body=b"") for r in log]
+            for name, log in stack.since(marks).items()
+        },
         "close": stack.close,
     }
     while True:
@@ -215,19 +253,31 @@ def klaviyo_destination_ready() -> bool:
     return True
 
 
-def write_config(stack: RemoteStack, folder: Path, with_klaviyo: bool, kommo_rate: float | None = None) -> Path:
+def write_config(
+    stack: RemoteStack, folder: Path, with_klaviyo: bool, kommo_rate: float | None = None
+) -> Path:
     raw: dict[str, Any] = {
-        "kommo": {"base_url": stack.url("kommo"), "token": "${KOMMO_TOKEN}",
-                  "consent_field": "Email consent", "lead_source_field": "Lead source"},
+        "kommo": {
+            "base_url": stack.url("kommo"),
+            "token": "${KOMMO_TOKEN}",
+            "consent_field": "Email consent",
+            "lead_source_field": "Lead source",
+        },
         "state": str(folder / "state.db"),
-        "mailchimp": {"api_key": "${MAILCHIMP_API_KEY}", "base_url": stack.url("mailchimp") + "/3.0",
-                      "list_id": stack.list_id},
+        "mailchimp": {
+            "api_key": "${MAILCHIMP_API_KEY}",
+            "base_url": stack.url("mailchimp") + "/3.0",
+            "list_id": stack.list_id,
+        },
     }
     if kommo_rate is not None:
         raw["kommo"]["requests_per_second"] = kommo_rate
     if with_klaviyo:
-        raw["klaviyo"] = {"api_key": "${KLAVIYO_API_KEY}", "base_url": stack.url("klaviyo"),
-                          "list_id": stack.klaviyo_list}
+        raw["klaviyo"] = {
+            "api_key": "${KLAVIYO_API_KEY}",
+            "base_url": stack.url("klaviyo"),
+            "list_id": stack.klaviyo_list,
+        }
     path = folder / "sync.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
@@ -295,16 +345,23 @@ def pages(items: int, size: int, at_least: int = 0) -> int:
 
 def endpoint(request: LoggedRequest) -> str:
     """Method and path with ids collapsed: `POST /api/lists/{id}/relationships/profiles`."""
-    return request.method + " " + "/".join("{id}" if ID_SEGMENT.match(part) else part
-                                           for part in request.path.split("/"))
+    return (
+        request.method
+        + " "
+        + "/".join("{id}" if ID_SEGMENT.match(part) else part for part in request.path.split("/"))
+    )
 
 
 def is_feedback_read(request: LoggedRequest) -> bool:
     """The feedback polls (unsubscribes, cleaned, suppressions, activity): one page each per run
     whatever changed, so they are shown apart from the pushing."""
     query = " ".join(f"{k}={v}" for k, v in request.query.items())
-    return request.method == "GET" and ("since_last_changed" in query or "suppression.timestamp" in query
-                                        or "/email-activity" in request.path or request.path.endswith("/api/events"))
+    return request.method == "GET" and (
+        "since_last_changed" in query
+        or "suppression.timestamp" in query
+        or "/email-activity" in request.path
+        or request.path.endswith("/api/events")
+    )
 
 
 def kommo_endpoint(request: LoggedRequest) -> str:
@@ -355,8 +412,9 @@ class Figures:
         return 1000 * requests / self.changed if self.changed else None
 
 
-def kommo_minimum(counts: Counter[str], sent: Counter[str], events_used: bool,
-                  field_count: int) -> dict[str, int]:
+def kommo_minimum(
+    counts: Counter[str], sent: Counter[str], events_used: bool, field_count: int
+) -> dict[str, int]:
     """The fewest Kommo requests that fetch the items this run needed: every page full.
 
     Leads fetched by id (for events) are counted with the lead list, as `pulled_leads` holds both;
@@ -373,8 +431,11 @@ def kommo_minimum(counts: Counter[str], sent: Counter[str], events_used: bool,
 def scaled_minimum(figures: Figures, scale: float) -> int:
     """The Kommo minimum of the same account `scale` times larger: items grow, setup does not."""
     fixed = sum(n for row, n in figures.kommo_minimum.items() if row not in ITEM_ROWS)
-    grown = sum(pages(round(figures.items[key] * scale), size, 1 if listed else 0)
-                for row, (key, size, listed) in ITEM_ROWS.items() if figures.kommo_minimum.get(row))
+    grown = sum(
+        pages(round(figures.items[key] * scale), size, 1 if listed else 0)
+        for row, (key, size, listed) in ITEM_ROWS.items()
+        if figures.kommo_minimum.get(row)
+    )
     return fixed + grown
 
 
@@ -389,10 +450,18 @@ def run_sync(label: str, config: Config, stack: RemoteStack) -> tuple[Figures, R
     events_used = any(d.wants_deal_events for d in engine.destinations)
     minimum = kommo_minimum(result.counts, sent, events_used, stack.sizes()["custom fields"])
     items = {key: result.counts[key] for key, _, _ in ITEM_ROWS.values()}
-    figures = Figures(label, cost, {api: traffic(log[api]) for api in APIS}, result.counts["people"],
-                      sent, minimum, items, stack.timeline(stamp_marks, started),
-                      {api: Counter(map(endpoint, log[api])) for api in DESTINATION_APIS},
-                      sum(map(is_feedback_read, log["mailchimp"] + log["klaviyo"])))
+    figures = Figures(
+        label,
+        cost,
+        {api: traffic(log[api]) for api in APIS},
+        result.counts["people"],
+        sent,
+        minimum,
+        items,
+        stack.timeline(stamp_marks, started),
+        {api: Counter(map(endpoint, log[api])) for api in DESTINATION_APIS},
+        sum(map(is_feedback_read, log["mailchimp"] + log["klaviyo"])),
+    )
     return figures, result
 
 
@@ -402,10 +471,15 @@ def ours(args: argparse.Namespace, latency: tuple[float, float]) -> list[Figures
         print(f"seeding {args.contacts:,} contacts ...", flush=True)
         stack.seed(args.contacts, args.seed)
         sizes = stack.sizes()
-        print(f"  {sizes['contacts']:,} contacts, {sizes['leads']:,} leads, "
-              f"{sizes['companies']:,} companies", flush=True)
+        print(
+            f"  {sizes['contacts']:,} contacts, {sizes['leads']:,} leads, "
+            f"{sizes['companies']:,} companies",
+            flush=True,
+        )
         with tempfile.TemporaryDirectory(prefix="kommo-sync-bench-") as folder:
-            config = load_config(write_config(stack, Path(folder), klaviyo_destination_ready(), args.kommo_rate), ENV)
+            config = load_config(
+                write_config(stack, Path(folder), klaviyo_destination_ready(), args.kommo_rate), ENV
+            )
             return three_runs(args, config, stack)
     finally:
         stack.close()
@@ -415,8 +489,9 @@ def three_runs(args: argparse.Namespace, config: Config, stack: RemoteStack) -> 
     first, result = run_sync(f"first full sync ({args.contacts:,} contacts)", config, stack)
     print_figures(first, result)
     changed = stack.mutate(0.01, args.seed)
-    incremental, result = run_sync(f"incremental after 1 % changed ({len(changed):,} contacts edited)",
-                                   config, stack)
+    incremental, result = run_sync(
+        f"incremental after 1 % changed ({len(changed):,} contacts edited)", config, stack
+    )
     print_figures(incremental, result)
     unchanged, result = run_sync("nothing changed", config, stack)
     print_figures(unchanged, result)
@@ -438,9 +513,16 @@ class PerRecordBaseline:
         assert config.mailchimp is not None
         self.kommo = kommo_http(config.kommo, clock)
         self.mailchimp = mailchimp_http(config.mailchimp, clock)
-        self.klaviyo = HttpClient(base_url=stack.url("klaviyo"), vendor="Klaviyo", clock=clock, headers={
-            "Authorization": f"Klaviyo-API-Key {KLAVIYO_KEY}", "revision": KLAVIYO_REVISION,
-            "Accept": "application/vnd.api+json"})
+        self.klaviyo = HttpClient(
+            base_url=stack.url("klaviyo"),
+            vendor="Klaviyo",
+            clock=clock,
+            headers={
+                "Authorization": f"Klaviyo-API-Key {KLAVIYO_KEY}",
+                "revision": KLAVIYO_REVISION,
+                "Accept": "application/vnd.api+json",
+            },
+        )
         self.member_path = f"/lists/{config.mailchimp.list_id}/members"
         self.klaviyo_list = stack.klaviyo_list
         self.fields = resolve_fields(config.kommo, KommoClient(self.kommo).custom_fields())
@@ -457,7 +539,10 @@ class PerRecordBaseline:
             self.outcomes["no email"] += 1
             return
         has_leads = bool((raw.get("_embedded") or {}).get("leads"))
-        self._attempt("mailchimp", lambda: self.to_mailchimp(contact, "In Progress" if has_leads else "New Lead"))
+        self._attempt(
+            "mailchimp",
+            lambda: self.to_mailchimp(contact, "In Progress" if has_leads else "New Lead"),
+        )
         self._attempt("klaviyo", lambda: self.to_klaviyo(contact))
 
     def _attempt(self, name: str, send: Any) -> None:
@@ -469,21 +554,50 @@ class PerRecordBaseline:
 
     def to_mailchimp(self, contact: Any, tag: str) -> None:
         path = f"{self.member_path}/{subscriber_hash(contact.email)}"
-        self.mailchimp.request("PUT", path, json={
-            "email_address": contact.email, "status_if_new": "subscribed" if contact.consent else "transactional",
-            "merge_fields": {"FNAME": contact.first_name, "LNAME": contact.last_name}})
-        self.mailchimp.request("POST", f"{path}/tags", json={"tags": [{"name": tag, "status": "active"}]})
+        self.mailchimp.request(
+            "PUT",
+            path,
+            json={
+                "email_address": contact.email,
+                "status_if_new": "subscribed" if contact.consent else "transactional",
+                "merge_fields": {"FNAME": contact.first_name, "LNAME": contact.last_name},
+            },
+        )
+        self.mailchimp.request(
+            "POST", f"{path}/tags", json={"tags": [{"name": tag, "status": "active"}]}
+        )
 
     def to_klaviyo(self, contact: Any) -> None:
-        profile = {"email": contact.email, "first_name": contact.first_name, "last_name": contact.last_name}
-        body = self.klaviyo.request("POST", "/api/profile-import",
-                                    json={"data": {"type": "profile", "attributes": profile}}).json()
+        profile = {
+            "email": contact.email,
+            "first_name": contact.first_name,
+            "last_name": contact.last_name,
+        }
+        body = self.klaviyo.request(
+            "POST", "/api/profile-import", json={"data": {"type": "profile", "attributes": profile}}
+        ).json()
         member = {"data": [{"type": "profile", "id": body["data"]["id"]}]}
-        self.klaviyo.request("POST", f"/api/lists/{self.klaviyo_list}/relationships/profiles", json=member)
-        self.klaviyo.request("POST", "/api/events", json={"data": {"type": "event", "attributes": {
-            "properties": {"kommo_contact_id": contact.id},
-            "metric": {"data": {"type": "metric", "attributes": {"name": BASELINE_EVENT}}},
-            "profile": {"data": {"type": "profile", "attributes": {"email": contact.email}}}}}})
+        self.klaviyo.request(
+            "POST", f"/api/lists/{self.klaviyo_list}/relationships/profiles", json=member
+        )
+        self.klaviyo.request(
+            "POST",
+            "/api/events",
+            json={
+                "data": {
+                    "type": "event",
+                    "attributes": {
+                        "properties": {"kommo_contact_id": contact.id},
+                        "metric": {
+                            "data": {"type": "metric", "attributes": {"name": BASELINE_EVENT}}
+                        },
+                        "profile": {
+                            "data": {"type": "profile", "attributes": {"email": contact.email}}
+                        },
+                    },
+                }
+            },
+        )
 
 
 def baseline(args: argparse.Namespace, latency: tuple[float, float]) -> Figures:
@@ -498,10 +612,18 @@ def baseline(args: argparse.Namespace, latency: tuple[float, float]) -> Figures:
                 worker.run(info.contact_ids)
         log = stack.since(marks)
         sent = Counter(kommo_endpoint(r) for r in log["kommo"])
-        minimum = {"custom fields": pages(stack.sizes()["custom fields"], PAGE, 1),
-                   "contacts by id": pages(len(info.contact_ids), PAGE, 1)}
-        figures = Figures(f"per-record baseline ({args.baseline_contacts:,} contacts)", cost,
-                          {api: traffic(log[api]) for api in APIS}, len(info.contact_ids), sent, minimum)
+        minimum = {
+            "custom fields": pages(stack.sizes()["custom fields"], PAGE, 1),
+            "contacts by id": pages(len(info.contact_ids), PAGE, 1),
+        }
+        figures = Figures(
+            f"per-record baseline ({args.baseline_contacts:,} contacts)",
+            cost,
+            {api: traffic(log[api]) for api in APIS},
+            len(info.contact_ids),
+            sent,
+            minimum,
+        )
         print_figures(figures, None, dict(worker.outcomes))
         return figures
     finally:
@@ -509,31 +631,45 @@ def baseline(args: argparse.Namespace, latency: tuple[float, float]) -> Figures:
 
 
 # printing ------------------------------------------------------------------------------------
-def print_figures(figures: Figures, result: RunResult | None, outcomes: dict[str, int] | None = None) -> None:
+def print_figures(
+    figures: Figures, result: RunResult | None, outcomes: dict[str, int] | None = None
+) -> None:
     cost = figures.cost
     print(f"\n== {figures.label}")
     if result is not None:
         names = sorted({key.split(".")[0] for key in result.counts if key.endswith(".done")})
         print(f"destinations: {', '.join(names) or 'none'}")
-    print(f"wall {cost.wall:.1f} s   CPU {cost.cpu:.1f} s (process, sandboxes apart), "
-          f"{cost.thread_cpu:.1f} s (run thread)   RSS {cost.rss_start_mb:.0f} MB at start, "
-          f"peak {cost.peak_rss_mb:.0f} MB (ru_maxrss, sandboxes apart)")
+    print(
+        f"wall {cost.wall:.1f} s   CPU {cost.cpu:.1f} s (process, sandboxes apart), "
+        f"{cost.thread_cpu:.1f} s (run thread)   RSS {cost.rss_start_mb:.0f} MB at start, "
+        f"peak {cost.peak_rss_mb:.0f} MB (ru_maxrss, sandboxes apart)"
+    )
     print_counts(figures, result, outcomes)
     print_traffic(figures)
     print_kommo(figures)
     if figures.timeline:
-        print("timeline (first-last answer, s from run start): " + ", ".join(
-            f"{api} {low:.1f}-{high:.1f}" for api, (low, high) in figures.timeline.items()))
+        print(
+            "timeline (first-last answer, s from run start): "
+            + ", ".join(
+                f"{api} {low:.1f}-{high:.1f}" for api, (low, high) in figures.timeline.items()
+            )
+        )
 
 
-def print_counts(figures: Figures, result: RunResult | None, outcomes: dict[str, int] | None) -> None:
+def print_counts(
+    figures: Figures, result: RunResult | None, outcomes: dict[str, int] | None
+) -> None:
     if result is not None:
         counts = result.counts
-        print(f"changed contacts (people re-planned, RunResult.counts['people']): {figures.changed:,}   "
-              f"[changed_contacts {counts['changed_contacts']:,}, changed_leads {counts['changed_leads']:,}, "
-              f"rejected {counts['rejected']:,}, status {'ok' if not result.rejected else 'with rejections'}]")
+        print(
+            f"changed contacts (people re-planned, RunResult.counts['people']): {figures.changed:,}   "
+            f"[changed_contacts {counts['changed_contacts']:,}, changed_leads {counts['changed_leads']:,}, "
+            f"rejected {counts['rejected']:,}, status {'ok' if not result.rejected else 'with rejections'}]"
+        )
         pushed = {k: v for k, v in sorted(counts.items()) if k.split(".")[0] in DESTINATION_APIS}
-        print("destination counts: " + (", ".join(f"{k} {v:,}" for k, v in pushed.items()) or "none"))
+        print(
+            "destination counts: " + (", ".join(f"{k} {v:,}" for k, v in pushed.items()) or "none")
+        )
     else:
         print(f"contacts processed: {figures.changed:,}   outcomes: {outcomes}")
 
@@ -545,15 +681,22 @@ def print_traffic(figures: Figures) -> None:
         print(f"  {api:<10}{t.reads:>8,}{t.writes:>8,}{t.total:>8,}{t.refused:>7,}")
     for api, counter in figures.endpoints.items():
         if counter:
-            print(f"  {api} by endpoint: " + ", ".join(f"{name} {n:,}" for name, n in counter.most_common()))
+            print(
+                f"  {api} by endpoint: "
+                + ", ".join(f"{name} {n:,}" for name, n in counter.most_common())
+            )
     per_k = figures.per_thousand(figures.destination_requests)
     shown = f"{per_k:.1f}" if per_k is not None else "n/a (nothing changed)"
-    print(f"Mailchimp + Klaviyo requests per 1,000 changed contacts: {shown}   (target <= 10; "
-          f"{figures.destination_requests:,} requests, {figures.destination_writes:,} writes)")
+    print(
+        f"Mailchimp + Klaviyo requests per 1,000 changed contacts: {shown}   (target <= 10; "
+        f"{figures.destination_requests:,} requests, {figures.destination_writes:,} writes)"
+    )
     pushing = figures.destination_requests - figures.feedback_reads
     per_k = figures.per_thousand(pushing)
-    print(f"  of which feedback reads {figures.feedback_reads:,} (one page each per run, whatever changed); "
-          f"pushing {pushing:,} = {f'{per_k:.1f}' if per_k is not None else 'n/a'} per 1,000 changed")
+    print(
+        f"  of which feedback reads {figures.feedback_reads:,} (one page each per run, whatever changed); "
+        f"pushing {pushing:,} = {f'{per_k:.1f}' if per_k is not None else 'n/a'} per 1,000 changed"
+    )
 
 
 def print_kommo(figures: Figures) -> None:
@@ -565,55 +708,81 @@ def print_kommo(figures: Figures) -> None:
         print("  items pulled: " + ", ".join(f"{k} {v:,}" for k, v in figures.items.items()))
     ratio = figures.kommo_requests / figures.minimum
     wall_ratio = figures.cost.wall / figures.floor
-    print(f"Kommo requests {figures.kommo_requests:,} / minimum {figures.minimum:,} = {ratio:.2f}x   (target <= 1.1)")
-    print(f"Kommo floor {figures.minimum:,} / {KOMMO_LIMIT} req/s = {figures.floor:.1f} s;  "
-          f"wall / floor = {wall_ratio:.2f}   (target <= 1.2 for a 100,000-contact first sync)")
+    print(
+        f"Kommo requests {figures.kommo_requests:,} / minimum {figures.minimum:,} = {ratio:.2f}x   (target <= 1.1)"
+    )
+    print(
+        f"Kommo floor {figures.minimum:,} / {KOMMO_LIMIT} req/s = {figures.floor:.1f} s;  "
+        f"wall / floor = {wall_ratio:.2f}   (target <= 1.2 for a 100,000-contact first sync)"
+    )
 
 
 def print_unchanged_targets(figures: Figures) -> None:
     writes = {api: figures.traffic[api].writes for api in DESTINATION_APIS}
     over = {row: n for row, n in figures.kommo_sent.items() if n > 1}
-    print(f"nothing-changed targets: destination writes {writes} (target 0) -> "
-          f"{'met' if not any(writes.values()) else 'MISSED'};  Kommo endpoints with more than one "
-          f"request: {over or 'none'} (target none) -> {'met' if not over else 'MISSED'}")
+    print(
+        f"nothing-changed targets: destination writes {writes} (target 0) -> "
+        f"{'met' if not any(writes.values()) else 'MISSED'};  Kommo endpoints with more than one "
+        f"request: {over or 'none'} (target none) -> {'met' if not over else 'MISSED'}"
+    )
     if over and all(n <= figures.kommo_minimum.get(row, 0) for row, n in over.items()):
-        print("  (every page was needed: the window's overlap (kommo.overlap_seconds, 300 s) re-reads the "
-              "items edited minutes ago; with nothing edited in the last 300 s each list is one page)")
+        print(
+            "  (every page was needed: the window's overlap (kommo.overlap_seconds, 300 s) re-reads the "
+            "items edited minutes ago; with nothing edited in the last 300 s each list is one page)"
+        )
 
 
 def print_comparison(first: Figures, base: Figures) -> None:
     print("\n== side by side: per-record baseline vs kommo-sync's first full sync")
     print(f"{'':<40}{'baseline':>12}{'ours':>12}{'ratio':>10}")
-    comparison_row("Mailchimp+Klaviyo requests / 1,000", base.per_thousand(base.destination_requests),
-                   first.per_thousand(first.destination_requests))
-    comparison_row("Kommo requests / 1,000", base.per_thousand(base.kommo_requests),
-                   first.per_thousand(first.kommo_requests))
-    comparison_row("wall ms per contact", 1000 * base.cost.wall / base.changed, 1000 * first.cost.wall / first.changed)
+    comparison_row(
+        "Mailchimp+Klaviyo requests / 1,000",
+        base.per_thousand(base.destination_requests),
+        first.per_thousand(first.destination_requests),
+    )
+    comparison_row(
+        "Kommo requests / 1,000",
+        base.per_thousand(base.kommo_requests),
+        first.per_thousand(first.kommo_requests),
+    )
+    comparison_row(
+        "wall ms per contact",
+        1000 * base.cost.wall / base.changed,
+        1000 * first.cost.wall / first.changed,
+    )
     print_extrapolation(first, base)
 
 
 def comparison_row(name: str, baseline_value: float | None, our_value: float | None) -> None:
     if not baseline_value or not our_value:
         return
-    print(f"{name:<40}{baseline_value:>12,.1f}{our_value:>12,.2f}{baseline_value / our_value:>9,.0f}x")
+    print(
+        f"{name:<40}{baseline_value:>12,.1f}{our_value:>12,.2f}{baseline_value / our_value:>9,.0f}x"
+    )
 
 
 def print_extrapolation(first: Figures, base: Figures) -> None:
     """Baseline: linear per contact. Ours: Kommo pages and bulk batches, at the measured wall/floor."""
-    print("\nHow this extrapolates: the baseline's requests and wall grow linearly per contact "
-          f"({base.destination_requests / base.changed:.2f} destination and "
-          f"{base.kommo_requests / base.changed:.2f} Kommo requests, {1000 * base.cost.wall / base.changed:.0f} ms "
-          "each, sequential); ours grow per page of 250 and per bulk batch, so the measured "
-          "per-contact rates are upper bounds at larger sizes (per-run fixed costs do not grow), "
-          "and our wall follows the Kommo floor at the measured wall/floor ratio.")
+    print(
+        "\nHow this extrapolates: the baseline's requests and wall grow linearly per contact "
+        f"({base.destination_requests / base.changed:.2f} destination and "
+        f"{base.kommo_requests / base.changed:.2f} Kommo requests, {1000 * base.cost.wall / base.changed:.0f} ms "
+        "each, sequential); ours grow per page of 250 and per bulk batch, so the measured "
+        "per-contact rates are upper bounds at larger sizes (per-run fixed costs do not grow), "
+        "and our wall follows the Kommo floor at the measured wall/floor ratio."
+    )
     ratio = first.cost.wall / first.floor
-    print(f"{'contacts':>10}{'baseline requests':>19}{'baseline wall':>15}{'our Kommo floor':>17}{'our wall est.':>15}")
+    print(
+        f"{'contacts':>10}{'baseline requests':>19}{'baseline wall':>15}{'our Kommo floor':>17}{'our wall est.':>15}"
+    )
     for size in EXTRAPOLATE_TO:
         scale = size / first.changed
         floor = scaled_minimum(first, scale) / KOMMO_LIMIT
         base_requests = (base.destination_requests + base.kommo_requests) / base.changed * size
-        print(f"{size:>10,}{base_requests:>19,.0f}{hours(base.cost.wall / base.changed * size):>15}"
-              f"{hours(floor):>17}{hours(floor * ratio):>15}")
+        print(
+            f"{size:>10,}{base_requests:>19,.0f}{hours(base.cost.wall / base.changed * size):>15}"
+            f"{hours(floor):>17}{hours(floor * ratio):>15}"
+        )
 
 
 def hours(seconds: float) -> str:
@@ -622,20 +791,33 @@ def hours(seconds: float) -> str:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--contacts", type=int, default=10_000, help="contacts seeded for kommo-sync's runs")
-    parser.add_argument("--baseline-contacts", type=int, default=500, help="contacts for the per-record baseline")
-    parser.add_argument("--latency", default="0.05,0.15", help="low,high seconds of latency per request")
+    parser.add_argument(
+        "--contacts", type=int, default=10_000, help="contacts seeded for kommo-sync's runs"
+    )
+    parser.add_argument(
+        "--baseline-contacts", type=int, default=500, help="contacts for the per-record baseline"
+    )
+    parser.add_argument(
+        "--latency", default="0.05,0.15", help="low,high seconds of latency per request"
+    )
     parser.add_argument("--skip-baseline", action="store_true", help="only kommo-sync's three runs")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the generated account")
-    parser.add_argument("--kommo-rate", type=float, help="kommo.requests_per_second for kommo-sync (default: its own)")
+    parser.add_argument(
+        "--kommo-rate",
+        type=float,
+        help="kommo.requests_per_second for kommo-sync (default: its own)",
+    )
     return parser.parse_args()
 
 
 def main() -> None:
     args = parse_args()
     low, high = (float(part) for part in args.latency.split(","))
-    print(f"sync_speed: {args.contacts:,} contacts, latency {low * 1000:.0f}-{high * 1000:.0f} ms, "
-          f"Kommo {KOMMO_LIMIT} req/s, Mailchimp 10 connections, Klaviyo tiers; real time", flush=True)
+    print(
+        f"sync_speed: {args.contacts:,} contacts, latency {low * 1000:.0f}-{high * 1000:.0f} ms, "
+        f"Kommo {KOMMO_LIMIT} req/s, Mailchimp 10 connections, Klaviyo tiers; real time",
+        flush=True,
+    )
     runs = ours(args, (low, high))
     if args.skip_baseline:
         return

@@ -1,4 +1,5 @@
 """Wiring: config → Kommo client, destinations and engine. The one place that names vendors."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -22,14 +23,29 @@ def build_destinations(config: Config, clock: Clock) -> list[Destination]:
     destinations: list[Destination] = []
     timeout = config.network.timeout_seconds
     if config.mailchimp:
-        archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=clock, expect_json=False,
-                             timeout=timeout)
-        destinations.append(MailchimpDestination(config.mailchimp, dict(config.tags),
-                                                 mailchimp_http(config.mailchimp, clock, timeout), archive, clock,
-                                                 job_timer=_job_timer(config.network)))
+        archive = HttpClient(
+            base_url="",
+            vendor="Mailchimp batch archive",
+            clock=clock,
+            expect_json=False,
+            timeout=timeout,
+        )
+        destinations.append(
+            MailchimpDestination(
+                config.mailchimp,
+                dict(config.tags),
+                mailchimp_http(config.mailchimp, clock, timeout),
+                archive,
+                clock,
+                job_timer=_job_timer(config.network),
+            )
+        )
     if config.klaviyo:
-        destinations.append(build_klaviyo(config.klaviyo, dict(config.tags), clock, timeout,
-                                          _job_timer(config.network)))
+        destinations.append(
+            build_klaviyo(
+                config.klaviyo, dict(config.tags), clock, timeout, _job_timer(config.network)
+            )
+        )
     return destinations
 
 
@@ -38,7 +54,9 @@ def _job_timer(network: NetworkConfig) -> JobTimer:
     return JobTimer(network.first_poll_seconds, network.job_limit_seconds)
 
 
-def build_engine(config: Config, clock: Clock | None = None, progress: Progress | None = None) -> Engine:
+def build_engine(
+    config: Config, clock: Clock | None = None, progress: Progress | None = None
+) -> Engine:
     clock = clock or Clock()
     kommo = KommoClient(kommo_http(config.kommo, clock, config.network.timeout_seconds))
     return Engine(config, kommo, build_destinations(config, clock), clock, progress)
@@ -48,12 +66,20 @@ def read_status(config: Config, limit: int = 10) -> dict[str, Any]:
     """What `status` shows; read inside a rolled-back transaction, so it changes nothing."""
     holder = FileLock.beside(config.state).holder()
     with State.open(config.state, dry_run=True) as state:
-        runs = [_as_seen(run, holder if n == 0 else None) for n, run in enumerate(state.last_runs(limit))]
-        return {"runs": runs, "cursors": state.cursors(), "queued": state.dirty_count(),
-                "rejections": state.pending_rejections(), "rejection_counts": state.rejection_counts(),
-                "held_back": state.held_back(),
-                "last_run_notes": state.note_counts(runs[0]["id"]) if runs else {},
-                "events": state.event_counts()}
+        runs = [
+            _as_seen(run, holder if n == 0 else None)
+            for n, run in enumerate(state.last_runs(limit))
+        ]
+        return {
+            "runs": runs,
+            "cursors": state.cursors(),
+            "queued": state.dirty_count(),
+            "rejections": state.pending_rejections(),
+            "rejection_counts": state.rejection_counts(),
+            "held_back": state.held_back(),
+            "last_run_notes": state.note_counts(runs[0]["id"]) if runs else {},
+            "events": state.event_counts(),
+        }
 
 
 def _as_seen(run: dict[str, Any], holder: LockHolder | None) -> dict[str, Any]:

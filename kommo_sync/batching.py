@@ -1,9 +1,11 @@
 """Cutting work into the batch sizes each API (and SQLite) accepts, and waiting for bulk jobs."""
+
 from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TypeVar
 
 from kommo_sync.errors import RetryLater
 
@@ -15,7 +17,7 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     """Consecutive slices of at most `size` items (none for no items)."""
     values: Sequence[T] = items if isinstance(items, (list, tuple)) else list(items)
     for start in range(0, len(values), size):
-        yield list(values[start:start + size])
+        yield list(values[start : start + size])
 
 
 class JobTimer:
@@ -28,7 +30,7 @@ class JobTimer:
 
     FIRST = 5.0
     LONGEST = 60.0
-    MARGIN = 1.0          # vendor times are whole seconds
+    MARGIN = 1.0  # vendor times are whole seconds
     SAMPLES = 20
     LIMIT = 600.0
 
@@ -40,23 +42,34 @@ class JobTimer:
     def delays(self, items: int) -> Iterator[float]:
         """Seconds to sleep before each poll of a job of `items` items."""
         estimate = self.estimate(items)
-        delay = self.first if estimate is None else min(max(estimate + self.MARGIN, 1.0), self.LONGEST)
+        delay = (
+            self.first if estimate is None else min(max(estimate + self.MARGIN, 1.0), self.LONGEST)
+        )
         yield delay
         delay = self.first if estimate is None else max(1.0, delay / 4)
         while True:
             delay = min(delay * 1.5, self.LONGEST)
             yield delay
 
-    def wait(self, job: J, items: int, done: Callable[[J], bool], poll: Callable[[J], J],
-             sleep: Callable[[float], None], name: str) -> J:
+    def wait(
+        self,
+        job: J,
+        items: int,
+        done: Callable[[J], bool],
+        poll: Callable[[J], J],
+        sleep: Callable[[float], None],
+        name: str,
+    ) -> J:
         """Poll `job` (of `items` items; `name` names it in messages) until `done`, sleeping as
         `delays` says, the last poll at `limit`; then RetryLater: its records are held back and
         the next run sends them again."""
         waited, delays = 0.0, self.delays(items)
         while not done(job):
             if waited >= self.limit:
-                raise RetryLater(f"{name} did not finish within {_duration(self.limit)}; "
-                                 "its records are held back for the next run")
+                raise RetryLater(
+                    f"{name} did not finish within {_duration(self.limit)}; "
+                    "its records are held back for the next run"
+                )
             delay = min(next(delays), self.limit - waited)
             sleep(delay)
             waited += delay
@@ -78,7 +91,11 @@ class JobTimer:
         mean_n = sum(n for n, _ in samples) / len(samples)
         mean_t = sum(t for _, t in samples) / len(samples)
         spread = sum((n - mean_n) ** 2 for n, _ in samples)
-        per_item = max(0.0, sum((n - mean_n) * (t - mean_t) for n, t in samples) / spread) if spread else 0.0
+        per_item = (
+            max(0.0, sum((n - mean_n) * (t - mean_t) for n, t in samples) / spread)
+            if spread
+            else 0.0
+        )
         fixed = max(0.0, mean_t - per_item * mean_n)
         return fixed + per_item * items
 

@@ -3,20 +3,29 @@ Klaviyo key's read scopes, the Mailchimp audience and its room for merge fields,
 lists, the Kommo pipelines and contact fields. Every request is a GET, so checking writes nothing
 anywhere. The local checks are the config's own (load_config, check_state_file); this module only
 adds what the accounts alone can tell, and the account listings `init` offers to pick from."""
+
 from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, KlaviyoConfig, KommoConfig, MailchimpConfig
 from kommo_sync.destinations.klaviyo import klaviyo_http
 from kommo_sync.destinations.mailchimp import mailchimp_http
-from kommo_sync.errors import ConfigError, FatalError, PagingLoop, RequestRefused, RetryLater, VendorDown
+from kommo_sync.errors import (
+    ConfigError,
+    FatalError,
+    PagingLoop,
+    RequestRefused,
+    RetryLater,
+    VendorDown,
+)
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_OK
 from kommo_sync.http import HttpClient, describe_error
 from kommo_sync.kommo import KommoClient, kommo_http, resolve_fields
@@ -25,12 +34,14 @@ from kommo_sync.paging import linked_pages, offset_pages
 from kommo_sync.pipelines import find_pipeline, pipeline_errors
 from kommo_sync.state import check_state_file
 
-MERGE_FIELD_LIMIT = 30                   # merge fields per Mailchimp audience
-ALWAYS_MERGED = ("FNAME", "LNAME")       # the names travel whatever mailchimp.merge_fields says
+MERGE_FIELD_LIMIT = 30  # merge fields per Mailchimp audience
+ALWAYS_MERGED = ("FNAME", "LNAME")  # the names travel whatever mailchimp.merge_fields says
 MAILCHIMP_PAGE = 1000
 AUDIENCE_FIELDS = "lists.id,lists.web_id,lists.name,lists.stats.member_count,total_items"
-FIELDS_NOT_SET = {"consent_field": "not set: consent is not tracked, everyone counts as consenting",
-                  "lead_source_field": "not set: no lead source is synced"}
+FIELDS_NOT_SET = {
+    "consent_field": "not set: consent is not tracked, everyone counts as consenting",
+    "lead_source_field": "not set: no lead source is synced",
+}
 RUN_SCOPES = "a run needs profiles, lists, events and subscriptions"
 
 
@@ -83,13 +94,19 @@ def exit_code(checks: Sequence[Check]) -> int:
 
 def summary(checks: Sequence[Check]) -> str:
     failed = sum(not check.ok for check in checks)
-    return f"{failed} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks passed"
+    return (
+        f"{failed} of {len(checks)} checks failed" if failed else f"all {len(checks)} checks passed"
+    )
 
 
 def to_json(checks: Sequence[Check]) -> dict[str, Any]:
-    return {"exit_code": exit_code(checks),
-            "checks": [{"key": c.key, "ok": c.ok, "exit_code": c.exit_code, "message": c.message}
-                       for c in checks]}
+    return {
+        "exit_code": exit_code(checks),
+        "checks": [
+            {"key": c.key, "ok": c.ok, "exit_code": c.exit_code, "message": c.message}
+            for c in checks
+        ],
+    }
 
 
 def run_all(load: Callable[[], Config], path: str | Path, clock: Clock) -> list[Check]:
@@ -103,8 +120,14 @@ def run_all(load: Callable[[], Config], path: str | Path, clock: Clock) -> list[
 
 # local -------------------------------------------------------------------------------------------
 def local_checks(config: Config, path: str | Path) -> list[Check]:
-    return [Check("config", f"{path}: every key is valid (URL shapes, https, the Mailchimp data center, "
-                            "region and currency codes)"), state_check(config.state)]
+    return [
+        Check(
+            "config",
+            f"{path}: every key is valid (URL shapes, https, the Mailchimp data center, "
+            "region and currency codes)",
+        ),
+        state_check(config.state),
+    ]
 
 
 def state_check(path: Path) -> Check:
@@ -117,8 +140,11 @@ def state_check(path: Path) -> Check:
         return Check("state", f"{path}: a kommo-sync state this release can use")
     folder = next(parent for parent in path.absolute().parents if parent.exists())
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        return Check("state", f"{path} cannot be created: {folder} is not a folder you may write",
-                     EXIT_CONFIG)
+        return Check(
+            "state",
+            f"{path} cannot be created: {folder} is not a folder you may write",
+            EXIT_CONFIG,
+        )
     return Check("state", f"{path}: none yet, the first run creates it")
 
 
@@ -148,8 +174,12 @@ def vendor_failures(section: str, secret: str, skipped: str) -> Iterator[None]:
         raise Failed(Check(f"{section}.base_url", f"{exc}; {skipped}", EXIT_CONFIG)) from None
 
 
-def kommo_account(config: KommoConfig, clock: Clock, timeout: float,
-                  skipped: str = "pipelines and fields not checked") -> tuple[Catalog, list[dict[str, Any]]]:
+def kommo_account(
+    config: KommoConfig,
+    clock: Clock,
+    timeout: float,
+    skipped: str = "pipelines and fields not checked",
+) -> tuple[Catalog, list[dict[str, Any]]]:
     """The account's pipelines and contact fields (raises Failed naming the key)."""
     client = KommoClient(kommo_http(config, clock, timeout))
     with vendor_failures("kommo", "token", skipped):
@@ -162,9 +192,11 @@ def kommo_checks(config: KommoConfig, clock: Clock, timeout: float) -> list[Chec
     except Failed as failed:
         return [failed.check]
     found = f"{len(catalog.pipelines)} pipelines, {len(fields)} contact fields"
-    return [Check("kommo.token", f"Kommo accepted the token ({found})"),
-            *pipeline_checks(config.pipelines, catalog),
-            *[field_check(config, fields, name) for name in FIELDS_NOT_SET]]
+    return [
+        Check("kommo.token", f"Kommo accepted the token ({found})"),
+        *pipeline_checks(config.pipelines, catalog),
+        *[field_check(config, fields, name) for name in FIELDS_NOT_SET],
+    ]
 
 
 # pipelines and fields ----------------------------------------------------------------------------
@@ -176,8 +208,11 @@ def pipeline_checks(wanted: Sequence[str | int], catalog: Catalog) -> list[Check
     checks = []
     for n, value in enumerate(wanted):
         key, pipeline = f"kommo.pipelines[{n}]", find_pipeline(value, catalog)
-        checks.append(config_failure(errors[key]) if pipeline is None
-                      else Check(key, f"pipeline {pipeline.name!r} (id {pipeline.id})"))
+        checks.append(
+            config_failure(errors[key])
+            if pipeline is None
+            else Check(key, f"pipeline {pipeline.name!r} (id {pipeline.id})")
+        )
     return checks
 
 
@@ -200,20 +235,28 @@ def field_check(config: KommoConfig, fields: list[dict[str, Any]], name: str) ->
 # Mailchimp ---------------------------------------------------------------------------------------
 def mailchimp_audiences(http: HttpClient) -> list[Named]:
     """Every audience of the account, 1,000 a page."""
+
     def fetch(offset: int) -> tuple[list[Any], int | None]:
         params = {"count": MAILCHIMP_PAGE, "offset": offset, "fields": AUDIENCE_FIELDS}
         body = http.get_json("/lists", params=params) or {}
         return body.get("lists") or [], body.get("total_items")
 
-    return [_audience(raw) for page in offset_pages(fetch, MAILCHIMP_PAGE, "Mailchimp GET /lists")
-            for raw in page]
+    return [
+        _audience(raw)
+        for page in offset_pages(fetch, MAILCHIMP_PAGE, "Mailchimp GET /lists")
+        for raw in page
+    ]
 
 
 def _audience(raw: dict[str, Any]) -> Named:
     subscribed = (raw.get("stats") or {}).get("member_count", 0)
     web_id = raw.get("web_id")
-    return Named(raw["id"], raw.get("name") or "", f"{subscribed} subscribed",
-                 None if web_id is None else str(web_id))
+    return Named(
+        raw["id"],
+        raw.get("name") or "",
+        f"{subscribed} subscribed",
+        None if web_id is None else str(web_id),
+    )
 
 
 def mailchimp_checks(config: MailchimpConfig, clock: Clock, timeout: float) -> list[Check]:
@@ -263,8 +306,13 @@ def not_found_hint(value: str, items: list[Named], what: str) -> str:
 
 
 def _merge_field_tags(http: HttpClient, list_id: str) -> set[str]:
-    body = http.get_json(f"/lists/{list_id}/merge-fields",
-                         params={"count": MAILCHIMP_PAGE, "fields": "merge_fields.tag,total_items"}) or {}
+    body = (
+        http.get_json(
+            f"/lists/{list_id}/merge-fields",
+            params={"count": MAILCHIMP_PAGE, "fields": "merge_fields.tag,total_items"},
+        )
+        or {}
+    )
     return {field["tag"] for field in body.get("merge_fields") or []}
 
 
@@ -274,31 +322,48 @@ def merge_field_check(config: MailchimpConfig, existing: set[str]) -> Check:
     have, missing = sorted(wanted & existing), sorted(wanted - existing)
     total = len(existing) + len(missing)
     if total > MERGE_FIELD_LIMIT:
-        return Check("mailchimp.merge_fields",
-                     f"the audience has {len(existing)} merge fields and the config needs "
-                     f"{len(missing)} more ({', '.join(missing)}), past Mailchimp's limit of "
-                     f"{MERGE_FIELD_LIMIT}: delete some in Mailchimp or map fewer in mailchimp.merge_fields",
-                     EXIT_CONFIG)
+        return Check(
+            "mailchimp.merge_fields",
+            f"the audience has {len(existing)} merge fields and the config needs "
+            f"{len(missing)} more ({', '.join(missing)}), past Mailchimp's limit of "
+            f"{MERGE_FIELD_LIMIT}: delete some in Mailchimp or map fewer in mailchimp.merge_fields",
+            EXIT_CONFIG,
+        )
     created = f"; the first run creates {', '.join(missing)}" if missing else ""
-    return Check("mailchimp.merge_fields", f"{', '.join(have) or 'none'} exist{created} "
-                                           f"({total} of Mailchimp's {MERGE_FIELD_LIMIT} merge fields)")
+    return Check(
+        "mailchimp.merge_fields",
+        f"{', '.join(have) or 'none'} exist{created} "
+        f"({total} of Mailchimp's {MERGE_FIELD_LIMIT} merge fields)",
+    )
 
 
 # Klaviyo -----------------------------------------------------------------------------------------
 def klaviyo_lists(http: HttpClient) -> list[Named]:
     """Every list of the account (Klaviyo serves 10 a page); the key must be allowed to read them."""
-    bodies = linked_pages(lambda: _readable(http, "/api/lists", "lists"),
-                          lambda url: _readable(http, url, "lists"), "Klaviyo GET /api/lists")
-    return [Named(item["id"], (item.get("attributes") or {}).get("name") or "")
-            for body in bodies for item in body.get("data") or []]
+    bodies = linked_pages(
+        lambda: _readable(http, "/api/lists", "lists"),
+        lambda url: _readable(http, url, "lists"),
+        "Klaviyo GET /api/lists",
+    )
+    return [
+        Named(item["id"], (item.get("attributes") or {}).get("name") or "")
+        for body in bodies
+        for item in body.get("data") or []
+    ]
 
 
 def _readable(http: HttpClient, path: str, what: str, params: dict[str, Any] | None = None) -> Any:
     """A read the key's scopes must allow: Klaviyo answers 403 to a scope the key lacks."""
     response = http.request("GET", path, params=params, allow=(403,), need_body=True)
     if response.status_code == 403:
-        raise Failed(Check("klaviyo.api_key", f"the key may not read {what} (it needs the {what}:read scope; "
-                                              f"{RUN_SCOPES}): {describe_error(response)}", EXIT_FATAL))
+        raise Failed(
+            Check(
+                "klaviyo.api_key",
+                f"the key may not read {what} (it needs the {what}:read scope; "
+                f"{RUN_SCOPES}): {describe_error(response)}",
+                EXIT_FATAL,
+            )
+        )
     return response.json()
 
 
@@ -311,11 +376,20 @@ def klaviyo_checks(config: KlaviyoConfig, clock: Clock, timeout: float) -> list[
     except Failed as failed:
         return [failed.check]
     wanted = {"klaviyo.list_id": config.list_id}
-    wanted.update({f"klaviyo.lists_by_stage.{stage.value}": list_id
-                   for stage, list_id in config.lists_by_stage.items()})
-    return [Check("klaviyo.api_key", "Klaviyo accepted the key; it can read lists and profiles (write scopes "
-                                     "show only when a run writes)"),
-            *[list_check(key, list_id, lists) for key, list_id in wanted.items()]]
+    wanted.update(
+        {
+            f"klaviyo.lists_by_stage.{stage.value}": list_id
+            for stage, list_id in config.lists_by_stage.items()
+        }
+    )
+    return [
+        Check(
+            "klaviyo.api_key",
+            "Klaviyo accepted the key; it can read lists and profiles (write scopes "
+            "show only when a run writes)",
+        ),
+        *[list_check(key, list_id, lists) for key, list_id in wanted.items()],
+    ]
 
 
 def list_check(key: str, list_id: str, lists: list[Named]) -> Check:

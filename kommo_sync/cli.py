@@ -4,6 +4,7 @@ Exit codes: 0 done; 1 done but records were rejected; 2 config or usage error; 3
 holds the lock; 4 fatal (auth, unreachable API, repeated 429); 130 / 143 interrupted by SIGINT /
 SIGTERM (the run stopped at a safe point; a second signal stops it at once).
 """
+
 from __future__ import annotations
 
 import functools
@@ -11,8 +12,9 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 from rich.console import Console
@@ -22,7 +24,14 @@ from kommo_sync.app import build_engine, read_status
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, load_config, parse_moment
 from kommo_sync.engine import RunOptions, RunResult
-from kommo_sync.errors import ConfigError, FatalError, Interrupted, LockedError, RecordRejected, RetryLater
+from kommo_sync.errors import (
+    ConfigError,
+    FatalError,
+    Interrupted,
+    LockedError,
+    RecordRejected,
+    RetryLater,
+)
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED, EXIT_OK
 from kommo_sync.masking import scrub
 from kommo_sync.signals import stop_on_signals
@@ -41,8 +50,9 @@ class ScrubbingFilter(logging.Filter):
         return True
 
 
-def _configure_logging(verbose: bool, secrets: tuple[str, ...], log_format: str = "text",
-                       quiet: bool = False) -> None:
+def _configure_logging(
+    verbose: bool, secrets: tuple[str, ...], log_format: str = "text", quiet: bool = False
+) -> None:
     """Log records on stderr, each with its run id and phase; the heartbeat too unless --quiet."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logs.formatter(log_format))
@@ -71,8 +81,11 @@ def handle_errors(command: Callable[..., int]) -> Callable[..., None]:
         except (FatalError, RetryLater, RecordRejected) as exc:
             code = _fail(f"run stopped: {exc}", EXIT_FATAL, secrets)
         except Interrupted as exc:
-            code = _fail(f"run {exc}: what was recorded stays recorded; the next run continues",
-                         exc.exit_code, secrets)
+            code = _fail(
+                f"run {exc}: what was recorded stays recorded; the next run continues",
+                exc.exit_code,
+                secrets,
+            )
         except KeyboardInterrupt:
             code = _fail("interrupted by SIGINT", Interrupted(signal.SIGINT).exit_code, secrets)
         ctx.exit(code)
@@ -85,7 +98,9 @@ def _fail(message: str, code: int, secrets: tuple[str, ...]) -> int:
     ctx = click.get_current_context()
     message = scrub(message, secrets)
     as_log = (ctx.obj or {}).get("log_format") == "json"
-    click.echo(logs.json_line(logging.ERROR, "kommo_sync.cli", message) if as_log else message, err=True)
+    click.echo(
+        logs.json_line(logging.ERROR, "kommo_sync.cli", message) if as_log else message, err=True
+    )
     if ctx.params.get("as_json"):
         click.echo(json.dumps(report.error_to_json(code, message)))
     return code
@@ -95,8 +110,12 @@ def _config(ctx: click.Context) -> Config:
     logs.reset()
     config = load_config(ctx.obj["config_path"], env_file=ctx.obj.get("env_file"))
     ctx.obj["secrets"] = config.secrets
-    _configure_logging(ctx.obj["verbose"], config.secrets, ctx.obj.get("log_format", "text"),
-                       ctx.obj.get("quiet", False))
+    _configure_logging(
+        ctx.obj["verbose"],
+        config.secrets,
+        ctx.obj.get("log_format", "text"),
+        ctx.obj.get("quiet", False),
+    )
     for warning in config.warnings:
         click.echo(warning, err=True)
     return config
@@ -121,14 +140,31 @@ def shared_options(before_subcommand: bool) -> Callable[[Callable[..., Any]], Ca
     """--config, --env-file and -v, accepted before and after the subcommand."""
     top = before_subcommand
     options = [
-        click.option("--config", "config_path", default="./sync.yaml" if top else None,
-                     envvar="KOMMO_SYNC_CONFIG" if top else None, show_default=top,
-                     expose_value=False, callback=_keep,
-                     help="Path of sync.yaml (also read from KOMMO_SYNC_CONFIG)."),
-        click.option("--env-file", type=click.Path(dir_okay=False), expose_value=False, callback=_keep,
-                     help="KEY=value file for ${VAR} secrets not in the environment or a VAR_FILE."),
-        click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_keep,
-                     help="Log every request (secrets masked)."),
+        click.option(
+            "--config",
+            "config_path",
+            default="./sync.yaml" if top else None,
+            envvar="KOMMO_SYNC_CONFIG" if top else None,
+            show_default=top,
+            expose_value=False,
+            callback=_keep,
+            help="Path of sync.yaml (also read from KOMMO_SYNC_CONFIG).",
+        ),
+        click.option(
+            "--env-file",
+            type=click.Path(dir_okay=False),
+            expose_value=False,
+            callback=_keep,
+            help="KEY=value file for ${VAR} secrets not in the environment or a VAR_FILE.",
+        ),
+        click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            expose_value=False,
+            callback=_keep,
+            help="Log every request (secrets masked).",
+        ),
     ]
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -142,18 +178,46 @@ def shared_options(before_subcommand: bool) -> Callable[[Callable[..., Any]], Ca
 def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """How run and backfill report: the compact report or tables, heartbeat, log format."""
     options = [
-        click.option("--quiet", is_flag=True, expose_value=False, callback=_keep,
-                     help="Print nothing when the run succeeds (exit 0); problems only: for cron mail."),
-        click.option("--details", is_flag=True, expose_value=False, callback=_keep,
-                     help="Print the full tables even without a terminal (instead of the compact report)."),
-        click.option("--show-emails", is_flag=True, expose_value=False, callback=_keep,
-                     help="Name rejected people by email too in the compact report (else by contact id)."),
-        click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
-                     expose_value=False, callback=_keep,
-                     help="Log records on stderr as text or one JSON object a line (with run id and phase)."),
-        click.option("--heartbeat", type=click.FloatRange(min=0, min_open=True), default=30.0,
-                     show_default=True, metavar="SECONDS", expose_value=False, callback=_keep,
-                     help="Seconds between progress lines on stderr when there is no terminal."),
+        click.option(
+            "--quiet",
+            is_flag=True,
+            expose_value=False,
+            callback=_keep,
+            help="Print nothing when the run succeeds (exit 0); problems only: for cron mail.",
+        ),
+        click.option(
+            "--details",
+            is_flag=True,
+            expose_value=False,
+            callback=_keep,
+            help="Print the full tables even without a terminal (instead of the compact report).",
+        ),
+        click.option(
+            "--show-emails",
+            is_flag=True,
+            expose_value=False,
+            callback=_keep,
+            help="Name rejected people by email too in the compact report (else by contact id).",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            expose_value=False,
+            callback=_keep,
+            help="Log records on stderr as text or one JSON object a line (with run id and phase).",
+        ),
+        click.option(
+            "--heartbeat",
+            type=click.FloatRange(min=0, min_open=True),
+            default=30.0,
+            show_default=True,
+            metavar="SECONDS",
+            expose_value=False,
+            callback=_keep,
+            help="Seconds between progress lines on stderr when there is no terminal.",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -169,7 +233,9 @@ def _run(ctx: click.Context, config: Config, options: RunOptions) -> RunResult:
     log line); none with --quiet, and log lines only with --log-format json."""
     clock = ctx.obj.get("clock") or Clock()
     live = False if ctx.obj.get("quiet") or ctx.obj.get("log_format") == "json" else None
-    progress = report.ProgressReporter(Console(stderr=True), clock, ctx.obj.get("heartbeat", 30.0), live)
+    progress = report.ProgressReporter(
+        Console(stderr=True), clock, ctx.obj.get("heartbeat", 30.0), live
+    )
     try:
         with stop_on_signals(clock.stop):
             return build_engine(config, clock, progress).run(options)
@@ -196,7 +262,9 @@ def _render(ctx: click.Context, result: RunResult, as_json: bool, secrets: tuple
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @shared_options(before_subcommand=True)
-@click.version_option(__version__, "--version", prog_name="kommo-sync", message="%(prog)s %(version)s")
+@click.version_option(
+    __version__, "--version", prog_name="kommo-sync", message="%(prog)s %(version)s"
+)
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Keep Mailchimp and Klaviyo in step with Kommo CRM."""
@@ -219,20 +287,30 @@ def run(ctx: click.Context, dry_run: bool, as_json: bool) -> int:
 
 @cli.command()
 @shared_options(before_subcommand=False)
-@click.option("--since", required=True, callback=_moment, help="Start of the range (ISO date; UTC unless an offset is given).")
+@click.option(
+    "--since",
+    required=True,
+    callback=_moment,
+    help="Start of the range (ISO date; UTC unless an offset is given).",
+)
 @click.option("--until", callback=_moment, help="End of the range (default: now).")
-@click.option("--dry-run", is_flag=True, help="Show what the backfill would change; change nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Show what the backfill would change; change nothing."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema: README).")
 @output_options
 @click.pass_context
 @handle_errors
-def backfill(ctx: click.Context, since: int, until: int | None, dry_run: bool, as_json: bool) -> int:
+def backfill(
+    ctx: click.Context, since: int, until: int | None, dry_run: bool, as_json: bool
+) -> int:
     """Re-sync a bounded range of Kommo history; the incremental cursor stays where it is."""
     if until is not None and until <= since:
         raise click.BadParameter("--until must be after --since", param_hint="--until")
     if since > (ctx.obj.get("clock") or Clock()).now():
-        raise click.BadParameter("it is in the future: there is nothing to backfill yet",
-                                 param_hint="--since")
+        raise click.BadParameter(
+            "it is in the future: there is nothing to backfill yet", param_hint="--since"
+        )
     config = _config(ctx)
     result = _run(ctx, config, RunOptions(dry_run=dry_run, since=since, until=until))
     return _render(ctx, result, as_json, config.secrets)
@@ -241,8 +319,13 @@ def backfill(ctx: click.Context, since: int, until: int | None, dry_run: bool, a
 @cli.command()
 @shared_options(before_subcommand=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
-@click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1),
-              help="How many runs to show, newest first.")
+@click.option(
+    "--limit",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many runs to show, newest first.",
+)
 @click.pass_context
 @handle_errors
 def status(ctx: click.Context, as_json: bool, limit: int) -> int:
@@ -257,8 +340,13 @@ def status(ctx: click.Context, as_json: bool, limit: int) -> int:
 
 
 @cli.command()
-@click.option("--contacts", default=200, show_default=True, type=click.IntRange(1, 100_000),
-              help="How many contacts to seed.")
+@click.option(
+    "--contacts",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="How many contacts to seed.",
+)
 @click.pass_context
 @handle_errors
 def demo(ctx: click.Context, contacts: int) -> int:
@@ -278,9 +366,14 @@ def check(ctx: click.Context, as_json: bool) -> int:
     lists, pipelines, fields, merge fields (exit 0 all pass; 2 a key is wrong; 4 a vendor refuses)."""
     from kommo_sync import checks
 
-    found = checks.run_all(lambda: _config(ctx), ctx.obj["config_path"], ctx.obj.get("clock") or Clock())
-    lines = [json.dumps(checks.to_json(found))] if as_json else \
-        [c.line() for c in found] + [checks.summary(found)]
+    found = checks.run_all(
+        lambda: _config(ctx), ctx.obj["config_path"], ctx.obj.get("clock") or Clock()
+    )
+    lines = (
+        [json.dumps(checks.to_json(found))]
+        if as_json
+        else [c.line() for c in found] + [checks.summary(found)]
+    )
     click.echo(scrub("\n".join(lines), ctx.obj.get("secrets", ())))
     return checks.exit_code(found)
 
@@ -288,24 +381,51 @@ def check(ctx: click.Context, as_json: bool) -> int:
 def _init_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Every answer `init` asks for, as a flag; the secrets may come from their variables."""
     options = [
-        click.option("--kommo-url", help="The Kommo account's address, like https://mycompany.kommo.com."),
-        click.option("--kommo-token", envvar="KOMMO_TOKEN", help="Kommo long-lived token (or KOMMO_TOKEN)."),
-        click.option("--pipeline", "pipelines", multiple=True, help="A pipeline to sync, by name or id "
-                     "(repeatable; none: all)."),
-        click.option("--consent-field", help="Kommo checkbox field holding email consent (name or id)."),
-        click.option("--lead-source-field", help="Kommo contact field holding the lead source (name or id)."),
-        click.option("--mailchimp-key", envvar="MAILCHIMP_API_KEY",
-                     help="Mailchimp API key (or MAILCHIMP_API_KEY)."),
+        click.option(
+            "--kommo-url", help="The Kommo account's address, like https://mycompany.kommo.com."
+        ),
+        click.option(
+            "--kommo-token", envvar="KOMMO_TOKEN", help="Kommo long-lived token (or KOMMO_TOKEN)."
+        ),
+        click.option(
+            "--pipeline",
+            "pipelines",
+            multiple=True,
+            help="A pipeline to sync, by name or id (repeatable; none: all).",
+        ),
+        click.option(
+            "--consent-field", help="Kommo checkbox field holding email consent (name or id)."
+        ),
+        click.option(
+            "--lead-source-field", help="Kommo contact field holding the lead source (name or id)."
+        ),
+        click.option(
+            "--mailchimp-key",
+            envvar="MAILCHIMP_API_KEY",
+            help="Mailchimp API key (or MAILCHIMP_API_KEY).",
+        ),
         click.option("--mailchimp-audience", help="Mailchimp audience: name, id or web id."),
-        click.option("--mailchimp-url", help="Mailchimp API base URL (default: from the key's data center)."),
-        click.option("--klaviyo-key", envvar="KLAVIYO_API_KEY",
-                     help="Klaviyo private key (or KLAVIYO_API_KEY)."),
+        click.option(
+            "--mailchimp-url", help="Mailchimp API base URL (default: from the key's data center)."
+        ),
+        click.option(
+            "--klaviyo-key",
+            envvar="KLAVIYO_API_KEY",
+            help="Klaviyo private key (or KLAVIYO_API_KEY).",
+        ),
         click.option("--klaviyo-list", help="Klaviyo list every profile joins: name or id."),
         click.option("--klaviyo-url", help="Klaviyo API host (default: https://a.klaviyo.com)."),
-        click.option("--dir", "folder", type=click.Path(file_okay=False),
-                     help="Where to write both files [.]."),
-        click.option("--yes", is_flag=True,
-                     help="Ask nothing: take the flags (and the only audience or list)."),
+        click.option(
+            "--dir",
+            "folder",
+            type=click.Path(file_okay=False),
+            help="Where to write both files [.].",
+        ),
+        click.option(
+            "--yes",
+            is_flag=True,
+            help="Ask nothing: take the flags (and the only audience or list).",
+        ),
     ]
     for option in reversed(options):
         command = option(command)
@@ -333,10 +453,19 @@ def init(ctx: click.Context, **answers: Any) -> int:
 
 
 @cli.command()
-@click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
-              help="Where to write sync.yaml and the env file (default: a new temporary folder).")
-@click.option("--contacts", default=200, show_default=True, type=click.IntRange(1, 100_000),
-              help="How many Kommo contacts to seed.")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to write sync.yaml and the env file (default: a new temporary folder).",
+)
+@click.option(
+    "--contacts",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="How many Kommo contacts to seed.",
+)
 @click.pass_context
 @handle_errors
 def sandbox(ctx: click.Context, folder: Path | None, contacts: int) -> int:

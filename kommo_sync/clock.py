@@ -5,20 +5,21 @@ through a Clock, so tests of backoff and pacing run in milliseconds. A Clock als
 run's stop flag: once a stop is asked for (SIGTERM, SIGINT), every sleep raises Interrupted
 within a tenth of a second, and `check` raises at the safe points between requests.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from kommo_sync.errors import Interrupted
 
-SLICE = 0.1        # a real sleep notices a stop within this many seconds
+SLICE = 0.1  # a real sleep notices a stop within this many seconds
 
 
 def iso_utc(timestamp: float) -> str:
     """Unix seconds as ISO 8601 in UTC, the form vendor filters take (2026-01-01T00:00:00+00:00)."""
-    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(int(timestamp), tz=UTC).isoformat()
 
 
 def epoch_of(text: str | None) -> int:

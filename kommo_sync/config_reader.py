@@ -5,14 +5,16 @@ value: Docker and Kubernetes secrets), then in the env file (KEY=value lines), w
 name a `VAR_FILE`. Every reference in the tree is resolved before any value is read, so every
 missing variable is reported at once.
 """
+
 from __future__ import annotations
 
 import difflib
 import ipaddress
 import re
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from kommo_sync.errors import ConfigError
@@ -31,7 +33,7 @@ def did_you_mean(value: str, options: Any) -> str:
 def parse_moment(text: str) -> datetime:
     """An ISO date or datetime; UTC unless it carries an offset."""
     value = datetime.fromisoformat(text.strip())
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def reason_of(exc: BaseException) -> str:
@@ -77,7 +79,9 @@ def _unquote(value: str) -> str:
 class SecretLookup:
     """Where a ${VAR} value comes from: the environment, a VAR_FILE, the env file."""
 
-    def __init__(self, environ: Mapping[str, str], env_file: Mapping[str, str], env_file_name: str | None):
+    def __init__(
+        self, environ: Mapping[str, str], env_file: Mapping[str, str], env_file_name: str | None
+    ):
         self.sources, self.env_file_name = (environ, env_file), env_file_name
 
     def resolve(self, raw: Any) -> dict[str, str]:
@@ -111,7 +115,9 @@ class SecretLookup:
         if len(variables) == 1:
             problem = f"{variables[0]} is not set (in the environment, as {variables[0]}_FILE, or in {where})"
         else:
-            problem = f"{', '.join(variables)} are not set (in the environment, as *_FILE, or in {where})"
+            problem = (
+                f"{', '.join(variables)} are not set (in the environment, as *_FILE, or in {where})"
+            )
         return ConfigError(", ".join(missing), problem)
 
 
@@ -150,9 +156,9 @@ def is_loopback(host: str) -> bool:
 def _split_url(value: str) -> SplitResult | None:
     try:
         parts = urlsplit(value)
-        _ = parts.port                           # raises on a port that is not a number
+        _ = parts.port  # raises on a port that is not a number
         return parts
-    except ValueError:                           # an unclosed [IPv6 host, a port out of range
+    except ValueError:  # an unclosed [IPv6 host, a port out of range
         return None
 
 
@@ -185,7 +191,7 @@ class Section:
                 hint = did_you_mean(name, names) or " (expected one of " + ", ".join(names) + ")"
                 raise ConfigError(self.key(str(name)), "unknown key" + hint)
 
-    def section(self, name: str, required: bool = True) -> "Section":
+    def section(self, name: str, required: bool = True) -> Section:
         if required and not self.has(name):
             raise ConfigError(self.key(name), "required")
         return Section(self.raw.get(name), self.key(name), self.values)
@@ -220,11 +226,15 @@ class Section:
         value = self.text(name, default).rstrip("/")
         parts = _split_url(value)
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(self.key(name), f"must be a URL like https://mycompany.kommo.com, "
-                                              f"got {value!r}")
+            raise ConfigError(
+                self.key(name), f"must be a URL like https://mycompany.kommo.com, got {value!r}"
+            )
         if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ConfigError(self.key(name), f"must use https ({carries} would travel in clear); "
-                                              "http is only for 127.0.0.1, ::1 and localhost")
+            raise ConfigError(
+                self.key(name),
+                f"must use https ({carries} would travel in clear); "
+                "http is only for 127.0.0.1, ::1 and localhost",
+            )
         return parts
 
     def number(self, name: str, default: float, low: float, high: float) -> float:
@@ -250,8 +260,11 @@ class Section:
     def choice(self, name: str, options: tuple[str, ...], default: str) -> str:
         value = self.text(name, default)
         if value not in options:
-            raise ConfigError(self.key(name), f"must be one of {', '.join(options)}, got {value!r}"
-                                              + did_you_mean(value, options))
+            raise ConfigError(
+                self.key(name),
+                f"must be one of {', '.join(options)}, got {value!r}"
+                + did_you_mean(value, options),
+            )
         return value
 
     def moment(self, name: str) -> datetime | None:
@@ -276,4 +289,7 @@ class Section:
             return []
         if not isinstance(value, list):
             raise ConfigError(self.key(name), "must be a list")
-        return [convert(f"{self.key(name)}[{i}]", self._interpolate(item)) for i, item in enumerate(value)]
+        return [
+            convert(f"{self.key(name)}[{i}]", self._interpolate(item))
+            for i, item in enumerate(value)
+        ]

@@ -5,6 +5,7 @@ contacts, companies and deals across stages, Mailchimp and Klaviyo hold a few pe
 unsubscribed or bounced, and two runs show a first sync and an incremental one (deals moved, an
 unsubscribe turned into a Kommo note). Time is simulated, so waits and rate limits cost nothing.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -28,8 +29,11 @@ from kommo_sync.sandbox.mailchimp import MailchimpSandbox
 from kommo_sync.sandbox.seed import mutate_fraction, seed_account
 from kommo_sync.sandbox.server import SandboxServer
 
-DEMO_ENV = {"KOMMO_TOKEN": "demo-kommo-token", "MAILCHIMP_API_KEY": "demo0000000000000000000000000000-us1",
-            "KLAVIYO_API_KEY": "pk_demo_000000000000"}
+DEMO_ENV = {
+    "KOMMO_TOKEN": "demo-kommo-token",
+    "MAILCHIMP_API_KEY": "demo0000000000000000000000000000-us1",
+    "KLAVIYO_API_KEY": "pk_demo_000000000000",
+}
 SHOWN_ROWS = 15
 
 
@@ -39,7 +43,9 @@ class DemoWorld:
         self.kommo = KommoSandbox(clock, token=DEMO_ENV["KOMMO_TOKEN"])
         self.mailchimp = MailchimpSandbox(clock, api_key=DEMO_ENV["MAILCHIMP_API_KEY"])
         self.klaviyo = KlaviyoSandbox(clock, api_key=DEMO_ENV["KLAVIYO_API_KEY"])
-        self.servers = [SandboxServer(app).start() for app in (self.kommo, self.mailchimp, self.klaviyo)]
+        self.servers = [
+            SandboxServer(app).start() for app in (self.kommo, self.mailchimp, self.klaviyo)
+        ]
         self.info = seed_account(self.kommo, contacts, seed=7)
         self.list_id = self.mailchimp.add_list("CRM contacts")
         self.crm_leads = self.klaviyo.add_list("CRM Leads")
@@ -63,14 +69,26 @@ class DemoWorld:
 
     def config_path(self) -> Path:
         raw = {
-            "kommo": {"base_url": self.servers[0].url, "token": "${KOMMO_TOKEN}",
-                      "consent_field": "Email consent", "lead_source_field": "Lead source"},
+            "kommo": {
+                "base_url": self.servers[0].url,
+                "token": "${KOMMO_TOKEN}",
+                "consent_field": "Email consent",
+                "lead_source_field": "Lead source",
+            },
             "state": str(self.folder / "kommo-sync.db"),
-            "mailchimp": {"api_key": "${MAILCHIMP_API_KEY}", "base_url": self.servers[1].url + "/3.0",
-                          "list_id": self.list_id},
-            "klaviyo": {"api_key": "${KLAVIYO_API_KEY}", "base_url": self.servers[2].url,
-                        "list_id": self.crm_leads, "lists_by_stage": {"won": self.customers},
-                        "events_since": "2020-01-01", "phone_region": "DE"},
+            "mailchimp": {
+                "api_key": "${MAILCHIMP_API_KEY}",
+                "base_url": self.servers[1].url + "/3.0",
+                "list_id": self.list_id,
+            },
+            "klaviyo": {
+                "api_key": "${KLAVIYO_API_KEY}",
+                "base_url": self.servers[2].url,
+                "list_id": self.crm_leads,
+                "lists_by_stage": {"won": self.customers},
+                "events_since": "2020-01-01",
+                "phone_region": "DE",
+            },
             "feedback": {"activity": True},
         }
         path = self.folder / "sync.yaml"
@@ -92,8 +110,10 @@ def run_demo(console: Console, contacts: int) -> int:
             _show(console, build_engine(config, clock).run(RunOptions()))
             clock.advance(3600)
             changed = _change_things(world)
-            console.rule(f"[bold]An hour later: {len(changed)} contacts changed in Kommo, "
-                         "one person unsubscribed in Mailchimp")
+            console.rule(
+                f"[bold]An hour later: {len(changed)} contacts changed in Kommo, "
+                "one person unsubscribed in Mailchimp"
+            )
             _show(console, build_engine(config, clock).run(RunOptions()))
             console.rule("[bold]What landed")
             console.print(_landed(world))
@@ -106,7 +126,9 @@ def _change_things(world: DemoWorld) -> list[int]:
     changed = mutate_fraction(world.kommo, 0.05, seed=3)
     subscribed = [m for m in world.mailchimp.members(world.list_id) if m["status"] == "subscribed"]
     if subscribed:
-        world.mailchimp.unsubscribe(world.list_id, subscribed[-1]["email_address"], reason="Too many emails")
+        world.mailchimp.unsubscribe(
+            world.list_id, subscribed[-1]["email_address"], reason="Too many emails"
+        )
     world.clock.advance(60)
     return changed
 
@@ -120,16 +142,24 @@ def _show(console: Console, result: RunResult) -> None:
 def _landed(world: DemoWorld) -> Table:
     members = world.mailchimp.members(world.list_id)
     statuses = Counter(m["status"] for m in members)
-    tags = Counter(t for m in members for t in world.mailchimp.member_tags(world.list_id, m["email_address"]))
+    tags = Counter(
+        t for m in members for t in world.mailchimp.member_tags(world.list_id, m["email_address"])
+    )
     table = Table(title="Sandboxes after the demo")
     table.add_column("where")
     table.add_column("what")
     table.add_row("Mailchimp members", ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())))
     table.add_row("Mailchimp tags", ", ".join(f"{k} {v}" for k, v in sorted(tags.items())))
-    table.add_row("Klaviyo list 'CRM Leads'", f"{len(world.klaviyo.list_members(world.crm_leads))} profiles")
-    table.add_row("Klaviyo list 'Customers'", f"{len(world.klaviyo.list_members(world.customers))} profiles")
+    table.add_row(
+        "Klaviyo list 'CRM Leads'", f"{len(world.klaviyo.list_members(world.crm_leads))} profiles"
+    )
+    table.add_row(
+        "Klaviyo list 'Customers'", f"{len(world.klaviyo.list_members(world.customers))} profiles"
+    )
     events = Counter(e["metric"] for e in world.klaviyo.events())
-    table.add_row("Klaviyo events", ", ".join(f"{k} {v}" for k, v in sorted(events.items())) or "none")
+    table.add_row(
+        "Klaviyo events", ", ".join(f"{k} {v}" for k, v in sorted(events.items())) or "none"
+    )
     notes: list[dict[str, Any]] = world.kommo.notes
     table.add_row("Kommo notes", "\n".join(n["params"]["text"] for n in notes[:5]) or "none")
     return table

@@ -4,27 +4,36 @@ The engine knows no vendor: Kommo comes in through KommoClient, destinations thr
 Destination interface. Pages stream into the state's mirror; changed contacts wait in a durable
 queue until every destination's outcome for them is recorded, and only then does the cursor move.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from kommo_sync import logs
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
-from kommo_sync.destinations.base import Change, Destination, DestinationMemory, Outcome, Plan, fingerprint
+from kommo_sync.deal_events import deal_event, lead_status
+from kommo_sync.destinations.base import (
+    Change,
+    Destination,
+    DestinationMemory,
+    Outcome,
+    Plan,
+    fingerprint,
+)
 from kommo_sync.errors import ConfigError, FatalError, Interrupted, RecordRejected, RetryLater
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_OK, EXIT_REJECTED, exit_code_of
 from kommo_sync.feedback import FeedbackStage, feedback_cursor
-from kommo_sync.masking import scrub
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
-from kommo_sync.deal_events import deal_event, lead_status
-from kommo_sync.model import Catalog, DealEvent, Lead, Person
+from kommo_sync.masking import scrub
 from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of
+from kommo_sync.model import Catalog, DealEvent, Lead, Person
 from kommo_sync.pipeline import PushPipeline, read_ahead
 from kommo_sync.pipelines import pipeline_errors
 from kommo_sync.state import FileLock, State
@@ -37,7 +46,7 @@ EVENTS_START = "kommo.events.start"
 EVENT_BATCH = 1000
 BATCH_SIZE = 5_000
 FINAL_BATCH_SIZE = 1_250
-READ_AHEAD_PAGES = 40          # pages of 250: two batches of contacts
+READ_AHEAD_PAGES = 40  # pages of 250: two batches of contacts
 COMPANY_PAGE = 250
 DETAIL_LIMIT = 2000
 
@@ -81,7 +90,9 @@ class RunResult:
     destinations: dict[str, dict[str, str]] = field(default_factory=dict)
     started_at: int = 0
     finished_at: int = 0
-    totals: Counter[str] = field(default_factory=Counter)   # rows offered to each listing, kept or not
+    totals: Counter[str] = field(
+        default_factory=Counter
+    )  # rows offered to each listing, kept or not
 
     @property
     def rejected(self) -> int:
@@ -95,7 +106,9 @@ class RunResult:
 
     @property
     def set_aside_by_config_only(self) -> bool:
-        return bool(self.set_aside) and all(self.destinations[n]["cause"] == "config" for n in self.set_aside)
+        return bool(self.set_aside) and all(
+            self.destinations[n]["cause"] == "config" for n in self.set_aside
+        )
 
     @property
     def exit_code(self) -> int:
@@ -137,8 +150,14 @@ class SetAside:
 
 
 class Engine:
-    def __init__(self, config: Config, kommo: KommoClient, destinations: list[Destination],
-                 clock: Clock | None = None, progress: Progress | None = None):
+    def __init__(
+        self,
+        config: Config,
+        kommo: KommoClient,
+        destinations: list[Destination],
+        clock: Clock | None = None,
+        progress: Progress | None = None,
+    ):
         self.config, self.kommo, self.destinations = config, kommo, destinations
         self.clock = clock or Clock()
         self.progress = progress or (lambda stage, counts: None)
@@ -162,10 +181,14 @@ class _Run:
         self.started = int(self.clock.now())
         self.catalog = Catalog()
         self.fields = FieldMap()
-        self.result = RunResult(None, options.mode, options.dry_run, (0, 0), started_at=self.started)
+        self.result = RunResult(
+            None, options.mode, options.dry_run, (0, 0), started_at=self.started
+        )
         self.phase = "prepare"
         self.feedback = FeedbackStage(self)
-        self.pipeline = PushPipeline(overlap=not options.dry_run, depth=10, workers=8, check=self.clock.check)
+        self.pipeline = PushPipeline(
+            overlap=not options.dry_run, depth=10, workers=8, check=self.clock.check
+        )
         self.memories = {d.name: DestinationMemory(state, d.name) for d in engine.destinations}
         self.watermark = -1
         self.aside = SetAside()
@@ -177,7 +200,7 @@ class _Run:
         self.result.run_id = self.state.start_run(self.options.mode, self.started)
         logs.bind(run_id=self.result.run_id, phase=self.phase)
         status = "failed"
-        failure: BaseException | None = None       # what ended the run, if anything did
+        failure: BaseException | None = None  # what ended the run, if anything did
         try:
             self._prepare()
             self.result.window = self._window()
@@ -201,18 +224,27 @@ class _Run:
             if self.aside.reasons:
                 status = "destination_failed"
             if self.held_unknown:
-                self.result.warnings.append(f"{len(self.held_unknown)} contacts wait for a pipeline or status "
-                                            "missing from Kommo's catalog; they are planned once it is there")
+                self.result.warnings.append(
+                    f"{len(self.held_unknown)} contacts wait for a pipeline or status "
+                    "missing from Kommo's catalog; they are planned once it is there"
+                )
         except BaseException as exc:
             failure = exc
-            status = "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed"
+            status = (
+                "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed"
+            )
             raise
         finally:
             self._report_destinations()
             self.pipeline.abandon()
             self.result.finished_at = int(self.clock.now())
-            self.state.finish_run(self.result.run_id, status, self.result.finished_at,
-                                  dict(self.result.counts), *self._ending(failure))
+            self.state.finish_run(
+                self.result.run_id,
+                status,
+                self.result.finished_at,
+                dict(self.result.counts),
+                *self._ending(failure),
+            )
         return self.result
 
     def _ending(self, failure: BaseException | None) -> tuple[int, str | None]:
@@ -231,8 +263,10 @@ class _Run:
             raise errors[0]
         self.fields = resolve_fields(self.config.kommo, self.kommo.custom_fields())
         if self.fields.consent_id is None:
-            self.result.warnings.append("kommo.consent_field is not set: consent is not tracked and every "
-                                        "contact counts as consenting")
+            self.result.warnings.append(
+                "kommo.consent_field is not set: consent is not tracked and every "
+                "contact counts as consenting"
+            )
         self._check_catalog()
         for destination in self.engine.destinations:
             self.guarded(destination, lambda d=destination: self._prepare_destination(d))
@@ -274,8 +308,10 @@ class _Run:
             reason = self.aside.reason(destination.name)
             cause = "config" if destination.name in self.aside.by_config else "failure"
             self.result.destinations[destination.name] = (
-                {"status": "set_aside", "reason": reason, "cause": cause} if reason
-                else {"status": "ok", "reason": ""})
+                {"status": "set_aside", "reason": reason, "cause": cause}
+                if reason
+                else {"status": "ok", "reason": ""}
+            )
 
     def _load_suppressions(self, destination: Destination, memory: DestinationMemory) -> None:
         """Once per destination: who already opted out there, so no run ever subscribes them.
@@ -301,7 +337,9 @@ class _Run:
         before = self.state.meta("kommo", "catalog") or {}
         if prints == before:
             return
-        changed = {int(pid) for pid in prints.keys() | before.keys() if prints.get(pid) != before.get(pid)}
+        changed = {
+            int(pid) for pid in prints.keys() | before.keys() if prints.get(pid) != before.get(pid)
+        }
         with self.state.transaction():
             requeued = self.state.requeue_leads_of_pipelines(changed) if before else 0
             self.state.set_meta("kommo", "catalog", prints)
@@ -333,7 +371,8 @@ class _Run:
         destination that was set aside); events and feedback only where nothing was held."""
         if self.options.mode == "run":
             events_held = self.result.counts["events_held_unknown_status"] or any(
-                self.aside.reason(d.name) for d in self._event_destinations())
+                self.aside.reason(d.name) for d in self._event_destinations()
+            )
             with self.state.transaction():
                 self.state.set_cursor(CONTACTS_CURSOR, self.result.window[1])
                 if self._event_destinations() and not events_held:
@@ -357,9 +396,13 @@ class _Run:
             leads = [lead for lead in leads if self._pipeline_selected(lead.pipeline_id)]
         self.count(pulled_leads=len(page), changed_leads=mirror_leads(self.state, leads))
 
-    def _store_contacts(self, page: list[dict[str, Any]], count_as: str = "pulled_contacts") -> None:
+    def _store_contacts(
+        self, page: list[dict[str, Any]], count_as: str = "pulled_contacts"
+    ) -> None:
         contacts = [parse_contact(raw, self.fields) for raw in page]
-        self.count(**{count_as: len(page), "changed_contacts": mirror_contacts(self.state, contacts)})
+        self.count(
+            **{count_as: len(page), "changed_contacts": mirror_contacts(self.state, contacts)}
+        )
         self._want_companies({c.company_id for c in contacts if c.company_id})
 
     def _pipeline_selected(self, pipeline_id: int) -> bool:
@@ -399,7 +442,9 @@ class _Run:
             """Every destination at once: each has its own limits, none waits for another."""
             if len(work) < 2:
                 return [(d, self._push(d, changes)) for d, changes in work]
-            with ThreadPoolExecutor(max_workers=len(work), thread_name_prefix="destination") as pool:
+            with ThreadPoolExecutor(
+                max_workers=len(work), thread_name_prefix="destination"
+            ) as pool:
                 futures = [(d, pool.submit(self._push, d, changes)) for d, changes in work]
                 return [(d, future.result()) for d, future in futures]
 
@@ -424,14 +469,19 @@ class _Run:
             except (FatalError, RecordRejected, ConfigError) as exc:
                 reason = str(exc)
                 self.aside.add(destination.name, reason, by_config=isinstance(exc, ConfigError))
-        return [Outcome(change, False, False, f"held back: {destination.name} was set aside ({reason})")
-                for change in changes]
+        return [
+            Outcome(change, False, False, f"held back: {destination.name} was set aside ({reason})")
+            for change in changes
+        ]
 
     def _without_unknown_statuses(self, batch: list[int]) -> list[int]:
         """Contacts with a lead whose pipeline or status the catalog lacks stay queued: a stage is
         never guessed. They are planned once the catalog holds it."""
-        unknown = {cid for cid, leads in self.state.leads_of(batch).items()
-                   if any(self.catalog.status(lead.pipeline_id, lead.status_id) is None for lead in leads)}
+        unknown = {
+            cid
+            for cid, leads in self.state.leads_of(batch).items()
+            if any(self.catalog.status(lead.pipeline_id, lead.status_id) is None for lead in leads)
+        }
         if unknown - self.held_unknown:
             self.count(held_unknown_status=len(unknown - self.held_unknown))
             self.held_unknown |= unknown
@@ -442,8 +492,9 @@ class _Run:
         now = int(self.clock.now())
         with self.state.transaction():
             for destination, changes in work:
-                self.state.note_own_optouts(destination.name, (c.email for c in changes if c.opts_out and c.email),
-                                            now)
+                self.state.note_own_optouts(
+                    destination.name, (c.email for c in changes if c.opts_out and c.email), now
+                )
 
     def _people(self, contact_ids: list[int]) -> list[Person]:
         return people_of(self.state, contact_ids, self.catalog, self._company_names)
@@ -497,8 +548,17 @@ class _Run:
         now = int(self.clock.now())
         with self.state.transaction():
             done = [o for o in outcomes if o.ok]
-            self.state.record_pushed(name, [(o.change.person_id, o.change.fingerprint,
-                                             {**o.change.record, **o.record_updates}) for o in done])
+            self.state.record_pushed(
+                name,
+                [
+                    (
+                        o.change.person_id,
+                        o.change.fingerprint,
+                        {**o.change.record, **o.record_updates},
+                    )
+                    for o in done
+                ],
+            )
             self.state.clear_rejections(name, [o.change.person_id for o in done])
             for outcome in outcomes:
                 if not outcome.ok:
@@ -509,8 +569,16 @@ class _Run:
         """Store a rejection; vendors echo request data in their reasons, so secrets are masked first."""
         change = outcome.change
         reason = scrub(outcome.reason, self.config.secrets)
-        self.state.record_rejection(name, change.person_id, outcome.kind, reason,
-                                    change.fingerprint, change.email, self.result.run_id, now)
+        self.state.record_rejection(
+            name,
+            change.person_id,
+            outcome.kind,
+            reason,
+            change.fingerprint,
+            change.email,
+            self.result.run_id,
+            now,
+        )
         self.count(rejected=1, **{f"{name}.rejected.{outcome.kind}": 1})
         self._list_rejection(name, outcome, outcome.reason)
 
@@ -568,17 +636,26 @@ class _Run:
         for fetched in self.kommo.by_ids("leads", missing):
             self._store_leads(fetched)
         leads.update(self.state.known_leads(missing))
-        people = self._people_by_contact({lead.main_contact_id for lead in leads.values() if lead.main_contact_id})
+        people = self._people_by_contact(
+            {lead.main_contact_id for lead in leads.values() if lead.main_contact_id}
+        )
         events = []
         for raw in sorted(page, key=lambda r: (int(r.get("created_at") or 0), str(r.get("id")))):
             lead = leads.get(int(raw.get("entity_id") or 0))
-            if lead is None or (self.config.kommo.pipelines and not self._pipeline_selected(lead.pipeline_id)):
+            if lead is None or (
+                self.config.kommo.pipelines and not self._pipeline_selected(lead.pipeline_id)
+            ):
                 continue
             if not _statuses_known(raw, lead, self.catalog):
                 self.count(events_held_unknown_status=1)
                 continue
-            event = deal_event(raw, lead, self.catalog, people.get(lead.main_contact_id or 0),
-                               backfill=self.options.mode == "backfill")
+            event = deal_event(
+                raw,
+                lead,
+                self.catalog,
+                people.get(lead.main_contact_id or 0),
+                backfill=self.options.mode == "backfill",
+            )
             if event is not None:
                 events.append(event)
         return events
@@ -590,16 +667,26 @@ class _Run:
     def _push_events(self, destination: Destination, events: list[DealEvent]) -> None:
         known = self.state.event_statuses(destination.name, [e.id for e in events])
         plan = destination.plan_events([e for e in events if e.id not in known])
-        self.count(**Counter(f"{destination.name}.events_skipped.{skip.reason}" for skip in plan.skipped))
-        self.count(**{f"{destination.name}.events_already_sent": len(events) - len(plan.changes) - len(plan.skipped)})
+        self.count(
+            **Counter(f"{destination.name}.events_skipped.{skip.reason}" for skip in plan.skipped)
+        )
+        self.count(
+            **{
+                f"{destination.name}.events_already_sent": len(events)
+                - len(plan.changes)
+                - len(plan.skipped)
+            }
+        )
         self._note_changes(destination, plan.changes)
         if self.options.dry_run or not plan.changes:
             return
         now = int(self.clock.now())
         with self.state.transaction():
             self.state.mark_events(destination.name, "pending", now, map(_event_row, plan.changes))
-        self.pipeline.submit(lambda: self._send_events(destination, plan.changes),
-                             lambda outcomes: self._record_events(destination, outcomes))
+        self.pipeline.submit(
+            lambda: self._send_events(destination, plan.changes),
+            lambda outcomes: self._record_events(destination, outcomes),
+        )
 
     def _send_events(self, destination: Destination, changes: list[Change]) -> list[Outcome]:
         """On a worker: events stay `pending` (re-sent through the de-duplicating path next run)
@@ -616,8 +703,10 @@ class _Run:
     def _resend_in_flight(self, destination: Destination) -> None:
         """Events whose outcome a crash left unknown go again, through the de-duplicating path."""
         rows = self.state.events_in_flight(destination.name)
-        changes = [Change(destination.name, pid, email, action, "", {"event_id": eid}, {}, payload)
-                   for eid, pid, email, action, payload in rows]
+        changes = [
+            Change(destination.name, pid, email, action, "", {"event_id": eid}, {}, payload)
+            for eid, pid, email, action, payload in rows
+        ]
         self.count(**{f"{destination.name}.events_in_flight": len(changes)})
         if changes and not self.options.dry_run:
             self._record_events(destination, destination.push_events(changes, outcome_unknown=True))
@@ -630,9 +719,15 @@ class _Run:
         sent = [o for o in outcomes if o.ok]
         refused = [o for o in outcomes if not o.ok and o.permanent]
         with self.state.transaction():
-            self.state.mark_events(destination.name, "sent", now, (_event_row(o.change) for o in sent))
-            self.state.mark_events(destination.name, "rejected", now,
-                                   (_event_row(o.change, scrub(o.reason, self.config.secrets)) for o in refused))
+            self.state.mark_events(
+                destination.name, "sent", now, (_event_row(o.change) for o in sent)
+            )
+            self.state.mark_events(
+                destination.name,
+                "rejected",
+                now,
+                (_event_row(o.change, scrub(o.reason, self.config.secrets)) for o in refused),
+            )
         self.count(**{f"{destination.name}.events_sent": len(sent)})
         for outcome in outcomes:
             if not outcome.ok:
@@ -640,12 +735,24 @@ class _Run:
 
     def _reject_event(self, name: str, outcome: Outcome) -> None:
         self.count(rejected=1, **{f"{name}.events_rejected.{outcome.kind}": 1})
-        self._list_rejection(name, outcome, f"event {outcome.change.record.get('event_id')}: {outcome.reason}")
+        self._list_rejection(
+            name, outcome, f"event {outcome.change.record.get('event_id')}: {outcome.reason}"
+        )
 
     def _list_rejection(self, name: str, outcome: Outcome, reason: str) -> None:
         change = outcome.change
-        self.result.keep("rejections", [{"destination": name, "contact_id": change.person_id,
-                                       "email": change.email, "kind": outcome.kind, "reason": reason}])
+        self.result.keep(
+            "rejections",
+            [
+                {
+                    "destination": name,
+                    "contact_id": change.person_id,
+                    "email": change.email,
+                    "kind": outcome.kind,
+                    "reason": reason,
+                }
+            ],
+        )
 
     def _note_changes(self, destination: Destination, changes: list[Change]) -> None:
         for change in changes:
@@ -653,9 +760,20 @@ class _Run:
         self.result.keep("changes", changes)
 
     def _remember_rows(self, people: list[Person]) -> None:
-        self.result.keep("people", (PersonRow(
-            contact_id=p.contact_id, email=p.email, stage=p.stage.value, tag=self.config.tags[p.stage],
-            deal=p.deal.name if p.deal else None, deal_id=p.deal.id if p.deal else None) for p in people))
+        self.result.keep(
+            "people",
+            (
+                PersonRow(
+                    contact_id=p.contact_id,
+                    email=p.email,
+                    stage=p.stage.value,
+                    tag=self.config.tags[p.stage],
+                    deal=p.deal.name if p.deal else None,
+                    deal_id=p.deal.id if p.deal else None,
+                )
+                for p in people
+            ),
+        )
 
     def enter(self, phase: str) -> None:
         """Name the phase for progress and for every log record from now on."""
@@ -676,8 +794,20 @@ def _statuses_known(raw: dict[str, Any], lead: Lead, catalog: Catalog) -> bool:
     """An event waits when the catalog lacks both the status it moved to and the lead's current
     one (a stale catalog); a status deleted since the event only loses its name."""
     after = lead_status(raw.get("value_after")) or (lead.pipeline_id, lead.status_id)
-    return catalog.status(*after) is not None or catalog.status(lead.pipeline_id, lead.status_id) is not None
+    return (
+        catalog.status(*after) is not None
+        or catalog.status(lead.pipeline_id, lead.status_id) is not None
+    )
 
 
-def _event_row(change: Change, reason: str | None = None) -> tuple[str, int, str | None, str, Any, str | None]:
-    return (change.record["event_id"], change.person_id, change.email, change.action, change.payload, reason)
+def _event_row(
+    change: Change, reason: str | None = None
+) -> tuple[str, int, str | None, str, Any, str | None]:
+    return (
+        change.record["event_id"],
+        change.person_id,
+        change.email,
+        change.action,
+        change.payload,
+        reason,
+    )

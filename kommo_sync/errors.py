@@ -10,6 +10,7 @@ exit codes are mapped in cli.
 - RecordRejected: the vendor refused a request; `permanent` only when it named the record as bad.
 - Interrupted: a stop was asked for (SIGTERM, SIGINT); the run ended at a safe point (exit 128 + signal).
 """
+
 from __future__ import annotations
 
 import signal

@@ -1,17 +1,29 @@
 """The exit-code contract in one place: the CLI exits with these, and each run's row records the
 code its process ended with (so `status` and monitoring agree with cron's mail)."""
+
 from __future__ import annotations
 
 import signal
 
-from kommo_sync.errors import (ConfigError, FatalError, Interrupted, LockedError, RecordRejected,
-                               RetryLater)
+from kommo_sync.errors import (
+    ConfigError,
+    FatalError,
+    Interrupted,
+    LockedError,
+    RecordRejected,
+    RetryLater,
+)
 
 EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_LOCKED, EXIT_FATAL = 0, 1, 2, 3, 4
-EXIT_UNEXPECTED = 1          # what Python exits with when an exception escapes (a bug)
+EXIT_UNEXPECTED = 1  # what Python exits with when an exception escapes (a bug)
 _BY_KIND: tuple[tuple[type[BaseException], int], ...] = (
-    (ConfigError, EXIT_CONFIG), (LockedError, EXIT_LOCKED), (FatalError, EXIT_FATAL),
-    (RetryLater, EXIT_FATAL), (RecordRejected, EXIT_FATAL), (KeyboardInterrupt, 128 + signal.SIGINT))
+    (ConfigError, EXIT_CONFIG),
+    (LockedError, EXIT_LOCKED),
+    (FatalError, EXIT_FATAL),
+    (RetryLater, EXIT_FATAL),
+    (RecordRejected, EXIT_FATAL),
+    (KeyboardInterrupt, 128 + signal.SIGINT),
+)
 
 
 def exit_code_of(error: BaseException) -> int:

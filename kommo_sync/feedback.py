@@ -7,18 +7,27 @@ are written to Kommo in batches, each exactly once: a note is marked `sending` b
 and `written` after, and one left `sending` by a crash is checked against the contact's existing
 notes before it is written again.
 """
+
 from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from kommo_sync.batching import chunks
 from kommo_sync.destinations.base import Destination, Feedback
 from kommo_sync.errors import OutcomeUnknown, RequestRefused
 from kommo_sync.kommo import contact_emails, kommo_refused_items
 from kommo_sync.masking import scrub
-from kommo_sync.notes import ACTIVITY, SUPPRESSING, PlannedNote, activity_text, notes_for, unsubscribe_text
+from kommo_sync.notes import (
+    ACTIVITY,
+    SUPPRESSING,
+    PlannedNote,
+    activity_text,
+    notes_for,
+    unsubscribe_text,
+)
 
 if TYPE_CHECKING:
     from kommo_sync.engine import _Run
@@ -28,7 +37,7 @@ log = logging.getLogger("kommo_sync.feedback")
 NOTE_BATCH = 50
 OWN_CLOCK_SLACK = 600
 OWN_APPLY_DELAY = 86_400
-MAX_UNKNOWN_NOTE_BATCHES = 3     # then the rest waits for the next run (Kommo is flaky right now)
+MAX_UNKNOWN_NOTE_BATCHES = 3  # then the rest waits for the next run (Kommo is flaky right now)
 READ_CHUNK = 500
 
 
@@ -37,7 +46,7 @@ def feedback_cursor(destination: Destination) -> str:
 
 
 class FeedbackStage:
-    def __init__(self, run: "_Run"):
+    def __init__(self, run: _Run):
         self.run = run
         self.state, self.kommo, self.config = run.state, run.kommo, run.config
         self.found: dict[str, list[int]] = {}
@@ -78,25 +87,35 @@ class FeedbackStage:
         items = self._unseen(items)
         if not items:
             return
-        suppressing = [i for i in items if i.kind in SUPPRESSING and self.config.feedback.unsubscribes]
+        suppressing = [
+            i for i in items if i.kind in SUPPRESSING and self.config.feedback.unsubscribes
+        ]
         backfill = self.run.options.mode == "backfill"
         news = suppressing if backfill else self._news(destination, suppressing)
         activity = [i for i in items if i.kind in ACTIVITY] if self.config.feedback.activity else []
-        notes = [n for item in news for n in self._notes(item.email, item.key, unsubscribe_text(item))]
+        notes = [
+            n for item in news for n in self._notes(item.email, item.key, unsubscribe_text(item))
+        ]
         by_email: dict[str, list[Feedback]] = defaultdict(list)
         for item in activity:
             by_email[item.email].append(item)
         key_suffix = f"{self.run.result.window[1]}"
         for email, found in by_email.items():
-            notes += self._notes(email, f"{destination.name}:activity:{email}:{key_suffix}", activity_text(found))
+            notes += self._notes(
+                email, f"{destination.name}:activity:{email}:{key_suffix}", activity_text(found)
+            )
         to_clear = self._contacts_of(news) if self.config.feedback.consent_field_write else set()
         with self.state.transaction():
             self.state.queue_consent_clear(to_clear)
             self.state.remember_feedback(i.key for i in items)
             self.state.suppress((i.email, destination.name, i.at) for i in suppressing)
             for item in news:
-                self.state.set_pushed_status(destination.name, self._match(item.email)[:1], item.kind)
-            planned = self.state.plan_notes(notes, int(self.run.clock.now()), self.run.result.run_id)
+                self.state.set_pushed_status(
+                    destination.name, self._match(item.email)[:1], item.kind
+                )
+            planned = self.state.plan_notes(
+                notes, int(self.run.clock.now()), self.run.result.run_id
+            )
         kinds = Counter(f"{destination.name}.feedback.{i.kind}" for i in items)
         self.run.count(**kinds, notes_planned=planned)
         self.run.result.keep("notes", map(_note_row, notes))
@@ -105,8 +124,12 @@ class FeedbackStage:
         """Drop statuses we already knew: a member that was unsubscribed when we pushed it is
         not news when our own update moves its last-changed time; nor is an unsubscribe we
         made ourselves (noted before the push, so a crash before recording it changes nothing)."""
-        own = self.state.own_optouts(destination.name, {i.email for i in items if i.kind == "unsubscribed"})
-        items = [i for i in items if not (i.kind == "unsubscribed" and _ours(own.get(i.email), i.at))]
+        own = self.state.own_optouts(
+            destination.name, {i.email for i in items if i.kind == "unsubscribed"}
+        )
+        items = [
+            i for i in items if not (i.kind == "unsubscribed" and _ours(own.get(i.email), i.at))
+        ]
         persons = {item.email: (self._match(item.email) or [0])[0] for item in items}
         pushed = self.state.pushed(destination.name, set(persons.values()))
         return [i for i in items if (pushed.get(persons[i.email]) or {}).get("status") != i.kind]
@@ -137,8 +160,12 @@ class FeedbackStage:
         if email not in self.found:
             ids = self.state.contact_ids_by_email([email]).get(email, [])
             if not ids:
-                ids = sorted(int(raw["id"]) for page in self.kommo.search_contacts(email) for raw in page
-                             if email in contact_emails(raw))
+                ids = sorted(
+                    int(raw["id"])
+                    for page in self.kommo.search_contacts(email)
+                    for raw in page
+                    if email in contact_emails(raw)
+                )
                 self.run.count(kommo_searches=1)
             self.found[email] = ids
         return self.found[email]
@@ -157,7 +184,10 @@ class FeedbackStage:
                 for batch in chunks(rows, NOTE_BATCH):
                     self._send(entity, batch)
             counts = self.run.result.counts
-            if counts["notes_retry_later"] or counts["notes_outcome_unknown"] >= MAX_UNKNOWN_NOTE_BATCHES:
+            if (
+                counts["notes_retry_later"]
+                or counts["notes_outcome_unknown"] >= MAX_UNKNOWN_NOTE_BATCHES
+            ):
                 break
         self._clear_consent()
 
@@ -185,7 +215,11 @@ class FeedbackStage:
     def _drop_named(self, rows: list[dict[str, Any]], exc: RequestRefused) -> list[dict[str, Any]]:
         """Reject the notes Kommo named; a refusal naming none holds the batch for the next run."""
         named = kommo_refused_items(exc.body)
-        bad = {int(rid): reason for rid, reason in named.items() if rid.isdigit() and int(rid) < len(rows)}
+        bad = {
+            int(rid): reason
+            for rid, reason in named.items()
+            if rid.isdigit() and int(rid) < len(rows)
+        }
         if not bad:
             self._settle([row["key"] for row in rows], "planned", exc.reason)
             self.run.count(notes_retry_later=len(rows))
@@ -207,8 +241,11 @@ class FeedbackStage:
             rows = [n for n in sending if n["entity"] == entity]
             if not rows:
                 continue
-            existing = {(int(n["entity_id"]), (n.get("params") or {}).get("text"))
-                        for page in self.kommo.notes_of(entity, {r["entity_id"] for r in rows}) for n in page}
+            existing = {
+                (int(n["entity_id"]), (n.get("params") or {}).get("text"))
+                for page in self.kommo.notes_of(entity, {r["entity_id"] for r in rows})
+                for n in page
+            }
             found = [r["key"] for r in rows if (r["entity_id"], r["text"]) in existing]
             self._settle(found, "written")
             self._settle([r["key"] for r in rows if r["key"] not in set(found)], "planned")
@@ -240,13 +277,26 @@ def _ours(pushed_at: int | None, seen_at: int) -> bool:
     """Whether an unsubscribe the vendor reports at `seen_at` is the one we pushed at `pushed_at`:
     from a little before (the vendor's clock may lag ours) to a day after (bulk jobs apply late);
     a later one is the person's own again."""
-    return pushed_at is not None and pushed_at - OWN_CLOCK_SLACK <= seen_at <= pushed_at + OWN_APPLY_DELAY
+    return (
+        pushed_at is not None
+        and pushed_at - OWN_CLOCK_SLACK <= seen_at <= pushed_at + OWN_APPLY_DELAY
+    )
 
 
 def _note_body(index: int, row: dict[str, Any]) -> dict[str, Any]:
-    return {"entity_id": row["entity_id"], "note_type": "common", "params": {"text": row["text"]},
-            "request_id": str(index), "is_need_to_trigger_digital_pipeline": False}
+    return {
+        "entity_id": row["entity_id"],
+        "note_type": "common",
+        "params": {"text": row["text"]},
+        "request_id": str(index),
+        "is_need_to_trigger_digital_pipeline": False,
+    }
 
 
 def _note_row(note: PlannedNote) -> dict[str, Any]:
-    return {"contact_id": note.contact_id, "entity": note.entity, "entity_id": note.entity_id, "text": note.text}
+    return {
+        "contact_id": note.contact_id,
+        "entity": note.entity,
+        "entity_id": note.entity_id,
+        "text": note.text,
+    }

@@ -4,13 +4,15 @@ Vendor clients are thin layers over `HttpClient`: they give it a base URL, auth 
 rate or a connection bound, and a function that reads the vendor's error body. Everything that
 waits goes through the injected Clock.
 """
+
 from __future__ import annotations
 
 import email.utils
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -22,15 +24,24 @@ from kommo_sync.failures import SERVER_FAULTS, Kind, classify
 log = logging.getLogger("kommo_sync.http")
 
 
-
 class _Transient(Exception):
     """One failed attempt the policy may retry; carries the server's wait hint. `processed`:
     the request may have reached the vendor (so a write that is not safe to repeat is not)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None, status: int | None = None,
-                 processed: bool = True):
+    def __init__(
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        status: int | None = None,
+        processed: bool = True,
+    ):
         super().__init__(reason)
-        self.reason, self.retry_after, self.status, self.processed = reason, retry_after, status, processed
+        self.reason, self.retry_after, self.status, self.processed = (
+            reason,
+            retry_after,
+            status,
+            processed,
+        )
 
 
 NOT_SENT = (requests.exceptions.ConnectTimeout,)
@@ -82,7 +93,9 @@ def describe_error(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return (response.text or response.reason or "").strip()[:300] or f"HTTP {response.status_code}"
+        return (response.text or response.reason or "").strip()[
+            :300
+        ] or f"HTTP {response.status_code}"
     if isinstance(body, dict):
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
@@ -119,7 +132,9 @@ class HttpClient:
         self.session.headers.update(self.headers)
         if self.auth:
             self.session.auth = self.auth
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=self.max_connections)
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=1, pool_maxsize=self.max_connections
+        )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.pacer = Pacer(self.rate_per_second, self.clock)
@@ -127,52 +142,89 @@ class HttpClient:
         self.consecutive_429 = 0
         self._429_lock = threading.Lock()
 
-    def request(self, method: str, path: str, *, params: Any = None, json: Any = None,
-                allow: tuple[int, ...] = (), headers: dict[str, str] | None = None,
-                repeatable: bool = True, need_body: bool = False) -> requests.Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        allow: tuple[int, ...] = (),
+        headers: dict[str, str] | None = None,
+        repeatable: bool = True,
+        need_body: bool = False,
+    ) -> requests.Response:
         """Send with the retry policy; 2xx and `allow`ed statuses return, the rest raise.
 
         `repeatable=False` marks a write that must not be sent twice (it creates something):
         when it may have been applied (reset or timeout after sending, 5xx, unreadable answer)
         it raises OutcomeUnknown instead of being retried, and the caller reads back.
         `need_body`: a 2xx without a body (a 204 where one is due) is a failed attempt."""
-        retrying = Retrying(stop=stop_after_attempt(self.max_attempts), wait=self._wait,
-                            retry=retry_if_exception_type(_Transient), sleep=self.clock.sleep,
-                            reraise=True)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Transient),
+            sleep=self.clock.sleep,
+            reraise=True,
+        )
         try:
-            return retrying(self._attempt, method, path, params, json, allow, headers, repeatable, need_body)
+            return retrying(
+                self._attempt, method, path, params, json, allow, headers, repeatable, need_body
+            )
         except _Transient as exc:
-            raise VendorDown(f"{self.vendor}: {exc.reason} (after {self.max_attempts} attempts); "
-                             "the next run continues") from None
+            raise VendorDown(
+                f"{self.vendor}: {exc.reason} (after {self.max_attempts} attempts); "
+                "the next run continues"
+            ) from None
 
     def get_json(self, path: str, params: Any = None, allow_empty: bool = False) -> Any:
         """GET returning the parsed body; None for a 204 only when `allow_empty`."""
         response = self.request("GET", path, params=params, need_body=not allow_empty)
         return response.json() if response.status_code != 204 and response.content else None
 
-    def _attempt(self, method: str, path: str, params: Any, body: Any, allow: tuple[int, ...],
-                 headers: dict[str, str] | None, repeatable: bool, need_body: bool) -> requests.Response:
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        params: Any,
+        body: Any,
+        allow: tuple[int, ...],
+        headers: dict[str, str] | None,
+        repeatable: bool,
+        need_body: bool,
+    ) -> requests.Response:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
-        self.clock.check()                     # before each attempt: a safe point to stop at
+        self.clock.check()  # before each attempt: a safe point to stop at
         self.pacer.wait_turn()
         try:
             with self.slots:
                 try:
-                    response = self.session.request(method, url, params=params, json=body,
-                                                    headers=headers, timeout=self.timeout)
+                    response = self.session.request(
+                        method, url, params=params, json=body, headers=headers, timeout=self.timeout
+                    )
                 except NOT_SENT as exc:
-                    raise _Transient(f"{type(exc).__name__} on {method} {_short(path)}", processed=False) from None
+                    raise _Transient(
+                        f"{type(exc).__name__} on {method} {_short(path)}", processed=False
+                    ) from None
                 except requests.RequestException as exc:
                     raise _Transient(f"{type(exc).__name__} on {method} {_short(path)}") from None
             log.debug("%s %s %s -> %s", self.vendor, method, _short(path), response.status_code)
             return self._check(response, method, path, allow, need_body)
         except _Transient as exc:
             if not repeatable and exc.processed:
-                raise OutcomeUnknown(f"{self.vendor}: {exc.reason}; whether it was applied is unknown") from None
+                raise OutcomeUnknown(
+                    f"{self.vendor}: {exc.reason}; whether it was applied is unknown"
+                ) from None
             raise
 
-    def _check(self, response: requests.Response, method: str, path: str,
-               allow: tuple[int, ...], need_body: bool) -> requests.Response:
+    def _check(
+        self,
+        response: requests.Response,
+        method: str,
+        path: str,
+        allow: tuple[int, ...],
+        need_body: bool,
+    ) -> requests.Response:
         status = response.status_code
         if status == 429:
             return self._too_many(response)
@@ -182,28 +234,41 @@ class HttpClient:
             return self._readable(response, method, path, need_body)
         reason = describe_error(response)
         where = f"HTTP {status} on {method} {_short(path)}"
-        if status in SERVER_FAULTS:          # retried here; 429 is handled above
+        if status in SERVER_FAULTS:  # retried here; 429 is handled above
             raise _Transient(f"{where}: {reason}", self._server_wait(response), status)
         verdict = classify(self.vendor, status, reason)
         if verdict.kind is Kind.FATAL:
             hint = self.auth_hint if status == 401 else verdict.why
-            raise FatalError(f"{self.vendor} refused {method} {_short(path)} (HTTP {status}: {reason}); {hint}")
-        raise RequestRefused(reason, status, _json_or_none(response), f"{self.vendor} refused {method} {_short(path)}")
+            raise FatalError(
+                f"{self.vendor} refused {method} {_short(path)} (HTTP {status}: {reason}); {hint}"
+            )
+        raise RequestRefused(
+            reason,
+            status,
+            _json_or_none(response),
+            f"{self.vendor} refused {method} {_short(path)}",
+        )
 
-    def _readable(self, response: requests.Response, method: str, path: str, need_body: bool) -> requests.Response:
+    def _readable(
+        self, response: requests.Response, method: str, path: str, need_body: bool
+    ) -> requests.Response:
         """A JSON answer that does not parse (HTML, cut JSON) or a missing body is a failed
         attempt; the parsed body is kept, so callers' `.json()` costs nothing more."""
         if not response.content:
             if need_body:
-                raise _Transient(f"HTTP {response.status_code} without the body due on {method} {_short(path)}")
+                raise _Transient(
+                    f"HTTP {response.status_code} without the body due on {method} {_short(path)}"
+                )
             return response
         if not self.expect_json:
             return response
         try:
             parsed = response.json()
         except ValueError:
-            raise _Transient(f"an unreadable answer (not JSON) to {method} {_short(path)}") from None
-        setattr(response, "json", lambda **_: parsed)
+            raise _Transient(
+                f"an unreadable answer (not JSON) to {method} {_short(path)}"
+            ) from None
+        response.json = lambda **_: parsed
         return response
 
     def _too_many(self, response: requests.Response) -> requests.Response:
@@ -212,11 +277,15 @@ class HttpClient:
             streak = self.consecutive_429
         wait = self._server_wait(response)
         if streak >= self.max_consecutive_429:
-            raise VendorDown(f"{self.vendor} answered 429 Too Many Requests {streak} times "
-                             "in a row; the run stopped to avoid an IP block and the next run continues")
+            raise VendorDown(
+                f"{self.vendor} answered 429 Too Many Requests {streak} times "
+                "in a row; the run stopped to avoid an IP block and the next run continues"
+            )
         if wait is not None and wait > self.max_wait:
-            raise VendorDown(f"{self.vendor} asked to wait {wait:.0f} s after a 429; the run stopped "
-                             "and the next run continues")
+            raise VendorDown(
+                f"{self.vendor} asked to wait {wait:.0f} s after a 429; the run stopped "
+                "and the next run continues"
+            )
         raise _Transient("HTTP 429 Too Many Requests", wait, 429, processed=False)
 
     def _server_wait(self, response: requests.Response) -> float | None:

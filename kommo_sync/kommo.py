@@ -1,9 +1,11 @@
 """Kommo API v4 client (thin, over HttpClient) and Kommo JSON → model parsing."""
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import requests
 
@@ -12,14 +14,14 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import KommoConfig
 from kommo_sync.errors import ConfigError, FatalError
 from kommo_sync.http import HttpClient
-from kommo_sync.paging import numbered_pages
 from kommo_sync.model import Catalog, Contact, Lead, Pipeline, Status
+from kommo_sync.paging import numbered_pages
 
 log = logging.getLogger("kommo_sync.kommo")
 
 PAGE_SIZE = 250
 EVENTS_PAGE_SIZE = 100
-TRUE_VALUES = {True, 1, "1", "true", "True", "Y", "y", "yes"}
+TRUE_VALUES = {True, "1", "true", "True", "Y", "y", "yes"}
 
 
 def kommo_retry_after(response: requests.Response) -> float | None:
@@ -33,12 +35,16 @@ def kommo_retry_after(response: requests.Response) -> float | None:
 
 def kommo_http(config: KommoConfig, clock: Clock, timeout: float = 60.0) -> HttpClient:
     return HttpClient(
-        base_url=config.base_url, vendor="Kommo", clock=clock, timeout=timeout,
+        base_url=config.base_url,
+        vendor="Kommo",
+        clock=clock,
+        timeout=timeout,
         headers={"Authorization": f"Bearer {config.token}", "Accept": "application/json"},
-        rate_per_second=config.requests_per_second, max_connections=1,   # one in flight, as Kommo advises
+        rate_per_second=config.requests_per_second,
+        max_connections=1,  # one in flight, as Kommo advises
         retry_after_from_body=kommo_retry_after,
         auth_hint="the long-lived token has expired or was revoked: generate a new one in the "
-                  "private integration's 'Keys and scopes' tab and update KOMMO_TOKEN",
+        "private integration's 'Keys and scopes' tab and update KOMMO_TOKEN",
     )
 
 
@@ -55,11 +61,15 @@ def embedded(body: dict[str, Any] | None, key: str) -> list[Any]:
     return ((body or {}).get("_embedded") or {}).get(key) or []
 
 
-def iter_pages(http: HttpClient, path: str, key: str, params: dict[str, Any],
-               limit: int = PAGE_SIZE) -> Iterator[list[dict[str, Any]]]:
+def iter_pages(
+    http: HttpClient, path: str, key: str, params: dict[str, Any], limit: int = PAGE_SIZE
+) -> Iterator[list[dict[str, Any]]]:
     """Pages of a Kommo list; ends on 204 (Kommo's empty list), an empty or a short page."""
+
     def fetch(page: int) -> list[dict[str, Any]]:
-        body = http.get_json(path, params={**params, "limit": limit, "page": page}, allow_empty=True)
+        body = http.get_json(
+            path, params={**params, "limit": limit, "page": page}, allow_empty=True
+        )
         return embedded(body, key)
 
     return numbered_pages(fetch, limit, f"Kommo {path}")
@@ -78,9 +88,11 @@ class KommoClient:
         except (KeyError, TypeError, ValueError, AttributeError):
             catalog = Catalog()
         if not catalog.pipelines or not all(p.statuses for p in catalog.pipelines.values()):
-            raise FatalError("Kommo answered GET /api/v4/leads/pipelines without pipelines or statuses; "
-                             "stages cannot be decided, so the run stopped before the pull (the next run "
-                             "tries again)")
+            raise FatalError(
+                "Kommo answered GET /api/v4/leads/pipelines without pipelines or statuses; "
+                "stages cannot be decided, so the run stopped before the pull (the next run "
+                "tries again)"
+            )
         return catalog
 
     def custom_fields(self) -> list[dict[str, Any]]:
@@ -89,14 +101,20 @@ class KommoClient:
         for page in iter_pages(self.http, "/api/v4/contacts/custom_fields", "custom_fields", {}):
             fields.extend(page)
         if not fields:
-            raise FatalError("Kommo listed no contact fields on GET /api/v4/contacts/custom_fields (every "
-                             "account has EMAIL and PHONE); the run stopped (the next run tries again)")
+            raise FatalError(
+                "Kommo listed no contact fields on GET /api/v4/contacts/custom_fields (every "
+                "account has EMAIL and PHONE); the run stopped (the next run tries again)"
+            )
         return fields
 
     def changed(self, entity: str, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
         """Pages of contacts or leads with updated_at in [since, until], oldest id first."""
-        params = {"filter[updated_at][from]": since, "filter[updated_at][to]": until,
-                  "order[id]": "asc", "with": "leads" if entity == "contacts" else "contacts"}
+        params = {
+            "filter[updated_at][from]": since,
+            "filter[updated_at][to]": until,
+            "order[id]": "asc",
+            "with": "leads" if entity == "contacts" else "contacts",
+        }
         return iter_pages(self.http, f"/api/v4/{entity}", entity, params)
 
     def by_ids(self, entity: str, ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:
@@ -105,8 +123,9 @@ class KommoClient:
         extra = {"contacts": {"with": "leads"}, "leads": {"with": "contacts"}}.get(entity, {})
         for chunk in chunks(wanted, PAGE_SIZE):
             params = {**extra, "filter[id][]": chunk, "limit": PAGE_SIZE, "page": 1}
-            items = self._listed(f"/api/v4/{entity}", entity, params) or self._listed(f"/api/v4/{entity}", entity,
-                                                                                   params)
+            items = self._listed(f"/api/v4/{entity}", entity, params) or self._listed(
+                f"/api/v4/{entity}", entity, params
+            )
             if items:
                 yield items
 
@@ -115,10 +134,13 @@ class KommoClient:
         return embedded(self.http.get_json(path, params=params, allow_empty=True), key)
 
     def lead_events(self, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
-        params = {"filter[type]": "lead_added,lead_status_changed", "filter[entity][]": "lead",
-                  "filter[created_at][from]": since, "filter[created_at][to]": until}
+        params = {
+            "filter[type]": "lead_added,lead_status_changed",
+            "filter[entity][]": "lead",
+            "filter[created_at][from]": since,
+            "filter[created_at][to]": until,
+        }
         return iter_pages(self.http, "/api/v4/events", "events", params, limit=EVENTS_PAGE_SIZE)
-
 
     def search_contacts(self, email: str) -> Iterator[list[dict[str, Any]]]:
         """Contacts whose fields match `email` (Kommo's full-text search; callers re-check)."""
@@ -126,8 +148,9 @@ class KommoClient:
 
     def add_notes(self, entity: str, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Common notes in one batch request; returns Kommo's `_embedded.notes` (ids by request_id)."""
-        body = self.http.request("POST", f"/api/v4/{entity}/notes", json=notes, repeatable=False,
-                                 need_body=True).json()
+        body = self.http.request(
+            "POST", f"/api/v4/{entity}/notes", json=notes, repeatable=False, need_body=True
+        ).json()
         return embedded(body, "notes")
 
     def notes_of(self, entity: str, entity_ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:
@@ -140,8 +163,13 @@ class KommoClient:
     def clear_checkbox(self, contact_ids: list[int], field_id: int) -> None:
         """Uncheck one checkbox field on many contacts, 250 a request."""
         for chunk in chunks(contact_ids, PAGE_SIZE):
-            body = [{"id": cid, "custom_fields_values": [{"field_id": field_id, "values": [{"value": False}]}]}
-                    for cid in chunk]
+            body = [
+                {
+                    "id": cid,
+                    "custom_fields_values": [{"field_id": field_id, "values": [{"value": False}]}],
+                }
+                for cid in chunk
+            ]
             self.http.request("PATCH", "/api/v4/contacts", json=body)
 
 
@@ -152,7 +180,9 @@ def kommo_refused_items(body: Any) -> dict[str, str]:
     for item in items if isinstance(items, list) else []:
         if isinstance(item, dict) and item.get("request_id") is not None:
             errors = [e for e in item.get("errors") or [] if isinstance(e, dict)]
-            words = "; ".join(f"{e.get('path') or 'item'}: {e.get('detail') or e.get('code')}" for e in errors)
+            words = "; ".join(
+                f"{e.get('path') or 'item'}: {e.get('detail') or e.get('code')}" for e in errors
+            )
             named[str(item["request_id"])] = words or "refused by Kommo"
     return named
 
@@ -164,41 +194,61 @@ def contact_emails(raw: dict[str, Any]) -> set[str]:
 def resolve_fields(config: KommoConfig, fields: list[dict[str, Any]]) -> FieldMap:
     """Find the configured consent and lead-source fields; a missing one is a config error."""
     return FieldMap(
-        consent_id=_find_field(fields, config.consent_field, "kommo.consent_field", want_type="checkbox"),
+        consent_id=_find_field(
+            fields, config.consent_field, "kommo.consent_field", want_type="checkbox"
+        ),
         lead_source_id=_find_field(fields, config.lead_source_field, "kommo.lead_source_field"),
     )
 
 
-def _find_field(fields: list[dict[str, Any]], wanted: str | int | None, key: str,
-                want_type: str | None = None) -> int | None:
+def _find_field(
+    fields: list[dict[str, Any]], wanted: str | int | None, key: str, want_type: str | None = None
+) -> int | None:
     if wanted is None:
         return None
     for field in fields:
         if field.get("id") == wanted or (isinstance(wanted, str) and field.get("name") == wanted):
             if want_type and field.get("type") != want_type:
-                raise ConfigError(key, f"Kommo field {wanted!r} is a {field.get('type')} field, "
-                                       f"not a {want_type}")
+                raise ConfigError(
+                    key, f"Kommo field {wanted!r} is a {field.get('type')} field, not a {want_type}"
+                )
             return int(field["id"])
     names = ", ".join(sorted(str(f.get("name")) for f in fields if not f.get("code")))[:400]
-    raise ConfigError(key, f"no contact field {wanted!r} in this Kommo account (custom fields: {names})")
+    raise ConfigError(
+        key, f"no contact field {wanted!r} in this Kommo account (custom fields: {names})"
+    )
 
 
 def parse_catalog(body: dict[str, Any]) -> Catalog:
     pipelines = {}
     for raw in embedded(body, "pipelines"):
-        statuses = tuple(Status(id=int(s["id"]), pipeline_id=int(raw["id"]), name=s.get("name") or "",
-                                sort=int(s.get("sort") or 0), type=int(s.get("type") or 0))
-                         for s in embedded(raw, "statuses"))
-        pipelines[int(raw["id"])] = Pipeline(id=int(raw["id"]), name=raw.get("name") or "",
-                                             statuses=statuses,
-                                             is_unsorted_on=bool(raw.get("is_unsorted_on", True)))
+        statuses = tuple(
+            Status(
+                id=int(s["id"]),
+                pipeline_id=int(raw["id"]),
+                name=s.get("name") or "",
+                sort=int(s.get("sort") or 0),
+                type=int(s.get("type") or 0),
+            )
+            for s in embedded(raw, "statuses")
+        )
+        pipelines[int(raw["id"])] = Pipeline(
+            id=int(raw["id"]),
+            name=raw.get("name") or "",
+            statuses=statuses,
+            is_unsorted_on=bool(raw.get("is_unsorted_on", True)),
+        )
     return Catalog(pipelines)
 
 
-def field_values(raw: dict[str, Any], *, code: str | None = None, field_id: int | None = None) -> list[Any]:
+def field_values(
+    raw: dict[str, Any], *, code: str | None = None, field_id: int | None = None
+) -> list[Any]:
     """The values of one custom field of an entity (by field_code or id); [] when absent."""
     for field in raw.get("custom_fields_values") or []:
-        if (code and field.get("field_code") == code) or (field_id and field.get("field_id") == field_id):
+        if (code and field.get("field_code") == code) or (
+            field_id and field.get("field_id") == field_id
+        ):
             return [v.get("value") for v in field.get("values") or [] if isinstance(v, dict)]
     return []
 
@@ -217,9 +267,12 @@ def parse_contact(raw: dict[str, Any], fields: FieldMap) -> Contact:
     source = field_values(raw, field_id=fields.lead_source_id) if fields.lead_source_id else []
     companies = embedded(raw, "companies")
     return Contact(
-        id=int(raw["id"]), updated_at=int(raw.get("updated_at") or 0),
-        first_name=(raw.get("first_name") or "").strip(), last_name=(raw.get("last_name") or "").strip(),
-        emails=emails, phone=phones[0] if phones else None,
+        id=int(raw["id"]),
+        updated_at=int(raw.get("updated_at") or 0),
+        first_name=(raw.get("first_name") or "").strip(),
+        last_name=(raw.get("last_name") or "").strip(),
+        emails=emails,
+        phone=phones[0] if phones else None,
         company_id=int(companies[0]["id"]) if companies else None,
         lead_source=str(source[0]) if source and source[0] not in (None, "") else None,
         consent=parse_consent(raw, fields),
@@ -230,9 +283,13 @@ def parse_lead(raw: dict[str, Any]) -> Lead:
     contacts = embedded(raw, "contacts")
     main = next((c for c in contacts if c.get("is_main")), contacts[0] if contacts else None)
     return Lead(
-        id=int(raw["id"]), updated_at=int(raw.get("updated_at") or 0), name=raw.get("name") or "",
-        price=raw.get("price") or 0, pipeline_id=int(raw.get("pipeline_id") or 0),
-        status_id=int(raw.get("status_id") or 0), created_at=int(raw.get("created_at") or 0),
+        id=int(raw["id"]),
+        updated_at=int(raw.get("updated_at") or 0),
+        name=raw.get("name") or "",
+        price=raw.get("price") or 0,
+        pipeline_id=int(raw.get("pipeline_id") or 0),
+        status_id=int(raw.get("status_id") or 0),
+        created_at=int(raw.get("created_at") or 0),
         contact_ids=tuple(int(c["id"]) for c in contacts),
         main_contact_id=int(main["id"]) if main else None,
     )

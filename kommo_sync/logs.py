@@ -3,11 +3,12 @@
 The context is process-wide, not per thread: one process runs one run at a time, and the push
 workers' records belong to the phase the main thread is in.
 """
+
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 _context: dict[str, Any] = {"run_id": None, "phase": None}
@@ -39,9 +40,14 @@ class JsonFormatter(logging.Formatter):
     structured extras (a heartbeat's counts and elapsed seconds)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {"time": utc_millis(record.created), "level": record.levelname.lower(), "logger": record.name,
-                "run_id": getattr(record, "run_id", None), "phase": getattr(record, "phase", None),
-                "message": record.getMessage()}
+        line = {
+            "time": utc_millis(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "run_id": getattr(record, "run_id", None),
+            "phase": getattr(record, "phase", None),
+            "message": record.getMessage(),
+        }
         line.update({key: getattr(record, key) for key in EXTRA_FIELDS if hasattr(record, key)})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
@@ -49,7 +55,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def utc_millis(timestamp: float) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=timezone.utc)
+    moment = datetime.fromtimestamp(timestamp, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

@@ -1,7 +1,8 @@
 """Secrets never reach output or the state: one scrubber for renderers, logs and stored reasons."""
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

@@ -4,9 +4,10 @@ The mirror is what makes a run incremental: a page is compared with it record by
 the encoded form, so an overlap re-read costs no decoding), only what really changed is
 written and queued, and people are rebuilt from it with all their leads and same-email twins.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from kommo_sync.model import Catalog, Contact, Lead, Person
 from kommo_sync.people import group_by_email, person_from_contacts
@@ -19,7 +20,12 @@ def mirror_leads(state: State, leads: list[Lead]) -> int:
     known = state.lead_rows(rows)
     changed = [lead for lead in leads if known.get(lead.id) != rows[lead.id][2]]
     touched = {cid for lead in changed for cid in lead.contact_ids}
-    touched |= {cid for lead in changed if lead.id in known for cid in lead_from_json(known[lead.id]).contact_ids}
+    touched |= {
+        cid
+        for lead in changed
+        if lead.id in known
+        for cid in lead_from_json(known[lead.id]).contact_ids
+    }
     with state.transaction():
         state.upsert_leads(changed, [rows[lead.id] for lead in changed])
         state.mark_dirty(touched)
@@ -32,7 +38,9 @@ def mirror_contacts(state: State, contacts: list[Contact]) -> int:
     rows = {c.id: contact_to_row(c) for c in contacts}
     known = state.contact_rows(rows)
     changed = [rows[c.id] for c in contacts if known.get(c.id) != rows[c.id][4]]
-    old_emails = {contact_from_json(known[row[0]]).email for row in changed if row[0] in known} - {None}
+    old_emails = {contact_from_json(known[row[0]]).email for row in changed if row[0] in known} - {
+        None
+    }
     neighbours = [cid for ids in state.contact_ids_by_email(old_emails).values() for cid in ids]
     with state.transaction():
         state.upsert_contacts(changed)
@@ -40,8 +48,12 @@ def mirror_contacts(state: State, contacts: list[Contact]) -> int:
     return len(changed)
 
 
-def people_of(state: State, contact_ids: list[int], catalog: Catalog,
-              company_names: Callable[[set[int]], dict[int, str]]) -> list[Person]:
+def people_of(
+    state: State,
+    contact_ids: list[int],
+    catalog: Catalog,
+    company_names: Callable[[set[int]], dict[int, str]],
+) -> list[Person]:
     """The people these contacts belong to, each with every contact sharing its email."""
     dirty = state.contacts(contact_ids)
     emails = {email for c in dirty.values() if (email := c.email)}
@@ -49,4 +61,7 @@ def people_of(state: State, contact_ids: list[int], catalog: Catalog,
     contacts = {**state.contacts(group_ids - set(dirty)), **dirty}
     leads = state.leads_of(contacts)
     companies = company_names({c.company_id for c in contacts.values() if c.company_id})
-    return [person_from_contacts(group, leads, companies, catalog) for group in group_by_email(contacts.values())]
+    return [
+        person_from_contacts(group, leads, companies, catalog)
+        for group in group_by_email(contacts.values())
+    ]

@@ -1,9 +1,10 @@
 """Normalised, vendor-neutral records: what Kommo holds, and what a destination receives."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from enum import Enum
+from functools import cached_property
 
 WON_STATUS_ID = 142
 LOST_STATUS_ID = 143
@@ -125,8 +126,12 @@ class Deal:
 
 
 # config attribute names that read the deciding deal, each with the Deal field it reads
-_DEAL_ATTRIBUTES = {"deal_name": "name", "deal_amount": "amount", "deal_stage": "status_name",
-                    "pipeline": "pipeline_name"}
+_DEAL_ATTRIBUTES = {
+    "deal_name": "name",
+    "deal_amount": "amount",
+    "deal_stage": "status_name",
+    "pipeline": "pipeline_name",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """Feedback → notes on Kommo contacts and their open deals (texts and keys are pure)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable
+from datetime import UTC, datetime
 
 from kommo_sync.destinations.base import Feedback
 
@@ -19,13 +20,13 @@ class PlannedNote:
 
     key: str
     contact_id: int
-    entity: str            # "contacts" or "leads"
+    entity: str  # "contacts" or "leads"
     entity_id: int
     text: str
 
 
 def day(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
 
 
 def unsubscribe_text(item: Feedback) -> str:
@@ -53,11 +54,14 @@ def _times(count: int) -> str:
     return TIMES.get(count, f"{count} times")
 
 
-def notes_for(contact_id: int, open_deal_ids: Iterable[int], key: str, text: str,
-              on_open_deals: bool) -> list[PlannedNote]:
+def notes_for(
+    contact_id: int, open_deal_ids: Iterable[int], key: str, text: str, on_open_deals: bool
+) -> list[PlannedNote]:
     """The contact's note and, when asked, one on each of its open deals."""
     notes = [PlannedNote(f"{key}|contacts:{contact_id}", contact_id, "contacts", contact_id, text)]
     if on_open_deals:
-        notes += [PlannedNote(f"{key}|leads:{lead_id}", contact_id, "leads", lead_id, text)
-                  for lead_id in sorted(open_deal_ids)]
+        notes += [
+            PlannedNote(f"{key}|leads:{lead_id}", contact_id, "leads", lead_id, text)
+            for lead_id in sorted(open_deal_ids)
+        ]
     return notes

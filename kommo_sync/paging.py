@@ -5,9 +5,11 @@ served, would otherwise page for ever while holding the lock: a page seen before
 same first and last item), a next link seen before, or more pages than the vendor said it holds
 stops the read with PagingLoop (fatal for that vendor).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any
 
 from kommo_sync.errors import PagingLoop
 
@@ -28,15 +30,21 @@ class _Seen:
 
     def check(self, signature: Hashable, page: int) -> None:
         if signature in self.signatures:
-            raise PagingLoop(f"{self.what}: page {page} repeats a page already served; the paging loops, "
-                             "so the read stopped (the next run tries again)")
+            raise PagingLoop(
+                f"{self.what}: page {page} repeats a page already served; the paging loops, "
+                "so the read stopped (the next run tries again)"
+            )
         if page > self.limit:
             raise PagingLoop(f"{self.what}: more than {self.limit} pages; the read stopped")
         self.signatures.add(signature)
 
 
-def numbered_pages(fetch: Callable[[int], Items], limit: int, what: str,
-                   key: Callable[[Any], Hashable] = lambda item: item.get("id")) -> Iterator[Items]:
+def numbered_pages(
+    fetch: Callable[[int], Items],
+    limit: int,
+    what: str,
+    key: Callable[[Any], Hashable] = lambda item: item.get("id"),
+) -> Iterator[Items]:
     """Kommo's HAL pages (page=1, 2, …): ends on an empty or short page (`next` is unreliable).
     Kommo answers an empty list with a 204, which a proxy or a fault can also produce: an empty
     page is asked for once more before the read ends, so a stray 204 never ends a read early
@@ -54,8 +62,12 @@ def numbered_pages(fetch: Callable[[int], Items], limit: int, what: str,
         page += 1
 
 
-def offset_pages(fetch: Callable[[int], tuple[Items, int | None]], count: int, what: str,
-                 key: Callable[[Any], Hashable] = lambda item: item.get("id")) -> Iterator[Items]:
+def offset_pages(
+    fetch: Callable[[int], tuple[Items, int | None]],
+    count: int,
+    what: str,
+    key: Callable[[Any], Hashable] = lambda item: item.get("id"),
+) -> Iterator[Items]:
     """Mailchimp's offset pages: `fetch(offset)` gives (items, total_items); ends on a short
     page or at the total; more pages than the total allows is a loop."""
     seen = _Seen(what)
@@ -65,7 +77,9 @@ def offset_pages(fetch: Callable[[int], tuple[Items, int | None]], count: int, w
         if not items:
             return
         if total is not None and page > total // count + 1:
-            raise PagingLoop(f"{what}: page {page} is past the {total} items announced; the read stopped")
+            raise PagingLoop(
+                f"{what}: page {page} is past the {total} items announced; the read stopped"
+            )
         seen.check(_signature(items, key), page)
         yield items
         offset += len(items)
@@ -74,7 +88,9 @@ def offset_pages(fetch: Callable[[int], tuple[Items, int | None]], count: int, w
         page += 1
 
 
-def linked_pages(first: Callable[[], Any], follow: Callable[[str], Any], what: str) -> Iterator[Any]:
+def linked_pages(
+    first: Callable[[], Any], follow: Callable[[str], Any], what: str
+) -> Iterator[Any]:
     """JSON:API bodies following `links.next` (Klaviyo): a next link seen before is a loop."""
     links: set[str] = set()
     body, page = first(), 1
@@ -85,7 +101,9 @@ def linked_pages(first: Callable[[], Any], follow: Callable[[str], Any], what: s
             return
         page += 1
         if next_url in links or page > MAX_PAGES:
-            raise PagingLoop(f"{what}: the next link of page {page - 1} leads to a page already served; "
-                             "the read stopped (the next run tries again)")
+            raise PagingLoop(
+                f"{what}: the next link of page {page - 1} leads to a page already served; "
+                "the read stopped (the next run tries again)"
+            )
         links.add(next_url)
         body = follow(next_url)

@@ -1,14 +1,19 @@
 """From the mirror to people: contacts grouped by email, staged by their leads (pure)."""
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from kommo_sync.model import Catalog, Contact, Lead, Person, Stage
 from kommo_sync.stages import contact_stage, deal_of
 
 
-def person_from_contacts(contacts: list[Contact], leads_by_contact: Mapping[int, list[Lead]],
-                         companies: Mapping[int, str], catalog: Catalog) -> Person:
+def person_from_contacts(
+    contacts: list[Contact],
+    leads_by_contact: Mapping[int, list[Lead]],
+    companies: Mapping[int, str],
+    catalog: Catalog,
+) -> Person:
     """One person from the contacts that share an email; the more advanced stage decides.
 
     The person's identity is the lowest contact id of the group, which stays put while the group
@@ -17,16 +22,23 @@ def person_from_contacts(contacts: list[Contact], leads_by_contact: Mapping[int,
     owner, stage, lead = _deciding_contact(contacts, leads_by_contact, catalog)
     ids = sorted(c.id for c in contacts)
     return Person(
-        contact_id=ids[0], email=owner.email,
-        first_name=owner.first_name, last_name=owner.last_name, phone=owner.phone,
+        contact_id=ids[0],
+        email=owner.email,
+        first_name=owner.first_name,
+        last_name=owner.last_name,
+        phone=owner.phone,
         company=companies.get(owner.company_id) if owner.company_id else None,
-        lead_source=owner.lead_source, consent=_group_consent(contacts), stage=stage,
-        deal=deal_of(lead, catalog), contact_ids=tuple(ids),
+        lead_source=owner.lead_source,
+        consent=_group_consent(contacts),
+        stage=stage,
+        deal=deal_of(lead, catalog),
+        contact_ids=tuple(ids),
     )
 
 
-def _deciding_contact(contacts: list[Contact], leads_by_contact: Mapping[int, list[Lead]],
-                      catalog: Catalog) -> tuple[Contact, Stage, Lead | None]:
+def _deciding_contact(
+    contacts: list[Contact], leads_by_contact: Mapping[int, list[Lead]], catalog: Catalog
+) -> tuple[Contact, Stage, Lead | None]:
     """The contact whose stage decides, with that stage and lead: the highest stage, then the most
     recently updated deciding lead, then the lowest contact id."""
     best: tuple[tuple[int, int, int], Contact, Stage, Lead | None] | None = None
@@ -57,4 +69,3 @@ def group_by_email(contacts: Iterable[Contact]) -> list[list[Contact]]:
         key = contact.email or ("no-email", contact.id)
         groups.setdefault(key, []).append(contact)
     return list(groups.values())
-

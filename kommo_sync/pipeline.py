@@ -8,13 +8,15 @@ thread, which alone writes the state file, in the order the batches were submitt
 `depth` batches are in flight, so memory stays bounded. While it waits for a worker, the main
 thread calls `check` every tenth of a second: a stop asked for ends the wait (a safe point).
 """
+
 from __future__ import annotations
 
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 _END = object()
@@ -22,8 +24,13 @@ CHECK_EVERY = 0.1
 
 
 class PushPipeline:
-    def __init__(self, overlap: bool, depth: int = 2, workers: int = 1,
-                 check: Callable[[], None] = lambda: None):
+    def __init__(
+        self,
+        overlap: bool,
+        depth: int = 2,
+        workers: int = 1,
+        check: Callable[[], None] = lambda: None,
+    ):
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="push") if overlap else None
         self.depth, self.check = depth, check
         self.in_flight: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
@@ -97,7 +104,7 @@ def read_ahead(pages: Iterator[T], depth: int) -> Iterator[T]:
             yield item
     finally:
         stop.set()
-        reader.join(timeout=1.0)   # one mid-request ends on its own and stops at its next offer
+        reader.join(timeout=1.0)  # one mid-request ends on its own and stops at its next offer
 
 
 class _Raised:

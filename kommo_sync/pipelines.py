@@ -1,9 +1,10 @@
 """The pipelines a config names, found in Kommo's catalog: shared by `check`, `init` and every run
 (a misspelt pipeline must stop a run, not filter out every lead)."""
+
 from __future__ import annotations
 
 import difflib
-from typing import Sequence
+from collections.abc import Sequence
 
 from kommo_sync.errors import ConfigError
 from kommo_sync.model import Catalog, Pipeline
@@ -17,8 +18,11 @@ def find_pipeline(wanted: str | int, catalog: Catalog) -> Pipeline | None:
 def pipeline_errors(wanted: Sequence[str | int], catalog: Catalog) -> list[ConfigError]:
     """Each configured pipeline the account does not have, by its key, with the closest name: a
     misspelt pipeline would filter out every lead and strip every customer's tag."""
-    return [_pipeline_error(f"kommo.pipelines[{n}]", value, catalog)
-            for n, value in enumerate(wanted) if find_pipeline(value, catalog) is None]
+    return [
+        _pipeline_error(f"kommo.pipelines[{n}]", value, catalog)
+        for n, value in enumerate(wanted)
+        if find_pipeline(value, catalog) is None
+    ]
 
 
 def _pipeline_error(key: str, value: str | int, catalog: Catalog) -> ConfigError:

@@ -1,14 +1,16 @@
 """Rendering of plans, run results and status: rich tables on a terminal, a compact line-per-fact
 report for cron, JSON for machines (versioned by schema/run-report.schema.json)."""
+
 from __future__ import annotations
 
 import json
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
-from typing import Any, Iterator
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -20,10 +22,28 @@ log = logging.getLogger("kommo_sync.progress")
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "schema/run-report.schema.json"
 # counts a JSON report always holds, zero or not (the schema requires them); others appear when not zero
-KNOWN_COUNTS = ("pulled_leads", "pulled_contacts", "contacts_by_id", "pulled_companies", "pulled_events",
-                "changed_leads", "changed_contacts", "people", "pushed", "rejected", "feedback_not_in_kommo",
-                "notes_planned", "notes_written", "notes_rejected")
-LISTINGS = {"people": "people", "operations": "changes", "rejections": "rejections", "notes": "notes"}
+KNOWN_COUNTS = (
+    "pulled_leads",
+    "pulled_contacts",
+    "contacts_by_id",
+    "pulled_companies",
+    "pulled_events",
+    "changed_leads",
+    "changed_contacts",
+    "people",
+    "pushed",
+    "rejected",
+    "feedback_not_in_kommo",
+    "notes_planned",
+    "notes_written",
+    "notes_rejected",
+)
+LISTINGS = {
+    "people": "people",
+    "operations": "changes",
+    "rejections": "rejections",
+    "notes": "notes",
+}
 HEADLINE = ("people", "pushed", "rejected")
 ERROR_KINDS = {2: "config", 3: "locked", 4: "fatal", 130: "interrupted", 143: "interrupted"}
 TERMINAL_REFRESH = 0.1
@@ -57,8 +77,10 @@ class ProgressReporter:
     def line(stage: str, counts: Any, elapsed: float) -> str:
         pulled = counts["pulled_contacts"] + counts["pulled_leads"]
         rate = pulled / elapsed if elapsed > 0 else 0.0
-        line = (f"{stage}: pulled {counts['pulled_contacts']} contacts, {counts['pulled_leads']} leads "
-                f"({rate:.0f}/s); pushed {counts['pushed']}; rejected {counts['rejected']}")
+        line = (
+            f"{stage}: pulled {counts['pulled_contacts']} contacts, {counts['pulled_leads']} leads "
+            f"({rate:.0f}/s); pushed {counts['pushed']}; rejected {counts['rejected']}"
+        )
         if counts["pulled_events"]:
             sent = sum(v for k, v in counts.items() if k.endswith(".events_sent"))
             line += f"; events read {counts['pulled_events']}, sent {sent}"
@@ -74,12 +96,12 @@ class ProgressReporter:
 def when(timestamp: int | None) -> str:
     if not timestamp:
         return "-"
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def iso(timestamp: float) -> str:
     """Unix seconds as ISO 8601 UTC with a Z: the one time format of the compact and JSON reports."""
-    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(int(timestamp), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # the compact report (no terminal: cron) ----------------------------------------------------------
@@ -88,9 +110,13 @@ def compact_report(result: RunResult, exit_code: int, show_emails: bool = False)
     and run id, so a log appended by many runs can be read and grepped line by line."""
     prefix = f"{iso(result.finished_at)} [run {result.run_id}] "
     rejections = [row for row in result.rejections if not _held_by_set_aside(row)]
-    lines = [_summary(result, exit_code), *_destination_lines(result),
-             *(f"warning: {warning}" for warning in result.warnings),
-             *(_rejection_line(row, show_emails) for row in rejections), *_leftovers(result, show_emails)]
+    lines = [
+        _summary(result, exit_code),
+        *_destination_lines(result),
+        *(f"warning: {warning}" for warning in result.warnings),
+        *(_rejection_line(row, show_emails) for row in rejections),
+        *_leftovers(result, show_emails),
+    ]
     return [prefix + line for line in lines]
 
 
@@ -104,20 +130,31 @@ def _summary(result: RunResult, exit_code: int) -> str:
     counts = {key: value for key, value in result.counts.items() if "." not in key}
     keys = [*HEADLINE, *sorted(set(counts) - set(HEADLINE))]
     figures = " ".join(f"{key}={counts.get(key, 0)}" for key in keys)
-    return (f"{mode} finished in {result.finished_at - result.started_at} s, exit {exit_code}, "
-            f"window {iso(result.window[0])}/{iso(result.window[1])}: {figures}")
+    return (
+        f"{mode} finished in {result.finished_at - result.started_at} s, exit {exit_code}, "
+        f"window {iso(result.window[0])}/{iso(result.window[1])}: {figures}"
+    )
 
 
 def _destination_lines(result: RunResult) -> Iterator[str]:
     for name, info in result.destinations.items():
         if info["status"] != "ok":
-            held = sum(row["destination"] == name and _held_by_set_aside(row) for row in result.rejections)
-            yield (f"{name}: set aside ({info.get('cause', 'failure')}), {held} contacts held back, "
-                   f"queued for it: {info['reason']}")
+            held = sum(
+                row["destination"] == name and _held_by_set_aside(row) for row in result.rejections
+            )
+            yield (
+                f"{name}: set aside ({info.get('cause', 'failure')}), {held} contacts held back, "
+                f"queued for it: {info['reason']}"
+            )
             continue
-        counts = sorted((key[len(name) + 1:], value) for key, value in result.counts.items()
-                        if key.startswith(name + "."))
-        yield f"{name}: ok" + (", " + " ".join(f"{key}={value}" for key, value in counts) if counts else "")
+        counts = sorted(
+            (key[len(name) + 1 :], value)
+            for key, value in result.counts.items()
+            if key.startswith(name + ".")
+        )
+        yield f"{name}: ok" + (
+            ", " + " ".join(f"{key}={value}" for key, value in counts) if counts else ""
+        )
 
 
 def _rejection_line(row: dict[str, Any], show_emails: bool) -> str:
@@ -140,38 +177,62 @@ def _leftovers(result: RunResult, show_emails: bool) -> Iterator[str]:
 
 # JSON (--json), versioned by the schema shipped with the package ------------------------------------
 def run_report_schema() -> dict[str, Any]:
-    return json.loads(resources.files("kommo_sync").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+    return json.loads(
+        resources.files("kommo_sync").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
+    )
 
 
 def result_to_json(result: RunResult, exit_code: int) -> dict[str, Any]:
     return {
-        "schema_version": SCHEMA_VERSION, "run_id": result.run_id, "mode": result.mode,
-        "dry_run": result.dry_run, "exit_code": exit_code, "error": None,
-        "started_at": iso(result.started_at), "finished_at": iso(result.finished_at),
+        "schema_version": SCHEMA_VERSION,
+        "run_id": result.run_id,
+        "mode": result.mode,
+        "dry_run": result.dry_run,
+        "exit_code": exit_code,
+        "error": None,
+        "started_at": iso(result.started_at),
+        "finished_at": iso(result.finished_at),
         "duration_seconds": result.finished_at - result.started_at,
         "window": {"from": iso(result.window[0]), "to": iso(result.window[1])},
         "counts": dict(sorted({**dict.fromkeys(KNOWN_COUNTS, 0), **result.counts}.items())),
         "destinations": result.destinations,
         "people": [asdict(row) for row in result.people],
-        "operations": [{"destination": c.destination, "contact_id": c.person_id, "email": c.email,
-                        "action": c.action, **c.summary} for c in result.changes],
-        "rejections": result.rejections, "notes": result.notes, "not_in_kommo": result.unmatched,
-        "warnings": result.warnings, "truncated": _truncated(result),
+        "operations": [
+            {
+                "destination": c.destination,
+                "contact_id": c.person_id,
+                "email": c.email,
+                "action": c.action,
+                **c.summary,
+            }
+            for c in result.changes
+        ],
+        "rejections": result.rejections,
+        "notes": result.notes,
+        "not_in_kommo": result.unmatched,
+        "warnings": result.warnings,
+        "truncated": _truncated(result),
     }
 
 
 def _truncated(result: RunResult) -> dict[str, dict[str, int]]:
     """The listings capped at DETAIL_LIMIT rows, each with how many it shows of how many."""
     shown = {name: len(getattr(result, attr)) for name, attr in LISTINGS.items()}
-    return {name: {"shown": shown[name], "total": result.totals[attr]}
-            for name, attr in LISTINGS.items() if result.totals[attr] > shown[name]}
+    return {
+        name: {"shown": shown[name], "total": result.totals[attr]}
+        for name, attr in LISTINGS.items()
+        if result.totals[attr] > shown[name]
+    }
 
 
 def error_to_json(exit_code: int, message: str) -> dict[str, Any]:
     """What --json prints when a command fails: the exit code and the one-line message."""
     kind = ERROR_KINDS.get(exit_code, "fatal")
-    return {"schema_version": SCHEMA_VERSION, "exit_code": exit_code,
-            "error": {"exit_code": exit_code, "kind": kind, "message": message}}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "exit_code": exit_code,
+        "error": {"exit_code": exit_code, "kind": kind, "message": message},
+    }
 
 
 def render_result(console: Console, result: RunResult) -> None:
@@ -182,8 +243,10 @@ def render_result(console: Console, result: RunResult) -> None:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     for name, info in result.destinations.items():
         if info["status"] != "ok":
-            console.print(f"[red]{name} set aside for this run:[/red] {info['reason']} "
-                          "(its contacts stay queued for it; the other destinations went on)")
+            console.print(
+                f"[red]{name} set aside for this run:[/red] {info['reason']} "
+                "(its contacts stay queued for it; the other destinations went on)"
+            )
     if result.people:
         console.print(_people_table(result))
     if result.changes:
@@ -193,7 +256,9 @@ def render_result(console: Console, result: RunResult) -> None:
     if result.notes:
         console.print(_notes_table(result))
     if result.unmatched:
-        console.print(f"Not found in Kommo ({len(result.unmatched)}): " + ", ".join(result.unmatched[:50]))
+        console.print(
+            f"Not found in Kommo ({len(result.unmatched)}): " + ", ".join(result.unmatched[:50])
+        )
     console.print(_totals_table(result))
 
 
@@ -218,17 +283,25 @@ def _people_table(result: RunResult) -> Table:
 def _operations_table(result: RunResult) -> Table:
     table = _table("Operations", ("destination", "contact", "email", "operation", "details"))
     for change in result.changes:
-        details = "; ".join(f"{k}: {_short(v)}" for k, v in change.summary.items()
-                            if v not in (None, [], {}, ""))
-        table.add_row(change.destination, str(change.person_id), change.email or "-", change.action, details)
+        details = "; ".join(
+            f"{k}: {_short(v)}" for k, v in change.summary.items() if v not in (None, [], {}, "")
+        )
+        table.add_row(
+            change.destination, str(change.person_id), change.email or "-", change.action, details
+        )
     return table
 
 
 def _rejections_table(rejections: list[dict[str, Any]]) -> Table:
     table = _table("Rejected records", ("destination", "contact", "email", "kind", "reason"))
     for row in rejections:
-        table.add_row(row["destination"], str(row["contact_id"]), row.get("email") or "-", row["kind"],
-                      row["reason"])
+        table.add_row(
+            row["destination"],
+            str(row["contact_id"]),
+            row.get("email") or "-",
+            row["kind"],
+            row["reason"],
+        )
     return table
 
 
@@ -248,12 +321,21 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
     for run in status["runs"]:
         counts = ", ".join(f"{k}={v}" for k, v in sorted(run["counts"].items()) if "." not in k)
         exit_code = "-" if run["exit_code"] is None else str(run["exit_code"])
-        runs.add_row(str(run["id"]), run["mode"], when(run["started_at"]), when(run["finished_at"]),
-                     run["status"], exit_code, counts)
+        runs.add_row(
+            str(run["id"]),
+            run["mode"],
+            when(run["started_at"]),
+            when(run["finished_at"]),
+            run["status"],
+            exit_code,
+            counts,
+        )
     console.print(runs)
     for run in status["runs"]:
         if run["error"]:
-            console.print(f"Run {run['id']} ({run['status']}): {run['error']}", markup=False, highlight=False)
+            console.print(
+                f"Run {run['id']} ({run['status']}): {run['error']}", markup=False, highlight=False
+            )
     cursors = Table(title="Cursors")
     cursors.add_column("cursor")
     cursors.add_column("value")
@@ -265,9 +347,11 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
     written = ", ".join(f"{k} {v}" for k, v in sorted(notes.items()))
     console.print("Notes of the last run: " + (written or "none"))
     for held in status.get("held_back", []):
-        console.print(f"Held back for {held['destination']}: {held['count']} contacts "
-                      f"since {when(held['since'])} "
-                      "(transient: retried by every run)")
+        console.print(
+            f"Held back for {held['destination']}: {held['count']} contacts "
+            f"since {when(held['since'])} "
+            "(transient: retried by every run)"
+        )
     if status["rejections"]:
         console.print(_rejections_table(status["rejections"]))
     else:

@@ -6,15 +6,17 @@ ids. Every answer is validated by the config's own checks before anything is wri
 config holds `${VAR}` references only, the secrets go to an env file created with mode 0600, and
 neither file is ever overwritten.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import click
 import yaml
@@ -29,12 +31,22 @@ from kommo_sync.errors import ConfigError
 from kommo_sync.pipelines import closest
 
 CONFIG_NAME, ENV_NAME, STATE_NAME = "sync.yaml", "kommo-sync.env", "kommo-sync.db"
-SECRET_VARS = {"kommo": "KOMMO_TOKEN", "mailchimp": "MAILCHIMP_API_KEY", "klaviyo": "KLAVIYO_API_KEY"}
+SECRET_VARS = {
+    "kommo": "KOMMO_TOKEN",
+    "mailchimp": "MAILCHIMP_API_KEY",
+    "klaviyo": "KLAVIYO_API_KEY",
+}
 SECRET_KEYS = {"kommo": "token", "mailchimp": "api_key", "klaviyo": "api_key"}
-FLAGS = {"kommo.base_url": "--kommo-url", "kommo.token": "--kommo-token",
-         "mailchimp.api_key": "--mailchimp-key", "mailchimp.base_url": "--mailchimp-url",
-         "mailchimp.list_id": "--mailchimp-audience", "klaviyo.api_key": "--klaviyo-key",
-         "klaviyo.base_url": "--klaviyo-url", "klaviyo.list_id": "--klaviyo-list"}
+FLAGS = {
+    "kommo.base_url": "--kommo-url",
+    "kommo.token": "--kommo-token",
+    "mailchimp.api_key": "--mailchimp-key",
+    "mailchimp.base_url": "--mailchimp-url",
+    "mailchimp.list_id": "--mailchimp-audience",
+    "klaviyo.api_key": "--klaviyo-key",
+    "klaviyo.base_url": "--klaviyo-url",
+    "klaviyo.list_id": "--klaviyo-list",
+}
 TIMEOUT = 60.0
 Say = Callable[[str], None]
 
@@ -77,9 +89,13 @@ class Asker:
                 raise ConfigError(flag, "required with --yes (without it, init asks)")
             return default
         try:
-            return str(click.prompt(question, default=default, hide_input=hide, show_default=bool(default)))
+            return str(
+                click.prompt(question, default=default, hide_input=hide, show_default=bool(default))
+            )
         except click.Abort:
-            raise ConfigError(flag, "no answer: give it as a flag (with --yes, nothing is asked)") from None
+            raise ConfigError(
+                flag, "no answer: give it as a flag (with --yes, nothing is asked)"
+            ) from None
 
     def confirm(self, question: str) -> bool:
         return not self.interactive or click.confirm(question, default=True)
@@ -99,12 +115,17 @@ class Draft:
         if "\n" in secret or secret != secret.strip():
             raise ConfigError(FLAGS[f"{section}.{key}"], "holds a line break or surrounding spaces")
         self.secrets[variable] = secret
-        self.sections[section] = {**({"base_url": base_url} if base_url else {}), key: f"${{{variable}}}"}
+        self.sections[section] = {
+            **({"base_url": base_url} if base_url else {}),
+            key: f"${{{variable}}}",
+        }
 
     def config(self, folder: Path, **placeholders: dict[str, Any]) -> Config:
         """The typed config, checked by the config's own rules (errors name the flag);
         `placeholders` stand for what is not picked yet (the audience being listed)."""
-        raw = {name: {**values, **placeholders.get(name, {})} for name, values in self.sections.items()}
+        raw = {
+            name: {**values, **placeholders.get(name, {})} for name, values in self.sections.items()
+        }
         with flag_names():
             return parse_config({"state": STATE_NAME, **raw}, self.secrets, base_dir=folder)
 
@@ -158,8 +179,11 @@ def refuse_existing(folder: Path) -> tuple[Path, Path]:
     targets = (folder / CONFIG_NAME, folder / ENV_NAME)
     for path in targets:
         if path.exists():
-            raise ConfigError("--dir", f"{path} exists: init never overwrites a file; move it away or "
-                                       "choose another --dir")
+            raise ConfigError(
+                "--dir",
+                f"{path} exists: init never overwrites a file; move it away or "
+                "choose another --dir",
+            )
     return targets
 
 
@@ -170,7 +194,9 @@ def show(say: Say, title: str, options: Sequence[Named]) -> None:
         say(f"  {number}) {option.label()}" + (f", {option.detail}" if option.detail else ""))
 
 
-def match(value: str, options: Sequence[Named], what: str, flag: str, numbered: bool = False) -> Named:
+def match(
+    value: str, options: Sequence[Named], what: str, flag: str, numbered: bool = False
+) -> Named:
     """The option a flag or an answer names: by number (answers only), id, web id or name."""
     value = value.strip()
     if numbered and value.isdigit() and 1 <= int(value) <= len(options):
@@ -182,8 +208,9 @@ def match(value: str, options: Sequence[Named], what: str, flag: str, numbered: 
     raise ConfigError(flag, f"no {what} {value!r}{hint}")
 
 
-def pick_required(ask: Asker, given: str | None, options: Sequence[Named], what: str, flag: str,
-                  question: str) -> Named:
+def pick_required(
+    ask: Asker, given: str | None, options: Sequence[Named], what: str, flag: str, question: str
+) -> Named:
     """One option: the flag's, else asked; with --yes, the only one there is."""
     if given:
         return match(given, options, what, flag)
@@ -193,13 +220,18 @@ def pick_required(ask: Asker, given: str | None, options: Sequence[Named], what:
         if len(options) == 1:
             return options[0]
         listed = ", ".join(o.label() for o in options)
-        raise ConfigError(flag, f"required with --yes: the account has {len(options)} {what}s: {listed}")
-    answer = ask.text(f"{question} (a number, name or id)", flag, "1" if len(options) == 1 else None)
+        raise ConfigError(
+            flag, f"required with --yes: the account has {len(options)} {what}s: {listed}"
+        )
+    answer = ask.text(
+        f"{question} (a number, name or id)", flag, "1" if len(options) == 1 else None
+    )
     return match(answer, options, what, flag, numbered=True)
 
 
-def pick_optional(ask: Asker, given: str | None, options: Sequence[Named], what: str, flag: str,
-                  question: str) -> Named | None:
+def pick_optional(
+    ask: Asker, given: str | None, options: Sequence[Named], what: str, flag: str, question: str
+) -> Named | None:
     """The flag's option, else asked (empty: none); with --yes, none."""
     if given:
         return match(given, options, what, flag)
@@ -211,17 +243,26 @@ def pick_optional(ask: Asker, given: str | None, options: Sequence[Named], what:
 
 # Kommo -------------------------------------------------------------------------------------------
 def _kommo(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Clock) -> None:
-    url = given.kommo_url or ask.text("Kommo account address (like https://mycompany.kommo.com)",
-                                      "--kommo-url")
+    url = given.kommo_url or ask.text(
+        "Kommo account address (like https://mycompany.kommo.com)", "--kommo-url"
+    )
     token = given.kommo_token or ask.text("Kommo long-lived token", "--kommo-token", hide=True)
     draft.add("kommo", token, url)
     with flag_names():
-        catalog, fields = checks.kommo_account(draft.config(folder).kommo, clock, TIMEOUT, "nothing written")
-    pipelines = [Named(p.id, p.name) for p in sorted(catalog.pipelines.values(), key=lambda p: p.name)]
+        catalog, fields = checks.kommo_account(
+            draft.config(folder).kommo, clock, TIMEOUT, "nothing written"
+        )
+    pipelines = [
+        Named(p.id, p.name) for p in sorted(catalog.pipelines.values(), key=lambda p: p.name)
+    ]
     picked = _pipelines(given, ask, pipelines)
     draft.sections["kommo"]["pipelines"] = [p.name for p in picked]
     draft.comments["pipelines"] = ", ".join(f"{p.name!r} (id {p.id})" for p in pipelines)
-    custom = [Named(f["id"], f.get("name") or "", f.get("type") or "") for f in fields if not f.get("code")]
+    custom = [
+        Named(f["id"], f.get("name") or "", f.get("type") or "")
+        for f in fields
+        if not f.get("code")
+    ]
     _fields(given, ask, draft, custom)
 
 
@@ -231,10 +272,14 @@ def _pipelines(given: Answers, ask: Asker, pipelines: list[Named]) -> list[Named
     if not ask.interactive:
         return []
     show(ask.say, "Kommo pipelines", pipelines)
-    answer = ask.text("Pipelines to sync (numbers, names or ids, comma-separated; empty: all)",
-                      "--pipeline", "")
-    return [match(part, pipelines, "pipeline", "--pipeline", numbered=True)
-            for part in answer.split(",") if part.strip()]
+    answer = ask.text(
+        "Pipelines to sync (numbers, names or ids, comma-separated; empty: all)", "--pipeline", ""
+    )
+    return [
+        match(part, pipelines, "pipeline", "--pipeline", numbered=True)
+        for part in answer.split(",")
+        if part.strip()
+    ]
 
 
 def _fields(given: Answers, ask: Asker, draft: Draft, custom: list[Named]) -> None:
@@ -243,12 +288,24 @@ def _fields(given: Answers, ask: Asker, draft: Draft, custom: list[Named]) -> No
     others = [f for f in custom if f.detail != "checkbox"]
     if ask.interactive and not given.consent_field:
         show(ask.say, "Kommo checkbox fields", boxes)
-    consent = pick_optional(ask, given.consent_field, boxes, "checkbox field", "--consent-field",
-                            "Consent checkbox (without one, consent is not tracked)")
+    consent = pick_optional(
+        ask,
+        given.consent_field,
+        boxes,
+        "checkbox field",
+        "--consent-field",
+        "Consent checkbox (without one, consent is not tracked)",
+    )
     if ask.interactive and not given.lead_source_field:
         show(ask.say, "Kommo contact fields", others)
-    source = pick_optional(ask, given.lead_source_field, others, "contact field", "--lead-source-field",
-                           "Lead source field")
+    source = pick_optional(
+        ask,
+        given.lead_source_field,
+        others,
+        "contact field",
+        "--lead-source-field",
+        "Lead source field",
+    )
     kommo = draft.sections["kommo"]
     if consent:
         kommo["consent_field"] = consent.name
@@ -259,8 +316,9 @@ def _fields(given: Answers, ask: Asker, draft: Draft, custom: list[Named]) -> No
 
 # Mailchimp and Klaviyo ---------------------------------------------------------------------------
 def _mailchimp(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Clock) -> None:
-    key = given.mailchimp_key or ask.text("Mailchimp API key (empty: no Mailchimp)", "--mailchimp-key",
-                                          "", hide=True)
+    key = given.mailchimp_key or ask.text(
+        "Mailchimp API key (empty: no Mailchimp)", "--mailchimp-key", "", hide=True
+    )
     if not key:
         if given.mailchimp_audience:
             raise ConfigError("--mailchimp-audience", "needs --mailchimp-key")
@@ -271,15 +329,22 @@ def _mailchimp(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Cl
         audiences = checks.mailchimp_audiences(mailchimp_http(config, clock, TIMEOUT))
     if ask.interactive and not given.mailchimp_audience:
         show(ask.say, "Mailchimp audiences", audiences)
-    audience = pick_required(ask, given.mailchimp_audience, audiences, "audience", "--mailchimp-audience",
-                             "Mailchimp audience")
+    audience = pick_required(
+        ask,
+        given.mailchimp_audience,
+        audiences,
+        "audience",
+        "--mailchimp-audience",
+        "Mailchimp audience",
+    )
     draft.sections["mailchimp"]["list_id"] = str(audience.id)
     draft.comments["audience"] = audience.name
 
 
 def _klaviyo(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Clock) -> None:
-    key = given.klaviyo_key or ask.text("Klaviyo private API key (empty: no Klaviyo)", "--klaviyo-key",
-                                        "", hide=True)
+    key = given.klaviyo_key or ask.text(
+        "Klaviyo private API key (empty: no Klaviyo)", "--klaviyo-key", "", hide=True
+    )
     if not key:
         if given.klaviyo_list:
             raise ConfigError("--klaviyo-list", "needs --klaviyo-key")
@@ -290,8 +355,9 @@ def _klaviyo(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Cloc
         lists = checks.klaviyo_lists(klaviyo_http(config, clock, TIMEOUT))
     if ask.interactive and not given.klaviyo_list:
         show(ask.say, "Klaviyo lists", lists)
-    chosen = pick_required(ask, given.klaviyo_list, lists, "list", "--klaviyo-list",
-                           "Klaviyo list every profile joins")
+    chosen = pick_required(
+        ask, given.klaviyo_list, lists, "list", "--klaviyo-list", "Klaviyo list every profile joins"
+    )
     draft.sections["klaviyo"]["list_id"] = str(chosen.id)
     draft.comments["list"] = chosen.name
     others = [item.label() for item in lists if item.id != chosen.id]
@@ -306,11 +372,17 @@ def scalar(value: Any) -> str:
 
 def render(draft: Draft) -> str:
     """The commented sync.yaml."""
-    lines = [f"# kommo-sync configuration, written by `kommo-sync init` on {date.today().isoformat()}.",
-             "# Secrets are not in this file: ${VAR} is read from the environment, a VAR_FILE, or the",
-             "# env file named here (keep it mode 0600). sync.yaml.example explains every key.",
-             f"env_file: {ENV_NAME}", "", *_kommo_yaml(draft), "",
-             "# the state file (mode 0600: it holds personal data)", f"state: {STATE_NAME}"]
+    lines = [
+        f"# kommo-sync configuration, written by `kommo-sync init` on {date.today().isoformat()}.",
+        "# Secrets are not in this file: ${VAR} is read from the environment, a VAR_FILE, or the",
+        "# env file named here (keep it mode 0600). sync.yaml.example explains every key.",
+        f"env_file: {ENV_NAME}",
+        "",
+        *_kommo_yaml(draft),
+        "",
+        "# the state file (mode 0600: it holds personal data)",
+        f"state: {STATE_NAME}",
+    ]
     if "mailchimp" in draft.sections:
         lines += ["", *_mailchimp_yaml(draft)]
     if "klaviyo" in draft.sections:
@@ -320,15 +392,24 @@ def render(draft: Draft) -> str:
 
 def _kommo_yaml(draft: Draft) -> list[str]:
     kommo = draft.sections["kommo"]
-    lines = ["kommo:", f"  base_url: {scalar(kommo['base_url'])}", "  token: ${KOMMO_TOKEN}",
-             "  # the email-consent checkbox (without one, consent is not tracked); checkbox fields:",
-             f"  #   {draft.comments['boxes']}",
-             _optional("consent_field", kommo), "  # a contact field synced as the lead source; optional",
-             _optional("lead_source_field", kommo),
-             "  # pipelines to sync (empty: all); this account has:", f"  #   {draft.comments['pipelines']}"]
+    lines = [
+        "kommo:",
+        f"  base_url: {scalar(kommo['base_url'])}",
+        "  token: ${KOMMO_TOKEN}",
+        "  # the email-consent checkbox (without one, consent is not tracked); checkbox fields:",
+        f"  #   {draft.comments['boxes']}",
+        _optional("consent_field", kommo),
+        "  # a contact field synced as the lead source; optional",
+        _optional("lead_source_field", kommo),
+        "  # pipelines to sync (empty: all); this account has:",
+        f"  #   {draft.comments['pipelines']}",
+    ]
     picked = kommo["pipelines"]
-    return lines + (["  pipelines:", *[f"    - {scalar(name)}" for name in picked]] if picked
-                    else ["  pipelines: []"])
+    return lines + (
+        ["  pipelines:", *[f"    - {scalar(name)}" for name in picked]]
+        if picked
+        else ["  pipelines: []"]
+    )
 
 
 def _optional(key: str, section: dict[str, Any]) -> str:
@@ -337,28 +418,39 @@ def _optional(key: str, section: dict[str, Any]) -> str:
 
 def _mailchimp_yaml(draft: Draft) -> list[str]:
     mailchimp = draft.sections["mailchimp"]
-    lines = ["mailchimp:", "  # the key's data center (its -us6 suffix) picks the host",
-             "  api_key: ${MAILCHIMP_API_KEY}"]
+    lines = [
+        "mailchimp:",
+        "  # the key's data center (its -us6 suffix) picks the host",
+        "  api_key: ${MAILCHIMP_API_KEY}",
+    ]
     if "base_url" in mailchimp:
         lines.append(f"  base_url: {scalar(mailchimp['base_url'])}")
-    return lines + [f"  # audience {draft.comments['audience']!r}",
-                    f"  list_id: {scalar(mailchimp['list_id'])}",
-                    "  # new people without consent: skip | transactional | pending (double opt-in)",
-                    "  without_consent: skip"]
+    return lines + [
+        f"  # audience {draft.comments['audience']!r}",
+        f"  list_id: {scalar(mailchimp['list_id'])}",
+        "  # new people without consent: skip | transactional | pending (double opt-in)",
+        "  without_consent: skip",
+    ]
 
 
 def _klaviyo_yaml(draft: Draft) -> list[str]:
     klaviyo = draft.sections["klaviyo"]
-    lines = ["klaviyo:", "  # a private key with the profiles, lists, events and subscriptions scopes",
-             "  api_key: ${KLAVIYO_API_KEY}"]
+    lines = [
+        "klaviyo:",
+        "  # a private key with the profiles, lists, events and subscriptions scopes",
+        "  api_key: ${KLAVIYO_API_KEY}",
+    ]
     if "base_url" in klaviyo:
         lines.append(f"  base_url: {scalar(klaviyo['base_url'])}")
-    return lines + [f"  # list {draft.comments['list']!r}: every synced profile joins it",
-                    f"  list_id: {scalar(klaviyo['list_id'])}",
-                    "  # lists joined and left as the stage changes (new, in_progress, won, lost);",
-                    f"  # other lists: {draft.comments['other_lists']}",
-                    "  # lists_by_stage: {won: <list id>}",
-                    "  # the region of phone numbers stored without a country code", "  # phone_region: DE"]
+    return lines + [
+        f"  # list {draft.comments['list']!r}: every synced profile joins it",
+        f"  list_id: {scalar(klaviyo['list_id'])}",
+        "  # lists joined and left as the stage changes (new, in_progress, won, lost);",
+        f"  # other lists: {draft.comments['other_lists']}",
+        "  # lists_by_stage: {won: <list id>}",
+        "  # the region of phone numbers stored without a country code",
+        "  # phone_region: DE",
+    ]
 
 
 def write_files(targets: tuple[Path, Path], text: str, secrets: dict[str, str]) -> None:

@@ -2,15 +2,16 @@
 Clock's stop flag: sleeps, job waits and the gaps between requests raise Interrupted); a second
 ends the process at once. Installed by the CLI only, for the length of one run: a library
 user's process-wide signal handling is never touched."""
+
 from __future__ import annotations
 
 import functools
 import os
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Iterator
 
 from kommo_sync.clock import StopFlag
 

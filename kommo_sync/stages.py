@@ -4,9 +4,10 @@ won if any lead is won; else in progress if any open lead is past its pipeline's
 else new if a lead sits in the first stage or there is no lead; else (all lost) lost. So editing
 an old deal never flips a customer back.
 """
+
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from kommo_sync.model import LOST_STATUS_ID, WON_STATUS_ID, Catalog, Deal, Lead, Stage
 
@@ -41,6 +42,10 @@ def contact_stage(leads: Iterable[Lead], catalog: Catalog) -> tuple[Stage, Lead 
 def deal_of(lead: Lead | None, catalog: Catalog) -> Deal | None:
     if lead is None:
         return None
-    return Deal(id=lead.id, name=lead.name, amount=lead.price,
-                status_name=catalog.status_name(lead.pipeline_id, lead.status_id),
-                pipeline_name=catalog.pipeline_name(lead.pipeline_id))
+    return Deal(
+        id=lead.id,
+        name=lead.name,
+        amount=lead.price,
+        status_name=catalog.status_name(lead.pipeline_id, lead.status_id),
+        pipeline_name=catalog.pipeline_name(lead.pipeline_id),
+    )

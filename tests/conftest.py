@@ -1,10 +1,12 @@
 """The end-to-end harness: the three sandboxes on local ports, a config aimed at them, and
 helpers to run the real CLI (click's CliRunner) or the engine, all in simulated time."""
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -23,7 +25,11 @@ from kommo_sync.sandbox.server import SandboxServer
 KOMMO_TOKEN = "kommo-secret-token-0001"
 MAILCHIMP_KEY = "0123456789abcdef0123456789abcdef-us1"
 KLAVIYO_KEY = "pk_secret_klaviyo_key_0001"
-ENV = {"KOMMO_TOKEN": KOMMO_TOKEN, "MAILCHIMP_API_KEY": MAILCHIMP_KEY, "KLAVIYO_API_KEY": KLAVIYO_KEY}
+ENV = {
+    "KOMMO_TOKEN": KOMMO_TOKEN,
+    "MAILCHIMP_API_KEY": MAILCHIMP_KEY,
+    "KLAVIYO_API_KEY": KLAVIYO_KEY,
+}
 SECRETS = tuple(ENV.values())
 
 
@@ -35,25 +41,41 @@ class World:
         self.kommo = KommoSandbox(clock, token=KOMMO_TOKEN)
         self.mailchimp = MailchimpSandbox(clock, api_key=MAILCHIMP_KEY)
         self.klaviyo = KlaviyoSandbox(clock, api_key=KLAVIYO_KEY)
-        self.servers = [SandboxServer(app).start() for app in (self.kommo, self.mailchimp, self.klaviyo)]
-        self.kommo.add_pipeline("Leads", ["Contact made"], is_main=True)   # every Kommo account has one
+        self.servers = [
+            SandboxServer(app).start() for app in (self.kommo, self.mailchimp, self.klaviyo)
+        ]
+        self.kommo.add_pipeline(
+            "Leads", ["Contact made"], is_main=True
+        )  # every Kommo account has one
         self.list_id = self.mailchimp.add_list("CRM contacts")
         self.klaviyo_list = self.klaviyo.add_list("CRM Leads")
         self.raw: dict[str, Any] = {
-            "kommo": {"base_url": self.servers[0].url, "token": "${KOMMO_TOKEN}",
-                      "consent_field": "Email consent", "lead_source_field": "Lead source"},
+            "kommo": {
+                "base_url": self.servers[0].url,
+                "token": "${KOMMO_TOKEN}",
+                "consent_field": "Email consent",
+                "lead_source_field": "Lead source",
+            },
             "state": str(tmp / "state.db"),
         }
         self.config_path = tmp / "sync.yaml"
 
-    def with_mailchimp(self, **overrides: Any) -> "World":
-        self.raw["mailchimp"] = {"api_key": "${MAILCHIMP_API_KEY}", "base_url": self.servers[1].url + "/3.0",
-                                 "list_id": self.list_id, **overrides}
+    def with_mailchimp(self, **overrides: Any) -> World:
+        self.raw["mailchimp"] = {
+            "api_key": "${MAILCHIMP_API_KEY}",
+            "base_url": self.servers[1].url + "/3.0",
+            "list_id": self.list_id,
+            **overrides,
+        }
         return self
 
-    def with_klaviyo(self, **overrides: Any) -> "World":
-        self.raw["klaviyo"] = {"api_key": "${KLAVIYO_API_KEY}", "base_url": self.servers[2].url,
-                               "list_id": self.klaviyo_list, **overrides}
+    def with_klaviyo(self, **overrides: Any) -> World:
+        self.raw["klaviyo"] = {
+            "api_key": "${KLAVIYO_API_KEY}",
+            "base_url": self.servers[2].url,
+            "list_id": self.klaviyo_list,
+            **overrides,
+        }
         return self
 
     def status_id(self, pipeline: int, name: str) -> int:
@@ -73,8 +95,13 @@ class World:
     def cli(self, *args: str, env: dict[str, str] | None = None) -> Any:
         self.write_config()
         runner = CliRunner()
-        return runner.invoke(cli, ["--config", str(self.config_path), *args], obj={"clock": self.clock},
-                             env={**ENV, **(env or {})}, catch_exceptions=False)
+        return runner.invoke(
+            cli,
+            ["--config", str(self.config_path), *args],
+            obj={"clock": self.clock},
+            env={**ENV, **(env or {})},
+            catch_exceptions=False,
+        )
 
     def cli_json(self, *args: str) -> tuple[int, dict[str, Any]]:
         result = self.cli(*args, "--json")

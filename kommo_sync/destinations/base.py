@@ -3,16 +3,18 @@
 A destination turns people into changes (`plan`, pure: desired state vs. what was last pushed),
 applies changes in bulk (`push`), and reports what it learned since its cursor (`read_feedback`).
 """
+
 from __future__ import annotations
 
 import hashlib
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
-from kommo_sync.model import DealEvent, Person
 from kommo_sync.encoding import compact_json
+from kommo_sync.model import DealEvent, Person
 
 
 @dataclass(frozen=True)
@@ -104,12 +106,13 @@ class Destination(ABC):
         """Where the data lives (an audience, an account); when it changes, pushed state is void."""
         return ""
 
-    def prepare(self, memory: "DestinationMemory", dry_run: bool) -> None:
+    def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
         """Load what the plan needs from the vendor once per run (e.g. merge fields)."""
 
     @abstractmethod
-    def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]],
-             suppressed: set[str]) -> Plan:
+    def plan(
+        self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]
+    ) -> Plan:
         """Desired state vs. last pushed → changes. Pure: no I/O."""
 
     @abstractmethod

@@ -18,15 +18,17 @@ sent twice). A request Klaviyo refuses as a whole because of some rows (`source.
 resent without them; one refused without naming rows is transient for all it held (decided by
 `failures.classify`), and one too large (413) goes again in halves.
 """
+
 from __future__ import annotations
 
 import functools
 import json
 import re
 import threading
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import phonenumbers
 import requests
@@ -34,8 +36,16 @@ import requests
 from kommo_sync.batching import JobTimer, chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import KlaviyoConfig
-from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan, Skip,
-                                          fingerprint)
+from kommo_sync.destinations.base import (
+    Change,
+    Destination,
+    DestinationMemory,
+    Feedback,
+    Outcome,
+    Plan,
+    Skip,
+    fingerprint,
+)
 from kommo_sync.errors import ConfigError, RequestRefused, RetryLater
 from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient, describe_error
@@ -57,7 +67,9 @@ CUSTOM_SOURCE = "Kommo CRM sync"
 CONFLICT_CODES = ("duplicate_profile", "not_found")
 ROW_POINTER = re.compile(r"^/data/attributes/profiles/data/(\d+)")
 LIST_POINTER = re.compile(r"^/data/(\d+)")
-EVENT_POINTER = re.compile(r"^/data/attributes/events-bulk-create/data/(\d+)(?:/attributes/events/data/(\d+))?")
+EVENT_POINTER = re.compile(
+    r"^/data/attributes/events-bulk-create/data/(\d+)(?:/attributes/events/data/(\d+))?"
+)
 
 Locator = Callable[[str], list[int]]
 Builder = Callable[[list[Change]], tuple[dict[str, Any], Locator]]
@@ -82,18 +94,24 @@ def _amount(value: float) -> float | int:
 
 
 def profile_attributes(person: Person, phone: str | None) -> dict[str, str | None]:
-    return {"first_name": person.first_name or None, "last_name": person.last_name or None,
-            "organization": person.company or None, "phone_number": phone}
+    return {
+        "first_name": person.first_name or None,
+        "last_name": person.last_name or None,
+        "organization": person.company or None,
+        "phone_number": phone,
+    }
 
 
 def profile_properties(person: Person) -> dict[str, Any]:
     """Custom properties; None means "not known now" (unset when it was pushed before)."""
     deal = person.deal
-    return {"crm_stage": deal.status_name if deal else None,
-            "crm_pipeline": deal.pipeline_name if deal else None,
-            "deal_amount": _amount(deal.amount) if deal else None,
-            "kommo_deal_id": deal.id if deal else None,
-            "kommo_contact_id": person.contact_id}
+    return {
+        "crm_stage": deal.status_name if deal else None,
+        "crm_pipeline": deal.pipeline_name if deal else None,
+        "deal_amount": _amount(deal.amount) if deal else None,
+        "kommo_deal_id": deal.id if deal else None,
+        "kommo_contact_id": person.contact_id,
+    }
 
 
 def lists_for(stage: Stage, config: KlaviyoConfig) -> list[str]:
@@ -104,14 +122,23 @@ def lists_for(stage: Stage, config: KlaviyoConfig) -> list[str]:
 
 def desired_profile(person: Person, config: KlaviyoConfig, suppressed: bool) -> dict[str, Any]:
     phone = e164(person.phone, config.phone_region)
-    return {"email": person.email, "attributes": profile_attributes(person, phone),
-            "properties": profile_properties(person), "lists": lists_for(person.stage, config),
-            "consent": person.consent,
-            "subscribe": config.subscribe_with_consent and person.consent is True and not suppressed}
+    return {
+        "email": person.email,
+        "attributes": profile_attributes(person, phone),
+        "properties": profile_properties(person),
+        "lists": lists_for(person.stage, config),
+        "consent": person.consent,
+        "subscribe": config.subscribe_with_consent and person.consent is True and not suppressed,
+    }
 
 
-def plan_person(person: Person, pushed: dict[str, Any] | None, suppressed: bool, config: KlaviyoConfig,
-                tags: Mapping[Stage, str]) -> tuple[Change | None, list[Skip]]:
+def plan_person(
+    person: Person,
+    pushed: dict[str, Any] | None,
+    suppressed: bool,
+    config: KlaviyoConfig,
+    tags: Mapping[Stage, str],
+) -> tuple[Change | None, list[Skip]]:
     """The one change this person needs in Klaviyo (None when in step), and notes to count."""
     if not person.email:
         return None, [Skip(person.contact_id, "no_email")]
@@ -121,36 +148,73 @@ def plan_person(person: Person, pushed: dict[str, Any] | None, suppressed: bool,
         return None, []
     bad_phone = bool(person.phone) and desired["attributes"]["phone_number"] is None
     change = profile_change(person, desired, digest, pushed, config)
-    summary = {**change.summary, "stage": tags.get(person.stage),
-               "phone_dropped": person.phone if bad_phone else None}
-    return replace(change, summary=summary), [Skip(person.contact_id, "bad_phone")] if bad_phone else []
+    summary = {
+        **change.summary,
+        "stage": tags.get(person.stage),
+        "phone_dropped": person.phone if bad_phone else None,
+    }
+    return replace(change, summary=summary), [
+        Skip(person.contact_id, "bad_phone")
+    ] if bad_phone else []
 
 
-def profile_change(person: Person, desired: dict[str, Any], digest: str, pushed: dict[str, Any] | None,
-                   config: KlaviyoConfig) -> Change:
+def profile_change(
+    person: Person,
+    desired: dict[str, Any],
+    digest: str,
+    pushed: dict[str, Any] | None,
+    config: KlaviyoConfig,
+) -> Change:
     before = pushed or {}
     add, remove = list_moves(desired["lists"], pushed, config)
     unsubscribe = before.get("consent") is True and person.consent is False
     subscribe = desired["subscribe"] and not before.get("subscribe")
     renamed = pushed is not None and before.get("email") != person.email
-    action = "unsubscribe" if unsubscribe else "rename" if renamed else "update" if pushed else "create"
-    payload = {"profile_id": before.get("profile_id"), "email": person.email,
-               "attributes": _attributes_to_send(desired["attributes"], before.get("attributes") or {}),
-               "properties": {k: v for k, v in desired["properties"].items() if v is not None},
-               "unset": sorted(k for k, v in desired["properties"].items()
-                               if v is None and (before.get("properties") or {}).get(k) is not None),
-               "add_lists": add, "remove_lists": remove, "subscribe": subscribe, "unsubscribe": unsubscribe}
-    summary = {"fields": changed_fields(desired, before), "lists_added": add, "lists_removed": remove,
-               "subscribe": subscribe or None, "unsubscribe": unsubscribe or None,
-               "renamed_from": before.get("email") if renamed else None}
+    action = (
+        "unsubscribe" if unsubscribe else "rename" if renamed else "update" if pushed else "create"
+    )
+    payload = {
+        "profile_id": before.get("profile_id"),
+        "email": person.email,
+        "attributes": _attributes_to_send(desired["attributes"], before.get("attributes") or {}),
+        "properties": {k: v for k, v in desired["properties"].items() if v is not None},
+        "unset": sorted(
+            k
+            for k, v in desired["properties"].items()
+            if v is None and (before.get("properties") or {}).get(k) is not None
+        ),
+        "add_lists": add,
+        "remove_lists": remove,
+        "subscribe": subscribe,
+        "unsubscribe": unsubscribe,
+    }
+    summary = {
+        "fields": changed_fields(desired, before),
+        "lists_added": add,
+        "lists_removed": remove,
+        "subscribe": subscribe or None,
+        "unsubscribe": unsubscribe or None,
+        "renamed_from": before.get("email") if renamed else None,
+    }
     record = {**desired, "profile_id": before.get("profile_id"), "fingerprint": digest}
     if unsubscribe:
-        record["status"] = "unsubscribed"          # our own unsubscribe is not news for the notes
-    return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload,
-                  opts_out=unsubscribe)
+        record["status"] = "unsubscribed"  # our own unsubscribe is not news for the notes
+    return Change(
+        NAME,
+        person.contact_id,
+        person.email,
+        action,
+        digest,
+        record,
+        summary,
+        payload,
+        opts_out=unsubscribe,
+    )
 
 
-def list_moves(lists: list[str], pushed: dict[str, Any] | None, config: KlaviyoConfig) -> tuple[list[str], list[str]]:
+def list_moves(
+    lists: list[str], pushed: dict[str, Any] | None, config: KlaviyoConfig
+) -> tuple[list[str], list[str]]:
     """Lists to join and to leave: we leave only lists we joined (the stage lists are ours)."""
     if pushed is None:
         return lists, []
@@ -175,17 +239,28 @@ def unique_id(event_id: str) -> str:
 
 
 def event_properties(event: DealEvent) -> dict[str, Any]:
-    values = {"deal_name": event.deal_name, "deal_stage": event.stage, "previous_stage": event.previous_stage,
-              "pipeline": event.pipeline, "deal_amount": _amount(event.deal_amount), "kommo_deal_id": event.lead_id}
+    values = {
+        "deal_name": event.deal_name,
+        "deal_stage": event.stage,
+        "previous_stage": event.previous_stage,
+        "pipeline": event.pipeline,
+        "deal_amount": _amount(event.deal_amount),
+        "kommo_deal_id": event.lead_id,
+    }
     return {k: v for k, v in values.items() if v is not None}
 
 
 def event_payload(event: DealEvent, email: str, config: KlaviyoConfig) -> dict[str, Any]:
     """The `POST /api/events` body; bulk jobs regroup the same attributes per profile."""
     attributes: dict[str, Any] = {
-        "properties": event_properties(event), "time": iso_utc(event.at), "unique_id": unique_id(event.id),
-        "metric": {"data": {"type": "metric", "attributes": {"name": config.events[event.kind.value]}}},
-        "profile": {"data": {"type": "profile", "attributes": {"email": email}}}}
+        "properties": event_properties(event),
+        "time": iso_utc(event.at),
+        "unique_id": unique_id(event.id),
+        "metric": {
+            "data": {"type": "metric", "attributes": {"name": config.events[event.kind.value]}}
+        },
+        "profile": {"data": {"type": "profile", "attributes": {"email": email}}},
+    }
     if event.kind is DealEventKind.WON:
         attributes.update(value=_amount(event.deal_amount), value_currency=config.currency)
     if event.backfill:
@@ -195,10 +270,24 @@ def event_payload(event: DealEvent, email: str, config: KlaviyoConfig) -> dict[s
 
 def event_change(event: DealEvent, person: Person, config: KlaviyoConfig) -> Change:
     payload = event_payload(event, person.email or "", config)
-    summary = {"event": config.events[event.kind.value], "deal": event.deal_name, "stage": event.stage,
-               "from": event.previous_stage, "at": iso_utc(event.at), "backfill": event.backfill or None}
-    return Change(NAME, person.contact_id, person.email, event.kind.value, fingerprint(payload),
-                  {"event_id": event.id}, summary, payload)
+    summary = {
+        "event": config.events[event.kind.value],
+        "deal": event.deal_name,
+        "stage": event.stage,
+        "from": event.previous_stage,
+        "at": iso_utc(event.at),
+        "backfill": event.backfill or None,
+    }
+    return Change(
+        NAME,
+        person.contact_id,
+        person.email,
+        event.kind.value,
+        fingerprint(payload),
+        {"event_id": event.id},
+        summary,
+        payload,
+    )
 
 
 # request bodies --------------------------------------------------------------------------------
@@ -216,19 +305,28 @@ def profile_resource(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def import_job_body(rows: list[dict[str, Any]], list_ids: list[str]) -> dict[str, Any]:
-    data: dict[str, Any] = {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": rows}}}
+    data: dict[str, Any] = {
+        "type": "profile-bulk-import-job",
+        "attributes": {"profiles": {"data": rows}},
+    }
     if list_ids:
         data["relationships"] = {"lists": {"data": [{"type": "list", "id": i} for i in list_ids]}}
     return {"data": data}
 
 
-def consent_body(job_type: str, consent: str, rows: list[tuple[str | None, str]],
-                 list_id: str | None = None) -> dict[str, Any]:
+def consent_body(
+    job_type: str, consent: str, rows: list[tuple[str | None, str]], list_id: str | None = None
+) -> dict[str, Any]:
     """Bulk Subscribe / Unsubscribe body for (profile id, email) rows."""
     profiles = []
     for profile_id, email in rows:
-        row: dict[str, Any] = {"type": "profile", "attributes": {
-            "email": email, "subscriptions": {"email": {"marketing": {"consent": consent}}}}}
+        row: dict[str, Any] = {
+            "type": "profile",
+            "attributes": {
+                "email": email,
+                "subscriptions": {"email": {"marketing": {"consent": consent}}},
+            },
+        }
         if profile_id:
             row["id"] = profile_id
         profiles.append(row)
@@ -249,16 +347,34 @@ def events_job_body(payloads: list[dict[str, Any]]) -> tuple[dict[str, Any], Loc
     entries = []
     for positions in groups.values():
         first = payloads[positions[0]]["data"]["attributes"]
-        events = [{"type": "event", "attributes": {k: v for k, v in payloads[p]["data"]["attributes"].items()
-                                                   if k != "profile"}} for p in positions]
-        entries.append({"type": "event-bulk-create",
-                        "attributes": {"profile": first["profile"], "events": {"data": events}}})
-    body = {"data": {"type": "event-bulk-create-job", "attributes": {"events-bulk-create": {"data": entries}}}}
+        events = [
+            {
+                "type": "event",
+                "attributes": {
+                    k: v for k, v in payloads[p]["data"]["attributes"].items() if k != "profile"
+                },
+            }
+            for p in positions
+        ]
+        entries.append(
+            {
+                "type": "event-bulk-create",
+                "attributes": {"profile": first["profile"], "events": {"data": events}},
+            }
+        )
+    body = {
+        "data": {
+            "type": "event-bulk-create-job",
+            "attributes": {"events-bulk-create": {"data": entries}},
+        }
+    }
     return body, _event_locator(list(groups.values()))
 
 
 def _event_email(payload: dict[str, Any]) -> str:
-    return str(payload["data"]["attributes"]["profile"]["data"]["attributes"].get("email") or "").lower()
+    return str(
+        payload["data"]["attributes"]["profile"]["data"]["attributes"].get("email") or ""
+    ).lower()
 
 
 def _event_locator(layout: list[list[int]]) -> Locator:
@@ -270,6 +386,7 @@ def _event_locator(layout: list[list[int]]) -> Locator:
         if match[2] is not None and int(match[2]) < len(positions):
             return [positions[int(match[2])]]
         return positions
+
     return locate
 
 
@@ -277,20 +394,37 @@ def _index_locator(pattern: re.Pattern[str]) -> Locator:
     def locate(pointer: str) -> list[int]:
         match = pattern.match(pointer)
         return [int(match[1])] if match else []
+
     return locate
 
 
 # client -----------------------------------------------------------------------------------------
 def klaviyo_http(config: KlaviyoConfig, clock: Clock, timeout: float = 60.0) -> HttpClient:
-    headers = {"Authorization": f"Klaviyo-API-Key {config.api_key}", "revision": config.revision,
-               "Accept": JSONAPI, "Content-Type": JSONAPI}
-    return HttpClient(base_url=config.base_url, vendor="Klaviyo", clock=clock, headers=headers,
-                      rate_per_second=RATE_PER_SECOND, max_connections=4, timeout=timeout,
-                      auth_hint="check klaviyo.api_key (KLAVIYO_API_KEY) and its scopes")
+    headers = {
+        "Authorization": f"Klaviyo-API-Key {config.api_key}",
+        "revision": config.revision,
+        "Accept": JSONAPI,
+        "Content-Type": JSONAPI,
+    }
+    return HttpClient(
+        base_url=config.base_url,
+        vendor="Klaviyo",
+        clock=clock,
+        headers=headers,
+        rate_per_second=RATE_PER_SECOND,
+        max_connections=4,
+        timeout=timeout,
+        auth_hint="check klaviyo.api_key (KLAVIYO_API_KEY) and its scopes",
+    )
 
 
-def build_klaviyo(config: KlaviyoConfig, tags: Mapping[Stage, str], clock: Clock, timeout: float = 60.0,
-                  job_timer: JobTimer | None = None) -> "KlaviyoDestination":
+def build_klaviyo(
+    config: KlaviyoConfig,
+    tags: Mapping[Stage, str],
+    clock: Clock,
+    timeout: float = 60.0,
+    job_timer: JobTimer | None = None,
+) -> KlaviyoDestination:
     """The destination with its HTTP client; `timeout` bounds each request, `job_timer` polls jobs."""
     return KlaviyoDestination(config, tags, klaviyo_http(config, clock, timeout), clock, job_timer)
 
@@ -301,7 +435,7 @@ class _Failure:
     permanent: bool
 
     @classmethod
-    def judged(cls, status: int, reason: str, attributed: bool, text: str = "") -> "_Failure":
+    def judged(cls, status: int, reason: str, attributed: bool, text: str = "") -> _Failure:
         """The classification table's verdict on a refusal (`text`: Klaviyo's code, title and
         detail); a record is named (`attributed`) by a row pointer or a single-record request."""
         verdict = classify(NAME, status, text or reason, attributed=attributed)
@@ -375,8 +509,12 @@ class _Sent:
             return []
         named = _pointed_rows(response, locate, len(pending))
         if not named:
-            self.hold(pending, _Failure.judged(status, describe_error(response), False,
-                                               _error_text(_json_of(response))))
+            self.hold(
+                pending,
+                _Failure.judged(
+                    status, describe_error(response), False, _error_text(_json_of(response))
+                ),
+            )
             return []
         for position, (reason, text) in named.items():
             self.failures[pending[position]] = _Failure.judged(status, reason, True, text)
@@ -390,7 +528,9 @@ def _json_of(response: requests.Response) -> Any:
         return None
 
 
-def _pointed_rows(response: requests.Response, locate: Locator, count: int) -> dict[int, tuple[str, str]]:
+def _pointed_rows(
+    response: requests.Response, locate: Locator, count: int
+) -> dict[int, tuple[str, str]]:
     """Positions the error pointers of a refusal name, with Klaviyo's reason and error text."""
     body = _json_of(response)
     errors = (body.get("errors") if isinstance(body, dict) else None) or []
@@ -399,8 +539,10 @@ def _pointed_rows(response: requests.Response, locate: Locator, count: int) -> d
         pointer = str((error.get("source") or {}).get("pointer") or "")
         for position in locate(pointer):
             if position < count:
-                rows.setdefault(position, (str(error.get("detail") or error.get("title") or "invalid"),
-                                           _text_of(error)))
+                rows.setdefault(
+                    position,
+                    (str(error.get("detail") or error.get("title") or "invalid"), _text_of(error)),
+                )
     return rows
 
 
@@ -419,34 +561,52 @@ CLOCK_SKEW = 60
 FEEDBACK_SORT = "feedback_sort"
 SORT_WORD = re.compile(r"\bsort\b", re.IGNORECASE)
 ACTIVITY_METRICS = {"Opened Email": "open", "Clicked Email": "click"}
-SUPPRESSION_KINDS = {"UNSUBSCRIBE": ("unsubscribed", ""), "SPAM_COMPLAINT": ("unsubscribed", "marked an email as spam"),
-                     "USER_SUPPRESSED": ("unsubscribed", "suppressed in Klaviyo"),
-                     "HARD_BOUNCE": ("cleaned", "hard bounce"), "INVALID_EMAIL": ("cleaned", "invalid email")}
+SUPPRESSION_KINDS = {
+    "UNSUBSCRIBE": ("unsubscribed", ""),
+    "SPAM_COMPLAINT": ("unsubscribed", "marked an email as spam"),
+    "USER_SUPPRESSED": ("unsubscribed", "suppressed in Klaviyo"),
+    "HARD_BOUNCE": ("cleaned", "hard bounce"),
+    "INVALID_EMAIL": ("cleaned", "invalid email"),
+}
 
 
 def _suppression_feedback(profile: dict[str, Any], since: int, until: int) -> Iterator[Feedback]:
     """One Feedback per global email suppression of this profile inside (since, until]."""
-    marketing = ((((profile.get("attributes") or {}).get("subscriptions") or {}).get("email") or {})
-                 .get("marketing") or {})
+    marketing = (
+        ((profile.get("attributes") or {}).get("subscriptions") or {}).get("email") or {}
+    ).get("marketing") or {}
     email = str(profile["attributes"].get("email") or "").lower()
     for suppression in marketing.get("suppression") or []:
         at = epoch_of(suppression["timestamp"])
         kind, detail = SUPPRESSION_KINDS.get(suppression.get("reason"), ("unsubscribed", ""))
         if email and since < at <= until:
-            yield Feedback("klaviyo", kind, email, at, "Klaviyo email marketing",
-                           f"klaviyo:{suppression.get('reason')}:{profile['id']}:{at}", detail=detail)
+            yield Feedback(
+                "klaviyo",
+                kind,
+                email,
+                at,
+                "Klaviyo email marketing",
+                f"klaviyo:{suppression.get('reason')}:{profile['id']}:{at}",
+                detail=detail,
+            )
 
 
 def _refuses_sort(exc: RequestRefused) -> bool:
     """Klaviyo's 400 for a `sort` it will not take (its error names the parameter or the sort)."""
     errors = (exc.body.get("errors") if isinstance(exc.body, dict) else None) or []
-    named = any(isinstance(e, dict) and (e.get("source") or {}).get("parameter") == "sort" for e in errors)
+    named = any(
+        isinstance(e, dict) and (e.get("source") or {}).get("parameter") == "sort" for e in errors
+    )
     return exc.status == 400 and (named or SORT_WORD.search(_error_text(exc.body)) is not None)
 
 
 def may_subscribe(marketing: dict[str, Any] | None, list_id: str) -> bool:
     """Only a profile that never subscribed and carries no suppression: Bulk Subscribe lifts them."""
-    if not marketing or marketing.get("consent") != "NEVER_SUBSCRIBED" or marketing.get("suppression"):
+    if (
+        not marketing
+        or marketing.get("consent") != "NEVER_SUBSCRIBED"
+        or marketing.get("suppression")
+    ):
         return False
     return not any(s.get("list_id") == list_id for s in marketing.get("list_suppressions") or [])
 
@@ -466,8 +626,14 @@ class KlaviyoDestination(Destination):
     name = NAME
     wants_deal_events = True
 
-    def __init__(self, config: KlaviyoConfig, tags: Mapping[Stage, str], http: HttpClient, clock: Clock,
-                 job_timer: JobTimer | None = None):
+    def __init__(
+        self,
+        config: KlaviyoConfig,
+        tags: Mapping[Stage, str],
+        http: HttpClient,
+        clock: Clock,
+        job_timer: JobTimer | None = None,
+    ):
         self.config, self.tags, self.http, self.clock = config, dict(tags), http, clock
         self.job_timer = job_timer or JobTimer()
         self.phone_owners: dict[int, int] = {}
@@ -481,8 +647,12 @@ class KlaviyoDestination(Destination):
         self.memory = memory
         self.phone_owners.clear()
         wanted = {"klaviyo.list_id": self.config.list_id}
-        wanted.update({f"klaviyo.lists_by_stage.{stage.value}": list_id
-                       for stage, list_id in self.config.lists_by_stage.items()})
+        wanted.update(
+            {
+                f"klaviyo.lists_by_stage.{stage.value}": list_id
+                for stage, list_id in self.config.lists_by_stage.items()
+            }
+        )
         known = set(memory.get("lists_found", []))
         for key, list_id in wanted.items():
             if list_id in known:
@@ -498,9 +668,11 @@ class KlaviyoDestination(Destination):
         return int(moment.timestamp()) if moment else None
 
     def settings(self) -> Any:
-        return {"lists_by_stage": {s.value: l for s, l in self.config.lists_by_stage.items()},
-                "subscribe_with_consent": self.config.subscribe_with_consent,
-                "phone_region": self.config.phone_region}
+        return {
+            "lists_by_stage": {s.value: l for s, l in self.config.lists_by_stage.items()},
+            "subscribe_with_consent": self.config.subscribe_with_consent,
+            "phone_region": self.config.phone_region,
+        }
 
     def target(self) -> str:
         return self.config.list_id
@@ -513,10 +685,16 @@ class KlaviyoDestination(Destination):
         the spec lists with gt/lte) gives the state with its reason in one paged read, while the
         events API needs the account's metric ids first and a metric exists only once it happened.
         """
-        window = (f"greater-than({SUPPRESSION}.timestamp,{iso_utc(since)}),"
-                  f"less-or-equal({SUPPRESSION}.timestamp,{iso_utc(until)})")
-        params = {"additional-fields[profile]": "subscriptions", "filter": window,
-                  "page[size]": PAGE_SIZE, "fields[profile]": "email,subscriptions"}
+        window = (
+            f"greater-than({SUPPRESSION}.timestamp,{iso_utc(since)}),"
+            f"less-or-equal({SUPPRESSION}.timestamp,{iso_utc(until)})"
+        )
+        params = {
+            "additional-fields[profile]": "subscriptions",
+            "filter": window,
+            "page[size]": PAGE_SIZE,
+            "fields[profile]": "email,subscriptions",
+        }
         for profile in self._suppressed_profiles(params):
             yield from _suppression_feedback(profile, since, until)
         if activity:
@@ -528,7 +706,9 @@ class KlaviyoDestination(Destination):
         bound to fail first. Nothing depends on the order: feedback keys are stable."""
         if self.memory.get(FEEDBACK_SORT, True):
             try:
-                yield from self._pages("/api/profiles", {**params, "sort": f"{SUPPRESSION}.timestamp"})
+                yield from self._pages(
+                    "/api/profiles", {**params, "sort": f"{SUPPRESSION}.timestamp"}
+                )
                 return
             except RequestRefused as exc:
                 if not _refuses_sort(exc):
@@ -541,29 +721,55 @@ class KlaviyoDestination(Destination):
         for name, kind in ACTIVITY_METRICS.items():
             if name not in metrics:
                 continue
-            params = {"filter": f'equals(metric_id,"{metrics[name]}"),greater-than(datetime,{iso_utc(since)}),'
-                                f"less-or-equal(datetime,{iso_utc(until)})",
-                      "include": "profile", "fields[profile]": "email", "page[size]": 200}
+            params = {
+                "filter": f'equals(metric_id,"{metrics[name]}"),greater-than(datetime,{iso_utc(since)}),'
+                f"less-or-equal(datetime,{iso_utc(until)})",
+                "include": "profile",
+                "fields[profile]": "email",
+                "page[size]": 200,
+            }
             yield from self._activity_events(params, kind)
 
     def _activity_events(self, params: dict[str, Any], kind: str) -> Iterator[Feedback]:
         for body in self._bodies("/api/events", params):
-            emails = {p["id"]: str(p["attributes"].get("email") or "").lower() for p in body.get("included") or []}
+            emails = {
+                p["id"]: str(p["attributes"].get("email") or "").lower()
+                for p in body.get("included") or []
+            }
             for event in body.get("data") or []:
-                email = emails.get(((event.get("relationships") or {}).get("profile") or {}).get("data", {}).get("id"))
+                email = emails.get(
+                    ((event.get("relationships") or {}).get("profile") or {})
+                    .get("data", {})
+                    .get("id")
+                )
                 if email:
                     props = event["attributes"].get("event_properties") or {}
-                    yield Feedback("klaviyo", kind, email, epoch_of(event["attributes"]["datetime"]), "Klaviyo",
-                                   f"klaviyo:{kind}:{event['id']}",
-                                   detail=str(props.get("Campaign Name") or props.get("Subject") or "a campaign"),
-                                   url=str(props.get("URL") or ""))
+                    yield Feedback(
+                        "klaviyo",
+                        kind,
+                        email,
+                        epoch_of(event["attributes"]["datetime"]),
+                        "Klaviyo",
+                        f"klaviyo:{kind}:{event['id']}",
+                        detail=str(
+                            props.get("Campaign Name") or props.get("Subject") or "a campaign"
+                        ),
+                        url=str(props.get("URL") or ""),
+                    )
 
     # plan -------------------------------------------------------------------------------------
-    def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]) -> Plan:
+    def plan(
+        self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]
+    ) -> Plan:
         plan = Plan()
         for person in people:
-            change, notes = plan_person(person, pushed.get(person.contact_id), person.email in suppressed,
-                                        self.config, self.tags)
+            change, notes = plan_person(
+                person,
+                pushed.get(person.contact_id),
+                person.email in suppressed,
+                self.config,
+                self.tags,
+            )
             plan.skipped.extend(notes)
             if change is not None:
                 plan.changes.append(change)
@@ -596,21 +802,31 @@ class KlaviyoDestination(Destination):
     def _with_known_ids(self, changes: list[Change]) -> list[Change]:
         """A renamed person whose profile id we never read is found by the old email first, so
         the email change updates that profile instead of creating a second one."""
-        return [self._with_id(c) if c.summary.get("renamed_from") and not c.payload["profile_id"] else c
-                for c in changes]
+        return [
+            self._with_id(c) if c.summary.get("renamed_from") and not c.payload["profile_id"] else c
+            for c in changes
+        ]
 
     def _with_id(self, change: Change) -> Change:
         old = str(change.summary["renamed_from"]).replace('"', '\\"')
-        body = self.http.get_json("/api/profiles", params={"filter": f'equals(email,"{old}")', "fields[profile]": "email"})
+        body = self.http.get_json(
+            "/api/profiles", params={"filter": f'equals(email,"{old}")', "fields[profile]": "email"}
+        )
         found = (body or {}).get("data") or []
-        return replace(change, payload={**change.payload, "profile_id": found[0]["id"]}) if found else change
+        return (
+            replace(change, payload={**change.payload, "profile_id": found[0]["id"]})
+            if found
+            else change
+        )
 
     def known_suppressions(self) -> Iterator[str]:
         """Everyone Klaviyo must not email: global suppressions and suppressions on our list.
         The time of the read is remembered: Bulk Subscribe reads only what came after it."""
         started = int(self.clock.now())
-        filters = (f"greater-than({SUPPRESSION}.timestamp,{EVER})",
-                   f'equals(subscriptions.email.marketing.list_suppressions.list_id,"{self.config.list_id}")')
+        filters = (
+            f"greater-than({SUPPRESSION}.timestamp,{EVER})",
+            f'equals(subscriptions.email.marketing.list_suppressions.list_id,"{self.config.list_id}")',
+        )
         for condition in filters:
             yield from self._suppressed_emails(condition)
         self.memory.set(SUPPRESSIONS_READ_AT, started)
@@ -637,7 +853,9 @@ class KlaviyoDestination(Destination):
     def _outcome(change: Change, result: _Result) -> Outcome:
         if result.failure:
             return Outcome(change, False, result.failure.permanent, result.failure.reason)
-        return Outcome(change, True, record_updates={"profile_id": result.profile_id, **result.notes})
+        return Outcome(
+            change, True, record_updates={"profile_id": result.profile_id, **result.notes}
+        )
 
     def _import_one(self, change: Change, result: _Result) -> None:
         try:
@@ -658,8 +876,14 @@ class KlaviyoDestination(Destination):
 
     def _profile_import(self, row: dict[str, Any]) -> requests.Response:
         try:
-            return self.http.request("POST", "/api/profile-import", json={"data": row}, allow=(404, 409),
-                                     params={"additional-fields[profile]": "subscriptions"}, need_body=True)
+            return self.http.request(
+                "POST",
+                "/api/profile-import",
+                json={"data": row},
+                allow=(404, 409),
+                params={"additional-fields[profile]": "subscriptions"},
+                need_body=True,
+            )
         except RequestRefused as exc:
             raise _RowRefused(_failure(exc, attributed=True)) from None
 
@@ -668,23 +892,30 @@ class KlaviyoDestination(Destination):
         subscriptions = (data.get("attributes") or {}).get("subscriptions") or {}
         result.marketing = (subscriptions.get("email") or {}).get("marketing")
 
-    def _import_without_stale_id(self, change: Change, row: dict[str, Any], response: requests.Response,
-                                 result: _Result) -> None:
+    def _import_without_stale_id(
+        self, change: Change, row: dict[str, Any], response: requests.Response, result: _Result
+    ) -> None:
         """404 on our stored id: the profile is gone (upsert by email), or the new email is taken."""
         if self._profile(row["id"]) is None:
             self._import_row(change, {k: v for k, v in row.items() if k != "id"}, result)
             return
         error = _error(response)
-        reason = (f"{error.get('detail') or 'not found'} "
-                  f"(the new email {change.email} belongs to another Klaviyo profile)")
+        reason = (
+            f"{error.get('detail') or 'not found'} "
+            f"(the new email {change.email} belongs to another Klaviyo profile)"
+        )
         result.fail(_Failure.judged(404, reason, True, _text_of(error)))
 
-    def _import_despite_conflict(self, change: Change, row: dict[str, Any], response: requests.Response,
-                                 result: _Result) -> None:
+    def _import_despite_conflict(
+        self, change: Change, row: dict[str, Any], response: requests.Response, result: _Result
+    ) -> None:
         """409 duplicate_profile: a shared phone is left out; another profile is taken over only
         when its email is ours, so two people never merge."""
         if row["attributes"].get("phone_number"):
-            row = {**row, "attributes": {k: v for k, v in row["attributes"].items() if k != "phone_number"}}
+            row = {
+                **row,
+                "attributes": {k: v for k, v in row["attributes"].items() if k != "phone_number"},
+            }
             response = self._profile_import(row)
             result.notes["phone_withheld"] = True
             if response.status_code < 300:
@@ -699,13 +930,17 @@ class KlaviyoDestination(Destination):
                 self._take(result, retry.json()["data"])
                 return
             error = _error(retry)
-        reason = f"{error.get('code', 'conflict')}: {error.get('detail') or describe_error(response)}"
+        reason = (
+            f"{error.get('code', 'conflict')}: {error.get('detail') or describe_error(response)}"
+        )
         if duplicate:
             reason += f" (Klaviyo profile {duplicate})"
         result.fail(_Failure.judged(response.status_code, reason, True, _text_of(error)))
 
     def _profile(self, profile_id: str) -> dict[str, Any] | None:
-        response = self.http.request("GET", f"/api/profiles/{profile_id}", allow=(404,), need_body=True)
+        response = self.http.request(
+            "GET", f"/api/profiles/{profile_id}", allow=(404,), need_body=True
+        )
         return None if response.status_code == 404 else response.json()["data"]["attributes"]
 
     # push: bulk import --------------------------------------------------------------------------
@@ -714,7 +949,9 @@ class KlaviyoDestination(Destination):
         for change in self._import_without_phones(conflicts, results):
             self._import_one(change, results[change.person_id])
 
-    def _import_without_phones(self, conflicts: list[Change], results: dict[int, _Result]) -> list[Change]:
+    def _import_without_phones(
+        self, conflicts: list[Change], results: dict[int, _Result]
+    ) -> list[Change]:
         """Identity conflicts are mostly shared office phones: resend those rows in one job
         without the phone (recorded as withheld; a job costs a POST and a poll, one by one costs
         two requests a row, so from two rows on); what still conflicts goes one by one."""
@@ -726,7 +963,9 @@ class KlaviyoDestination(Destination):
         resent = self._import_jobs(list(map(_without_phone, phoned)), results)
         return [c for c in conflicts if c not in phoned] + resent
 
-    def _without_claimed_phones(self, changes: list[Change], results: dict[int, _Result]) -> list[Change]:
+    def _without_claimed_phones(
+        self, changes: list[Change], results: dict[int, _Result]
+    ) -> list[Change]:
         """One phone, one Klaviyo profile: a phone this run already sent with another email would
         only come back as a conflict after the job, so such rows go without it at once (withheld,
         as after a conflict). The first person to send a phone keeps it. Only hashes are kept: a
@@ -734,7 +973,10 @@ class KlaviyoDestination(Destination):
         kept = []
         with self.phone_lock:
             for change in changes:
-                phone, email = change.payload["attributes"].get("phone_number"), (change.email or "").lower()
+                phone, email = (
+                    change.payload["attributes"].get("phone_number"),
+                    (change.email or "").lower(),
+                )
                 if phone and self.phone_owners.setdefault(hash(phone), hash(email)) != hash(email):
                     results[change.person_id].notes["phone_withheld"] = True
                     change = _without_phone(change)
@@ -744,35 +986,56 @@ class KlaviyoDestination(Destination):
     def _import_jobs(self, changes: list[Change], results: dict[int, _Result]) -> list[Change]:
         """One import job per group of lists to join (and per 10,000 rows), run side by side:
         Klaviyo works on several jobs at once. Returns the rows that hit identity conflicts."""
-        jobs = [(chunk, list_ids) for list_ids, group in _by_lists_to_join(changes) for chunk in _importchunks(group)]
+        jobs = [
+            (chunk, list_ids)
+            for list_ids, group in _by_lists_to_join(changes)
+            for chunk in _importchunks(group)
+        ]
         conflicts: list[Change] = []
         for found in _side_by_side(lambda job: self._import_job(job[0], job[1], results), jobs):
             conflicts += found
         return conflicts
 
-    def _import_job(self, chunk: list[Change], list_ids: list[str],
-                    results: dict[int, _Result]) -> list[Change]:
+    def _import_job(
+        self, chunk: list[Change], list_ids: list[str], results: dict[int, _Result]
+    ) -> list[Change]:
         """One bulk import job (or several, when Klaviyo finds it too large); returns the rows
         that hit an identity conflict (to go singly)."""
-        sent = self._send("POST", "/api/profile-bulk-import-jobs", chunk, lambda part: (
-            import_job_body([profile_resource(c.payload) for c in part], list_ids),
-            _index_locator(ROW_POINTER)), need_body=True)
+        sent = self._send(
+            "POST",
+            "/api/profile-bulk-import-jobs",
+            chunk,
+            lambda part: (
+                import_job_body([profile_resource(c.payload) for c in part], list_ids),
+                _index_locator(ROW_POINTER),
+            ),
+            need_body=True,
+        )
         self._apply(chunk, sent, results)
         conflicts: list[Change] = []
         for positions, response in sent.accepted:
-            conflicts += self._finish_import([chunk[i] for i in positions], response, list_ids, results)
+            conflicts += self._finish_import(
+                [chunk[i] for i in positions], response, list_ids, results
+            )
         return conflicts
 
-    def _finish_import(self, rows: list[Change], response: requests.Response, list_ids: list[str],
-                       results: dict[int, _Result]) -> list[Change]:
+    def _finish_import(
+        self,
+        rows: list[Change],
+        response: requests.Response,
+        list_ids: list[str],
+        results: dict[int, _Result],
+    ) -> list[Change]:
         """Wait for an accepted import job and read what it did to each row."""
         try:
             job = self._wait_for_job(response.json()["data"], len(rows))
             failed = int(job["attributes"].get("failed_count") or 0)
             errors = self._import_errors(job["id"]) if failed else {}
             if failed > len(errors):
-                raise RetryLater(f"Klaviyo import job {job['id']} failed {failed} rows but named only "
-                                 f"{len(errors)}; its rows are sent again on the next run")
+                raise RetryLater(
+                    f"Klaviyo import job {job['id']} failed {failed} rows but named only "
+                    f"{len(errors)}; its rows are sent again on the next run"
+                )
             found = self._job_profiles(job["id"]) if _needs_read_back(rows) else None
         except (RequestRefused, RetryLater) as exc:
             for change in rows:
@@ -780,8 +1043,14 @@ class KlaviyoDestination(Destination):
             return []
         return self._read_job(rows, errors, found, list_ids, results)
 
-    def _read_job(self, rows: list[Change], errors: dict[int, dict[str, Any]], found: dict[str, dict[str, Any]] | None,
-                  list_ids: list[str], results: dict[int, _Result]) -> list[Change]:
+    def _read_job(
+        self,
+        rows: list[Change],
+        errors: dict[int, dict[str, Any]],
+        found: dict[str, dict[str, Any]] | None,
+        list_ids: list[str],
+        results: dict[int, _Result],
+    ) -> list[Change]:
         conflicts = []
         for index, change in enumerate(rows):
             result, error = results[change.person_id], errors.get(index)
@@ -789,7 +1058,9 @@ class KlaviyoDestination(Destination):
                 conflicts.append(change)
             elif error:
                 reason = str(error.get("detail") or error.get("title") or error.get("code"))
-                result.fail(_Failure.judged(int(error.get("status") or 400), reason, True, _text_of(error)))
+                result.fail(
+                    _Failure.judged(int(error.get("status") or 400), reason, True, _text_of(error))
+                )
             elif found is None:
                 result.profile_id = change.payload["profile_id"]
                 result.joined = tuple(list_ids)
@@ -802,19 +1073,29 @@ class KlaviyoDestination(Destination):
 
     def _wait_for_job(self, job: dict[str, Any], rows: int) -> dict[str, Any]:
         job_id = job["id"]
-        job = self.job_timer.wait(job, rows, lambda j: j["attributes"]["status"] in ("complete", "cancelled"),
-                                  lambda _: self.http.get_json(f"/api/profile-bulk-import-jobs/{job_id}")["data"],
-                                  self.clock.sleep, f"Klaviyo import job {job_id}")
+        job = self.job_timer.wait(
+            job,
+            rows,
+            lambda j: j["attributes"]["status"] in ("complete", "cancelled"),
+            lambda _: self.http.get_json(f"/api/profile-bulk-import-jobs/{job_id}")["data"],
+            self.clock.sleep,
+            f"Klaviyo import job {job_id}",
+        )
         if job["attributes"]["status"] == "cancelled":
             raise RetryLater(f"Klaviyo cancelled import job {job['id']}")
-        self.job_timer.finished(rows, epoch_of(job["attributes"].get("completed_at"))
-                                - epoch_of(job["attributes"].get("created_at")))
+        self.job_timer.finished(
+            rows,
+            epoch_of(job["attributes"].get("completed_at"))
+            - epoch_of(job["attributes"].get("created_at")),
+        )
         return job
 
     def _import_errors(self, job_id: str) -> dict[int, dict[str, Any]]:
         """Import errors by the row index their pointer names."""
         errors = {}
-        for item in self._pages(f"/api/profile-bulk-import-jobs/{job_id}/import-errors", {"page[size]": PAGE_SIZE}):
+        for item in self._pages(
+            f"/api/profile-bulk-import-jobs/{job_id}/import-errors", {"page[size]": PAGE_SIZE}
+        ):
             attributes = item.get("attributes") or {}
             match = ROW_POINTER.match(str((attributes.get("source") or {}).get("pointer") or ""))
             if match:
@@ -824,8 +1105,10 @@ class KlaviyoDestination(Destination):
     def _job_profiles(self, job_id: str) -> dict[str, dict[str, Any]]:
         """The profiles a job created or updated, by lower-cased email, with their consent."""
         params = {"page[size]": PAGE_SIZE, "additional-fields[profile]": "subscriptions"}
-        return {str(p["attributes"].get("email") or "").lower(): p
-                for p in self._pages(f"/api/profile-bulk-import-jobs/{job_id}/profiles", params)}
+        return {
+            str(p["attributes"].get("email") or "").lower(): p
+            for p in self._pages(f"/api/profile-bulk-import-jobs/{job_id}/profiles", params)
+        }
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         for body in self._bodies(path, params):
@@ -834,8 +1117,11 @@ class KlaviyoDestination(Destination):
     def _bodies(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Each page of a JSON:API collection, following `links.next` (a full URL with a cursor);
         a next link served before is a PagingLoop."""
-        return linked_pages(lambda: self.http.get_json(path, params=params), self.http.get_json,
-                            f"Klaviyo GET {path}")
+        return linked_pages(
+            lambda: self.http.get_json(path, params=params),
+            self.http.get_json,
+            f"Klaviyo GET {path}",
+        )
 
     # push: lists and consent --------------------------------------------------------------------
     def _move_lists(self, changes: list[Change], results: dict[int, _Result]) -> None:
@@ -852,27 +1138,52 @@ class KlaviyoDestination(Destination):
                 for chunk in chunks(members, LIST_CHANGE_SIZE):
                     self._list_call(method, list_id, chunk, results)
 
-    def _list_call(self, method: str, list_id: str, chunk: list[Change], results: dict[int, _Result]) -> None:
-        sent = self._send(method, f"/api/lists/{list_id}/relationships/profiles", chunk, lambda part: (
-            {"data": [{"type": "profile", "id": results[c.person_id].profile_id} for c in part]},
-            _index_locator(LIST_POINTER)))
+    def _list_call(
+        self, method: str, list_id: str, chunk: list[Change], results: dict[int, _Result]
+    ) -> None:
+        sent = self._send(
+            method,
+            f"/api/lists/{list_id}/relationships/profiles",
+            chunk,
+            lambda part: (
+                {
+                    "data": [
+                        {"type": "profile", "id": results[c.person_id].profile_id} for c in part
+                    ]
+                },
+                _index_locator(LIST_POINTER),
+            ),
+        )
         self._apply(chunk, sent, results)
 
     def _subscribe(self, changes: list[Change], results: dict[int, _Result]) -> None:
         """Bulk Subscribe for those who may be subscribed; whoever Klaviyo suppressed since the
         last read (made right before these jobs) is left out and kept unsubscribed."""
-        ready = [c for c in changes if c.payload["subscribe"] and self._may_subscribe(results[c.person_id])]
+        ready = [
+            c
+            for c in changes
+            if c.payload["subscribe"] and self._may_subscribe(results[c.person_id])
+        ]
         suppressed = self._suppressed_since_last_read() if ready else set()
         for change in (c for c in ready if (c.email or "").lower() in suppressed):
             results[change.person_id].notes["kept_unsubscribed"] = True
         ready = [c for c in ready if (c.email or "").lower() not in suppressed]
 
         def subscribe(chunk: list[Change]) -> None:
-            sent = self._send("POST", "/api/profile-subscription-bulk-create-jobs", chunk, lambda part: (
-                consent_body("profile-subscription-bulk-create-job", "SUBSCRIBED",
-                             [(results[c.person_id].profile_id, c.email or "") for c in part],
-                             self.config.list_id),
-                _index_locator(ROW_POINTER)))
+            sent = self._send(
+                "POST",
+                "/api/profile-subscription-bulk-create-jobs",
+                chunk,
+                lambda part: (
+                    consent_body(
+                        "profile-subscription-bulk-create-job",
+                        "SUBSCRIBED",
+                        [(results[c.person_id].profile_id, c.email or "") for c in part],
+                        self.config.list_id,
+                    ),
+                    _index_locator(ROW_POINTER),
+                ),
+            )
             self._apply(chunk, sent, results)
 
         _side_by_side(subscribe, list(chunks(ready, SUBSCRIBE_SIZE)))
@@ -891,28 +1202,56 @@ class KlaviyoDestination(Destination):
         """Consent withdrawn in Kommo: unsubscribed from email marketing (globally, no list)."""
         withdrawn = [c for c in changes if c.payload["unsubscribe"]]
         for chunk in chunks(withdrawn, UNSUBSCRIBE_SIZE):
-            sent = self._send("POST", "/api/profile-subscription-bulk-delete-jobs", chunk, lambda part: (
-                consent_body("profile-subscription-bulk-delete-job", "UNSUBSCRIBED",
-                             [(None, c.email or "") for c in part]),
-                _index_locator(ROW_POINTER)))
+            sent = self._send(
+                "POST",
+                "/api/profile-subscription-bulk-delete-jobs",
+                chunk,
+                lambda part: (
+                    consent_body(
+                        "profile-subscription-bulk-delete-job",
+                        "UNSUBSCRIBED",
+                        [(None, c.email or "") for c in part],
+                    ),
+                    _index_locator(ROW_POINTER),
+                ),
+            )
             self._apply(chunk, sent, results)
 
     # push: the shared refusal handling ---------------------------------------------------------
-    def _send(self, method: str, path: str, items: list[Change], build: Builder,
-              repeatable: bool = True, need_body: bool = False) -> _Sent:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        items: list[Change],
+        build: Builder,
+        repeatable: bool = True,
+        need_body: bool = False,
+    ) -> _Sent:
         """One request for `items`. When Klaviyo refuses it because of some rows (error
         pointers), those rows fail with its reason and the rest is sent again; when it is too
         large (413), it goes again in halves, down to one row. A request that is not
         `repeatable` is never resent after it may have been applied: its rows go `unsettled`.
         `need_body`: an answer without the body due (a job's id) is a failed attempt."""
         sent = _Sent()
-        request = functools.partial(self.http.request, method, path, allow=(400, 409, 413),
-                                    repeatable=repeatable, need_body=need_body)
+        request = functools.partial(
+            self.http.request,
+            method,
+            path,
+            allow=(400, 409, 413),
+            repeatable=repeatable,
+            need_body=need_body,
+        )
         self._send_part(request, items, build, list(range(len(items))), sent)
         return sent
 
-    def _send_part(self, request: Callable[..., requests.Response], items: list[Change], build: Builder,
-                   pending: list[int], sent: _Sent) -> None:
+    def _send_part(
+        self,
+        request: Callable[..., requests.Response],
+        items: list[Change],
+        build: Builder,
+        pending: list[int],
+        sent: _Sent,
+    ) -> None:
         while pending:
             body, locate = build([items[i] for i in pending])
             try:
@@ -957,12 +1296,18 @@ class KlaviyoDestination(Destination):
         """One bulk create job, never sent twice: it has no status to read back, so events whose
         outcome is unknown (a lost answer, a 5xx) or that were refused without being named go one
         by one through POST /api/events, which records a repeated unique_id once."""
-        sent = self._send("POST", "/api/event-bulk-create-jobs", chunk,
-                          lambda part: events_job_body([c.payload for c in part]), repeatable=False)
+        sent = self._send(
+            "POST",
+            "/api/event-bulk-create-jobs",
+            chunk,
+            lambda part: events_job_body([c.payload for c in part]),
+            repeatable=False,
+        )
         outcomes = {chunk[i].record["event_id"]: Outcome(chunk[i], True) for i in sent.sent}
         for index, failure in sent.failures.items():
-            outcomes[chunk[index].record["event_id"]] = Outcome(chunk[index], False, failure.permanent,
-                                                                failure.reason)
+            outcomes[chunk[index].record["event_id"]] = Outcome(
+                chunk[index], False, failure.permanent, failure.reason
+            )
         for index in sent.unsettled:
             outcomes[chunk[index].record["event_id"]] = self._send_event(chunk[index])
         return outcomes
@@ -977,7 +1322,9 @@ def _side_by_side(work: Callable[[Any], Any], items: list[Any], workers: int = 4
     """`work` over `items` on a few threads (each item touches only its own rows' results)."""
     if len(items) < 2:
         return [work(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="klaviyo") as pool:
+    with ThreadPoolExecutor(
+        max_workers=min(workers, len(items)), thread_name_prefix="klaviyo"
+    ) as pool:
         return list(pool.map(work, items))
 
 
@@ -1009,4 +1356,3 @@ def _importchunks(changes: list[Change]) -> Iterator[list[Change]]:
         size += row_size
     if chunk:
         yield chunk
-

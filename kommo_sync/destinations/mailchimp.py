@@ -14,6 +14,7 @@ single-member call) can be permanent; a request refused whole is transient for a
 413 is first sent again in halves); a missing audience or Mailchimp down is fatal (the engine sets
 Mailchimp aside). Creations are never repeated blindly: tags and merge fields are read back.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,18 +23,34 @@ import json
 import logging
 import tarfile
 import threading
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import requests
 
 from kommo_sync.batching import JobTimer, chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.config import MAILCHIMP_USER, MailchimpConfig
-from kommo_sync.destinations.base import (Change, Destination, DestinationMemory, Feedback, Outcome, Plan,
-                                          Skip, fingerprint)
-from kommo_sync.errors import ConfigError, FatalError, OutcomeUnknown, RecordRejected, RequestRefused, RetryLater
+from kommo_sync.destinations.base import (
+    Change,
+    Destination,
+    DestinationMemory,
+    Feedback,
+    Outcome,
+    Plan,
+    Skip,
+    fingerprint,
+)
+from kommo_sync.errors import (
+    ConfigError,
+    FatalError,
+    OutcomeUnknown,
+    RecordRejected,
+    RequestRefused,
+    RetryLater,
+)
 from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
@@ -45,10 +62,12 @@ NAME = "mailchimp"
 SMALL_RUN = 10
 BATCH_SUBSCRIBE_SIZE = 500
 SEGMENT_SIZE = 500
-DIRECT_TAG_CALLS = 3   # a /batches job costs a POST, a poll and the archive: fewer tag calls go direct
+DIRECT_TAG_CALLS = (
+    3  # a /batches job costs a POST, a poll and the archive: fewer tag calls go direct
+)
 TEXT_LIMIT = 255
 TOO_LARGE = 413
-PAGE = 1000                 # the most `count` allows
+PAGE = 1000  # the most `count` allows
 ARCHIVE_READS = 2
 ALREADY_MEMBER = ("ERROR_CONTACT_EXISTS", "already a list member")
 
@@ -70,15 +89,21 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if type(value) is str and value.isascii() and len(value) <= TEXT_LIMIT:
-        return value                              # the common case: nothing to convert or cut
+        return value  # the common case: nothing to convert or cut
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value).encode("utf-8")[:TEXT_LIMIT].decode("utf-8", "ignore")
 
 
-def desired_member(person: Person, config: MailchimpConfig, tags: dict[Stage, str]) -> dict[str, Any]:
-    return {"email": person.email, "merge_fields": merge_fields(person, config.merge_fields),
-            "tag": tags[person.stage], "consent": person.consent}
+def desired_member(
+    person: Person, config: MailchimpConfig, tags: dict[Stage, str]
+) -> dict[str, Any]:
+    return {
+        "email": person.email,
+        "merge_fields": merge_fields(person, config.merge_fields),
+        "tag": tags[person.stage],
+        "consent": person.consent,
+    }
 
 
 def status_for_new(consenting: bool, without_consent: str) -> str | None:
@@ -88,8 +113,13 @@ def status_for_new(consenting: bool, without_consent: str) -> str | None:
     return {"skip": None, "transactional": "transactional", "pending": "pending"}[without_consent]
 
 
-def plan_person(person: Person, pushed: dict[str, Any] | None, suppressed: bool,
-                config: MailchimpConfig, tags: dict[Stage, str]) -> Change | Skip | None:
+def plan_person(
+    person: Person,
+    pushed: dict[str, Any] | None,
+    suppressed: bool,
+    config: MailchimpConfig,
+    tags: dict[Stage, str],
+) -> Change | Skip | None:
     """The one change this person needs in Mailchimp, a Skip, or None when all is in step."""
     if not person.email:
         return Skip(person.contact_id, "no_email")
@@ -102,23 +132,44 @@ def plan_person(person: Person, pushed: dict[str, Any] | None, suppressed: bool,
     return _plan_existing(person, desired, digest, pushed)
 
 
-def _plan_new(person: Person, desired: dict[str, Any], digest: str, suppressed: bool,
-              config: MailchimpConfig) -> Change | Skip:
+def _plan_new(
+    person: Person, desired: dict[str, Any], digest: str, suppressed: bool, config: MailchimpConfig
+) -> Change | Skip:
     consenting = person.consent is not False and not suppressed
     status = status_for_new(consenting, config.without_consent)
     body: dict[str, Any] = {"email_address": person.email, "merge_fields": desired["merge_fields"]}
     if status is None:
-        return _change(person, "update_if_exists", digest, desired, body, None, tag_change=True,
-                       summary={"reason": "no consent: updated only if already a member"})
+        return _change(
+            person,
+            "update_if_exists",
+            digest,
+            desired,
+            body,
+            None,
+            tag_change=True,
+            summary={"reason": "no consent: updated only if already a member"},
+        )
     body["status_if_new"] = status
-    return _change(person, "create", digest, desired, body, None, tag_change=True,
-                   summary={"status_if_new": status})
+    return _change(
+        person,
+        "create",
+        digest,
+        desired,
+        body,
+        None,
+        tag_change=True,
+        summary={"status_if_new": status},
+    )
 
 
-def _plan_existing(person: Person, desired: dict[str, Any], digest: str, pushed: dict[str, Any]) -> Change:
+def _plan_existing(
+    person: Person, desired: dict[str, Any], digest: str, pushed: dict[str, Any]
+) -> Change:
     body: dict[str, Any] = {}
     before = pushed.get("merge_fields") or {}
-    changed = sorted(tag for tag, value in desired["merge_fields"].items() if before.get(tag) != value)
+    changed = sorted(
+        tag for tag, value in desired["merge_fields"].items() if before.get(tag) != value
+    )
     if changed:
         body["merge_fields"] = desired["merge_fields"]
     action = "update"
@@ -128,35 +179,68 @@ def _plan_existing(person: Person, desired: dict[str, Any], digest: str, pushed:
         body["status"], action = "unsubscribed", "unsubscribe"
     renamed = pushed.get("email") != person.email
     summary = {"fields": changed, "renamed_from": pushed.get("email") if renamed else None}
-    change = _change(person, action, digest, desired, body, pushed["hash"],
-                     tag_change=pushed.get("tag") != desired["tag"], summary=summary,
-                     old_tag=pushed.get("tag"))
+    change = _change(
+        person,
+        action,
+        digest,
+        desired,
+        body,
+        pushed["hash"],
+        tag_change=pushed.get("tag") != desired["tag"],
+        summary=summary,
+        old_tag=pushed.get("tag"),
+    )
     if action != "unsubscribe" and pushed.get("status"):
         change.record["status"] = pushed["status"]
     return change
 
 
-def _change(person: Person, action: str, digest: str, desired: dict[str, Any], body: dict[str, Any],
-            member_hash: str | None, tag_change: bool, summary: dict[str, Any],
-            old_tag: str | None = None) -> Change:
+def _change(
+    person: Person,
+    action: str,
+    digest: str,
+    desired: dict[str, Any],
+    body: dict[str, Any],
+    member_hash: str | None,
+    tag_change: bool,
+    summary: dict[str, Any],
+    old_tag: str | None = None,
+) -> Change:
     """`member_hash` is the member the request addresses; None: the person's own address."""
     if tag_change:
         summary = {**summary, "tag_added": desired["tag"], "tag_removed": old_tag}
     own_hash = subscriber_hash(person.email or "")
     record = {**desired, "hash": own_hash, "fingerprint": digest}
-    payload = {"hash": own_hash if member_hash is None else member_hash, "body": body,
-               "tag": desired["tag"] if tag_change else None,
-               "remove": [old_tag] if old_tag and tag_change else None}
-    return Change(NAME, person.contact_id, person.email, action, digest, record, summary, payload,
-                  opts_out=action == "unsubscribe")
+    payload = {
+        "hash": own_hash if member_hash is None else member_hash,
+        "body": body,
+        "tag": desired["tag"] if tag_change else None,
+        "remove": [old_tag] if old_tag and tag_change else None,
+    }
+    return Change(
+        NAME,
+        person.contact_id,
+        person.email,
+        action,
+        digest,
+        record,
+        summary,
+        payload,
+        opts_out=action == "unsubscribe",
+    )
 
 
 # client ----------------------------------------------------------------------------------------
 def mailchimp_http(config: MailchimpConfig, clock: Clock, timeout: float = 60.0) -> HttpClient:
-    return HttpClient(base_url=config.base_url, vendor="Mailchimp", clock=clock,
-                      auth=(MAILCHIMP_USER, config.api_key), max_connections=config.max_connections,
-                      timeout=timeout,
-                      auth_hint="check mailchimp.api_key (MAILCHIMP_API_KEY)")
+    return HttpClient(
+        base_url=config.base_url,
+        vendor="Mailchimp",
+        clock=clock,
+        auth=(MAILCHIMP_USER, config.api_key),
+        max_connections=config.max_connections,
+        timeout=timeout,
+        auth_hint="check mailchimp.api_key (MAILCHIMP_API_KEY)",
+    )
 
 
 @dataclass
@@ -184,12 +268,18 @@ class _TagMove:
         return f"tag:{self.segment_id}:{self.start}"
 
     def body(self) -> dict[str, list[str]]:
-        return {"members_to_add": [c.email or "" for c in self.add],
-                "members_to_remove": [c.email or "" for c in self.remove]}
+        return {
+            "members_to_add": [c.email or "" for c in self.add],
+            "members_to_remove": [c.email or "" for c in self.remove],
+        }
 
     def operation(self, list_path: str) -> dict[str, Any]:
-        return {"method": "POST", "path": f"{list_path}/segments/{self.segment_id}",
-                "operation_id": self.operation_id, "body": json.dumps(self.body())}
+        return {
+            "method": "POST",
+            "path": f"{list_path}/segments/{self.segment_id}",
+            "operation_id": self.operation_id,
+            "body": json.dumps(self.body()),
+        }
 
 
 @dataclass
@@ -203,9 +293,11 @@ class _Answers:
     def of(self, operation_id: str) -> dict[str, Any] | _Result:
         if operation_id in self.failed:
             return self.failed[operation_id]
-        return self.items.get(operation_id) or _Result(False, False, "no result in the batch archive")
+        return self.items.get(operation_id) or _Result(
+            False, False, "no result in the batch archive"
+        )
 
-    def merged(self, other: "_Answers") -> "_Answers":
+    def merged(self, other: _Answers) -> _Answers:
         return _Answers({**self.items, **other.items}, {**self.failed, **other.failed})
 
 
@@ -248,8 +340,15 @@ def _answer(status: int, title: str, detail: str, attributed: bool = True) -> _R
 class MailchimpDestination(Destination):
     name = NAME
 
-    def __init__(self, config: MailchimpConfig, tags: dict[Stage, str], http: HttpClient,
-                 archive_http: HttpClient, clock: Clock, job_timer: JobTimer | None = None):
+    def __init__(
+        self,
+        config: MailchimpConfig,
+        tags: dict[Stage, str],
+        http: HttpClient,
+        archive_http: HttpClient,
+        clock: Clock,
+        job_timer: JobTimer | None = None,
+    ):
         self.config, self.tags, self.clock = config, tags, clock
         self.http, self.archive_http = http, archive_http
         self.list_path = f"/lists/{config.list_id}"
@@ -263,9 +362,11 @@ class MailchimpDestination(Destination):
         self.job_timer = job_timer or JobTimer()
 
     def settings(self) -> Any:
-        return {"tags": {stage.value: name for stage, name in self.tags.items()},
-                "merge_fields": dict(self.config.merge_fields),
-                "without_consent": self.config.without_consent}
+        return {
+            "tags": {stage.value: name for stage, name in self.tags.items()},
+            "merge_fields": dict(self.config.merge_fields),
+            "without_consent": self.config.without_consent,
+        }
 
     def target(self) -> str:
         return self.config.list_id
@@ -285,8 +386,11 @@ class MailchimpDestination(Destination):
             return self.http.request(method, path, **kwargs)
         except RequestRefused as exc:
             if exc.status == 404:
-                raise ConfigError("mailchimp.list_id", f"Mailchimp has no audience {self.config.list_id} "
-                                                       f"(HTTP 404 on {method} {path})") from None
+                raise ConfigError(
+                    "mailchimp.list_id",
+                    f"Mailchimp has no audience {self.config.list_id} "
+                    f"(HTTP 404 on {method} {path})",
+                ) from None
             raise
 
     def _audience_json(self, path: str, params: dict[str, Any]) -> Any:
@@ -294,8 +398,12 @@ class MailchimpDestination(Destination):
 
     def _total_contacts(self) -> int | None:
         """Everyone in the audience, whatever their status (None when Mailchimp does not say)."""
-        body = self._audience_json(self.list_path, {"include_total_contacts": "true",
-                                                    "fields": "stats.total_contacts"}) or {}
+        body = (
+            self._audience_json(
+                self.list_path, {"include_total_contacts": "true", "fields": "stats.total_contacts"}
+            )
+            or {}
+        )
         total = (body.get("stats") or {}).get("total_contacts")
         return int(total) if total is not None else None
 
@@ -318,26 +426,42 @@ class MailchimpDestination(Destination):
         """A create is not safe to repeat: an unknown outcome, or "already exists" (made
         meanwhile), is settled by reading the merge fields back; any other refusal is fatal."""
         try:
-            self.http.request("POST", f"{self.list_path}/merge-fields", repeatable=False,
-                              json=_merge_field_body(tag, self.config))
+            self.http.request(
+                "POST",
+                f"{self.list_path}/merge-fields",
+                repeatable=False,
+                json=_merge_field_body(tag, self.config),
+            )
             return
         except OutcomeUnknown as exc:
             doubt = str(exc)
         except RequestRefused as exc:
             if not _already_exists(exc.reason):
-                raise ConfigError("mailchimp.merge_fields", f"Mailchimp refused to create the merge field {tag} "
-                                                            f"({exc.reason}); check the audience's merge fields") from None
+                raise ConfigError(
+                    "mailchimp.merge_fields",
+                    f"Mailchimp refused to create the merge field {tag} "
+                    f"({exc.reason}); check the audience's merge fields",
+                ) from None
             doubt = exc.reason
         if tag not in self._merge_field_tags():
-            raise FatalError(f"Mailchimp merge field {tag}: {doubt}, and it is not there; "
-                             "the next run tries again")
+            raise FatalError(
+                f"Mailchimp merge field {tag}: {doubt}, and it is not there; "
+                "the next run tries again"
+            )
 
     # plan -------------------------------------------------------------------------------------
-    def plan(self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]) -> Plan:
+    def plan(
+        self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]
+    ) -> Plan:
         plan = Plan()
         for person in people:
-            item = plan_person(person, pushed.get(person.contact_id), person.email in suppressed,
-                               self.config, self.tags)
+            item = plan_person(
+                person,
+                pushed.get(person.contact_id),
+                person.email in suppressed,
+                self.config,
+                self.tags,
+            )
             if isinstance(item, Skip):
                 plan.skipped.append(item)
             elif item is not None:
@@ -357,7 +481,7 @@ class MailchimpDestination(Destination):
         return [self._outcome(change, results[change.person_id]) for change in changes]
 
     def _absent_without_asking(self, changes: list[Change]) -> dict[int, _Result]:
-        """"Update if already a member" needs no request when the audience held nobody before
+        """ "Update if already a member" needs no request when the audience held nobody before
         our first push: every member in it now is one we added (a 404 answer, known in advance)."""
         probes = [c for c in changes if c.action == "update_if_exists"]
         if not probes or not self._empty_before_our_first_push():
@@ -391,8 +515,9 @@ class MailchimpDestination(Destination):
             if change.action == "create":
                 response = self.http.request("PUT", path, json=payload["body"])
             elif payload["body"] or change.action == "update_if_exists":
-                response = self.http.request("PATCH", path, json=payload["body"] or {"merge_fields": {}},
-                                             allow=(404,))
+                response = self.http.request(
+                    "PATCH", path, json=payload["body"] or {"merge_fields": {}}, allow=(404,)
+                )
                 if response.status_code == 404:
                     return _Result(True, status="absent")
             else:
@@ -405,8 +530,13 @@ class MailchimpDestination(Destination):
             return _failed(exc, attributed=True)
 
     def _tag_one(self, member_hash: str, tag: str) -> None:
-        tags = [{"name": name, "status": "active" if name == tag else "inactive"} for name in self.managed]
-        self.http.request("POST", f"{self.list_path}/members/{member_hash}/tags", json={"tags": tags})
+        tags = [
+            {"name": name, "status": "active" if name == tag else "inactive"}
+            for name in self.managed
+        ]
+        self.http.request(
+            "POST", f"{self.list_path}/members/{member_hash}/tags", json={"tags": tags}
+        )
 
     # bulk -------------------------------------------------------------------------------------
     def _push_bulk(self, changes: list[Change]) -> dict[int, _Result]:
@@ -429,7 +559,9 @@ class MailchimpDestination(Destination):
         results: dict[int, _Result] = {}
         existing: list[Change] = []
         calls = list(chunks(creates, BATCH_SUBSCRIBE_SIZE))
-        with ThreadPoolExecutor(max_workers=max(1, min(self.config.max_connections, len(calls)))) as pool:
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(self.config.max_connections, len(calls)))
+        ) as pool:
             for chunk_results, chunk_existing in pool.map(self._subscribe_chunk, calls):
                 results.update(chunk_results)
                 existing += chunk_existing
@@ -440,8 +572,9 @@ class MailchimpDestination(Destination):
         whole (no member named) → transient for everyone it held."""
         members = [{**c.payload["body"], "tags": [c.payload["tag"]]} for c in chunk]
         try:
-            body = self._audience_call("POST", self.list_path,
-                                       json={"members": members, "update_existing": False}).json()
+            body = self._audience_call(
+                "POST", self.list_path, json={"members": members, "update_existing": False}
+            ).json()
         except RequestRefused as exc:
             if exc.status == TOO_LARGE and len(chunk) > 1:
                 return self._subscribe_halves(chunk)
@@ -452,13 +585,15 @@ class MailchimpDestination(Destination):
 
     def _subscribe_halves(self, chunk: list[Change]) -> tuple[dict[int, _Result], list[Change]]:
         middle = len(chunk) // 2
-        (first, first_existing), (second, second_existing) = map(self._subscribe_chunk,
-                                                                 (chunk[:middle], chunk[middle:]))
+        (first, first_existing), (second, second_existing) = map(
+            self._subscribe_chunk, (chunk[:middle], chunk[middle:])
+        )
         return {**first, **second}, first_existing + second_existing
 
     @staticmethod
-    def _subscribe_answer(chunk: list[Change],
-                          body: dict[str, Any]) -> tuple[dict[int, _Result], list[Change]]:
+    def _subscribe_answer(
+        chunk: list[Change], body: dict[str, Any]
+    ) -> tuple[dict[int, _Result], list[Change]]:
         """Member errors name their address: those are the only per-record failures."""
         errors = {str(e.get("email_address", "")).lower(): e for e in body.get("errors") or []}
         results: dict[int, _Result] = {}
@@ -466,12 +601,17 @@ class MailchimpDestination(Destination):
         for change in chunk:
             error = errors.get((change.email or "").lower())
             if error is None:
-                results[change.person_id] = _Result(True, status=change.payload["body"]["status_if_new"])
-            elif any(mark in f"{error.get('error_code')} {error.get('error')}" for mark in ALREADY_MEMBER):
+                results[change.person_id] = _Result(
+                    True, status=change.payload["body"]["status_if_new"]
+                )
+            elif any(
+                mark in f"{error.get('error_code')} {error.get('error')}" for mark in ALREADY_MEMBER
+            ):
                 existing.append(change)
             else:
-                results[change.person_id] = _verdict(400, str(error.get("error") or error.get("error_code")),
-                                                     attributed=True)
+                results[change.person_id] = _verdict(
+                    400, str(error.get("error") or error.get("error_code")), attributed=True
+                )
         return results, existing
 
     def _batch_operations(self, changes: list[Change]) -> dict[int, _Result]:
@@ -485,23 +625,35 @@ class MailchimpDestination(Destination):
             for move in moves:
                 self._segment_call(move, results)
             return results
-        operations = [self._operation(c) for c in members] + [m.operation(self.list_path) for m in moves]
+        operations = [self._operation(c) for c in members] + [
+            m.operation(self.list_path) for m in moves
+        ]
         self._apply(self._send_batch(operations), members, moves, results)
         return results
 
-    def _apply(self, answers: _Answers, members: list[Change], moves: list[_TagMove],
-               results: dict[int, _Result]) -> None:
+    def _apply(
+        self,
+        answers: _Answers,
+        members: list[Change],
+        moves: list[_TagMove],
+        results: dict[int, _Result],
+    ) -> None:
         """Each person's outcome from their member operation and their tag moves."""
         for change in members:
             answer = answers.of(str(change.person_id))
-            _settle(results, change.person_id,
-                    answer if isinstance(answer, _Result) else _batch_item_result(answer))
+            _settle(
+                results,
+                change.person_id,
+                answer if isinstance(answer, _Result) else _batch_item_result(answer),
+            )
         for move in moves:
             answer = answers.of(move.operation_id)
             if isinstance(answer, _Result):
                 _reject_movers(move, answer, results)
             elif int(answer.get("status_code") or 0) != 200:
-                self._tag_move_failed(move, int(answer.get("status_code") or 0), _problem(answer), results)
+                self._tag_move_failed(
+                    move, int(answer.get("status_code") or 0), _problem(answer), results
+                )
 
     def _send_batch(self, operations: list[dict[str, Any]]) -> _Answers:
         """One /batches job; too large (413) → sent again in halves; refused or failed whole →
@@ -511,20 +663,32 @@ class MailchimpDestination(Destination):
         except RequestRefused as exc:
             if exc.status == TOO_LARGE and len(operations) > 1:
                 middle = len(operations) // 2
-                return self._send_batch(operations[:middle]).merged(self._send_batch(operations[middle:]))
+                return self._send_batch(operations[:middle]).merged(
+                    self._send_batch(operations[middle:])
+                )
             failure = _failed(exc)
         except RetryLater as exc:
             failure = _failed(exc)
-        return _Answers(failed={str(operation["operation_id"]): failure for operation in operations})
+        return _Answers(
+            failed={str(operation["operation_id"]): failure for operation in operations}
+        )
 
     def _operation(self, change: Change) -> dict[str, Any]:
         path = f"{self.list_path}/members/{change.payload['hash']}"
         body = dict(change.payload["body"])
         if change.action == "create":
-            return {"method": "PUT", "path": path, "operation_id": str(change.person_id),
-                    "body": json.dumps(body)}
-        return {"method": "PATCH", "path": path, "operation_id": str(change.person_id),
-                "body": json.dumps(body or {"merge_fields": {}})}
+            return {
+                "method": "PUT",
+                "path": path,
+                "operation_id": str(change.person_id),
+                "body": json.dumps(body),
+            }
+        return {
+            "method": "PATCH",
+            "path": path,
+            "operation_id": str(change.person_id),
+            "body": json.dumps(body or {"merge_fields": {}}),
+        }
 
     def _run_batch(self, operations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """The archive's result item of each operation, by operation id."""
@@ -536,16 +700,24 @@ class MailchimpDestination(Destination):
             not_200 += int(item.get("status_code") or 0) != 200
         missing = len(operations) - len(results)
         if int(batch.get("errored_operations") or 0) > not_200 + missing:
-            log.warning("Mailchimp batch %s reports %s errored operations, its archive shows %s",
-                        batch.get("id"), batch.get("errored_operations"), not_200)
+            log.warning(
+                "Mailchimp batch %s reports %s errored operations, its archive shows %s",
+                batch.get("id"),
+                batch.get("errored_operations"),
+                not_200,
+            )
         return results
 
     def _wait_for_batch(self, batch: dict[str, Any], operations: int) -> dict[str, Any]:
         batch_id = batch["id"]
-        batch = self.job_timer.wait(batch, operations, lambda b: b.get("status") == "finished",
-                                    lambda _: self.http.get_json(f"/batches/{batch_id}") or {},
-                                    self.clock.sleep,
-                                    f"Mailchimp batch {batch_id}")
+        batch = self.job_timer.wait(
+            batch,
+            operations,
+            lambda b: b.get("status") == "finished",
+            lambda _: self.http.get_json(f"/batches/{batch_id}") or {},
+            self.clock.sleep,
+            f"Mailchimp batch {batch_id}",
+        )
         took = epoch_of(batch.get("completed_at")) - epoch_of(batch.get("submitted_at"))
         self.job_timer.finished(operations, took)
         return batch
@@ -561,8 +733,10 @@ class MailchimpDestination(Destination):
                 return list(self._archive(batch.get("response_body_url") or ""))
             except (tarfile.TarError, EOFError, OSError, ValueError, RequestRefused) as exc:
                 problem = f"{type(exc).__name__}: {exc}"
-        raise RetryLater(f"Mailchimp batch {batch.get('id')}: its results archive could not be read "
-                         f"({problem}); its operations are sent again on the next run")
+        raise RetryLater(
+            f"Mailchimp batch {batch.get('id')}: its results archive could not be read "
+            f"({problem}); its operations are sent again on the next run"
+        )
 
     def _archive(self, url: str) -> Iterator[dict[str, Any]]:
         """Results of a finished batch: a gzipped tar of JSON arrays (no auth on this URL)."""
@@ -594,30 +768,43 @@ class MailchimpDestination(Destination):
                     _settle(results, change.person_id, _failed(exc))
                 continue
             if segment_id is not None:
-                moves += [_TagMove(name, segment_id, start, add[start:start + SEGMENT_SIZE],
-                                   remove[start:start + SEGMENT_SIZE])
-                          for start in range(0, max(len(add), len(remove)), SEGMENT_SIZE)]
+                moves += [
+                    _TagMove(
+                        name,
+                        segment_id,
+                        start,
+                        add[start : start + SEGMENT_SIZE],
+                        remove[start : start + SEGMENT_SIZE],
+                    )
+                    for start in range(0, max(len(add), len(remove)), SEGMENT_SIZE)
+                ]
         return moves
 
     def _segment_call(self, move: _TagMove, results: dict[int, _Result]) -> None:
         try:
-            self.http.request("POST", f"{self.list_path}/segments/{move.segment_id}", json=move.body())
+            self.http.request(
+                "POST", f"{self.list_path}/segments/{move.segment_id}", json=move.body()
+            )
         except RecordRejected as exc:
             self._tag_move_failed(move, exc.status or 400, ("", exc.reason), results)
         except RetryLater as exc:
             _reject_movers(move, _failed(exc), results)
 
-    def _tag_move_failed(self, move: _TagMove, status: int, problem: tuple[str, str],
-                         results: dict[int, _Result]) -> None:
+    def _tag_move_failed(
+        self, move: _TagMove, status: int, problem: tuple[str, str], results: dict[int, _Result]
+    ) -> None:
         """A refused tag move rejects its people; a 404 means a marketer deleted the tag: it is
         forgotten, made again on the next run, and these people retried then."""
         if status == 404:
             with self.segment_lock:
                 self.segments.pop(move.name, None)
-            failure = _Result(False, False,
-                              f"tag '{move.name}' was deleted in Mailchimp; it is made again on the next run")
+            failure = _Result(
+                False,
+                False,
+                f"tag '{move.name}' was deleted in Mailchimp; it is made again on the next run",
+            )
         else:
-            failure = _answer(status, *problem, attributed=False)   # a tag move names no one record
+            failure = _answer(status, *problem, attributed=False)  # a tag move names no one record
         _reject_movers(move, failure, results)
 
     def _segment_id(self, name: str, create: bool) -> int | None:
@@ -636,7 +823,9 @@ class MailchimpDestination(Destination):
 
     def _read_segments(self) -> None:
         """The audience's tags by exact name."""
-        for segment in self._collection(f"{self.list_path}/segments", "segments", {"type": "static"}):
+        for segment in self._collection(
+            f"{self.list_path}/segments", "segments", {"type": "static"}
+        ):
             self.segments.setdefault(segment["name"], int(segment["id"]))
 
     def _create_segment(self, name: str) -> int:
@@ -645,8 +834,14 @@ class MailchimpDestination(Destination):
         all, it is created once more, then left to the next run."""
         for _ in range(2):
             try:
-                return int(self.http.request("POST", f"{self.list_path}/segments", repeatable=False,
-                                             json={"name": name, "static_segment": []}).json()["id"])
+                return int(
+                    self.http.request(
+                        "POST",
+                        f"{self.list_path}/segments",
+                        repeatable=False,
+                        json={"name": name, "static_segment": []},
+                    ).json()["id"]
+                )
             except OutcomeUnknown:
                 pass
             except RequestRefused as exc:
@@ -655,8 +850,10 @@ class MailchimpDestination(Destination):
             self._read_segments()
             if name in self.segments:
                 return self.segments[name]
-        raise RetryLater(f"tag '{name}': Mailchimp did not confirm making it and it is not among the "
-                         "audience's tags; made on the next run")
+        raise RetryLater(
+            f"tag '{name}': Mailchimp did not confirm making it and it is not among the "
+            "audience's tags; made on the next run"
+        )
 
     # feedback ------------------------------------------------------------------------------------
     def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
@@ -678,19 +875,32 @@ class MailchimpDestination(Destination):
 
     def _members_changed(self, status: str, since: int, until: int) -> Iterator[dict[str, Any]]:
         """Members whose status became `status` in (since, until], oldest first, 1,000 a page."""
-        params = {"status": status, "since_last_changed": iso_utc(since),
-                  "before_last_changed": iso_utc(until + 1),
-                  "sort_field": "last_changed", "sort_dir": "ASC",
-                  "fields": "members.id,members.email_address,members.status,members.last_changed,"
-                            "members.unsubscribe_reason,total_items"}
+        params = {
+            "status": status,
+            "since_last_changed": iso_utc(since),
+            "before_last_changed": iso_utc(until + 1),
+            "sort_field": "last_changed",
+            "sort_dir": "ASC",
+            "fields": "members.id,members.email_address,members.status,members.last_changed,"
+            "members.unsubscribe_reason,total_items",
+        }
         return self._collection(f"{self.list_path}/members", "members", params)
 
     def _activity(self, since: int, until: int, place: str) -> Iterator[Feedback]:
         """Opens and clicks of campaigns sent to this audience in the last 30 days."""
-        campaigns = self.http.get_json("/campaigns", params={
-            "list_id": self.config.list_id, "status": "sent", "since_send_time": iso_utc(since - 30 * 86400),
-            "count": 1000,
-            "fields": "campaigns.id,campaigns.settings.title,campaigns.settings.subject_line"}) or {}
+        campaigns = (
+            self.http.get_json(
+                "/campaigns",
+                params={
+                    "list_id": self.config.list_id,
+                    "status": "sent",
+                    "since_send_time": iso_utc(since - 30 * 86400),
+                    "count": 1000,
+                    "fields": "campaigns.id,campaigns.settings.title,campaigns.settings.subject_line",
+                },
+            )
+            or {}
+        )
         for campaign in campaigns.get("campaigns") or []:
             settings = campaign.get("settings") or {}
             title = settings.get("title") or settings.get("subject_line") or campaign["id"]
@@ -698,11 +908,16 @@ class MailchimpDestination(Destination):
                 yield from _row_feedback(row, campaign["id"], title, place, since, until)
 
     def _email_activity(self, campaign_id: str, since: int) -> Iterator[dict[str, Any]]:
-        return self._collection(f"/reports/{campaign_id}/email-activity", "emails", {"since": iso_utc(since)},
-                                item_key="email_id")
+        return self._collection(
+            f"/reports/{campaign_id}/email-activity",
+            "emails",
+            {"since": iso_utc(since)},
+            item_key="email_id",
+        )
 
-    def _collection(self, path: str, key: str, params: dict[str, Any],
-                    item_key: str = "id") -> Iterator[dict[str, Any]]:
+    def _collection(
+        self, path: str, key: str, params: dict[str, Any], item_key: str = "id"
+    ) -> Iterator[dict[str, Any]]:
         """Every item of a Mailchimp collection, 1,000 a page by `offset` (`count` caps at 1,000);
         a page served twice, or more pages than `total_items` allows, stops it (PagingLoop)."""
         audience = path == self.list_path or path.startswith(f"{self.list_path}/")
@@ -713,25 +928,42 @@ class MailchimpDestination(Destination):
             total = body.get("total_items")
             return body.get(key) or [], int(total) if total is not None else None
 
-        for page in offset_pages(fetch, PAGE, f"Mailchimp GET {path}", key=lambda item: item.get(item_key)):
+        for page in offset_pages(
+            fetch, PAGE, f"Mailchimp GET {path}", key=lambda item: item.get(item_key)
+        ):
             yield from page
 
 
 def _member_feedback(member: dict[str, Any], status: str, place: str) -> Feedback:
     at = epoch_of(member.get("last_changed"))
-    return Feedback("mailchimp", status, str(member["email_address"]).lower(), at, place,
-                    f"mailchimp:{status}:{member['id']}:{at}", detail=member.get("unsubscribe_reason") or "")
+    return Feedback(
+        "mailchimp",
+        status,
+        str(member["email_address"]).lower(),
+        at,
+        place,
+        f"mailchimp:{status}:{member['id']}:{at}",
+        detail=member.get("unsubscribe_reason") or "",
+    )
 
 
-def _row_feedback(row: dict[str, Any], campaign_id: str, title: str, place: str,
-                  since: int, until: int) -> Iterator[Feedback]:
+def _row_feedback(
+    row: dict[str, Any], campaign_id: str, title: str, place: str, since: int, until: int
+) -> Iterator[Feedback]:
     """The opens and clicks in (since, until] of one address's campaign activity."""
     for act in row.get("activity") or []:
         at = epoch_of(act.get("timestamp"))
         if act.get("action") in ("open", "click") and since < at <= until:
-            yield Feedback("mailchimp", act["action"], str(row["email_address"]).lower(), at, place,
-                           f"mailchimp:{act['action']}:{campaign_id}:{row['email_id']}:{at}",
-                           detail=title, url=act.get("url") or "")
+            yield Feedback(
+                "mailchimp",
+                act["action"],
+                str(row["email_address"]).lower(),
+                at,
+                place,
+                f"mailchimp:{act['action']}:{campaign_id}:{row['email_id']}:{at}",
+                detail=title,
+                url=act.get("url") or "",
+            )
 
 
 def _may_carry(change: Change, tag: str) -> bool:
@@ -777,4 +1009,3 @@ def _merge_field_body(tag: str, config: MailchimpConfig) -> dict[str, Any]:
     if config.merge_fields.get(tag) == "phone":
         body.update(type="phone", options={"phone_format": "International"})
     return body
-

@@ -10,6 +10,7 @@ moments masked (ISO times, Unix seconds): a request that differs only by the clo
 carries (a window's end, a poll's time) is the same request, so simulated runs whose threads
 advance the clock in another order still meet the same faults.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,23 +18,34 @@ import os
 import re
 import signal
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kommo_sync.sandbox.server import Request
 
 # Kinds answered without running the handler; the others run it first (the vendor acts).
 EARLY_KINDS = frozenset({"status", "reset_before", "kill_before"})
-LATE_KINDS = frozenset({"reset_after", "delay", "truncate", "html", "cut_json", "no_content",
-                        "kill_after"})
+LATE_KINDS = frozenset(
+    {"reset_after", "delay", "truncate", "html", "cut_json", "no_content", "kill_after"}
+)
 KINDS = EARLY_KINDS | LATE_KINDS
 KILL_KINDS = frozenset({"kill_before", "kill_after"})
-CHAOS_KINDS = ("status", "reset_before", "reset_after", "truncate", "html", "cut_json",
-               "no_content")
+CHAOS_KINDS = (
+    "status",
+    "reset_before",
+    "reset_after",
+    "truncate",
+    "html",
+    "cut_json",
+    "no_content",
+)
 CHAOS_STATUSES = (500, 502, 503, 504, 429)
-MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
-                    r"|(?<![\d.])1[5-9]\d{8}(?:\.\d+)?(?![\d.])")
+MOMENT = re.compile(
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+    r"|(?<![\d.])1[5-9]\d{8}(?:\.\d+)?(?![\d.])"
+)
 
 
 @dataclass
@@ -62,12 +74,14 @@ class Fault:
 
     def matches(self, request: Request, attempt: int) -> bool:
         """True when this fault should hit `request`, the `attempt`-th of its identity."""
-        return (self.times == 0 or self.hits < self.times) \
-            and self.method in ("*", request.method) \
-            and (self.attempt is None or self.attempt == attempt) \
-            and self._pattern.search(request.path) is not None \
-            and (self.body_contains is None or _as_bytes(self.body_contains) in request.body) \
+        return (
+            (self.times == 0 or self.hits < self.times)
+            and self.method in ("*", request.method)
+            and (self.attempt is None or self.attempt == attempt)
+            and self._pattern.search(request.path) is not None
+            and (self.body_contains is None or _as_bytes(self.body_contains) in request.body)
             and (self.query is None or _query_matches(self.query, request.query))
+        )
 
 
 @dataclass(frozen=True)
@@ -89,7 +103,7 @@ class Chaos:
         if self.exclude is not None and self.exclude.search(request.path):
             return None
         roll = hashlib.sha256(f"{self.seed}:{attempt}:".encode() + digest).digest()
-        if int.from_bytes(roll[:8], "big") / 2 ** 64 >= self.rate:
+        if int.from_bytes(roll[:8], "big") / 2**64 >= self.rate:
             return None
         kind = self.kinds[int.from_bytes(roll[8:12], "big") % len(self.kinds)]
         status = self.statuses[int.from_bytes(roll[12:16], "big") % len(self.statuses)]
@@ -114,17 +128,30 @@ class FaultSwitch:
             self.faults.append(fault)
         return fault
 
-    def chaos(self, rate: float, seed: int, kinds: Sequence[str] = CHAOS_KINDS,
-              statuses: Sequence[int] = CHAOS_STATUSES, methods: Sequence[str] | None = None,
-              exclude: str | None = None, delay: float = 0.0) -> None:
+    def chaos(
+        self,
+        rate: float,
+        seed: int,
+        kinds: Sequence[str] = CHAOS_KINDS,
+        statuses: Sequence[int] = CHAOS_STATUSES,
+        methods: Sequence[str] | None = None,
+        exclude: str | None = None,
+        delay: float = 0.0,
+    ) -> None:
         """Fault a seeded share `rate` of requests (replaces earlier chaos settings)."""
         unknown = set(kinds) - KINDS
         if unknown or not kinds or not statuses:
             raise ValueError(f"chaos needs kinds from {sorted(KINDS)} and statuses")
         with self._lock:
-            self._chaos = Chaos(rate, seed, tuple(kinds), tuple(statuses),
-                                frozenset(methods) if methods is not None else None,
-                                re.compile(exclude) if exclude else None, delay)
+            self._chaos = Chaos(
+                rate,
+                seed,
+                tuple(kinds),
+                tuple(statuses),
+                frozenset(methods) if methods is not None else None,
+                re.compile(exclude) if exclude else None,
+                delay,
+            )
 
     def clear(self) -> None:
         """Disarm every fault and the chaos; the log and arrival counts stay."""
@@ -174,8 +201,10 @@ def identity(request: Request, masked: bool = False) -> bytes:
 
 def _query_matches(wanted: dict[str, str], query: dict[str, list[str]]) -> bool:
     """Every wanted parameter is there with a value that fully matches its regex."""
-    return all(any(re.fullmatch(pattern, value) for value in query.get(name, []))
-               for name, pattern in wanted.items())
+    return all(
+        any(re.fullmatch(pattern, value) for value in query.get(name, []))
+        for name, pattern in wanted.items()
+    )
 
 
 def _as_bytes(text: str | bytes) -> bytes:

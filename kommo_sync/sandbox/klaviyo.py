@@ -9,6 +9,7 @@ and consent kept apart from list membership: only Bulk Subscribe grants consent,
 an earlier unsubscribe. Where Klaviyo's behaviour is unconfirmed the pessimistic variant is
 implemented.
 """
+
 from __future__ import annotations
 
 import base64
@@ -20,9 +21,10 @@ import re
 import uuid
 from bisect import bisect_left, bisect_right
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import urlencode
 
 import phonenumbers
@@ -49,7 +51,9 @@ IDENTIFIERS = ("email", "phone_number", "external_id")
 PLAIN_FIELDS = ("first_name", "last_name", "organization", "locale", "title", "image")
 PROFILE_ATTRIBUTES = frozenset(IDENTIFIERS + PLAIN_FIELDS + ("location", "properties", "_kx"))
 EVENT_PROFILE_ATTRIBUTES = PROFILE_ATTRIBUTES | {"anonymous_id"}
-SUBSCRIBE_ATTRIBUTES = frozenset({"email", "phone_number", "subscriptions", "age_gated_date_of_birth"})
+SUBSCRIBE_ATTRIBUTES = frozenset(
+    {"email", "phone_number", "subscriptions", "age_gated_date_of_birth"}
+)
 REVOKES_CONSENT = {"UNSUBSCRIBE", "SPAM_COMPLAINT"}
 LIFTED_BY_SUBSCRIBE = {"UNSUBSCRIBE", "SPAM_COMPLAINT", "SPAM_REPORT", "USER_SUPPRESSED"}
 
@@ -61,7 +65,9 @@ MAX_BULK_EVENTS = 1000
 MAX_SUBSCRIBE = 1000
 MAX_UNSUBSCRIBE = 100
 MAX_EVENT_PROPERTIES = 400
-EVENTS_PER_PAGE_CAP = 200  # the spec allows page[size] 1000 but says "a maximum of 200 events per page"
+EVENTS_PER_PAGE_CAP = (
+    200  # the spec allows page[size] 1000 but says "a maximum of 200 events per page"
+)
 JOB_STAGE_SECONDS = 1.0
 JOB_SECONDS_PER_PROFILE = 0.001
 JOB_LIFETIME_SECONDS = 7 * 86400
@@ -70,13 +76,35 @@ EPOCH_1990 = 631152000.0
 
 UNSUBSCRIBED_METRIC = "Unsubscribed from Email Marketing"
 SUBSCRIBED_METRIC = "Subscribed to Email Marketing"
-METRIC_FOR_SUPPRESSION = {"UNSUBSCRIBE": UNSUBSCRIBED_METRIC, "SPAM_COMPLAINT": "Marked Email as Spam",
-                          "HARD_BOUNCE": "Bounced Email"}
-KLAVIYO_METRICS = {UNSUBSCRIBED_METRIC, SUBSCRIBED_METRIC, "Opened Email", "Clicked Email",
-                   "Received Email", "Marked Email as Spam", "Bounced Email", "Unsubscribed from List"}
-KLAVIYO_INTEGRATION = {"object": "integration", "id": "0rG4eQ", "key": "klaviyo", "name": "Klaviyo",
-                       "category": "Internal"}
-API_INTEGRATION = {"object": "integration", "id": "7FtS4J", "key": "api", "name": "API", "category": "API"}
+METRIC_FOR_SUPPRESSION = {
+    "UNSUBSCRIBE": UNSUBSCRIBED_METRIC,
+    "SPAM_COMPLAINT": "Marked Email as Spam",
+    "HARD_BOUNCE": "Bounced Email",
+}
+KLAVIYO_METRICS = {
+    UNSUBSCRIBED_METRIC,
+    SUBSCRIBED_METRIC,
+    "Opened Email",
+    "Clicked Email",
+    "Received Email",
+    "Marked Email as Spam",
+    "Bounced Email",
+    "Unsubscribed from List",
+}
+KLAVIYO_INTEGRATION = {
+    "object": "integration",
+    "id": "0rG4eQ",
+    "key": "klaviyo",
+    "name": "Klaviyo",
+    "category": "Internal",
+}
+API_INTEGRATION = {
+    "object": "integration",
+    "id": "7FtS4J",
+    "key": "api",
+    "name": "API",
+    "category": "API",
+}
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 SHORT_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -84,10 +112,13 @@ SHORT_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 
 # ---------------------------------------------------------------- errors
 
+
 class ApiError(Exception):
     """JSON:API errors that end a request; raised deep in validation, answered by the route."""
 
-    def __init__(self, status: int, errors: list[dict[str, Any]], headers: dict[str, str] | None = None):
+    def __init__(
+        self, status: int, errors: list[dict[str, Any]], headers: dict[str, str] | None = None
+    ):
         super().__init__(errors[0]["detail"] if errors else str(status))
         self.status, self.errors, self.headers = status, errors, headers or {}
 
@@ -95,14 +126,31 @@ class ApiError(Exception):
         return Response(self.status, {"errors": self.errors}, JSONAPI, self.headers)
 
 
-def error_object(status: int, code: str, title: str, detail: str, pointer: str | None = None,
-                 parameter: str | None = None, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_object(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    pointer: str | None = None,
+    parameter: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     source = {"parameter": parameter} if parameter else {"pointer": pointer or "/data/"}
-    return {"id": str(uuid.uuid4()), "status": status, "code": code, "title": title, "detail": detail,
-            "source": source, "links": {}, "meta": meta or {}}
+    return {
+        "id": str(uuid.uuid4()),
+        "status": status,
+        "code": code,
+        "title": title,
+        "detail": detail,
+        "source": source,
+        "links": {},
+        "meta": meta or {},
+    }
 
 
-def invalid_object(detail: str, pointer: str | None = None, parameter: str | None = None) -> dict[str, Any]:
+def invalid_object(
+    detail: str, pointer: str | None = None, parameter: str | None = None
+) -> dict[str, Any]:
     return error_object(400, "invalid", "Invalid input.", detail, pointer, parameter)
 
 
@@ -115,16 +163,33 @@ def not_found_error(detail: str) -> ApiError:
 
 
 def duplicate_profile(profile_id: str) -> ApiError:
-    return ApiError(409, [error_object(409, "duplicate_profile", "Conflict.",
-                                       "A profile already exists with one of these identifiers.",
-                                       "/data/attributes", meta={"duplicate_profile_id": profile_id})])
+    return ApiError(
+        409,
+        [
+            error_object(
+                409,
+                "duplicate_profile",
+                "Conflict.",
+                "A profile already exists with one of these identifiers.",
+                "/data/attributes",
+                meta={"duplicate_profile_id": profile_id},
+            )
+        ],
+    )
 
 
 def throttled(seconds: int) -> ApiError:
     unit = "second" if seconds == 1 else "seconds"
-    body = error_object(429, "throttled", "Request was throttled.",
-                        f"Request was throttled. Expected available in {seconds} {unit}.", "/data")
-    body["links"] = {"type": "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"}
+    body = error_object(
+        429,
+        "throttled",
+        "Request was throttled.",
+        f"Request was throttled. Expected available in {seconds} {unit}.",
+        "/data",
+    )
+    body["links"] = {
+        "type": "https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling#rate-limits"
+    }
     return ApiError(429, [body], {"Retry-After": str(seconds)})
 
 
@@ -133,24 +198,27 @@ def default_failure(status: int) -> ApiError:
     if status == 429:
         return throttled(1)
     if status >= 500:
-        return ApiError(status, [error_object(status, "error", "A server error occurred.",
-                                              "A server error occurred.")])
+        return ApiError(
+            status,
+            [error_object(status, "error", "A server error occurred.", "A server error occurred.")],
+        )
     return ApiError(status, [error_object(status, "error", "Request failed.", "Request failed.")])
 
 
 # ---------------------------------------------------------------- time and ids
 
+
 def iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat()
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
 
 
 def parse_datetime(text: str) -> float:
     """Epoch seconds of an ISO 8601 datetime; naive values are UTC. Raises ValueError."""
     moment = datetime.fromisoformat(text.strip())
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
 
@@ -173,6 +241,7 @@ def sort_text(timestamp: float | None) -> str:
 
 # ---------------------------------------------------------------- validation
 
+
 def is_email(value: Any) -> bool:
     return isinstance(value, str) and bool(EMAIL_FORMAT.match(value))
 
@@ -184,16 +253,25 @@ def is_e164(value: Any) -> bool:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:
         return False
-    return phonenumbers.is_valid_number(number) and \
-        phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == value
+    return (
+        phonenumbers.is_valid_number(number)
+        and phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == value
+    )
 
 
-def attribute_errors(attributes: Any, pointer: str, allowed: frozenset[str]) -> list[dict[str, Any]]:
+def attribute_errors(
+    attributes: Any, pointer: str, allowed: frozenset[str]
+) -> list[dict[str, Any]]:
     """Validation errors of one profile's attributes, each pointing at the offending field."""
     if not isinstance(attributes, dict):
         return [invalid_object("'attributes' must be an object.", pointer)]
-    errors = [invalid_object(f"'{name}' is not a valid field for the resource 'profile'.", f"{pointer}/{name}")
-              for name in attributes if name not in allowed]
+    errors = [
+        invalid_object(
+            f"'{name}' is not a valid field for the resource 'profile'.", f"{pointer}/{name}"
+        )
+        for name in attributes
+        if name not in allowed
+    ]
     email, phone = attributes.get("email"), attributes.get("phone_number")
     if email is not None and not is_email(email):
         errors.append(invalid_object("Invalid email address", f"{pointer}/email"))
@@ -214,6 +292,7 @@ def json_size(value: Any) -> int:
 
 
 # ---------------------------------------------------------------- filters
+
 
 @dataclass(frozen=True)
 class Condition:
@@ -248,7 +327,7 @@ class FilterParser:
 
     def _value(self) -> tuple[Any, bool]:
         self._skip_space()
-        char = self.text[self.pos:self.pos + 1]
+        char = self.text[self.pos : self.pos + 1]
         if char and char in "'\"":
             return self._string(char), True
         if char == "[":
@@ -268,7 +347,7 @@ class FilterParser:
         end = self.text.find(quote, self.pos + 1)
         if end < 0:
             raise ValueError("unterminated string")
-        value, self.pos = self.text[self.pos + 1:end], end + 1
+        value, self.pos = self.text[self.pos + 1 : end], end + 1
         return value
 
     def _bare(self) -> str:
@@ -305,9 +384,13 @@ class FilterParser:
 COMPARISONS = frozenset({"greater-than", "greater-or-equal", "less-than", "less-or-equal"})
 EQUALITY = frozenset({"equals", "any"})
 COMPARATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "equals": operator.eq, "any": lambda value, options: value in options,
-    "greater-than": operator.gt, "greater-or-equal": operator.ge,
-    "less-than": operator.lt, "less-or-equal": operator.le, "has": lambda value, _: True,
+    "equals": operator.eq,
+    "any": lambda value, options: value in options,
+    "greater-than": operator.gt,
+    "greater-or-equal": operator.ge,
+    "less-than": operator.lt,
+    "less-or-equal": operator.le,
+    "has": lambda value, _: True,
 }
 FilterSpec = dict[str, tuple[str, frozenset[str]]]
 
@@ -382,8 +465,10 @@ def datetime_field(*operators: str) -> tuple[str, frozenset[str]]:
 SUPPRESSION = "subscriptions.email.marketing.suppression"
 LIST_SUPPRESSIONS = "subscriptions.email.marketing.list_suppressions"
 PROFILE_FILTERS: FilterSpec = {
-    "id": string_field(*EQUALITY), "email": string_field(*EQUALITY),
-    "phone_number": string_field(*EQUALITY), "external_id": string_field(*EQUALITY),
+    "id": string_field(*EQUALITY),
+    "email": string_field(*EQUALITY),
+    "phone_number": string_field(*EQUALITY),
+    "external_id": string_field(*EQUALITY),
     "created": datetime_field("greater-than", "less-than"),
     "updated": datetime_field("greater-than", "less-than"),
     f"{SUPPRESSION}.reason": string_field("equals"),
@@ -393,20 +478,33 @@ PROFILE_FILTERS: FilterSpec = {
     f"{LIST_SUPPRESSIONS}.list_id": string_field("equals"),
 }
 EVENT_FILTERS: FilterSpec = {
-    "metric_id": string_field("equals"), "profile_id": string_field("equals"),
-    "profile": ("relation", frozenset({"has"})), "metric": ("relation", frozenset({"has"})),
-    "datetime": datetime_field(*COMPARISONS), "timestamp": datetime_field(*COMPARISONS),
+    "metric_id": string_field("equals"),
+    "profile_id": string_field("equals"),
+    "profile": ("relation", frozenset({"has"})),
+    "metric": ("relation", frozenset({"has"})),
+    "datetime": datetime_field(*COMPARISONS),
+    "timestamp": datetime_field(*COMPARISONS),
 }
-METRIC_FILTERS: FilterSpec = {"integration.name": string_field("equals"),
-                              "integration.category": string_field("equals")}
-LIST_FILTERS: FilterSpec = {"name": string_field(*EQUALITY), "id": string_field(*EQUALITY),
-                            "created": datetime_field("greater-than"), "updated": datetime_field("greater-than")}
+METRIC_FILTERS: FilterSpec = {
+    "integration.name": string_field("equals"),
+    "integration.category": string_field("equals"),
+}
+LIST_FILTERS: FilterSpec = {
+    "name": string_field(*EQUALITY),
+    "id": string_field(*EQUALITY),
+    "created": datetime_field("greater-than"),
+    "updated": datetime_field("greater-than"),
+}
 JOB_FILTERS: FilterSpec = {"status": string_field(*EQUALITY)}
-MEMBER_FILTERS: FilterSpec = {"email": string_field(*EQUALITY), "phone_number": string_field(*EQUALITY),
-                              "joined_group_at": datetime_field(*COMPARISONS)}
+MEMBER_FILTERS: FilterSpec = {
+    "email": string_field(*EQUALITY),
+    "phone_number": string_field(*EQUALITY),
+    "joined_group_at": datetime_field(*COMPARISONS),
+}
 
 
 # ---------------------------------------------------------------- records
+
 
 @dataclass
 class Profile:
@@ -571,11 +669,16 @@ class RateLimit:
 
 # ---------------------------------------------------------------- the sandbox
 
+
 class KlaviyoSandbox(App):
     """In-memory Klaviyo: profiles, lists, metrics, events and bulk-import jobs behind the REST API."""
 
-    def __init__(self, clock: Clock | None = None, api_key: str = "pk_sandbox_0000000000000000",
-                 revision: str = "2026-07-15"):
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        api_key: str = "pk_sandbox_0000000000000000",
+        revision: str = "2026-07-15",
+    ):
         super().__init__(clock)
         self.api_key, self.revision = api_key, revision
         self.profiles = ProfileStore()
@@ -604,21 +707,35 @@ class KlaviyoSandbox(App):
 
     # ------------------------------------------------------------ hooks for tests
 
-    def add_list(self, name: str, list_id: str | None = None, opt_in_process: str = "single_opt_in") -> str:
+    def add_list(
+        self, name: str, list_id: str | None = None, opt_in_process: str = "single_opt_in"
+    ) -> str:
         """Seed a list; returns its id."""
         with self.lock:
             klaviyo_list = self._new_list(name, opt_in_process, list_id)
             return klaviyo_list.id
 
-    def add_profile(self, email: str | None = None, phone_number: str | None = None, *,
-                    lists: Iterable[str] = (), subscribed: bool = False, **attributes: Any) -> str:
+    def add_profile(
+        self,
+        email: str | None = None,
+        phone_number: str | None = None,
+        *,
+        lists: Iterable[str] = (),
+        subscribed: bool = False,
+        **attributes: Any,
+    ) -> str:
         """Seed a profile (ValueError on invalid or taken identifiers); returns its id."""
-        attributes = {key: value for key, value in
-                      {"email": email, "phone_number": phone_number, **attributes}.items() if value is not None}
+        attributes = {
+            key: value
+            for key, value in {"email": email, "phone_number": phone_number, **attributes}.items()
+            if value is not None
+        }
         with self.lock:
             errors = attribute_errors(attributes, "/data/attributes", PROFILE_ATTRIBUTES)
             if errors or not has_identifier(attributes) or self.profiles.owners(attributes):
-                raise ValueError(f"cannot seed profile {attributes}: {errors or 'identifier missing or taken'}")
+                raise ValueError(
+                    f"cannot seed profile {attributes}: {errors or 'identifier missing or taken'}"
+                )
             profile = self._new_profile()
             self._apply_attributes(profile, attributes)
             for list_id in lists:
@@ -627,8 +744,14 @@ class KlaviyoSandbox(App):
                 self._subscribe(profile, self.clock.now(), "API", None)
             return profile.id
 
-    def unsubscribe(self, email: str, at: float | str | None = None, reason: str = "UNSUBSCRIBE",
-                    method: str = "PREFERENCE_PAGE", list_id: str | None = None) -> str:
+    def unsubscribe(
+        self,
+        email: str,
+        at: float | str | None = None,
+        reason: str = "UNSUBSCRIBE",
+        method: str = "PREFERENCE_PAGE",
+        list_id: str | None = None,
+    ) -> str:
         """A person unsubscribes in Klaviyo (or bounces, or complains); returns the profile id.
 
         Global: a suppression with `reason` (UNSUBSCRIBE, SPAM_COMPLAINT, HARD_BOUNCE, …), consent
@@ -647,15 +770,22 @@ class KlaviyoSandbox(App):
                 self._suppress(profile, moment, reason, method)
             return profile.id
 
-    def add_activity(self, email: str, metric: str, at: float | str | None = None,
-                     properties: dict[str, Any] | None = None) -> str | None:
+    def add_activity(
+        self,
+        email: str,
+        metric: str,
+        at: float | str | None = None,
+        properties: dict[str, Any] | None = None,
+    ) -> str | None:
         """Campaign activity ("Opened Email", "Clicked Email", …) by a person; returns the event id."""
         with self.lock:
             self._finish_due_jobs()
             profile = self._profile_for_email(email)
             moment = as_timestamp(at, self.clock.now())
             unique_id = str(uuid.uuid4())
-            event = self._record_event(metric, profile, moment, dict(properties or {}), unique_id=unique_id)
+            event = self._record_event(
+                metric, profile, moment, dict(properties or {}), unique_id=unique_id
+            )
             return event.id if event else None
 
     def profile_by_email(self, email: str) -> dict[str, Any] | None:
@@ -679,8 +809,11 @@ class KlaviyoSandbox(App):
         """Stored events (after de-duplication), oldest first, optionally of one metric name."""
         with self.lock:
             self._finish_due_jobs()
-            return [self._event_snapshot(event) for event in self.event_log
-                    if metric is None or self.metrics[event.metric_id].name == metric]
+            return [
+                self._event_snapshot(event)
+                for event in self.event_log
+                if metric is None or self.metrics[event.metric_id].name == metric
+            ]
 
     def fail_next(self, n: int, status: int, body: dict[str, Any] | str | None = None) -> None:
         """The next `n` requests fail with `status`: a JSON:API body by default, or `body`
@@ -700,9 +833,19 @@ class KlaviyoSandbox(App):
         add("POST", "/api/profile-bulk-import-jobs", self._create_import_job, "M")
         add("GET", "/api/profile-bulk-import-jobs", self._get_import_jobs, "M")
         add("GET", "/api/profile-bulk-import-jobs/{job_id}", self._get_import_job, "M")
-        add("GET", "/api/profile-bulk-import-jobs/{job_id}/import-errors", self._get_import_errors, "M")
+        add(
+            "GET",
+            "/api/profile-bulk-import-jobs/{job_id}/import-errors",
+            self._get_import_errors,
+            "M",
+        )
         add("GET", "/api/profile-bulk-import-jobs/{job_id}/profiles", self._get_job_profiles, "M")
-        add("GET", "/api/profile-bulk-import-jobs/{job_id}/relationships/profiles", self._get_job_profile_ids, "M")
+        add(
+            "GET",
+            "/api/profile-bulk-import-jobs/{job_id}/relationships/profiles",
+            self._get_job_profile_ids,
+            "M",
+        )
         add("POST", "/api/lists", self._create_list, "M", daily=150)
         add("GET", "/api/lists", self._get_lists, "L")
         add("GET", "/api/lists/{list_id}", self._get_list, "L")
@@ -718,13 +861,20 @@ class KlaviyoSandbox(App):
         add("POST", "/api/profile-subscription-bulk-create-jobs", self._bulk_subscribe, "L")
         add("POST", "/api/profile-subscription-bulk-delete-jobs", self._bulk_unsubscribe, "L")
 
-    def _add_route(self, method: str, pattern: str, handler: Callable[[Request], Response], tier: str,
-                   daily: int | None = None) -> None:
+    def _add_route(
+        self,
+        method: str,
+        pattern: str,
+        handler: Callable[[Request], Response],
+        tier: str,
+        daily: int | None = None,
+    ) -> None:
         self.route(method, pattern, self._guarded(handler))
         self.route_info[(method, self.routes[-1][1].pattern)] = (f"{method} {pattern}", tier, daily)
 
     def _guarded(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         """Run a handler under the state lock, after due jobs finish, turning ApiError into its response."""
+
         def run(request: Request) -> Response:
             with self.lock:
                 self._finish_due_jobs()
@@ -732,6 +882,7 @@ class KlaviyoSandbox(App):
                     return handler(request)
                 except ApiError as exc:
                     return exc.response()
+
         return run
 
     def before(self, request: Request) -> Response | None:
@@ -749,8 +900,17 @@ class KlaviyoSandbox(App):
 
     def not_found(self, request: Request, method_mismatch: bool = False) -> Response:
         if method_mismatch:
-            return ApiError(405, [error_object(405, "method_not_allowed", "Method not allowed.",
-                                               f"Method \"{request.method}\" not allowed.")]).response()
+            return ApiError(
+                405,
+                [
+                    error_object(
+                        405,
+                        "method_not_allowed",
+                        "Method not allowed.",
+                        f'Method "{request.method}" not allowed.',
+                    )
+                ],
+            ).response()
         return not_found_error(f"No route for {request.method} {request.path}.").response()
 
     def failure_response(self, status: int, body: Any) -> Response:
@@ -776,18 +936,39 @@ class KlaviyoSandbox(App):
     def _check_auth(self, request: Request) -> None:
         scheme, _, key = (request.header("authorization") or "").partition(" ")
         if scheme != "Klaviyo-API-Key" or not key.strip():
-            raise ApiError(401, [error_object(401, "not_authenticated", "Authentication credentials were not provided.",
-                                              "Missing or invalid authorization scheme. Please use Klaviyo-API-Key.")])
+            raise ApiError(
+                401,
+                [
+                    error_object(
+                        401,
+                        "not_authenticated",
+                        "Authentication credentials were not provided.",
+                        "Missing or invalid authorization scheme. Please use Klaviyo-API-Key.",
+                    )
+                ],
+            )
         if key.strip() != self.api_key:
-            raise ApiError(401, [error_object(401, "authentication_failed", "Incorrect authentication credentials.",
-                                              "Incorrect authentication credentials.")])
+            raise ApiError(
+                401,
+                [
+                    error_object(
+                        401,
+                        "authentication_failed",
+                        "Incorrect authentication credentials.",
+                        "Incorrect authentication credentials.",
+                    )
+                ],
+            )
 
     def _check_revision(self, request: Request) -> None:
         revision = request.header("revision")
         if not revision:
             raise invalid("The 'revision' header is required.", parameter="revision")
         if not REVISION_FORMAT.match(revision):
-            raise invalid(f"Invalid revision '{revision}' (format: YYYY-MM-DD[.suffix]).", parameter="revision")
+            raise invalid(
+                f"Invalid revision '{revision}' (format: YYYY-MM-DD[.suffix]).",
+                parameter="revision",
+            )
         if revision != self.revision:
             raise not_found_error("No valid revisions found for method")
 
@@ -796,8 +977,17 @@ class KlaviyoSandbox(App):
             return
         media_type = (request.header("content-type") or "").split(";")[0].strip().lower()
         if media_type not in ACCEPTED_MEDIA_TYPES:
-            raise ApiError(415, [error_object(415, "unsupported_media_type", "Unsupported media type.",
-                                              f"Unsupported media type \"{media_type}\" in request.")])
+            raise ApiError(
+                415,
+                [
+                    error_object(
+                        415,
+                        "unsupported_media_type",
+                        "Unsupported media type.",
+                        f'Unsupported media type "{media_type}" in request.',
+                    )
+                ],
+            )
 
     def _check_rate_limit(self, request: Request) -> None:
         info = self._route_of(request) if self.rate_limited else None
@@ -823,7 +1013,12 @@ class KlaviyoSandbox(App):
 
     @staticmethod
     def _query_values(request: Request, name: str) -> set[str]:
-        return {part.strip() for value in request.query.get(name, []) for part in value.split(",") if part.strip()}
+        return {
+            part.strip()
+            for value in request.query.get(name, [])
+            for part in value.split(",")
+            if part.strip()
+        }
 
     # ------------------------------------------------------------ request helpers
 
@@ -831,8 +1026,14 @@ class KlaviyoSandbox(App):
         try:
             body = request.json()
         except ValueError as exc:
-            raise ApiError(400, [error_object(400, "parse_error", "Malformed request.",
-                                              f"JSON parse error - {exc}")]) from exc
+            raise ApiError(
+                400,
+                [
+                    error_object(
+                        400, "parse_error", "Malformed request.", f"JSON parse error - {exc}"
+                    )
+                ],
+            ) from exc
         if not isinstance(body, dict) or "data" not in body:
             raise invalid("'data' is a required field.", "/data")
         data = body["data"]
@@ -854,7 +1055,9 @@ class KlaviyoSandbox(App):
         if raw is None:
             return default
         if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-            raise invalid(f"Page size must be an integer between 1 and {maximum}.", parameter="page[size]")
+            raise invalid(
+                f"Page size must be an integer between 1 and {maximum}.", parameter="page[size]"
+            )
         return int(raw)
 
     def _cursor(self, request: Request) -> tuple[str, str] | None:
@@ -867,29 +1070,42 @@ class KlaviyoSandbox(App):
         except (ValueError, IndexError, TypeError) as exc:
             raise invalid("Invalid page cursor.", parameter="page[cursor]") from exc
 
-    def _paginate(self, request: Request, records: Iterable[Any], sort_key: Callable[[Any], str],
-                  sizes: tuple[int, int], descending: bool = False,
-                  cap: int | None = None) -> tuple[list[Any], dict[str, str | None]]:
+    def _paginate(
+        self,
+        request: Request,
+        records: Iterable[Any],
+        sort_key: Callable[[Any], str],
+        sizes: tuple[int, int],
+        descending: bool = False,
+        cap: int | None = None,
+    ) -> tuple[list[Any], dict[str, str | None]]:
         """One page of `records` in (sort_key, id) order after the cursor, plus JSON:API links."""
         size = min(self._page_size(request, *sizes), cap or sizes[1])
-        entries = sorted((((sort_key(record), record.id), record) for record in records), key=lambda e: e[0])
+        entries = sorted(
+            (((sort_key(record), record.id), record) for record in records), key=lambda e: e[0]
+        )
         cursor = self._cursor(request)
         if descending:
             end = bisect_left(entries, cursor, key=lambda e: e[0]) if cursor else len(entries)
-            chunk, more = entries[max(0, end - size):end][::-1], end > size
+            chunk, more = entries[max(0, end - size) : end][::-1], end > size
         else:
             start = bisect_right(entries, cursor, key=lambda e: e[0]) if cursor else 0
-            chunk, more = entries[start:start + size], start + size < len(entries)
+            chunk, more = entries[start : start + size], start + size < len(entries)
         next_url = None
         if more and chunk:
             token = base64.urlsafe_b64encode(json.dumps(list(chunk[-1][0])).encode()).decode()
             next_url = self._url(request, {"page[cursor]": token})
         if self.next_link_loop:
             next_url = self._url(request)
-        return [record for _, record in chunk], {"self": self._url(request), "next": next_url, "prev": None}
+        return [record for _, record in chunk], {
+            "self": self._url(request),
+            "next": next_url,
+            "prev": None,
+        }
 
-    def _sort(self, request: Request, allowed: dict[str, Callable[[Any], str]],
-              default: str) -> tuple[Callable[[Any], str], bool]:
+    def _sort(
+        self, request: Request, allowed: dict[str, Callable[[Any], str]], default: str
+    ) -> tuple[Callable[[Any], str], bool]:
         raw = request.arg("sort") or default
         name = raw.lstrip("-")
         if name not in allowed:
@@ -939,23 +1155,37 @@ class KlaviyoSandbox(App):
         if len(distinct) > 1:
             raise duplicate_profile(next(iter(owners.values())).id)
         found = next(iter(distinct.values()), None)
-        if found is not None and attributes.get("email") and "email" not in owners and found.fields.get("email"):
+        if (
+            found is not None
+            and attributes.get("email")
+            and "email" not in owners
+            and found.fields.get("email")
+        ):
             raise duplicate_profile(found.id)
         return found
 
-    def _upsert(self, profile_id: str | None, attributes: dict[str, Any], meta: Any,
-                pointer: str = "/data/attributes") -> tuple[Profile, bool]:
+    def _upsert(
+        self,
+        profile_id: str | None,
+        attributes: dict[str, Any],
+        meta: Any,
+        pointer: str = "/data/attributes",
+    ) -> tuple[Profile, bool]:
         """Create or update a profile; True when it was created. Consent is never touched."""
         profile = self._resolve(profile_id, attributes)
         created = profile is None
         if profile is None:
             if not has_identifier(attributes):
-                raise invalid("One of 'email', 'phone_number' or 'external_id' is required.", pointer)
+                raise invalid(
+                    "One of 'email', 'phone_number' or 'external_id' is required.", pointer
+                )
             profile = self._new_profile()
         self._apply_attributes(profile, attributes, meta)
         return profile, created
 
-    def _apply_attributes(self, profile: Profile, attributes: dict[str, Any], meta: Any = None) -> None:
+    def _apply_attributes(
+        self, profile: Profile, attributes: dict[str, Any], meta: Any = None
+    ) -> None:
         changed = False
         for name, value in attributes.items():
             if name in IDENTIFIERS:
@@ -970,24 +1200,47 @@ class KlaviyoSandbox(App):
             profile.updated = self.clock.now()
 
     def _profile_lists(self, profile_id: str) -> list[str]:
-        return sorted(list_id for list_id, klaviyo_list in self.lists.items() if profile_id in klaviyo_list.members)
+        return sorted(
+            list_id
+            for list_id, klaviyo_list in self.lists.items()
+            if profile_id in klaviyo_list.members
+        )
 
     # ------------------------------------------------------------ consent
 
-    def _subscribe(self, profile: Profile, consented_at: float, method: str, source: str | None,
-                   list_id: str | None = None) -> None:
+    def _subscribe(
+        self,
+        profile: Profile,
+        consented_at: float,
+        method: str,
+        source: str | None,
+        list_id: str | None = None,
+    ) -> None:
         """Bulk Subscribe: consent SUBSCRIBED, and UNSUBSCRIBE/spam/manual suppressions lifted."""
         now = self.clock.now()
-        profile.consent, profile.consent_timestamp, profile.consent_updated = "SUBSCRIBED", consented_at, now
+        profile.consent, profile.consent_timestamp, profile.consent_updated = (
+            "SUBSCRIBED",
+            consented_at,
+            now,
+        )
         profile.method, profile.method_detail, profile.custom_method_detail = method, "", source
         profile.double_optin = False
-        profile.suppressions = [s for s in profile.suppressions if s["reason"] not in LIFTED_BY_SUBSCRIBE]
+        profile.suppressions = [
+            s for s in profile.suppressions if s["reason"] not in LIFTED_BY_SUBSCRIBE
+        ]
         if list_id:
-            profile.list_suppressions = [s for s in profile.list_suppressions if s["list_id"] != list_id]
+            profile.list_suppressions = [
+                s for s in profile.list_suppressions if s["list_id"] != list_id
+            ]
             self.lists[list_id].members.setdefault(profile.id, now)
         profile.updated = now
-        self._record_event(SUBSCRIBED_METRIC, profile, now, {"List": list_id} if list_id else {},
-                           unique_id=str(uuid.uuid4()))
+        self._record_event(
+            SUBSCRIBED_METRIC,
+            profile,
+            now,
+            {"List": list_id} if list_id else {},
+            unique_id=str(uuid.uuid4()),
+        )
 
     def _suppress(self, profile: Profile, moment: float, reason: str, method: str) -> None:
         if reason in REVOKES_CONSENT:
@@ -998,34 +1251,65 @@ class KlaviyoSandbox(App):
         profile.suppressions.append({"reason": reason, "timestamp": moment})
         metric = METRIC_FOR_SUPPRESSION.get(reason)
         if metric:
-            self._record_event(metric, profile, moment, {"Method": method}, unique_id=str(uuid.uuid4()))
+            self._record_event(
+                metric, profile, moment, {"Method": method}, unique_id=str(uuid.uuid4())
+            )
 
     def _unsubscribe_from_list(self, profile: Profile, list_id: str, moment: float) -> None:
         self.lists[list_id].members.pop(profile.id, None)
-        profile.list_suppressions.append({"list_id": list_id, "reason": "USER_SUPPRESSED", "timestamp": moment})
+        profile.list_suppressions.append(
+            {"list_id": list_id, "reason": "USER_SUPPRESSED", "timestamp": moment}
+        )
         profile.updated = self.clock.now()
-        self._record_event("Unsubscribed from List", profile, moment, {"List": list_id},
-                           unique_id=str(uuid.uuid4()))
+        self._record_event(
+            "Unsubscribed from List",
+            profile,
+            moment,
+            {"List": list_id},
+            unique_id=str(uuid.uuid4()),
+        )
 
     # ------------------------------------------------------------ profiles: rendering
 
-    def _profile_resource(self, request: Request, profile: Profile, subscriptions: bool = False,
-                          fields: set[str] | None = None) -> dict[str, Any]:
+    def _profile_resource(
+        self,
+        request: Request,
+        profile: Profile,
+        subscriptions: bool = False,
+        fields: set[str] | None = None,
+    ) -> dict[str, Any]:
         base = self._base(request)
         attributes = self._profile_attributes(profile, subscriptions)
         if fields:
             attributes = {name: value for name, value in attributes.items() if name in fields}
-        related = {name: {"links": {"self": f"{base}/api/profiles/{profile.id}/relationships/{name}/",
-                                    "related": f"{base}/api/profiles/{profile.id}/{name}/"}}
-                   for name in ("lists", "segments")}
-        return {"type": "profile", "id": profile.id, "attributes": attributes, "relationships": related,
-                "links": {"self": f"{base}/api/profiles/{profile.id}/"}}
+        related = {
+            name: {
+                "links": {
+                    "self": f"{base}/api/profiles/{profile.id}/relationships/{name}/",
+                    "related": f"{base}/api/profiles/{profile.id}/{name}/",
+                }
+            }
+            for name in ("lists", "segments")
+        }
+        return {
+            "type": "profile",
+            "id": profile.id,
+            "attributes": attributes,
+            "relationships": related,
+            "links": {"self": f"{base}/api/profiles/{profile.id}/"},
+        }
 
     def _profile_attributes(self, profile: Profile, subscriptions: bool) -> dict[str, Any]:
-        attributes: dict[str, Any] = {name: profile.fields.get(name) for name in IDENTIFIERS + PLAIN_FIELDS}
-        attributes.update(created=iso(profile.created), updated=iso(profile.updated),
-                          last_event_date=iso(profile.last_event_date), location=location_block(profile.location),
-                          properties=dict(profile.properties))
+        attributes: dict[str, Any] = {
+            name: profile.fields.get(name) for name in IDENTIFIERS + PLAIN_FIELDS
+        }
+        attributes.update(
+            created=iso(profile.created),
+            updated=iso(profile.updated),
+            last_event_date=iso(profile.last_event_date),
+            location=location_block(profile.location),
+            properties=dict(profile.properties),
+        )
         if subscriptions:
             attributes["subscriptions"] = self._subscriptions_block(profile)
         return attributes
@@ -1033,22 +1317,40 @@ class KlaviyoSandbox(App):
     def _subscriptions_block(self, profile: Profile) -> dict[str, Any]:
         marketing = {
             "can_receive_email_marketing": not profile.suppressions,
-            "consent": profile.consent, "consent_timestamp": iso(profile.consent_timestamp),
-            "last_updated": iso(profile.consent_updated), "method": profile.method,
-            "method_detail": profile.method_detail, "custom_method_detail": profile.custom_method_detail,
+            "consent": profile.consent,
+            "consent_timestamp": iso(profile.consent_timestamp),
+            "last_updated": iso(profile.consent_updated),
+            "method": profile.method,
+            "method_detail": profile.method_detail,
+            "custom_method_detail": profile.custom_method_detail,
             "double_optin": profile.double_optin,
-            "suppression": [{"reason": s["reason"], "timestamp": iso(s["timestamp"])} for s in profile.suppressions],
-            "list_suppressions": [{"list_id": s["list_id"], "reason": s["reason"], "timestamp": iso(s["timestamp"])}
-                                  for s in profile.list_suppressions],
+            "suppression": [
+                {"reason": s["reason"], "timestamp": iso(s["timestamp"])}
+                for s in profile.suppressions
+            ],
+            "list_suppressions": [
+                {"list_id": s["list_id"], "reason": s["reason"], "timestamp": iso(s["timestamp"])}
+                for s in profile.list_suppressions
+            ],
         }
-        sms = {"marketing": {"can_receive_sms_marketing": False, "consent": "NEVER_SUBSCRIBED",
-                             "consent_timestamp": None, "method": None, "method_detail": None,
-                             "last_updated": None}}
+        sms = {
+            "marketing": {
+                "can_receive_sms_marketing": False,
+                "consent": "NEVER_SUBSCRIBED",
+                "consent_timestamp": None,
+                "method": None,
+                "method_detail": None,
+                "last_updated": None,
+            }
+        }
         return {"email": {"marketing": marketing}, "sms": sms}
 
     def _profile_snapshot(self, profile: Profile) -> dict[str, Any]:
-        return {"id": profile.id, **self._profile_attributes(profile, subscriptions=True),
-                "lists": self._profile_lists(profile.id)}
+        return {
+            "id": profile.id,
+            **self._profile_attributes(profile, subscriptions=True),
+            "lists": self._profile_lists(profile.id),
+        }
 
     def _wants_subscriptions(self, request: Request) -> bool:
         return "subscriptions" in self._query_values(request, "additional-fields[profile]")
@@ -1059,13 +1361,23 @@ class KlaviyoSandbox(App):
     # ------------------------------------------------------------ profiles: endpoints
 
     def _get_accounts(self, request: Request) -> Response:
-        account = {"type": "account", "id": "SbX0K1",
-                   "attributes": {"test_account": True, "public_api_key": "SbX0K1", "timezone": "UTC",
-                                  "preferred_currency": "USD",
-                                  "contact_information": {"organization_name": "Sandbox", "website_url": None}},
-                   "links": {"self": f"{self._base(request)}/api/accounts/SbX0K1/"}}
-        return Response(200, {"data": [account], "links": {"self": self._url(request), "next": None,
-                                                           "prev": None}}, JSONAPI)
+        account = {
+            "type": "account",
+            "id": "SbX0K1",
+            "attributes": {
+                "test_account": True,
+                "public_api_key": "SbX0K1",
+                "timezone": "UTC",
+                "preferred_currency": "USD",
+                "contact_information": {"organization_name": "Sandbox", "website_url": None},
+            },
+            "links": {"self": f"{self._base(request)}/api/accounts/SbX0K1/"},
+        }
+        return Response(
+            200,
+            {"data": [account], "links": {"self": self._url(request), "next": None, "prev": None}},
+            JSONAPI,
+        )
 
     def _import_profile(self, request: Request) -> Response:
         data = self._data(request, "profile")
@@ -1074,21 +1386,30 @@ class KlaviyoSandbox(App):
         if errors:
             raise ApiError(400, errors)
         profile, created = self._upsert(data.get("id"), attributes, data.get("meta"))
-        resource = self._profile_resource(request, profile, self._wants_subscriptions(request),
-                                          self._profile_fields(request))
-        return Response(201 if created else 200, {"data": resource, "links": {"self": resource["links"]["self"]}},
-                        JSONAPI)
+        resource = self._profile_resource(
+            request, profile, self._wants_subscriptions(request), self._profile_fields(request)
+        )
+        return Response(
+            201 if created else 200,
+            {"data": resource, "links": {"self": resource["links"]["self"]}},
+            JSONAPI,
+        )
 
     def _get_profile(self, request: Request) -> Response:
         profile = self.profiles.get(request.params["profile_id"])
         if profile is None:
-            raise not_found_error(f"A profile with id {request.params['profile_id']} does not exist.")
-        resource = self._profile_resource(request, profile, self._wants_subscriptions(request),
-                                          self._profile_fields(request))
+            raise not_found_error(
+                f"A profile with id {request.params['profile_id']} does not exist."
+            )
+        resource = self._profile_resource(
+            request, profile, self._wants_subscriptions(request), self._profile_fields(request)
+        )
         body: dict[str, Any] = {"data": resource, "links": {"self": self._url(request)}}
         if "lists" in self._query_values(request, "include"):
             list_ids = self._profile_lists(profile.id)
-            resource["relationships"]["lists"]["data"] = [{"type": "list", "id": i} for i in list_ids]
+            resource["relationships"]["lists"]["data"] = [
+                {"type": "list", "id": i} for i in list_ids
+            ]
             body["included"] = [self._list_resource(request, self.lists[i]) for i in list_ids]
         return Response(200, body, JSONAPI)
 
@@ -1097,7 +1418,9 @@ class KlaviyoSandbox(App):
         conditions = parse_filter(request.arg("filter"), PROFILE_FILTERS)
         sort_key, descending = self._sort(request, PROFILE_SORTS, "id")
         candidates = self._indexed_candidates(conditions)
-        matching = (p for p in candidates if all(satisfies(p.filter_values(c.field), c) for c in conditions))
+        matching = (
+            p for p in candidates if all(satisfies(p.filter_values(c.field), c) for c in conditions)
+        )
         page, links = self._paginate(request, matching, sort_key, (20, 100), descending)
         subscriptions, fields = self._wants_subscriptions(request), self._profile_fields(request)
         data = [self._profile_resource(request, p, subscriptions, fields) for p in page]
@@ -1105,17 +1428,26 @@ class KlaviyoSandbox(App):
 
     def _refuse_sorted_subscription_filter(self, request: Request) -> None:
         """The refuse_sort_with_subscription_filter switch: a 400 seen from the real API."""
-        if self.refuse_sort_with_subscription_filter and "sort" in request.query \
-                and "subscriptions" in (request.arg("filter") or ""):
-            raise invalid("You may not filter on subscriptions and sort at the same time.", parameter="sort")
+        if (
+            self.refuse_sort_with_subscription_filter
+            and "sort" in request.query
+            and "subscriptions" in (request.arg("filter") or "")
+        ):
+            raise invalid(
+                "You may not filter on subscriptions and sort at the same time.", parameter="sort"
+            )
 
     def _indexed_candidates(self, conditions: list[Condition]) -> Iterable[Profile]:
         """Profiles an id or identifier condition narrows the search to; all profiles otherwise."""
         for condition in conditions:
             if condition.field in ("id",) + IDENTIFIERS:
                 values = condition.value if condition.op == "any" else [condition.value]
-                found = (self.profiles.get(v) if condition.field == "id" else self.profiles.find(condition.field, v)
-                         for v in values)
+                found = (
+                    self.profiles.get(v)
+                    if condition.field == "id"
+                    else self.profiles.find(condition.field, v)
+                    for v in values
+                )
                 return {p.id: p for p in found if p is not None}.values()
         return list(self.profiles.by_id.values())
 
@@ -1123,22 +1455,38 @@ class KlaviyoSandbox(App):
 
     def _create_import_job(self, request: Request) -> Response:
         if len(request.body) > MAX_BULK_IMPORT_BYTES:
-            raise ApiError(413, [error_object(413, "request_too_large", "Request too large.",
-                                              "The maximum allowed payload size is 5MB.")])
+            raise ApiError(
+                413,
+                [
+                    error_object(
+                        413,
+                        "request_too_large",
+                        "Request too large.",
+                        "The maximum allowed payload size is 5MB.",
+                    )
+                ],
+            )
         data = self._data(request, "profile-bulk-import-job")
         rows = ((data.get("attributes") or {}).get("profiles") or {}).get("data")
         if not isinstance(rows, list) or not 1 <= len(rows) <= MAX_BULK_IMPORT_PROFILES:
-            raise invalid(f"Between 1 and {MAX_BULK_IMPORT_PROFILES} profiles are allowed per job.",
-                          "/data/attributes/profiles/data")
+            raise invalid(
+                f"Between 1 and {MAX_BULK_IMPORT_PROFILES} profiles are allowed per job.",
+                "/data/attributes/profiles/data",
+            )
         list_ids = self._job_list_ids(data)
-        errors = [error for index, row in enumerate(rows) for error in self._import_row_errors(index, row)]
+        errors = [
+            error for index, row in enumerate(rows) for error in self._import_row_errors(index, row)
+        ]
         if errors:
             raise ApiError(400, errors)
         job = ImportJob(self._next_id(), self.clock.now(), rows, list_ids)
         self.jobs[job.id] = job
         self.pending_jobs.append(job)
-        return Response(202, {"data": self._job_resource(request, job), "links": {"self": self._url(request)}},
-                        JSONAPI)
+        return Response(
+            202,
+            {"data": self._job_resource(request, job), "links": {"self": self._url(request)}},
+            JSONAPI,
+        )
 
     def _job_list_ids(self, data: dict[str, Any]) -> list[str]:
         entries = (((data.get("relationships") or {}).get("lists") or {}).get("data")) or []
@@ -1154,12 +1502,18 @@ class KlaviyoSandbox(App):
         if not isinstance(row, dict) or row.get("type") != "profile":
             return [invalid_object("The resource type must be 'profile'.", f"{pointer}/type")]
         if json_size(row) > MAX_PROFILE_BYTES:
-            return [invalid_object("The maximum allowed payload size per-profile is 100KB.", pointer)]
+            return [
+                invalid_object("The maximum allowed payload size per-profile is 100KB.", pointer)
+            ]
         attributes = row.get("attributes")
         errors = attribute_errors(attributes, f"{pointer}/attributes", PROFILE_ATTRIBUTES)
         if not errors and not row.get("id") and not has_identifier(attributes):
-            errors.append(invalid_object("One of 'email', 'phone_number' or 'external_id' is required.",
-                                         f"{pointer}/attributes"))
+            errors.append(
+                invalid_object(
+                    "One of 'email', 'phone_number' or 'external_id' is required.",
+                    f"{pointer}/attributes",
+                )
+            )
         return errors
 
     def _finish_due_jobs(self) -> None:
@@ -1169,7 +1523,9 @@ class KlaviyoSandbox(App):
         for job in self.pending_jobs:
             job.rushed = job.rushed or self.jobs_finish_at_once
         now = self.clock.now()
-        due = sorted((job for job in self.pending_jobs if job.finishes <= now), key=lambda job: job.finishes)
+        due = sorted(
+            (job for job in self.pending_jobs if job.finishes <= now), key=lambda job: job.finishes
+        )
         for job in due:
             self.pending_jobs.remove(job)
             self._run_import_job(job)
@@ -1188,15 +1544,24 @@ class KlaviyoSandbox(App):
 
     def _import_error(self, index: int, row: dict[str, Any], exc: ApiError) -> dict[str, Any]:
         error = exc.errors[0]
-        return {"type": "import-error", "id": str(uuid.uuid4()),
-                "attributes": {"code": error["code"], "title": error["title"], "detail": error["detail"],
-                               "source": {"pointer": f"/data/attributes/profiles/data/{index}"},
-                               "original_payload": row.get("attributes")}}
+        return {
+            "type": "import-error",
+            "id": str(uuid.uuid4()),
+            "attributes": {
+                "code": error["code"],
+                "title": error["title"],
+                "detail": error["detail"],
+                "source": {"pointer": f"/data/attributes/profiles/data/{index}"},
+                "original_payload": row.get("attributes"),
+            },
+        }
 
     def _job(self, request: Request) -> ImportJob:
         job = self.jobs.get(request.params["job_id"])
         if job is None:
-            raise not_found_error(f"A profile bulk import job with id {request.params['job_id']} does not exist.")
+            raise not_found_error(
+                f"A profile bulk import job with id {request.params['job_id']} does not exist."
+            )
         return job
 
     def _job_resource(self, request: Request, job: ImportJob) -> dict[str, Any]:
@@ -1204,20 +1569,40 @@ class KlaviyoSandbox(App):
         status = job.status(now)
         done = status == "complete"
         job_url = f"{base}/api/profile-bulk-import-jobs/{job.id}"
-        related = {name: {"links": {"self": f"{job_url}/relationships/{name}/", "related": f"{job_url}/{name}/"}}
-                   for name in ("lists", "profiles", "import-errors")}
+        related = {
+            name: {
+                "links": {
+                    "self": f"{job_url}/relationships/{name}/",
+                    "related": f"{job_url}/{name}/",
+                }
+            }
+            for name in ("lists", "profiles", "import-errors")
+        }
         related["lists"]["data"] = [{"type": "list", "id": list_id} for list_id in job.list_ids]
-        attributes = {"status": status, "created_at": iso(job.created), "total_count": len(job.rows),
-                      "completed_count": len(job.profile_ids) if done else 0,
-                      "failed_count": len(job.errors) if done else 0,
-                      "completed_at": iso(job.completed_at), "expires_at": iso(job.created + JOB_LIFETIME_SECONDS),
-                      "started_at": iso(job.started) if status != "queued" else None}
-        return {"type": "profile-bulk-import-job", "id": job.id, "attributes": attributes,
-                "relationships": related, "links": {"self": f"{job_url}/"}}
+        attributes = {
+            "status": status,
+            "created_at": iso(job.created),
+            "total_count": len(job.rows),
+            "completed_count": len(job.profile_ids) if done else 0,
+            "failed_count": len(job.errors) if done else 0,
+            "completed_at": iso(job.completed_at),
+            "expires_at": iso(job.created + JOB_LIFETIME_SECONDS),
+            "started_at": iso(job.started) if status != "queued" else None,
+        }
+        return {
+            "type": "profile-bulk-import-job",
+            "id": job.id,
+            "attributes": attributes,
+            "relationships": related,
+            "links": {"self": f"{job_url}/"},
+        }
 
     def _get_import_job(self, request: Request) -> Response:
         job = self._job(request)
-        body: dict[str, Any] = {"data": self._job_resource(request, job), "links": {"self": self._url(request)}}
+        body: dict[str, Any] = {
+            "data": self._job_resource(request, job),
+            "links": {"self": self._url(request)},
+        }
         if "lists" in self._query_values(request, "include"):
             body["included"] = [self._list_resource(request, self.lists[i]) for i in job.list_ids]
         return Response(200, body, JSONAPI)
@@ -1228,51 +1613,88 @@ class KlaviyoSandbox(App):
         if raw_sort.lstrip("-") != "created_at":
             raise invalid(f"'{raw_sort}' is not a valid sort field.", parameter="sort")
         now = self.clock.now()
-        matching = [job for job in self.jobs.values() if all(satisfies([job.status(now)], c) for c in conditions)]
-        page, links = self._paginate(request, matching, lambda job: sort_text(job.created), (20, 100),
-                                     raw_sort.startswith("-"))
-        return Response(200, {"data": [self._job_resource(request, job) for job in page], "links": links}, JSONAPI)
+        matching = [
+            job
+            for job in self.jobs.values()
+            if all(satisfies([job.status(now)], c) for c in conditions)
+        ]
+        page, links = self._paginate(
+            request,
+            matching,
+            lambda job: sort_text(job.created),
+            (20, 100),
+            raw_sort.startswith("-"),
+        )
+        return Response(
+            200,
+            {"data": [self._job_resource(request, job) for job in page], "links": links},
+            JSONAPI,
+        )
 
     def _get_import_errors(self, request: Request) -> Response:
         job = self._job(request)
-        page, links = self._paginate(request, [_Keyed(e["id"], str(i).zfill(6), e) for i, e in enumerate(job.errors)],
-                                     lambda keyed: keyed.key, (20, 100))
+        page, links = self._paginate(
+            request,
+            [_Keyed(e["id"], str(i).zfill(6), e) for i, e in enumerate(job.errors)],
+            lambda keyed: keyed.key,
+            (20, 100),
+        )
         return Response(200, {"data": [keyed.item for keyed in page], "links": links}, JSONAPI)
 
     def _job_profiles(self, request: Request) -> tuple[list[Profile], dict[str, str | None]]:
         job = self._job(request)
-        keyed = [_Keyed(pid, str(i).zfill(6), self.profiles.by_id[pid]) for i, pid in enumerate(job.profile_ids)]
+        keyed = [
+            _Keyed(pid, str(i).zfill(6), self.profiles.by_id[pid])
+            for i, pid in enumerate(job.profile_ids)
+        ]
         page, links = self._paginate(request, keyed, lambda k: k.key, (20, 100))
         return [k.item for k in page], links
 
     def _get_job_profiles(self, request: Request) -> Response:
         profiles, links = self._job_profiles(request)
         subscriptions = self._wants_subscriptions(request)
-        data = [self._profile_resource(request, p, subscriptions, self._profile_fields(request)) for p in profiles]
+        data = [
+            self._profile_resource(request, p, subscriptions, self._profile_fields(request))
+            for p in profiles
+        ]
         return Response(200, {"data": data, "links": links}, JSONAPI)
 
     def _get_job_profile_ids(self, request: Request) -> Response:
         profiles, links = self._job_profiles(request)
-        return Response(200, {"data": [{"type": "profile", "id": p.id} for p in profiles], "links": links}, JSONAPI)
+        return Response(
+            200,
+            {"data": [{"type": "profile", "id": p.id} for p in profiles], "links": links},
+            JSONAPI,
+        )
 
     # ------------------------------------------------------------ lists
 
     def _new_list(self, name: str, opt_in_process: str, list_id: str | None = None) -> KlaviyoList:
         now = self.clock.now()
-        klaviyo_list = KlaviyoList(list_id or self._short_id(self.lists), name, now, now, opt_in_process)
+        klaviyo_list = KlaviyoList(
+            list_id or self._short_id(self.lists), name, now, now, opt_in_process
+        )
         self.lists[klaviyo_list.id] = klaviyo_list
         return klaviyo_list
 
-    def _list_resource(self, request: Request, klaviyo_list: KlaviyoList,
-                       profile_count: bool = False) -> dict[str, Any]:
+    def _list_resource(
+        self, request: Request, klaviyo_list: KlaviyoList, profile_count: bool = False
+    ) -> dict[str, Any]:
         base = self._base(request)
-        attributes: dict[str, Any] = {"name": klaviyo_list.name, "created": iso(klaviyo_list.created),
-                                      "updated": iso(klaviyo_list.updated),
-                                      "opt_in_process": klaviyo_list.opt_in_process}
+        attributes: dict[str, Any] = {
+            "name": klaviyo_list.name,
+            "created": iso(klaviyo_list.created),
+            "updated": iso(klaviyo_list.updated),
+            "opt_in_process": klaviyo_list.opt_in_process,
+        }
         if profile_count:
             attributes["profile_count"] = len(klaviyo_list.members)
-        return {"type": "list", "id": klaviyo_list.id, "attributes": attributes,
-                "links": {"self": f"{base}/api/lists/{klaviyo_list.id}/"}}
+        return {
+            "type": "list",
+            "id": klaviyo_list.id,
+            "attributes": attributes,
+            "links": {"self": f"{base}/api/lists/{klaviyo_list.id}/"},
+        }
 
     def _list(self, request: Request) -> KlaviyoList:
         klaviyo_list = self.lists.get(request.params["list_id"])
@@ -1288,37 +1710,58 @@ class KlaviyoSandbox(App):
             raise invalid("'name' is a required field.", "/data/attributes/name")
         opt_in = attributes.get("opt_in_process") or "single_opt_in"
         if opt_in not in ("single_opt_in", "double_opt_in"):
-            raise invalid(f"'{opt_in}' is not a valid opt_in_process.", "/data/attributes/opt_in_process")
+            raise invalid(
+                f"'{opt_in}' is not a valid opt_in_process.", "/data/attributes/opt_in_process"
+            )
         klaviyo_list = self._new_list(name, opt_in)
         return Response(201, {"data": self._list_resource(request, klaviyo_list)}, JSONAPI)
 
     def _get_lists(self, request: Request) -> Response:
         conditions = parse_filter(request.arg("filter"), LIST_FILTERS)
         sort_key, descending = self._sort(request, LIST_SORTS, "id")
-        matching = [klaviyo_list for klaviyo_list in self.lists.values()
-                    if all(satisfies(list_filter_values(klaviyo_list, c.field), c) for c in conditions)]
+        matching = [
+            klaviyo_list
+            for klaviyo_list in self.lists.values()
+            if all(satisfies(list_filter_values(klaviyo_list, c.field), c) for c in conditions)
+        ]
         page, links = self._paginate(request, matching, sort_key, (10, 10), descending)
-        return Response(200, {"data": [self._list_resource(request, item) for item in page], "links": links},
-                        JSONAPI)
+        return Response(
+            200,
+            {"data": [self._list_resource(request, item) for item in page], "links": links},
+            JSONAPI,
+        )
 
     def _get_list(self, request: Request) -> Response:
         counted = "profile_count" in self._query_values(request, "additional-fields[list]")
-        return Response(200, {"data": self._list_resource(request, self._list(request), counted),
-                              "links": {"self": self._url(request)}}, JSONAPI)
+        return Response(
+            200,
+            {
+                "data": self._list_resource(request, self._list(request), counted),
+                "links": {"self": self._url(request)},
+            },
+            JSONAPI,
+        )
 
     def _list_change(self, request: Request) -> tuple[KlaviyoList, list[str]]:
         """The list and profile ids of an add/remove request; unknown ids refuse the whole request."""
         klaviyo_list = self._list(request)
         data = self._data(request, None)
         if not isinstance(data, list) or not 1 <= len(data) <= MAX_LIST_CHANGE:
-            raise invalid(f"Between 1 and {MAX_LIST_CHANGE} profiles are allowed per request.", "/data")
+            raise invalid(
+                f"Between 1 and {MAX_LIST_CHANGE} profiles are allowed per request.", "/data"
+            )
         errors = []
         for index, entry in enumerate(data):
             if not isinstance(entry, dict) or entry.get("type") != "profile":
-                errors.append(invalid_object("The resource type must be 'profile'.", f"/data/{index}/type"))
+                errors.append(
+                    invalid_object("The resource type must be 'profile'.", f"/data/{index}/type")
+                )
             elif self.profiles.get(entry.get("id")) is None:
-                errors.append(invalid_object(f"A profile with id {entry.get('id')} does not exist.",
-                                             f"/data/{index}/id"))
+                errors.append(
+                    invalid_object(
+                        f"A profile with id {entry.get('id')} does not exist.", f"/data/{index}/id"
+                    )
+                )
         if errors:
             raise ApiError(400, errors)
         return klaviyo_list, [entry["id"] for entry in data]
@@ -1342,16 +1785,26 @@ class KlaviyoSandbox(App):
         raw_sort = request.arg("sort") or "joined_group_at"
         if raw_sort.lstrip("-") != "joined_group_at":
             raise invalid(f"'{raw_sort}' is not a valid sort field.", parameter="sort")
-        members = [_Keyed(pid, sort_text(joined), self.profiles.by_id[pid])
-                   for pid, joined in klaviyo_list.members.items()
-                   if all(satisfies(member_filter_values(self.profiles.by_id[pid], joined, c.field), c)
-                          for c in conditions)]
-        page, links = self._paginate(request, members, lambda k: k.key, (20, 100), raw_sort.startswith("-"))
+        members = [
+            _Keyed(pid, sort_text(joined), self.profiles.by_id[pid])
+            for pid, joined in klaviyo_list.members.items()
+            if all(
+                satisfies(member_filter_values(self.profiles.by_id[pid], joined, c.field), c)
+                for c in conditions
+            )
+        ]
+        page, links = self._paginate(
+            request, members, lambda k: k.key, (20, 100), raw_sort.startswith("-")
+        )
         return [k.item for k in page], links
 
     def _get_list_profile_ids(self, request: Request) -> Response:
         profiles, links = self._list_member_page(request)
-        return Response(200, {"data": [{"type": "profile", "id": p.id} for p in profiles], "links": links}, JSONAPI)
+        return Response(
+            200,
+            {"data": [{"type": "profile", "id": p.id} for p in profiles], "links": links},
+            JSONAPI,
+        )
 
     def _get_list_profiles(self, request: Request) -> Response:
         profiles, links = self._list_member_page(request)
@@ -1371,21 +1824,39 @@ class KlaviyoSandbox(App):
             metric_id = metric.id
         return self.metrics[metric_id]
 
-    def _event_key(self, metric_name: str, profile_id: str, time: float, unique_id: str | None) -> tuple:
+    def _event_key(
+        self, metric_name: str, profile_id: str, time: float, unique_id: str | None
+    ) -> tuple:
         """Klaviyo's de-duplication key: without unique_id, the time to the second stands in."""
         return (metric_name, profile_id, unique_id or str(int(time)))
 
-    def _record_event(self, metric_name: str, profile: Profile, time: float, properties: dict[str, Any],
-                      value: float | None = None, currency: str | None = None,
-                      unique_id: str | None = None) -> Event | None:
+    def _record_event(
+        self,
+        metric_name: str,
+        profile: Profile,
+        time: float,
+        properties: dict[str, Any],
+        value: float | None = None,
+        currency: str | None = None,
+        unique_id: str | None = None,
+    ) -> Event | None:
         """Store an event unless one with the same metric, profile and unique_id exists."""
         key = self._event_key(metric_name, profile.id, time, unique_id)
         if key in self.event_keys:
             return None
         self.event_keys.add(key)
         metric = self._metric(metric_name)
-        event = Event(self._next_id(), str(uuid.uuid4()), metric.id, profile.id, float(int(time)),
-                      properties, value, currency, unique_id)
+        event = Event(
+            self._next_id(),
+            str(uuid.uuid4()),
+            metric.id,
+            profile.id,
+            float(int(time)),
+            properties,
+            value,
+            currency,
+            unique_id,
+        )
         self.event_log.append(event)
         profile.last_event_date = max(profile.last_event_date or 0.0, event.time)
         return event
@@ -1400,10 +1871,18 @@ class KlaviyoSandbox(App):
 
     def _event_snapshot(self, event: Event) -> dict[str, Any]:
         profile = self.profiles.by_id[event.profile_id]
-        return {"id": event.id, "metric": self.metrics[event.metric_id].name, "profile_id": event.profile_id,
-                "email": profile.fields.get("email"), "time": event.time, "datetime": iso(event.time),
-                "properties": dict(event.properties), "value": event.value,
-                "value_currency": event.value_currency, "unique_id": event.unique_id}
+        return {
+            "id": event.id,
+            "metric": self.metrics[event.metric_id].name,
+            "profile_id": event.profile_id,
+            "email": profile.fields.get("email"),
+            "time": event.time,
+            "datetime": iso(event.time),
+            "properties": dict(event.properties),
+            "value": event.value,
+            "value_currency": event.value_currency,
+            "unique_id": event.unique_id,
+        }
 
     # ------------------------------------------------------------ events: writing
 
@@ -1412,9 +1891,11 @@ class KlaviyoSandbox(App):
         attributes = data.get("attributes")
         if not isinstance(attributes, dict):
             raise invalid("'attributes' is a required field.", "/data/attributes")
-        profile_data = ((attributes.get("profile") or {}).get("data"))
+        profile_data = (attributes.get("profile") or {}).get("data")
         errors = self._event_errors(attributes, "/data/attributes")
-        errors += self._event_profile_errors(profile_data, "/data/attributes/profile/data", meta_inside=True)
+        errors += self._event_profile_errors(
+            profile_data, "/data/attributes/profile/data", meta_inside=True
+        )
         if errors:
             raise ApiError(400, errors)
         profile_attributes = dict(profile_data.get("attributes") or {})
@@ -1428,13 +1909,23 @@ class KlaviyoSandbox(App):
         errors = []
         properties = attributes.get("properties")
         if not isinstance(properties, dict):
-            errors.append(invalid_object("'properties' is a required field.", f"{pointer}/properties"))
+            errors.append(
+                invalid_object("'properties' is a required field.", f"{pointer}/properties")
+            )
         elif len(properties) > MAX_EVENT_PROPERTIES:
-            errors.append(invalid_object("An event may have at most 400 properties.", f"{pointer}/properties"))
-        name = (((attributes.get("metric") or {}).get("data") or {}).get("attributes") or {}).get("name")
+            errors.append(
+                invalid_object("An event may have at most 400 properties.", f"{pointer}/properties")
+            )
+        name = (((attributes.get("metric") or {}).get("data") or {}).get("attributes") or {}).get(
+            "name"
+        )
         if not isinstance(name, str) or not name or len(name) >= 128:
-            errors.append(invalid_object("A metric name of fewer than 128 characters is required.",
-                                         f"{pointer}/metric/data/attributes/name"))
+            errors.append(
+                invalid_object(
+                    "A metric name of fewer than 128 characters is required.",
+                    f"{pointer}/metric/data/attributes/name",
+                )
+            )
         errors += self._event_time_errors(attributes.get("time"), f"{pointer}/time")
         value = attributes.get("value")
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -1451,25 +1942,42 @@ class KlaviyoSandbox(App):
         if moment is None:
             return [invalid_object(f"'{raw}' is not a valid datetime.", pointer)]
         if not EPOCH_1990 < moment <= self.clock.now() + YEAR_SECONDS:
-            return [invalid_object("The time must be after 1990 and at most 1 year in the future.", pointer)]
+            return [
+                invalid_object(
+                    "The time must be after 1990 and at most 1 year in the future.", pointer
+                )
+            ]
         return []
 
-    def _event_profile_errors(self, profile_data: Any, pointer: str, meta_inside: bool) -> list[dict[str, Any]]:
+    def _event_profile_errors(
+        self, profile_data: Any, pointer: str, meta_inside: bool
+    ) -> list[dict[str, Any]]:
         """An event's profile: single events carry `meta` inside attributes, bulk ones beside them."""
         if not isinstance(profile_data, dict) or profile_data.get("type") != "profile":
             return [invalid_object("A profile of type 'profile' is required.", pointer)]
         allowed = EVENT_PROFILE_ATTRIBUTES | ({"meta"} if meta_inside else set())
         resource_keys = {"type", "id", "attributes"} | (set() if meta_inside else {"meta"})
-        errors = [invalid_object(f"'{name}' is not a valid field for the resource 'profile'.", f"{pointer}/{name}")
-                  for name in profile_data if name not in resource_keys]
+        errors = [
+            invalid_object(
+                f"'{name}' is not a valid field for the resource 'profile'.", f"{pointer}/{name}"
+            )
+            for name in profile_data
+            if name not in resource_keys
+        ]
         attributes = profile_data.get("attributes") or {}
         errors += attribute_errors(attributes, f"{pointer}/attributes", frozenset(allowed))
         if not errors and not profile_data.get("id") and not has_identifier(attributes):
-            errors.append(invalid_object("A profile identifier (id, email, phone_number or external_id) "
-                                         "is required.", f"{pointer}/attributes"))
+            errors.append(
+                invalid_object(
+                    "A profile identifier (id, email, phone_number or external_id) is required.",
+                    f"{pointer}/attributes",
+                )
+            )
         return errors
 
-    def _event_profile(self, profile_id: str | None, attributes: dict[str, Any], meta: Any) -> Profile:
+    def _event_profile(
+        self, profile_id: str | None, attributes: dict[str, Any], meta: Any
+    ) -> Profile:
         attributes = {k: v for k, v in attributes.items() if k not in ("anonymous_id", "_kx")}
         profile, _ = self._upsert(profile_id, attributes, meta)
         return profile
@@ -1478,8 +1986,15 @@ class KlaviyoSandbox(App):
         raw_time = attributes.get("time")
         moment = parse_datetime(raw_time) if raw_time else self.clock.now()
         name = attributes["metric"]["data"]["attributes"]["name"]
-        return self._record_event(name, profile, moment, dict(attributes["properties"]), attributes.get("value"),
-                                  attributes.get("value_currency"), attributes.get("unique_id"))
+        return self._record_event(
+            name,
+            profile,
+            moment,
+            dict(attributes["properties"]),
+            attributes.get("value"),
+            attributes.get("value_currency"),
+            attributes.get("unique_id"),
+        )
 
     def _bulk_create_events(self, request: Request) -> Response:
         data = self._data(request, "event-bulk-create-job")
@@ -1487,22 +2002,30 @@ class KlaviyoSandbox(App):
         entries = ((data.get("attributes") or {}).get("events-bulk-create") or {}).get("data")
         if not isinstance(entries, list) or not entries:
             raise invalid("'events-bulk-create' needs at least one entry.", pointer)
-        errors = [error for index, entry in enumerate(entries)
-                  for error in self._bulk_entry_errors(entry, f"{pointer}/{index}")]
+        errors = [
+            error
+            for index, entry in enumerate(entries)
+            for error in self._bulk_entry_errors(entry, f"{pointer}/{index}")
+        ]
         if errors:
             raise ApiError(400, errors)
         if sum(len(entry["attributes"]["events"]["data"]) for entry in entries) > MAX_BULK_EVENTS:
             raise invalid(f"At most {MAX_BULK_EVENTS} events are allowed per request.", pointer)
         self._refuse_repeated_unique_ids(entries, pointer)
-        for entry in entries:  # a profile conflict refuses the whole request before anything is stored
+        for (
+            entry
+        ) in entries:  # a profile conflict refuses the whole request before anything is stored
             profile_data = entry["attributes"]["profile"]["data"]
             self._resolve(profile_data.get("id"), profile_data.get("attributes") or {})
         if self.jobs_never_finish:
             return Response(202, None, JSONAPI)
         for entry in entries:
             profile_data = entry["attributes"]["profile"]["data"]
-            profile = self._event_profile(profile_data.get("id"), dict(profile_data.get("attributes") or {}),
-                                          profile_data.get("meta"))
+            profile = self._event_profile(
+                profile_data.get("id"),
+                dict(profile_data.get("attributes") or {}),
+                profile_data.get("meta"),
+            )
             for event in entry["attributes"]["events"]["data"]:
                 self._store_event(event["attributes"], profile)
         return Response(202, None, JSONAPI)
@@ -1512,10 +2035,14 @@ class KlaviyoSandbox(App):
         if not isinstance(attributes, dict):
             return [invalid_object("'attributes' is a required field.", f"{pointer}/attributes")]
         profile_data = (attributes.get("profile") or {}).get("data")
-        errors = self._event_profile_errors(profile_data, f"{pointer}/attributes/profile/data", meta_inside=False)
+        errors = self._event_profile_errors(
+            profile_data, f"{pointer}/attributes/profile/data", meta_inside=False
+        )
         events = (attributes.get("events") or {}).get("data")
         if not isinstance(events, list) or not events:
-            return errors + [invalid_object("'events' needs at least one event.", f"{pointer}/attributes/events")]
+            return errors + [
+                invalid_object("'events' needs at least one event.", f"{pointer}/attributes/events")
+            ]
         for index, event in enumerate(events):
             event_pointer = f"{pointer}/attributes/events/data/{index}/attributes"
             event_attributes = event.get("attributes") if isinstance(event, dict) else None
@@ -1534,11 +2061,17 @@ class KlaviyoSandbox(App):
                 attributes = event["attributes"]
                 raw_time = attributes.get("time")
                 moment = parse_datetime(raw_time) if raw_time else self.clock.now()
-                key = self._event_key(attributes["metric"]["data"]["attributes"]["name"], person, moment,
-                                      attributes.get("unique_id"))
+                key = self._event_key(
+                    attributes["metric"]["data"]["attributes"]["name"],
+                    person,
+                    moment,
+                    attributes.get("unique_id"),
+                )
                 if key in seen:
-                    raise invalid(f"The unique_id '{key[2]}' is repeated for the same profile and metric.",
-                                  f"{pointer}/{index}/attributes/events/data/{number}/attributes/unique_id")
+                    raise invalid(
+                        f"The unique_id '{key[2]}' is repeated for the same profile and metric.",
+                        f"{pointer}/{index}/attributes/events/data/{number}/attributes/unique_id",
+                    )
                 seen.add(key)
 
     def _person_key(self, profile_data: dict[str, Any]) -> str:
@@ -1557,9 +2090,18 @@ class KlaviyoSandbox(App):
     def _get_events(self, request: Request) -> Response:
         conditions = parse_filter(request.arg("filter"), EVENT_FILTERS)
         sort_key, descending = self._sort(request, EVENT_SORTS, "datetime")
-        matching = (e for e in self.event_log if all(satisfies(e.filter_values(c.field), c) for c in conditions))
-        page, links = self._paginate(request, matching, sort_key, (200, 1000), descending, EVENTS_PER_PAGE_CAP)
-        body: dict[str, Any] = {"data": [self._event_resource(request, e) for e in page], "links": links}
+        matching = (
+            e
+            for e in self.event_log
+            if all(satisfies(e.filter_values(c.field), c) for c in conditions)
+        )
+        page, links = self._paginate(
+            request, matching, sort_key, (200, 1000), descending, EVENTS_PER_PAGE_CAP
+        )
+        body: dict[str, Any] = {
+            "data": [self._event_resource(request, e) for e in page],
+            "links": links,
+        }
         included = self._event_includes(request, page)
         if included is not None:
             body["included"] = included
@@ -1569,15 +2111,34 @@ class KlaviyoSandbox(App):
         base = self._base(request)
         event_url = f"{base}/api/events/{event.id}"
         related = {
-            "profile": {"data": {"type": "profile", "id": event.profile_id},
-                        "links": {"self": f"{event_url}/relationships/profile/", "related": f"{event_url}/profile/"}},
-            "metric": {"data": {"type": "metric", "id": event.metric_id},
-                       "links": {"self": f"{event_url}/relationships/metric/", "related": f"{event_url}/metric/"}},
+            "profile": {
+                "data": {"type": "profile", "id": event.profile_id},
+                "links": {
+                    "self": f"{event_url}/relationships/profile/",
+                    "related": f"{event_url}/profile/",
+                },
+            },
+            "metric": {
+                "data": {"type": "metric", "id": event.metric_id},
+                "links": {
+                    "self": f"{event_url}/relationships/metric/",
+                    "related": f"{event_url}/metric/",
+                },
+            },
         }
-        attributes = {"timestamp": int(event.time), "event_properties": self._event_properties(event),
-                      "datetime": iso(event.time), "uuid": event.uuid}
-        return {"type": "event", "id": event.id, "attributes": attributes, "relationships": related,
-                "links": {"self": f"{event_url}/"}}
+        attributes = {
+            "timestamp": int(event.time),
+            "event_properties": self._event_properties(event),
+            "datetime": iso(event.time),
+            "uuid": event.uuid,
+        }
+        return {
+            "type": "event",
+            "id": event.id,
+            "attributes": attributes,
+            "relationships": related,
+            "links": {"self": f"{event_url}/"},
+        }
 
     def _event_includes(self, request: Request, events: list[Event]) -> list[dict[str, Any]] | None:
         include = self._query_values(request, "include")
@@ -1590,23 +2151,42 @@ class KlaviyoSandbox(App):
         for event in events:
             if "profile" in include:
                 included[("profile", event.profile_id)] = self._profile_resource(
-                    request, self.profiles.by_id[event.profile_id], fields=self._profile_fields(request))
+                    request,
+                    self.profiles.by_id[event.profile_id],
+                    fields=self._profile_fields(request),
+                )
             if "metric" in include:
-                included[("metric", event.metric_id)] = self._metric_resource(request, self.metrics[event.metric_id])
+                included[("metric", event.metric_id)] = self._metric_resource(
+                    request, self.metrics[event.metric_id]
+                )
         return list(included.values())
 
     def _metric_resource(self, request: Request, metric: Metric) -> dict[str, Any]:
-        return {"type": "metric", "id": metric.id,
-                "attributes": {"name": metric.name, "created": iso(metric.created), "updated": iso(metric.created),
-                               "integration": dict(metric.integration)},
-                "links": {"self": f"{self._base(request)}/api/metrics/{metric.id}/"}}
+        return {
+            "type": "metric",
+            "id": metric.id,
+            "attributes": {
+                "name": metric.name,
+                "created": iso(metric.created),
+                "updated": iso(metric.created),
+                "integration": dict(metric.integration),
+            },
+            "links": {"self": f"{self._base(request)}/api/metrics/{metric.id}/"},
+        }
 
     def _get_metrics(self, request: Request) -> Response:
         conditions = parse_filter(request.arg("filter"), METRIC_FILTERS)
-        matching = [m for m in self.metrics.values()
-                    if all(satisfies([m.integration.get(c.field.split(".")[1])], c) for c in conditions)]
+        matching = [
+            m
+            for m in self.metrics.values()
+            if all(satisfies([m.integration.get(c.field.split(".")[1])], c) for c in conditions)
+        ]
         page, links = self._paginate(request, matching, lambda m: m.id, (200, 200))
-        return Response(200, {"data": [self._metric_resource(request, m) for m in page], "links": links}, JSONAPI)
+        return Response(
+            200,
+            {"data": [self._metric_resource(request, m) for m in page], "links": links},
+            JSONAPI,
+        )
 
     def _get_metric(self, request: Request) -> Response:
         metric = self.metrics.get(request.params["metric_id"])
@@ -1616,16 +2196,22 @@ class KlaviyoSandbox(App):
 
     # ------------------------------------------------------------ consent endpoints
 
-    def _consent_rows(self, request: Request, job_type: str, maximum: int) -> tuple[dict[str, Any], list[Any]]:
+    def _consent_rows(
+        self, request: Request, job_type: str, maximum: int
+    ) -> tuple[dict[str, Any], list[Any]]:
         data = self._data(request, job_type)
         rows = ((data.get("attributes") or {}).get("profiles") or {}).get("data")
         if not isinstance(rows, list) or not 1 <= len(rows) <= maximum:
-            raise invalid(f"Between 1 and {maximum} profiles are allowed per request.",
-                          "/data/attributes/profiles/data")
+            raise invalid(
+                f"Between 1 and {maximum} profiles are allowed per request.",
+                "/data/attributes/profiles/data",
+            )
         return data, rows
 
     def _consent_list(self, data: dict[str, Any]) -> KlaviyoList | None:
-        list_id = ((((data.get("relationships") or {}).get("list") or {}).get("data")) or {}).get("id")
+        list_id = ((((data.get("relationships") or {}).get("list") or {}).get("data")) or {}).get(
+            "id"
+        )
         if list_id is None:
             return None
         if list_id not in self.lists:
@@ -1633,12 +2219,17 @@ class KlaviyoSandbox(App):
         return self.lists[list_id]
 
     def _bulk_subscribe(self, request: Request) -> Response:
-        data, rows = self._consent_rows(request, "profile-subscription-bulk-create-job", MAX_SUBSCRIBE)
+        data, rows = self._consent_rows(
+            request, "profile-subscription-bulk-create-job", MAX_SUBSCRIBE
+        )
         attributes = data.get("attributes") or {}
         historical = attributes.get("historical_import") is True
         klaviyo_list = self._consent_list(data)
-        errors = [error for index, row in enumerate(rows)
-                  for error in self._subscribe_row_errors(index, row, historical)]
+        errors = [
+            error
+            for index, row in enumerate(rows)
+            for error in self._subscribe_row_errors(index, row, historical)
+        ]
         if errors:
             raise ApiError(400, errors)
         if self.jobs_never_finish:
@@ -1657,25 +2248,52 @@ class KlaviyoSandbox(App):
             errors.append(invalid_object("An email or phone_number is required.", pointer))
         marketing = ((attributes.get("subscriptions") or {}).get("email") or {}).get("marketing")
         if marketing is not None:
-            errors += self._consent_errors(marketing, f"{pointer}/subscriptions/email/marketing", historical)
+            errors += self._consent_errors(
+                marketing, f"{pointer}/subscriptions/email/marketing", historical
+            )
         return errors
 
-    def _consent_errors(self, marketing: Any, pointer: str, historical: bool) -> list[dict[str, Any]]:
+    def _consent_errors(
+        self, marketing: Any, pointer: str, historical: bool
+    ) -> list[dict[str, Any]]:
         if not isinstance(marketing, dict) or marketing.get("consent") != "SUBSCRIBED":
-            return [invalid_object("The only supported consent value is 'SUBSCRIBED'.", f"{pointer}/consent")]
+            return [
+                invalid_object(
+                    "The only supported consent value is 'SUBSCRIBED'.", f"{pointer}/consent"
+                )
+            ]
         consented_at = marketing.get("consented_at")
         if consented_at is not None and not historical:
-            return [invalid_object("'consented_at' may only be set with historical_import.",
-                                   f"{pointer}/consented_at")]
+            return [
+                invalid_object(
+                    "'consented_at' may only be set with historical_import.",
+                    f"{pointer}/consented_at",
+                )
+            ]
         if historical and consented_at is None:
-            return [invalid_object("'consented_at' is required with historical_import.", f"{pointer}/consented_at")]
-        if historical and (self._event_time_errors(consented_at, "")
-                           or parse_datetime(consented_at) > self.clock.now()):
-            return [invalid_object("'consented_at' must be a datetime in the past.", f"{pointer}/consented_at")]
+            return [
+                invalid_object(
+                    "'consented_at' is required with historical_import.", f"{pointer}/consented_at"
+                )
+            ]
+        if historical and (
+            self._event_time_errors(consented_at, "")
+            or parse_datetime(consented_at) > self.clock.now()
+        ):
+            return [
+                invalid_object(
+                    "'consented_at' must be a datetime in the past.", f"{pointer}/consented_at"
+                )
+            ]
         return []
 
-    def _subscribe_row(self, row: dict[str, Any], historical: bool, klaviyo_list: KlaviyoList | None,
-                       source: str | None) -> None:
+    def _subscribe_row(
+        self,
+        row: dict[str, Any],
+        historical: bool,
+        klaviyo_list: KlaviyoList | None,
+        source: str | None,
+    ) -> None:
         attributes = row["attributes"]
         marketing = ((attributes.get("subscriptions") or {}).get("email") or {}).get("marketing")
         profile = self._consent_profile(row)
@@ -1684,23 +2302,36 @@ class KlaviyoSandbox(App):
         if klaviyo_list and klaviyo_list.opt_in_process == "double_opt_in" and not historical:
             return  # waits for the person to confirm; nothing changes yet
         consented_at = parse_datetime(marketing["consented_at"]) if historical else self.clock.now()
-        self._subscribe(profile, consented_at, "API", source, klaviyo_list.id if klaviyo_list else None)
+        self._subscribe(
+            profile, consented_at, "API", source, klaviyo_list.id if klaviyo_list else None
+        )
 
     def _consent_profile(self, row: dict[str, Any]) -> Profile:
         """The profile a consent row names (id, email, then phone), created when unknown."""
         attributes = row["attributes"]
-        profile = (self.profiles.get(row.get("id")) or self.profiles.find("email", attributes.get("email"))
-                   or self.profiles.find("phone_number", attributes.get("phone_number")))
+        profile = (
+            self.profiles.get(row.get("id"))
+            or self.profiles.find("email", attributes.get("email"))
+            or self.profiles.find("phone_number", attributes.get("phone_number"))
+        )
         if profile is None:
             profile = self._new_profile()
-            self._apply_attributes(profile, {k: attributes.get(k) for k in ("email", "phone_number")
-                                             if attributes.get(k)})
+            self._apply_attributes(
+                profile,
+                {k: attributes.get(k) for k in ("email", "phone_number") if attributes.get(k)},
+            )
         return profile
 
     def _bulk_unsubscribe(self, request: Request) -> Response:
-        data, rows = self._consent_rows(request, "profile-subscription-bulk-delete-job", MAX_UNSUBSCRIBE)
+        data, rows = self._consent_rows(
+            request, "profile-subscription-bulk-delete-job", MAX_UNSUBSCRIBE
+        )
         klaviyo_list = self._consent_list(data)
-        errors = [error for index, row in enumerate(rows) for error in self._unsubscribe_row_errors(index, row)]
+        errors = [
+            error
+            for index, row in enumerate(rows)
+            for error in self._unsubscribe_row_errors(index, row)
+        ]
         if errors:
             raise ApiError(400, errors)
         if self.jobs_never_finish:
@@ -1717,15 +2348,23 @@ class KlaviyoSandbox(App):
     def _unsubscribe_row_errors(self, index: int, row: Any) -> list[dict[str, Any]]:
         pointer = f"/data/attributes/profiles/data/{index}/attributes"
         attributes = row.get("attributes") if isinstance(row, dict) else None
-        errors = attribute_errors(attributes, pointer, SUBSCRIBE_ATTRIBUTES - {"age_gated_date_of_birth"})
+        errors = attribute_errors(
+            attributes, pointer, SUBSCRIBE_ATTRIBUTES - {"age_gated_date_of_birth"}
+        )
         if errors:
             return errors
         if not (attributes.get("email") or attributes.get("phone_number")):
             return [invalid_object("An email or phone_number is required.", pointer)]
-        marketing = ((attributes.get("subscriptions") or {}).get("email") or {}).get("marketing") or {}
+        marketing = ((attributes.get("subscriptions") or {}).get("email") or {}).get(
+            "marketing"
+        ) or {}
         if marketing.get("consent") != "UNSUBSCRIBED":
-            return [invalid_object("The only supported consent value is 'UNSUBSCRIBED'.",
-                                   f"{pointer}/subscriptions/email/marketing/consent")]
+            return [
+                invalid_object(
+                    "The only supported consent value is 'UNSUBSCRIBED'.",
+                    f"{pointer}/subscriptions/email/marketing/consent",
+                )
+            ]
         return []
 
 
@@ -1740,6 +2379,7 @@ class _InjectedResponse(Exception):
 @dataclass
 class _Keyed:
     """A record with an explicit sort key, for paging lists that keep insertion order."""
+
     id: str
     key: str
     item: Any
@@ -1775,7 +2415,18 @@ def patch_properties(properties: dict[str, Any], patch: Any) -> bool:
 
 
 def location_block(location: dict[str, Any]) -> dict[str, Any]:
-    names = ("address1", "address2", "city", "country", "latitude", "longitude", "region", "zip", "timezone", "ip")
+    names = (
+        "address1",
+        "address2",
+        "city",
+        "country",
+        "latitude",
+        "longitude",
+        "region",
+        "zip",
+        "timezone",
+        "ip",
+    )
     return {name: location.get(name) for name in names}
 
 
@@ -1799,9 +2450,13 @@ PROFILE_SORTS: dict[str, Callable[[Any], str]] = {
     f"{SUPPRESSION}.timestamp": lambda p: sort_text(latest(p.suppressions)),
     f"{LIST_SUPPRESSIONS}.timestamp": lambda p: sort_text(latest(p.list_suppressions)),
 }
-EVENT_SORTS: dict[str, Callable[[Any], str]] = {"datetime": lambda e: sort_text(e.time),
-                                                "timestamp": lambda e: sort_text(e.time)}
+EVENT_SORTS: dict[str, Callable[[Any], str]] = {
+    "datetime": lambda e: sort_text(e.time),
+    "timestamp": lambda e: sort_text(e.time),
+}
 LIST_SORTS: dict[str, Callable[[Any], str]] = {
-    "id": lambda item: item.id, "name": lambda item: item.name,
-    "created": lambda item: sort_text(item.created), "updated": lambda item: sort_text(item.updated),
+    "id": lambda item: item.id,
+    "name": lambda item: item.name,
+    "created": lambda item: sort_text(item.created),
+    "updated": lambda item: sort_text(item.updated),
 }

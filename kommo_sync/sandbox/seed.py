@@ -4,44 +4,207 @@ addresses, partial consent, and leads spread over every kind of stage.
 `seed_account` fills an account; `mutate_fraction` then changes a share of it, as a day of
 CRM work would, so incremental syncs have something to find.
 """
+
 from __future__ import annotations
 
 import gc
 import random
 import re
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 from kommo_sync.sandbox.kommo import LOST, WON, KommoSandbox
 
 DAY = 86_400
 FIRST_NAMES = (
-    "Anna", "Lukas", "Sofia", "Jonas", "Emma", "Leon", "Mia", "Finn", "Hannah", "Paul", "Laura",
-    "Felix", "Olivia", "Noah", "Amelia", "James", "Isabella", "Liam", "Charlotte", "Oliver",
-    "Ava", "Lucas", "Chloe", "Mateo", "Valentina", "Diego", "Camila", "Hugo", "Léa", "Louis",
-    "Chiara", "Marco", "Giulia", "Piotr", "Zofia", "Jan", "Eva", "Ahmed", "Fatima", "Yusuf",
-    "Aisha", "Ravi", "Priya", "Wei", "Mei", "Kenji", "Yuki", "Olga", "Ivan", "Sven", "Ingrid",
-    "Mohammed", "Sara", "David", "Elena", "Tomás", "Lucía", "Kofi", "Amara", "Niamh")
+    "Anna",
+    "Lukas",
+    "Sofia",
+    "Jonas",
+    "Emma",
+    "Leon",
+    "Mia",
+    "Finn",
+    "Hannah",
+    "Paul",
+    "Laura",
+    "Felix",
+    "Olivia",
+    "Noah",
+    "Amelia",
+    "James",
+    "Isabella",
+    "Liam",
+    "Charlotte",
+    "Oliver",
+    "Ava",
+    "Lucas",
+    "Chloe",
+    "Mateo",
+    "Valentina",
+    "Diego",
+    "Camila",
+    "Hugo",
+    "Léa",
+    "Louis",
+    "Chiara",
+    "Marco",
+    "Giulia",
+    "Piotr",
+    "Zofia",
+    "Jan",
+    "Eva",
+    "Ahmed",
+    "Fatima",
+    "Yusuf",
+    "Aisha",
+    "Ravi",
+    "Priya",
+    "Wei",
+    "Mei",
+    "Kenji",
+    "Yuki",
+    "Olga",
+    "Ivan",
+    "Sven",
+    "Ingrid",
+    "Mohammed",
+    "Sara",
+    "David",
+    "Elena",
+    "Tomás",
+    "Lucía",
+    "Kofi",
+    "Amara",
+    "Niamh",
+)
 LAST_NAMES = (
-    "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Becker", "Wagner", "Hoffmann",
-    "Smith", "Johnson", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Martin", "Bernard",
-    "Dubois", "Moreau", "Rossi", "Russo", "Ferrari", "García", "Fernández", "López", "Silva",
-    "Santos", "Kowalski", "Nowak", "Novák", "Horvat", "Jansen", "de Vries", "Andersson",
-    "Johansson", "Nielsen", "Hansen", "Ivanova", "Petrov", "O'Brien", "Murphy", "Khan",
-    "Patel", "Singh", "Chen", "Wang", "Tanaka", "Sato", "Kim", "Park", "Nguyen", "Okafor",
-    "Mensah", "Haddad", "Cohen", "Levi", "Yilmaz", "Demir", "Costa", "Meyer")
-COMPANY_SUFFIXES = ("GmbH", "AG", "Ltd", "Inc", "LLC", "& Co", "Group", "Logistics", "Consulting",
-                    "Studio", "Solutions", "Partners", "Trading", "Software", "Bau")
-FREE_MAIL = ("gmail.com", "outlook.com", "yahoo.com", "web.de", "gmx.de", "icloud.com",
-             "hotmail.com", "mail.ru", "proton.me", "t-online.de")
-BAD_EMAILS = ("john@@x", "test@example.com", "n/a", "info at firma.de", "mail@", "@gmail.com",
-              "max.mustermann@gmail", "none")
-LEAD_SOURCES = ("Website", "Referral", "Trade show", "Google Ads", "Facebook", "Cold call",
-                "Partner", "Newsletter", "LinkedIn", "Webinar")
-PRODUCTS = ("Annual license", "Website redesign", "Onboarding package", "Support contract",
-            "Pilot project", "Hardware order", "Consulting days", "Renewal", "Upgrade",
-            "Training")
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Becker",
+    "Wagner",
+    "Hoffmann",
+    "Smith",
+    "Johnson",
+    "Brown",
+    "Taylor",
+    "Wilson",
+    "Davies",
+    "Evans",
+    "Martin",
+    "Bernard",
+    "Dubois",
+    "Moreau",
+    "Rossi",
+    "Russo",
+    "Ferrari",
+    "García",
+    "Fernández",
+    "López",
+    "Silva",
+    "Santos",
+    "Kowalski",
+    "Nowak",
+    "Novák",
+    "Horvat",
+    "Jansen",
+    "de Vries",
+    "Andersson",
+    "Johansson",
+    "Nielsen",
+    "Hansen",
+    "Ivanova",
+    "Petrov",
+    "O'Brien",
+    "Murphy",
+    "Khan",
+    "Patel",
+    "Singh",
+    "Chen",
+    "Wang",
+    "Tanaka",
+    "Sato",
+    "Kim",
+    "Park",
+    "Nguyen",
+    "Okafor",
+    "Mensah",
+    "Haddad",
+    "Cohen",
+    "Levi",
+    "Yilmaz",
+    "Demir",
+    "Costa",
+    "Meyer",
+)
+COMPANY_SUFFIXES = (
+    "GmbH",
+    "AG",
+    "Ltd",
+    "Inc",
+    "LLC",
+    "& Co",
+    "Group",
+    "Logistics",
+    "Consulting",
+    "Studio",
+    "Solutions",
+    "Partners",
+    "Trading",
+    "Software",
+    "Bau",
+)
+FREE_MAIL = (
+    "gmail.com",
+    "outlook.com",
+    "yahoo.com",
+    "web.de",
+    "gmx.de",
+    "icloud.com",
+    "hotmail.com",
+    "mail.ru",
+    "proton.me",
+    "t-online.de",
+)
+BAD_EMAILS = (
+    "john@@x",
+    "test@example.com",
+    "n/a",
+    "info at firma.de",
+    "mail@",
+    "@gmail.com",
+    "max.mustermann@gmail",
+    "none",
+)
+LEAD_SOURCES = (
+    "Website",
+    "Referral",
+    "Trade show",
+    "Google Ads",
+    "Facebook",
+    "Cold call",
+    "Partner",
+    "Newsletter",
+    "LinkedIn",
+    "Webinar",
+)
+PRODUCTS = (
+    "Annual license",
+    "Website redesign",
+    "Onboarding package",
+    "Support contract",
+    "Pilot project",
+    "Hardware order",
+    "Consulting days",
+    "Renewal",
+    "Upgrade",
+    "Training",
+)
 GARBAGE_PHONES = ("n/a", "-", "call me", "0000", "see email")
 LEADS_PER_CONTACT = (0, 1, 1, 1, 1, 2, 2, 3, 0, 1)
 ASCII_FOLD = str.maketrans("üöäéáíóúñłç'", "uoaeaiounlc ")
@@ -93,9 +256,12 @@ def seed_account(sandbox: KommoSandbox, n_contacts: int, seed: int = 1) -> SeedI
     now = int(sandbox.clock.now())
     info = SeedInfo(
         sandbox.add_pipeline("Sales", ["Qualified", "Proposal", "Negotiation"], is_main=True),
-        sandbox.add_pipeline("Partners", ["Intro", "Contract"], unsorted=False))
-    info.working_stages = {pipeline_id: working_stages(sandbox, pipeline_id)
-                           for pipeline_id in (info.sales_pipeline_id, info.partners_pipeline_id)}
+        sandbox.add_pipeline("Partners", ["Intro", "Contract"], unsorted=False),
+    )
+    info.working_stages = {
+        pipeline_id: working_stages(sandbox, pipeline_id)
+        for pipeline_id in (info.sales_pipeline_id, info.partners_pipeline_id)
+    }
     emails: list[str] = []
     with bulk_load():
         info.company_ids = seed_companies(sandbox, rng, max(1, n_contacts // 5), now)
@@ -106,13 +272,18 @@ def seed_account(sandbox: KommoSandbox, n_contacts: int, seed: int = 1) -> SeedI
 
 
 def seed_companies(sandbox: KommoSandbox, rng: random.Random, count: int, now: int) -> list[int]:
-    return [sandbox.add_company(f"{pick(rng, LAST_NAMES)} {pick(rng, COMPANY_SUFFIXES)}",
-                                created_at=now - between(rng, 400 * DAY, 800 * DAY))
-            for _ in range(count)]
+    return [
+        sandbox.add_company(
+            f"{pick(rng, LAST_NAMES)} {pick(rng, COMPANY_SUFFIXES)}",
+            created_at=now - between(rng, 400 * DAY, 800 * DAY),
+        )
+        for _ in range(count)
+    ]
 
 
-def seed_contact(sandbox: KommoSandbox, rng: random.Random, info: SeedInfo, emails: list[str],
-                 now: int) -> int:
+def seed_contact(
+    sandbox: KommoSandbox, rng: random.Random, info: SeedInfo, emails: list[str], now: int
+) -> int:
     """One contact with realistic (and realistically dirty) fields."""
     first, last = pick(rng, FIRST_NAMES), pick(rng, LAST_NAMES)
     company_id = pick(rng, info.company_ids) if rng.random() < 0.8 else None
@@ -120,12 +291,17 @@ def seed_contact(sandbox: KommoSandbox, rng: random.Random, info: SeedInfo, emai
     consent = rng.random() < 0.6
     created = now - between(rng, 2 * DAY, 400 * DAY)
     contact_id = sandbox.add_contact(
-        first, last if rng.random() < 0.95 else "", email=email, phone=pick_phone(rng),
-        company_id=company_id, consent=consent,
+        first,
+        last if rng.random() < 0.95 else "",
+        email=email,
+        phone=pick_phone(rng),
+        company_id=company_id,
+        consent=consent,
         lead_source=pick(rng, LEAD_SOURCES) if rng.random() < 0.7 else None,
         extra_emails=(make_email(rng, first, last, None),) if rng.random() < 0.03 else (),
         created_at=created,
-        updated_at=maybe_later(rng, created, now))
+        updated_at=maybe_later(rng, created, now),
+    )
     info.contact_ids.append(contact_id)
     if consent:
         info.consented_contact_ids.append(contact_id)
@@ -139,8 +315,9 @@ def maybe_later(rng: random.Random, created: int, now: int) -> int | None:
     return created + between(rng, 0, now - created - DAY) if rng.random() < 0.3 else None
 
 
-def pick_email(rng: random.Random, first: str, last: str, company_id: int | None,
-               emails: list[str]) -> tuple[str | None, bool]:
+def pick_email(
+    rng: random.Random, first: str, last: str, company_id: int | None, emails: list[str]
+) -> tuple[str | None, bool]:
     """(email, reuses an earlier contact's address): ~90 % have one, some messy or invalid."""
     roll = rng.random()
     if roll < 0.10:
@@ -156,11 +333,17 @@ def pick_email(rng: random.Random, first: str, last: str, company_id: int | None
 
 
 def make_email(rng: random.Random, first: str, last: str, company_id: int | None) -> str:
-    local = pick(rng, (f"{first}.{last}", f"{first[0]}{last}", f"{first}{between(rng, 1, 99)}",
-                        f"{last}.{first}"))
+    local = pick(
+        rng,
+        (
+            f"{first}.{last}",
+            f"{first[0]}{last}",
+            f"{first}{between(rng, 1, 99)}",
+            f"{last}.{first}",
+        ),
+    )
     local = NOT_IN_LOCAL_PART.sub("", ascii_fold(local).lower())
-    domain = f"firma{company_id}.de" if company_id and rng.random() < 0.5 \
-        else pick(rng, FREE_MAIL)
+    domain = f"firma{company_id}.de" if company_id and rng.random() < 0.5 else pick(rng, FREE_MAIL)
     return f"{local}@{domain}"
 
 
@@ -197,8 +380,9 @@ def pick_phone(rng: random.Random) -> str | None:
     return pick(rng, GARBAGE_PHONES)
 
 
-def seed_leads(sandbox: KommoSandbox, rng: random.Random, info: SeedInfo, contact_id: int,
-               now: int) -> None:
+def seed_leads(
+    sandbox: KommoSandbox, rng: random.Random, info: SeedInfo, contact_id: int, now: int
+) -> None:
     """0-3 leads for a contact: new, in progress, won or lost; a few shared with another."""
     contact_created = sandbox.contact(contact_id)["created_at"]
     for _ in range(pick(rng, LEADS_PER_CONTACT)):
@@ -207,9 +391,13 @@ def seed_leads(sandbox: KommoSandbox, rng: random.Random, info: SeedInfo, contac
         if rng.random() < 0.05 and len(info.contact_ids) > 1:
             contacts.append(info.contact_ids[int(rng.random() * (len(info.contact_ids) - 1))])
         created = between(rng, contact_created, now - DAY)
-        lead_id = sandbox.add_lead(f"{pick(rng, PRODUCTS)} #{between(rng, 1000, 9999)}",
-                                   100 * between(rng, 0, 499), pipeline_id,
-                                   contact_ids=contacts, created_at=created)
+        lead_id = sandbox.add_lead(
+            f"{pick(rng, PRODUCTS)} #{between(rng, 1000, 9999)}",
+            100 * between(rng, 0, 499),
+            pipeline_id,
+            contact_ids=contacts,
+            created_at=created,
+        )
         target = pick_stage(rng, info.working_stages[pipeline_id])
         if target is not None:
             sandbox.move_lead(lead_id, target, at=between(rng, created, now - DAY // 2))
@@ -228,8 +416,11 @@ def pick_stage(rng: random.Random, stages: list[int]) -> int | None:
 
 def working_stages(sandbox: KommoSandbox, pipeline_id: int) -> list[int]:
     """The regular stages of a pipeline: not Incoming leads, not 142/143."""
-    return [s["id"] for s in sandbox.statuses(pipeline_id)
-            if s["type"] == 0 and s["id"] not in (WON, LOST)]
+    return [
+        s["id"]
+        for s in sandbox.statuses(pipeline_id)
+        if s["type"] == 0 and s["id"] not in (WON, LOST)
+    ]
 
 
 def mutate_fraction(sandbox: KommoSandbox, fraction: float, seed: int) -> list[int]:
@@ -263,8 +454,11 @@ def toggle_consent(sandbox: KommoSandbox, rng: random.Random, contact_id: int) -
 
 def move_a_lead(sandbox: KommoSandbox, rng: random.Random, contact_id: int) -> None:
     """Move one of the contact's open leads on (or close it); rename when none is open."""
-    open_leads = [lead_id for lead_id in sandbox.contact(contact_id)["lead_ids"]
-                  if sandbox.lead(lead_id)["status_id"] not in (WON, LOST)]
+    open_leads = [
+        lead_id
+        for lead_id in sandbox.contact(contact_id)["lead_ids"]
+        if sandbox.lead(lead_id)["status_id"] not in (WON, LOST)
+    ]
     if not open_leads:
         rename(sandbox, rng, contact_id)
         return

@@ -5,6 +5,7 @@ port in a background thread. Latency, rate windows and job progress read the inj
 so tests run in simulated time and benchmarks in real time. Every App also carries a
 `FaultSwitch` (faults.py) that dispatch consults before anything else.
 """
+
 from __future__ import annotations
 
 import io
@@ -17,9 +18,10 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from kommo_sync.clock import Clock
@@ -27,8 +29,10 @@ from kommo_sync.sandbox.faults import EARLY_KINDS, Fault, FaultSwitch
 
 # How _Handler puts a Response on the wire: whole, closed unanswered, or half the body then closed.
 WHOLE, DROP, HALF_BODY = "whole", "drop", "half_body"
-FAULT_PAGE = (b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
-              b"<h1>Checking your browser before accessing the site.</h1></body></html>")
+FAULT_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
+    b"<h1>Checking your browser before accessing the site.</h1></body></html>"
+)
 
 
 @dataclass
@@ -150,8 +154,16 @@ class App:
         fault = self.faults.pick(request)
         response = self._handle(request) if fault is None else self._faulted(fault, request)
         with self.lock:
-            self.log.append(LoggedRequest(request.method, request.path, request.query,
-                                          response.status, request.headers, request.body))
+            self.log.append(
+                LoggedRequest(
+                    request.method,
+                    request.path,
+                    request.query,
+                    response.status,
+                    request.headers,
+                    request.body,
+                )
+            )
         return response
 
     def _handle(self, request: Request) -> Response:
@@ -188,10 +200,15 @@ class App:
             return Response(200, content_type="text/html", raw=FAULT_PAGE)
         if fault.kind == "cut_json":
             payload = response.encode()
-            json_type = response.content_type if "json" in response.content_type \
-                else "application/json"
-            return Response(response.status, content_type=json_type, headers=response.headers,
-                            raw=payload[:len(payload) // 2])
+            json_type = (
+                response.content_type if "json" in response.content_type else "application/json"
+            )
+            return Response(
+                response.status,
+                content_type=json_type,
+                headers=response.headers,
+                raw=payload[: len(payload) // 2],
+            )
         if fault.kind == "no_content":
             return Response(204)
         return response
@@ -209,9 +226,15 @@ class App:
         return self.not_found(request, method_mismatch=path_matched)
 
     def not_found(self, request: Request, method_mismatch: bool = False) -> Response:
-        return Response(404, {"title": "Not Found", "status": 404,
-                              "detail": f"Cannot {request.method} {request.path}"},
-                        "application/problem+json")
+        return Response(
+            404,
+            {
+                "title": "Not Found",
+                "status": 404,
+                "detail": f"Cannot {request.method} {request.path}",
+            },
+            "application/problem+json",
+        )
 
     def _simulate_latency(self) -> None:
         low, high = self.latency
@@ -221,8 +244,11 @@ class App:
     def requests(self, method: str | None = None, path_prefix: str = "") -> list[LoggedRequest]:
         """The logged requests, optionally by method and path prefix (for test assertions)."""
         with self.lock:
-            return [r for r in self.log
-                    if (method is None or r.method == method) and r.path.startswith(path_prefix)]
+            return [
+                r
+                for r in self.log
+                if (method is None or r.method == method) and r.path.startswith(path_prefix)
+            ]
 
     def writes(self) -> list[LoggedRequest]:
         return [r for r in self.requests() if r.is_write]
@@ -280,7 +306,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         if response.wire == HALF_BODY:
-            self.wfile.write(payload[:len(payload) // 2])
+            self.wfile.write(payload[: len(payload) // 2])
             self._drop()
         elif payload:
             self.wfile.write(payload)
@@ -289,8 +315,13 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        return Request(self.command, url.path, parse_qs(url.query, keep_blank_values=True),
-                       {k.lower(): v for k, v in self.headers.items()}, body)
+        return Request(
+            self.command,
+            url.path,
+            parse_qs(url.query, keep_blank_values=True),
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+        )
 
     def _drop(self) -> None:
         """Close the connection now, so the client sees it end without (the rest of) a response."""
@@ -322,15 +353,16 @@ class SandboxServer:
         handler = type("BoundHandler", (_Handler,), {"app": app})
         self.app = app
         self.httpd = _Server(("127.0.0.1", port), handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "SandboxServer":
+    def start(self) -> SandboxServer:
         if not self.thread.is_alive():
             self.thread.start()
         return self
@@ -339,7 +371,7 @@ class SandboxServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> SandboxServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

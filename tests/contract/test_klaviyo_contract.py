@@ -6,6 +6,7 @@ no others, as Klaviyo answers "'x' is not a valid field for the resource" to unk
 Bodies are captured from the sandbox's request log after real runs over both the single and the
 bulk paths, so nothing we send escapes the check.
 """
+
 from __future__ import annotations
 
 import copy
@@ -44,44 +45,65 @@ def _is_datetime(value: object) -> bool:
     return not isinstance(value, str) or bool(datetime.fromisoformat(value).tzinfo)
 
 
-VALIDATORS = {name: Draft7Validator(strict(op["schema"]), format_checker=FORMATS) for name, op in OPERATIONS.items()}
-ROUTES = [(op["method"], re.compile("^" + re.sub(r"\{\w+\}", "[^/]+", op["path"]) + "/?$"), name)
-          for name, op in OPERATIONS.items()]
+VALIDATORS = {
+    name: Draft7Validator(strict(op["schema"]), format_checker=FORMATS)
+    for name, op in OPERATIONS.items()
+}
+ROUTES = [
+    (op["method"], re.compile("^" + re.sub(r"\{\w+\}", "[^/]+", op["path"]) + "/?$"), name)
+    for name, op in OPERATIONS.items()
+]
 
 
 def operation_of(method: str, path: str) -> str:
     names = [name for m, regex, name in ROUTES if m == method and regex.match(path)]
-    assert names, f"no schema copied for {method} {path}: add it to tests/specs/klaviyo_schemas.json"
+    assert names, (
+        f"no schema copied for {method} {path}: add it to tests/specs/klaviyo_schemas.json"
+    )
     return names[0]
 
 
 def errors_of(operation: str, body: Any) -> list[str]:
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in VALIDATORS[operation].iter_errors(body)]
+    return [
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+        for e in VALIDATORS[operation].iter_errors(body)
+    ]
 
 
 def exercise_every_path(world: World, sales: int) -> None:
     """Single and bulk profile imports, list moves, subscribe, unsubscribe, single and bulk events,
     cleared values (null, unset) and a conflict retry, against the sandbox."""
     won_list, lost_list = world.klaviyo.add_list("Won"), world.klaviyo.add_list("Lost")
-    world.with_klaviyo(events_since="2025-01-01", phone_region="DE",
-                       lists_by_stage={"won": won_list, "lost": lost_list})
+    world.with_klaviyo(
+        events_since="2025-01-01",
+        phone_region="DE",
+        lists_by_stage={"won": won_list, "lost": lost_list},
+    )
     company = world.kommo.add_company("Acme")
-    ada = world.kommo.add_contact("Ada", "Lovelace", email="ada@acme.io", phone="030 1234567",
-                                  company_id=company, consent=True)
+    ada = world.kommo.add_contact(
+        "Ada",
+        "Lovelace",
+        email="ada@acme.io",
+        phone="030 1234567",
+        company_id=company,
+        consent=True,
+    )
     world.kommo.add_contact("Bob", email="bob@acme.io", phone="030 1234567")
     lead = world.kommo.add_lead("Engines", 5000, sales, contact_ids=[ada])
-    world.run()                                                             # the single paths
+    world.run()  # the single paths
     world.clock.advance(3600)
-    many = [world.kommo.add_contact(f"P{n}", email=f"p{n}@firm.io", consent=True) for n in range(14)]
+    many = [
+        world.kommo.add_contact(f"P{n}", email=f"p{n}@firm.io", consent=True) for n in range(14)
+    ]
     for cid in many:
         world.kommo.add_lead(f"Deal {cid}", 10, sales, contact_ids=[cid])
     world.kommo.move_lead(lead, 142)
     world.kommo.update_contact(ada, phone=None)
-    world.run()                                                             # the bulk paths
+    world.run()  # the bulk paths
     world.clock.advance(3600)
     world.kommo.update_contact(many[0], consent=False)
     world.kommo.move_lead(lead, 143)
-    world.run()                                                             # unsubscribe, lost
+    world.run()  # unsubscribe, lost
 
 
 def test_every_body_we_send_validates_against_klaviyos_spec(world, sales):
@@ -105,10 +127,17 @@ def test_every_request_carries_the_key_the_revision_and_json_api_media_types(wor
 
 
 def test_the_copied_schemas_do_catch_wrong_bodies():
-    event = {"data": {"type": "event", "attributes": {
-        "properties": {}, "time": "2026-01-01T00:00:00+00:00",
-        "metric": {"data": {"type": "metric", "attributes": {"name": "Deal Won"}}},
-        "profile": {"data": {"type": "profile", "attributes": {"email": "a@b.io"}}}}}}
+    event = {
+        "data": {
+            "type": "event",
+            "attributes": {
+                "properties": {},
+                "time": "2026-01-01T00:00:00+00:00",
+                "metric": {"data": {"type": "metric", "attributes": {"name": "Deal Won"}}},
+                "profile": {"data": {"type": "profile", "attributes": {"email": "a@b.io"}}},
+            },
+        }
+    }
     assert errors_of("create_event", event) == []
     wrong = copy.deepcopy(event)
     wrong["data"]["attributes"]["metirc"] = wrong["data"]["attributes"].pop("metric")
@@ -116,7 +145,24 @@ def test_the_copied_schemas_do_catch_wrong_bodies():
     naive_time = copy.deepcopy(event)
     naive_time["data"]["attributes"]["time"] = "yesterday"
     assert errors_of("create_event", naive_time)
-    consent = {"data": {"type": "profile-subscription-bulk-create-job", "attributes": {"profiles": {"data": [
-        {"type": "profile", "attributes": {"email": "a@b.io",
-                                           "subscriptions": {"email": {"marketing": {"consent": "UNSUBSCRIBED"}}}}}]}}}}
+    consent = {
+        "data": {
+            "type": "profile-subscription-bulk-create-job",
+            "attributes": {
+                "profiles": {
+                    "data": [
+                        {
+                            "type": "profile",
+                            "attributes": {
+                                "email": "a@b.io",
+                                "subscriptions": {
+                                    "email": {"marketing": {"consent": "UNSUBSCRIBED"}}
+                                },
+                            },
+                        }
+                    ]
+                }
+            },
+        }
+    }
     assert errors_of("bulk_subscribe_profiles", consent)

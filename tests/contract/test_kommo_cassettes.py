@@ -1,4 +1,5 @@
 """Kommo parsers replay cassettes whose responses are Kommo's documented examples."""
+
 from pathlib import Path
 
 import pytest
@@ -7,12 +8,23 @@ import vcr
 from kommo_sync.clock import FakeClock
 from kommo_sync.config import KommoConfig
 from kommo_sync.errors import ConfigError, FatalError
-from kommo_sync.kommo import (FieldMap, KommoClient, iter_pages, kommo_http, parse_contact, parse_lead,
-                              resolve_fields)
+from kommo_sync.kommo import (
+    FieldMap,
+    KommoClient,
+    iter_pages,
+    kommo_http,
+    parse_contact,
+    parse_lead,
+    resolve_fields,
+)
 
 CASSETTES = Path(__file__).parent / "cassettes"
-replay = vcr.VCR(cassette_library_dir=str(CASSETTES), record_mode="none",
-                 match_on=["method", "scheme", "host", "path", "query"], filter_headers=["authorization"])
+replay = vcr.VCR(
+    cassette_library_dir=str(CASSETTES),
+    record_mode="none",
+    match_on=["method", "scheme", "host", "path", "query"],
+    filter_headers=["authorization"],
+)
 
 
 @pytest.fixture
@@ -43,8 +55,12 @@ def test_legacy_amocrm_contact_with_enum_and_leads(kommo):
 @replay.use_cassette("kommo_documented_examples.yaml", allow_playback_repeats=True)
 def test_leads_page_ends_on_204_although_next_link_is_present(kommo):
     """The 204 is asked for once more (a stray 204 must not end a read early), then ends it."""
-    params = {"filter[updated_at][from]": 0, "filter[updated_at][to]": 1_700_000_000,
-              "order[id]": "asc", "with": "contacts"}
+    params = {
+        "filter[updated_at][from]": 0,
+        "filter[updated_at][to]": 1_700_000_000,
+        "order[id]": "asc",
+        "with": "contacts",
+    }
     pages = list(iter_pages(kommo.http, "/api/v4/leads", "leads", params, limit=2))
     assert [len(p) for p in pages] == [2]
     won, lost = (parse_lead(raw) for raw in pages[0])
@@ -56,7 +72,7 @@ def test_leads_page_ends_on_204_although_next_link_is_present(kommo):
 def test_pipelines_key_status_names_by_pipeline(kommo):
     catalog = kommo.catalog()
     pipeline = catalog.pipelines[3177727]
-    assert pipeline.first_status_id == 32392156           # the unsorted status, type 1
+    assert pipeline.first_status_id == 32392156  # the unsorted status, type 1
     assert catalog.status_name(3177727, 142) == "Успешно реализовано"
     assert catalog.status_name(999, 142) == "status 142"
 

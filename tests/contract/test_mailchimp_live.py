@@ -9,6 +9,7 @@ Cassettes go to MAILCHIMP_LIVE_CASSETTE_DIR or a temp dir; the authorization hea
 personal data (emails, their hashes, names, merge values) are scrubbed before anything is written.
 The same recording path is rehearsed against the local sandbox on every (non-live) run.
 """
+
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,9 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 import vcr
@@ -37,10 +39,16 @@ from tests.contract.test_mailchimp_cassettes import Memory
 LIVE_ENV = ("MAILCHIMP_LIVE_API_KEY", "MAILCHIMP_LIVE_LIST_ID")
 CASSETTE = "mailchimp_live_sync.yaml"
 REDACTED = "REDACTED"
-PERSONAL_KEYS = frozenset({"full_name", "ip_signup", "ip_opt", "unique_email_id", "contact_id", "web_id"})
+PERSONAL_KEYS = frozenset(
+    {"full_name", "ip_signup", "ip_opt", "unique_email_id", "contact_id", "web_id"}
+)
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
-LIVE_TAGS = {Stage.NEW: "kommo-sync live", Stage.IN_PROGRESS: "kommo-sync live: in progress",
-             Stage.WON: "kommo-sync live: won", Stage.LOST: "kommo-sync live: lost"}
+LIVE_TAGS = {
+    Stage.NEW: "kommo-sync live",
+    Stage.IN_PROGRESS: "kommo-sync live: in progress",
+    Stage.WON: "kommo-sync live: won",
+    Stage.LOST: "kommo-sync live: lost",
+}
 
 
 def _md5(email: str) -> str:
@@ -68,15 +76,20 @@ class Scrubber:
 
     def request(self, request: Request) -> Request:
         request.body = self.body(request.body)
-        request.headers = {name: self.text(value) for name, value in request.headers.items()
-                           if name.lower() != "authorization"}
+        request.headers = {
+            name: self.text(value)
+            for name, value in request.headers.items()
+            if name.lower() != "authorization"
+        }
         request.uri = self.text(request.uri)
         return request
 
     def response(self, response: dict[str, Any]) -> dict[str, Any]:
         response["body"]["string"] = self.body(response["body"]["string"]) or b""
-        response["headers"] = {name: [self.text(value) for value in values]
-                               for name, values in response["headers"].items()}
+        response["headers"] = {
+            name: [self.text(value) for value in values]
+            for name, values in response["headers"].items()
+        }
         return response
 
     def body(self, raw: bytes | str | None) -> bytes | None:
@@ -108,8 +121,12 @@ class Scrubber:
     def _redact(self, value: Any, parent: str = "") -> Any:
         """Names and merge values out; /batches bodies and results are JSON inside strings."""
         if isinstance(value, dict):
-            return {key: REDACTED if key in PERSONAL_KEYS or parent == "merge_fields" else self._redact(item, key)
-                    for key, item in value.items()}
+            return {
+                key: REDACTED
+                if key in PERSONAL_KEYS or parent == "merge_fields"
+                else self._redact(item, key)
+                for key, item in value.items()
+            }
         if isinstance(value, list):
             return [self._redact(item) for item in value]
         if isinstance(value, str) and value[:1] in ("{", "["):
@@ -126,19 +143,33 @@ def key_secrets(api_key: str) -> list[str]:
 def live_config(api_key: str, list_id: str, base_url: str | None = None) -> MailchimpConfig:
     """Only FNAME/LNAME (present in every new audience): the live run creates no merge field."""
     base_url = base_url or f"https://{api_key.rsplit('-', 1)[1]}.api.mailchimp.com/3.0"
-    return MailchimpConfig(api_key=api_key, list_id=list_id, base_url=base_url,
-                           without_consent="transactional", merge_fields={})
+    return MailchimpConfig(
+        api_key=api_key,
+        list_id=list_id,
+        base_url=base_url,
+        without_consent="transactional",
+        merge_fields={},
+    )
 
 
-def sync_one_address(config: MailchimpConfig, person: Person, cassette_dir: Path, clock: Clock) -> list[Outcome]:
+def sync_one_address(
+    config: MailchimpConfig, person: Person, cassette_dir: Path, clock: Clock
+) -> list[Outcome]:
     """Prepare, plan and push one person through the real destination, recording scrubbed cassettes."""
     scrubber = Scrubber(key_secrets(config.api_key), [person.email or ""])
-    recorder = vcr.VCR(cassette_library_dir=str(cassette_dir), record_mode="new_episodes",
-                       match_on=["method", "scheme", "host", "path", "query"], filter_headers=["authorization"],
-                       before_record_request=scrubber.request, before_record_response=scrubber.response,
-                       decode_compressed_response=True)
+    recorder = vcr.VCR(
+        cassette_library_dir=str(cassette_dir),
+        record_mode="new_episodes",
+        match_on=["method", "scheme", "host", "path", "query"],
+        filter_headers=["authorization"],
+        before_record_request=scrubber.request,
+        before_record_response=scrubber.response,
+        decode_compressed_response=True,
+    )
     archive = HttpClient(base_url="", vendor="Mailchimp batch archive", clock=clock)
-    destination = MailchimpDestination(config, LIVE_TAGS, mailchimp_http(config, clock), archive, clock)
+    destination = MailchimpDestination(
+        config, LIVE_TAGS, mailchimp_http(config, clock), archive, clock
+    )
     with recorder.use_cassette(CASSETTE):
         destination.prepare(Memory(), dry_run=False)
         return destination.push(destination.plan([person], {}, set()).changes)
@@ -159,14 +190,22 @@ def assert_scrubbed(path: Path, secrets: Iterable[str]) -> None:
 
 
 @pytest.mark.live
-@pytest.mark.skipif(not all(os.environ.get(name) for name in LIVE_ENV),
-                    reason="set MAILCHIMP_LIVE_API_KEY and MAILCHIMP_LIVE_LIST_ID to run against Mailchimp")
+@pytest.mark.skipif(
+    not all(os.environ.get(name) for name in LIVE_ENV),
+    reason="set MAILCHIMP_LIVE_API_KEY and MAILCHIMP_LIVE_LIST_ID to run against Mailchimp",
+)
 def test_live_sync_of_one_address_records_scrubbed_cassettes(tmp_path):
-    email = os.environ.get("MAILCHIMP_LIVE_EMAIL") or pytest.skip("set MAILCHIMP_LIVE_EMAIL to an address you own")
+    email = os.environ.get("MAILCHIMP_LIVE_EMAIL") or pytest.skip(
+        "set MAILCHIMP_LIVE_EMAIL to an address you own"
+    )
     api_key = os.environ["MAILCHIMP_LIVE_API_KEY"]
     cassette_dir = Path(os.environ.get("MAILCHIMP_LIVE_CASSETTE_DIR") or tmp_path)
-    outcomes = sync_one_address(live_config(api_key, os.environ["MAILCHIMP_LIVE_LIST_ID"]), live_person(email),
-                                cassette_dir, Clock())
+    outcomes = sync_one_address(
+        live_config(api_key, os.environ["MAILCHIMP_LIVE_LIST_ID"]),
+        live_person(email),
+        cassette_dir,
+        Clock(),
+    )
     assert [(o.kind, o.reason) for o in outcomes] == [("done", "")]
     assert_scrubbed(cassette_dir / CASSETTE, [*key_secrets(api_key), email.strip(), _md5(email)])
 
@@ -175,21 +214,61 @@ def test_live_sync_of_one_address_records_scrubbed_cassettes(tmp_path):
 def test_the_scrubbing_hooks_remove_the_key_the_auth_header_and_personal_data():
     api_key, email = "0123456789abcdef0123456789abcdef-us6", "Ada.Lovelace@Analytical.io"
     scrubber = Scrubber(key_secrets(api_key), [email])
-    body = {"operations": [{"method": "PUT", "path": f"/lists/x/members/{_md5(email)}", "operation_id": "7",
-                            "body": json.dumps({"email_address": email, "merge_fields": {"LNAME": "Lovelace"}})}]}
-    request = scrubber.request(Request("POST", f"https://us6.api.mailchimp.com/3.0/batches?echo={api_key}",
-                                       json.dumps(body), {"Authorization": f"Basic {key_secrets(api_key)[2]}"}))
-    member = {"id": _md5(email), "email_address": email.lower(), "full_name": "Ada Lovelace",
-              "merge_fields": {"FNAME": "Ada", "LNAME": "Lovelace"}, "status": "transactional"}
-    response = scrubber.response({"status": {"code": 200, "message": "OK"}, "headers": {"X-Echo": [email]},
-                                  "body": {"string": json.dumps(member).encode()}})
-    recorded = json.dumps([request.uri, dict(request.headers), request.body.decode(), response["headers"],
-                           response["body"]["string"].decode()])
-    for gone in (api_key, "0123456789abcdef0123456789abcdef", "Basic", email.lower(), _md5(email), "Lovelace"):
+    body = {
+        "operations": [
+            {
+                "method": "PUT",
+                "path": f"/lists/x/members/{_md5(email)}",
+                "operation_id": "7",
+                "body": json.dumps({"email_address": email, "merge_fields": {"LNAME": "Lovelace"}}),
+            }
+        ]
+    }
+    request = scrubber.request(
+        Request(
+            "POST",
+            f"https://us6.api.mailchimp.com/3.0/batches?echo={api_key}",
+            json.dumps(body),
+            {"Authorization": f"Basic {key_secrets(api_key)[2]}"},
+        )
+    )
+    member = {
+        "id": _md5(email),
+        "email_address": email.lower(),
+        "full_name": "Ada Lovelace",
+        "merge_fields": {"FNAME": "Ada", "LNAME": "Lovelace"},
+        "status": "transactional",
+    }
+    response = scrubber.response(
+        {
+            "status": {"code": 200, "message": "OK"},
+            "headers": {"X-Echo": [email]},
+            "body": {"string": json.dumps(member).encode()},
+        }
+    )
+    recorded = json.dumps(
+        [
+            request.uri,
+            dict(request.headers),
+            request.body.decode(),
+            response["headers"],
+            response["body"]["string"].decode(),
+        ]
+    )
+    for gone in (
+        api_key,
+        "0123456789abcdef0123456789abcdef",
+        "Basic",
+        email.lower(),
+        _md5(email),
+        "Lovelace",
+    ):
         assert gone.lower() not in recorded.lower()
     assert _md5("person1@example.invalid") in recorded and "person1@example.invalid" in recorded
-    assert json.loads(response["body"]["string"])["status"] == "transactional"        # the facts stay
-    archive = scrubber.response({"status": {"code": 200}, "headers": {}, "body": {"string": b"\x1f\x8b\x08\xff"}})
+    assert json.loads(response["body"]["string"])["status"] == "transactional"  # the facts stay
+    archive = scrubber.response(
+        {"status": {"code": 200}, "headers": {}, "body": {"string": b"\x1f\x8b\x08\xff"}}
+    )
     assert archive["body"]["string"] == b""
 
 

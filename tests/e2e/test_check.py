@@ -2,6 +2,7 @@
 key's read scopes, the audience and lists, the Kommo pipelines and fields, room for the merge
 fields), one line each, without writing anything anywhere; exit 0, 2 (a key is wrong) or 4 (a
 vendor unreachable or refusing the credentials)."""
+
 import json
 import socket
 
@@ -76,7 +77,10 @@ def test_without_pipelines_the_check_says_every_pipeline_is_synced(ready):
     del ready.raw["kommo"]["pipelines"]
     result = checked(ready)
     assert result.exit_code == 0
-    assert "ok     kommo.pipelines: not set: every pipeline is synced ('Leads', 'Sales')" in result.stdout
+    assert (
+        "ok     kommo.pipelines: not set: every pipeline is synced ('Leads', 'Sales')"
+        in result.stdout
+    )
 
 
 def test_missing_kommo_fields_exit_2_naming_each_key(ready):
@@ -86,15 +90,18 @@ def test_missing_kommo_fields_exit_2_naming_each_key(ready):
     assert result.exit_code == 2
     lines = failed_lines(result)
     assert [line.split(":")[0] for line in lines] == ["failed kommo.consent_field"]
-    assert lines[0].startswith("failed kommo.consent_field: no contact field 'Consent' in this Kommo account")
-    assert f"ok     kommo.lead_source_field: 'Do not call' (id " in result.stdout
+    assert lines[0].startswith(
+        "failed kommo.consent_field: no contact field 'Consent' in this Kommo account"
+    )
+    assert "ok     kommo.lead_source_field: 'Do not call' (id " in result.stdout
 
 
 def test_a_consent_field_that_is_not_a_checkbox_fails(ready):
     ready.raw["kommo"]["consent_field"] = "Lead source"
     result = checked(ready)
     assert failed_lines(result) == [
-        "failed kommo.consent_field: Kommo field 'Lead source' is a text field, not a checkbox"]
+        "failed kommo.consent_field: Kommo field 'Lead source' is a text field, not a checkbox"
+    ]
 
 
 def test_a_wrong_audience_and_list_exit_2_with_what_the_account_holds(ready):
@@ -113,7 +120,9 @@ def test_a_wrong_audience_and_list_exit_2_with_what_the_account_holds(ready):
         f"'{ready.customers}'? lists: 'CRM Leads' (id {ready.klaviyo_list}), "
         f"'Customers' (id {ready.customers}))",
     ]
-    assert "mailchimp.merge_fields" not in result.stdout      # not checked against an audience not found
+    assert (
+        "mailchimp.merge_fields" not in result.stdout
+    )  # not checked against an audience not found
 
 
 def test_merge_fields_past_mailchimps_limit_of_30_exit_2(ready):
@@ -124,7 +133,8 @@ def test_merge_fields_past_mailchimps_limit_of_30_exit_2(ready):
     assert failed_lines(result) == [
         "failed mailchimp.merge_fields: the audience has 29 merge fields and the config needs 2 more "
         "(COMPANY, LEADSOURCE), past Mailchimp's limit of 30: delete some in Mailchimp or map fewer "
-        "in mailchimp.merge_fields"]
+        "in mailchimp.merge_fields"
+    ]
 
 
 def test_a_refused_token_exits_4_and_the_other_vendors_are_still_checked(ready):
@@ -135,7 +145,8 @@ def test_a_refused_token_exits_4_and_the_other_vendors_are_still_checked(ready):
         "failed kommo.token: Kommo refused GET /api/v4/leads/pipelines (HTTP 401: Unauthorized: Invalid "
         "user name or password); the long-lived token has expired or was revoked: generate a new one in "
         "the private integration's 'Keys and scopes' tab and update KOMMO_TOKEN; pipelines and fields "
-        "not checked"]
+        "not checked"
+    ]
     assert "ok     mailchimp.list_id" in result.stdout and "ok     klaviyo.list_id" in result.stdout
 
 
@@ -148,19 +159,33 @@ def test_an_unreachable_vendor_exits_4_naming_its_base_url(ready):
     assert result.exit_code == 4
     assert failed_lines(result) == [
         "failed mailchimp.base_url: Mailchimp: ConnectionError on GET /lists (after 5 attempts); "
-        "the next run continues; audience and merge fields not checked"]
+        "the next run continues; audience and merge fields not checked"
+    ]
 
 
 def test_a_klaviyo_key_that_cannot_read_profiles_exits_4_naming_the_scope(ready):
-    denied = {"errors": [{"id": "x", "status": 403, "code": "permission_denied", "title": "Permission denied",
-                          "detail": "You do not have permission to perform this action.", "source": {}}]}
-    ready.klaviyo.faults.add(Fault(method="GET", path="^/api/profiles", status=403, body=denied, times=0))
+    denied = {
+        "errors": [
+            {
+                "id": "x",
+                "status": 403,
+                "code": "permission_denied",
+                "title": "Permission denied",
+                "detail": "You do not have permission to perform this action.",
+                "source": {},
+            }
+        ]
+    }
+    ready.klaviyo.faults.add(
+        Fault(method="GET", path="^/api/profiles", status=403, body=denied, times=0)
+    )
     result = checked(ready)
     assert result.exit_code == 4
     assert failed_lines(result) == [
         "failed klaviyo.api_key: the key may not read profiles (it needs the profiles:read scope; a "
         "run needs profiles, lists, events and subscriptions): You do not have permission to perform "
-        "this action."]
+        "this action."
+    ]
 
 
 def test_a_wrong_config_key_is_one_failed_line_and_no_request_is_sent(ready):
@@ -170,7 +195,8 @@ def test_a_wrong_config_key_is_one_failed_line_and_no_request_is_sent(ready):
     base = ready.servers[0].url
     assert result.stdout.splitlines() == [
         f"failed kommo.base_url: give the account's address without /api/v4, like {base}",
-        "1 of 1 checks failed"]
+        "1 of 1 checks failed",
+    ]
     assert (ready.kommo.log, ready.mailchimp.log, ready.klaviyo.log) == ([], [], [])
 
 
@@ -180,8 +206,17 @@ def test_check_json_holds_every_check_with_its_key_outcome_and_the_exit_code(rea
     document = json.loads(result.stdout)
     assert result.exit_code == document["exit_code"] == 2
     assert [(c["key"], c["ok"], c["exit_code"]) for c in document["checks"]] == [
-        ("config", True, 0), ("state", True, 0), ("kommo.token", True, 0), ("kommo.pipelines[0]", False, 2),
-        ("kommo.consent_field", True, 0), ("kommo.lead_source_field", True, 0),
-        ("mailchimp.api_key", True, 0), ("mailchimp.list_id", True, 0), ("mailchimp.merge_fields", True, 0),
-        ("klaviyo.api_key", True, 0), ("klaviyo.list_id", True, 0), ("klaviyo.lists_by_stage.won", True, 0)]
+        ("config", True, 0),
+        ("state", True, 0),
+        ("kommo.token", True, 0),
+        ("kommo.pipelines[0]", False, 2),
+        ("kommo.consent_field", True, 0),
+        ("kommo.lead_source_field", True, 0),
+        ("mailchimp.api_key", True, 0),
+        ("mailchimp.list_id", True, 0),
+        ("mailchimp.merge_fields", True, 0),
+        ("klaviyo.api_key", True, 0),
+        ("klaviyo.list_id", True, 0),
+        ("klaviyo.lists_by_stage.won", True, 0),
+    ]
     assert document["checks"][3]["message"] == "no pipeline 'Salse' (did you mean 'Sales'?)"

@@ -1,4 +1,5 @@
 """Back to Kommo: unsubscribes (and optionally activity) become notes, each exactly once."""
+
 import json
 
 import pytest
@@ -19,7 +20,9 @@ def ada(world, sales):
 
 
 def notes_on(world, entity, entity_id):
-    return [n for n in world.kommo.notes if n["entity_type"] == entity and n["entity_id"] == entity_id]
+    return [
+        n for n in world.kommo.notes if n["entity_type"] == entity and n["entity_id"] == entity_id
+    ]
 
 
 def test_a_mailchimp_unsubscribe_becomes_one_note_on_the_contact_and_its_open_deal(world, ada):
@@ -31,11 +34,11 @@ def test_a_mailchimp_unsubscribe_becomes_one_note_on_the_contact_and_its_open_de
     assert text.startswith("Unsubscribed from Mailchimp list 'CRM contacts' on 2026-01-01")
     assert "(reason: Too many emails)" in text and "Do not include in email campaigns" in text
     assert [n["params"]["text"] for n in notes_on(world, "leads", world.open_deal)] == [text]
-    assert len(world.kommo.notes) == 2                      # the lost deal gets none
+    assert len(world.kommo.notes) == 2  # the lost deal gets none
     assert result.counts["notes_written"] == 2
     world.clock.advance(60)
     world.run()
-    assert len(world.kommo.notes) == 2                      # a re-run (overlapping window) adds none
+    assert len(world.kommo.notes) == 2  # a re-run (overlapping window) adds none
 
 
 def test_notes_on_open_deals_can_be_turned_off(world, ada):
@@ -89,12 +92,15 @@ def test_a_person_unknown_to_kommo_is_counted_and_listed_not_fatal(world, ada):
     assert code == 0
     assert body["not_in_kommo"] == ["stranger@elsewhere.io"]
     assert body["counts"]["feedback_not_in_kommo"] == 1
-    assert any(r.query.get("query") == ["stranger@elsewhere.io"] for r in world.kommo.requests("GET", "/api/v4/contacts"))
+    assert any(
+        r.query.get("query") == ["stranger@elsewhere.io"]
+        for r in world.kommo.requests("GET", "/api/v4/contacts")
+    )
     assert world.kommo.notes == []
 
 
 def test_a_contact_we_never_pushed_is_found_by_kommo_search(world, ada):
-    other = world.kommo.add_contact("Zed", email="zed@zed.io")      # created after the last run
+    other = world.kommo.add_contact("Zed", email="zed@zed.io")  # created after the last run
     world.mailchimp.add_member(world.list_id, "zed@zed.io")
     world.clock.advance(10)
     world.mailchimp.unsubscribe(world.list_id, "zed@zed.io")
@@ -108,20 +114,26 @@ def test_activity_notes_appear_only_when_enabled(world, ada):
     world.clock.advance(10)
     world.mailchimp.add_activity(campaign, "ada@analytical.io", "open")
     world.mailchimp.add_activity(campaign, "ada@analytical.io", "open")
-    world.mailchimp.add_activity(campaign, "ada@analytical.io", "click", url="https://acme.io/pricing")
-    world.clock.advance(600)                      # older than the overlap re-read by the next run
+    world.mailchimp.add_activity(
+        campaign, "ada@analytical.io", "click", url="https://acme.io/pricing"
+    )
+    world.clock.advance(600)  # older than the overlap re-read by the next run
     world.run()
     assert world.kommo.notes == []
     world.raw["feedback"] = {"activity": True, "note_on_open_deals": False}
     world.clock.advance(600)
     world.mailchimp.add_activity(campaign, "ada@analytical.io", "open")
     world.mailchimp.add_activity(campaign, "ada@analytical.io", "open")
-    world.mailchimp.add_activity(campaign, "ada@analytical.io", "click", url="https://acme.io/pricing")
+    world.mailchimp.add_activity(
+        campaign, "ada@analytical.io", "click", url="https://acme.io/pricing"
+    )
     world.clock.advance(60)
     world.run()
     [note] = world.kommo.notes
-    assert note["params"]["text"] == ("Email activity in Mailchimp list 'CRM contacts': Opened 'November newsletter' "
-                                      "twice, clicked https://acme.io/pricing once.")
+    assert note["params"]["text"] == (
+        "Email activity in Mailchimp list 'CRM contacts': Opened 'November newsletter' "
+        "twice, clicked https://acme.io/pricing once."
+    )
 
 
 def test_dry_run_lists_the_notes_it_would_write_and_writes_none(world, ada):
@@ -137,12 +149,14 @@ def test_dry_run_lists_the_notes_it_would_write_and_writes_none(world, ada):
 def test_unsubscribed_in_mailchimp_while_kommo_still_says_consent_is_never_resubscribed(world, ada):
     world.mailchimp.unsubscribe(world.list_id, "ada@analytical.io")
     world.clock.advance(60)
-    world.kommo.update_contact(ada, first_name="Augusta")          # consent still checked in Kommo
+    world.kommo.update_contact(ada, first_name="Augusta")  # consent still checked in Kommo
     world.run()
     member = world.mailchimp.member(world.list_id, "ada@analytical.io")
     assert member["status"] == "unsubscribed" and member["merge_fields"]["FNAME"] == "Augusta"
-    assert not any(isinstance(w.json(), dict) and w.json().get("status") == "subscribed"
-                   for w in world.mailchimp.writes())
+    assert not any(
+        isinstance(w.json(), dict) and w.json().get("status") == "subscribed"
+        for w in world.mailchimp.writes()
+    )
 
 
 def test_consent_field_write_clears_the_checkbox(world, ada):

@@ -1,4 +1,5 @@
 """Klaviyo unsubscribes (and activity) come back to Kommo as notes, exactly once."""
+
 import pytest
 
 
@@ -18,7 +19,9 @@ def test_a_klaviyo_unsubscribe_becomes_exactly_one_note(world, ada):
     result = world.run()
     [note] = world.kommo.notes
     assert note["entity_id"] == ada
-    assert note["params"]["text"].startswith("Unsubscribed from Klaviyo email marketing on 2026-01-01")
+    assert note["params"]["text"].startswith(
+        "Unsubscribed from Klaviyo email marketing on 2026-01-01"
+    )
     assert result.counts["klaviyo.feedback.unsubscribed"] == 1
     world.clock.advance(60)
     world.run()
@@ -29,7 +32,9 @@ def test_a_hard_bounce_is_noted_as_cleaned(world, ada):
     world.klaviyo.unsubscribe("ada@analytical.io", reason="HARD_BOUNCE")
     world.clock.advance(60)
     world.run()
-    assert "Removed (cleaned) from Klaviyo email marketing" in world.kommo.notes[0]["params"]["text"]
+    assert (
+        "Removed (cleaned) from Klaviyo email marketing" in world.kommo.notes[0]["params"]["text"]
+    )
     assert "(reason: hard bounce)" in world.kommo.notes[0]["params"]["text"]
 
 
@@ -45,26 +50,41 @@ def test_an_unsubscribe_in_klaviyo_is_never_resubscribed_even_with_consent_in_ko
 
 
 def test_klaviyo_activity_notes_only_when_enabled(world, ada):
-    world.klaviyo.add_activity("ada@analytical.io", "Opened Email", properties={"Campaign Name": "Winter sale"})
+    world.klaviyo.add_activity(
+        "ada@analytical.io", "Opened Email", properties={"Campaign Name": "Winter sale"}
+    )
     world.clock.advance(600)
     world.run()
     assert world.kommo.notes == []
     world.raw["feedback"] = {"activity": True, "note_on_open_deals": False}
-    world.klaviyo.add_activity("ada@analytical.io", "Opened Email", properties={"Campaign Name": "Winter sale"})
-    world.klaviyo.add_activity("ada@analytical.io", "Clicked Email",
-                               properties={"Campaign Name": "Winter sale", "URL": "https://acme.io/pricing"})
+    world.klaviyo.add_activity(
+        "ada@analytical.io", "Opened Email", properties={"Campaign Name": "Winter sale"}
+    )
+    world.klaviyo.add_activity(
+        "ada@analytical.io",
+        "Clicked Email",
+        properties={"Campaign Name": "Winter sale", "URL": "https://acme.io/pricing"},
+    )
     world.clock.advance(60)
     world.run()
     [note] = world.kommo.notes
-    assert note["params"]["text"] == ("Email activity in Klaviyo: Opened 'Winter sale' once, "
-                                      "clicked https://acme.io/pricing once.")
+    assert note["params"]["text"] == (
+        "Email activity in Klaviyo: Opened 'Winter sale' once, "
+        "clicked https://acme.io/pricing once."
+    )
 
 
-@pytest.mark.parametrize("refused, pushes", [
-    pytest.param(False, True, id="sort allowed"), pytest.param(True, True, id="sort refused"),
-    pytest.param(True, False, id="sort refused in a run that pushes nothing")])
+@pytest.mark.parametrize(
+    "refused, pushes",
+    [
+        pytest.param(False, True, id="sort allowed"),
+        pytest.param(True, True, id="sort refused"),
+        pytest.param(True, False, id="sort refused in a run that pushes nothing"),
+    ],
+)
 def test_unsubscribes_are_read_whether_klaviyo_allows_sorting_them_or_not_and_a_refusal_is_not_repeated(
-        world, ada, refused, pushes):
+    world, ada, refused, pushes
+):
     world.klaviyo.refuse_sort_with_subscription_filter = refused
     start = len(world.klaviyo.requests("GET", "/api/profiles"))
     world.klaviyo.unsubscribe("ada@analytical.io")
@@ -74,5 +94,9 @@ def test_unsubscribes_are_read_whether_klaviyo_allows_sorting_them_or_not_and_a_
     assert world.run().counts["klaviyo.feedback.unsubscribed"] == 1 and len(world.kommo.notes) == 1
     world.clock.advance(60)
     world.run()
-    sorted_reads = [r.status for r in world.klaviyo.requests("GET", "/api/profiles")[start:] if "sort" in r.query]
-    assert sorted_reads == ([400] if refused else [200, 200])       # the fallback is remembered
+    sorted_reads = [
+        r.status
+        for r in world.klaviyo.requests("GET", "/api/profiles")[start:]
+        if "sort" in r.query
+    ]
+    assert sorted_reads == ([400] if refused else [200, 200])  # the fallback is remembered

@@ -1,11 +1,12 @@
 """Mailchimp end to end against the sandboxes: members, tags, consent, renames, rejections."""
+
 import pytest
 import requests
 
 from kommo_sync.config import DEFAULT_TAGS, MailchimpConfig
 from kommo_sync.destinations.mailchimp import plan_person, subscriber_hash
-from kommo_sync.model import Person, Stage
 from kommo_sync.engine import _Run
+from kommo_sync.model import Person, Stage
 from tests.conftest import assert_no_secret
 
 
@@ -16,18 +17,32 @@ def mc_writes(world):
 def test_first_sync_lands_members_with_fields_tag_and_consent(world, sales):
     world.with_mailchimp()
     acme = world.kommo.add_company("Acme GmbH")
-    ada = world.kommo.add_contact("Ada", "Lovelace", email="Ada@Analytical.io ", phone="+49 30 1234567",
-                                  company_id=acme, consent=True, lead_source="Webinar")
-    world.kommo.add_lead("Engines", 5000, sales, world.status_id(sales, "Proposal"), contact_ids=[ada])
+    ada = world.kommo.add_contact(
+        "Ada",
+        "Lovelace",
+        email="Ada@Analytical.io ",
+        phone="+49 30 1234567",
+        company_id=acme,
+        consent=True,
+        lead_source="Webinar",
+    )
+    world.kommo.add_lead(
+        "Engines", 5000, sales, world.status_id(sales, "Proposal"), contact_ids=[ada]
+    )
     world.kommo.add_contact("Bob", "Stone", email="bob@stone.io", consent=False)
     result = world.cli("run")
     assert result.exit_code == 0, result.output
     member = world.mailchimp.member(world.list_id, "ada@analytical.io")
     assert member["status"] == "subscribed"
-    assert member["merge_fields"]["FNAME"] == "Ada" and member["merge_fields"]["COMPANY"] == "Acme GmbH"
+    assert (
+        member["merge_fields"]["FNAME"] == "Ada"
+        and member["merge_fields"]["COMPANY"] == "Acme GmbH"
+    )
     assert member["merge_fields"]["LEADSOURCE"] == "Webinar"
     assert world.mailchimp.member_tags(world.list_id, "ada@analytical.io") == {"In Progress"}
-    assert world.mailchimp.member(world.list_id, "bob@stone.io") is None      # skip: no consent, not a member
+    assert (
+        world.mailchimp.member(world.list_id, "bob@stone.io") is None
+    )  # skip: no consent, not a member
     assert_no_secret(result.output)
 
 
@@ -47,8 +62,12 @@ def test_won_and_lost_retag_while_the_marketers_tag_survives(world, sales):
     world.with_mailchimp()
     ada = world.kommo.add_contact("Ada", email="ada@analytical.io", consent=True)
     bob = world.kommo.add_contact("Bob", email="bob@stone.io", consent=True)
-    deal_a = world.kommo.add_lead("A", 100, sales, world.status_id(sales, "Qualified"), contact_ids=[ada])
-    deal_b = world.kommo.add_lead("B", 100, sales, world.status_id(sales, "Qualified"), contact_ids=[bob])
+    deal_a = world.kommo.add_lead(
+        "A", 100, sales, world.status_id(sales, "Qualified"), contact_ids=[ada]
+    )
+    deal_b = world.kommo.add_lead(
+        "B", 100, sales, world.status_id(sales, "Qualified"), contact_ids=[bob]
+    )
     world.run()
     _tag_by_marketer(world, "ada@analytical.io", "VIP")
     world.clock.advance(60)
@@ -61,12 +80,23 @@ def test_won_and_lost_retag_while_the_marketers_tag_survives(world, sales):
 
 def test_bulk_path_creates_retags_and_keeps_marketer_tags(world, sales):
     world.with_mailchimp()
-    people = [world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True) for i in range(40)]
-    deals = [world.kommo.add_lead(f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[c])
-             for i, c in enumerate(people)]
+    people = [
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True) for i in range(40)
+    ]
+    deals = [
+        world.kommo.add_lead(
+            f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[c]
+        )
+        for i, c in enumerate(people)
+    ]
     world.run()
-    assert world.mailchimp.requests("POST", f"/3.0/lists/{world.list_id}")   # batch subscribe was used
-    assert all(world.mailchimp.member_tags(world.list_id, f"p{i}@firm.io") == {"In Progress"} for i in range(40))
+    assert world.mailchimp.requests(
+        "POST", f"/3.0/lists/{world.list_id}"
+    )  # batch subscribe was used
+    assert all(
+        world.mailchimp.member_tags(world.list_id, f"p{i}@firm.io") == {"In Progress"}
+        for i in range(40)
+    )
     _tag_by_marketer(world, "p0@firm.io", "VIP")
     world.clock.advance(60)
     for deal in deals[:20]:
@@ -77,7 +107,9 @@ def test_bulk_path_creates_retags_and_keeps_marketer_tags(world, sales):
     assert result.rejected == 0
     assert world.mailchimp.member_tags(world.list_id, "p0@firm.io") == {"Customer", "VIP"}
     assert world.mailchimp.member_tags(world.list_id, "p25@firm.io") == {"In Progress"}
-    assert world.mailchimp.member(world.list_id, "p25@firm.io")["merge_fields"]["FNAME"] == "Renamed"
+    assert (
+        world.mailchimp.member(world.list_id, "p25@firm.io")["merge_fields"]["FNAME"] == "Renamed"
+    )
     writes = mc_writes(world)
     assert sum(1 for w in writes if w.path == "/3.0/batches") >= 1
 
@@ -108,10 +140,20 @@ def test_only_the_consent_withdrawn_change_is_marked_as_opting_out():
     config = MailchimpConfig(api_key="k-us1", list_id="l1", base_url="http://mc/3.0")
     ada = Person(1, "ada@analytical.io", "Ada", "", None, None, None, True, Stage.NEW)
     created = plan_person(ada, None, False, config, dict(DEFAULT_TAGS))
-    withdrawn = plan_person(Person(1, "ada@analytical.io", "Ada", "", None, None, None, False, Stage.NEW),
-                            created.record, False, config, dict(DEFAULT_TAGS))
-    renamed = plan_person(Person(1, "ada@analytical.io", "Augusta", "", None, None, None, True, Stage.NEW),
-                          created.record, False, config, dict(DEFAULT_TAGS))
+    withdrawn = plan_person(
+        Person(1, "ada@analytical.io", "Ada", "", None, None, None, False, Stage.NEW),
+        created.record,
+        False,
+        config,
+        dict(DEFAULT_TAGS),
+    )
+    renamed = plan_person(
+        Person(1, "ada@analytical.io", "Augusta", "", None, None, None, True, Stage.NEW),
+        created.record,
+        False,
+        config,
+        dict(DEFAULT_TAGS),
+    )
     assert (created.action, created.opts_out) == ("create", False)
     assert (withdrawn.action, withdrawn.opts_out) == ("unsubscribe", True)
     assert (renamed.action, renamed.opts_out) == ("update", False)
@@ -154,18 +196,26 @@ def test_update_if_member_is_asked_only_when_the_audience_held_anyone(world, sal
         world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
         world.kommo.add_contact(f"Q{i}", "Quiet", email=f"q{i}@firm.io", consent=False)
     assert world.run().rejected == 0
-    probes = [op for w in world.mailchimp.writes() if w.path == "/3.0/batches" for op in w.json()["operations"]
-              if op["method"] == "PATCH"]
+    probes = [
+        op
+        for w in world.mailchimp.writes()
+        if w.path == "/3.0/batches"
+        for op in w.json()["operations"]
+        if op["method"] == "PATCH"
+    ]
     assert len(probes) == (20 if someone_there else 0)
     assert world.mailchimp.member(world.list_id, "q0@firm.io") is None
     assert world.mailchimp.member(world.list_id, "p0@firm.io")["status"] == "subscribed"
     if someone_there:
-        assert world.mailchimp.member(world.list_id, "q3@firm.io")["merge_fields"]["LNAME"] == "Quiet"
+        assert (
+            world.mailchimp.member(world.list_id, "q3@firm.io")["merge_fields"]["LNAME"] == "Quiet"
+        )
     world.clock.advance(60)
     world.mailchimp.add_member(world.list_id, "late@firm.io", status="subscribed")
     world.kommo.add_contact("Late", "Quiet", email="late@firm.io", consent=False)
-    world.run()                                         # members were pushed: no longer "empty"
+    world.run()  # members were pushed: no longer "empty"
     assert world.mailchimp.member(world.list_id, "late@firm.io")["merge_fields"]["LNAME"] == "Quiet"
+
 
 def test_a_bad_email_is_rejected_with_a_reason_the_rest_syncs_and_it_is_not_retried(world, sales):
     world.with_mailchimp()
@@ -174,7 +224,9 @@ def test_a_bad_email_is_rejected_with_a_reason_the_rest_syncs_and_it_is_not_retr
     code, body = world.cli_json("run")
     assert code == 1
     [rejection] = body["rejections"]
-    assert rejection["email"] == "test@example.com" and "looks fake or invalid" in rejection["reason"]
+    assert (
+        rejection["email"] == "test@example.com" and "looks fake or invalid" in rejection["reason"]
+    )
     assert rejection["kind"] == "permanent"
     assert world.mailchimp.member(world.list_id, "ada@analytical.io")["status"] == "subscribed"
     world.clock.advance(3600)
@@ -188,9 +240,9 @@ def test_a_bad_email_is_rejected_with_a_reason_the_rest_syncs_and_it_is_not_retr
 
 def test_a_transient_failure_is_retried_on_the_next_run(world, sales):
     world.with_mailchimp()
-    world.raw["feedback"] = {"unsubscribes": False}   # so the injected failures hit the member write
+    world.raw["feedback"] = {"unsubscribes": False}  # so the injected failures hit the member write
     world.kommo.add_contact("Bob", email="bob@stone.io", consent=True)
-    world.run()                                   # merge fields and tags are known from here on
+    world.run()  # merge fields and tags are known from here on
     world.clock.advance(60)
     world.kommo.add_contact("Ada", email="ada@analytical.io", consent=True)
     world.mailchimp.fail_next(5, 503)
@@ -254,9 +306,14 @@ def test_dry_run_shows_operations_and_sends_no_write(world, sales):
     code, body = world.cli_json("run", "--dry-run")
     assert len(mc_writes(world)) == before
     ops = {op["email"]: op for op in body["operations"] if op["destination"] == "mailchimp"}
-    assert ops["ada@new.io"]["action"] == "rename" and ops["ada@new.io"]["renamed_from"] == "ada@analytical.io"
+    assert (
+        ops["ada@new.io"]["action"] == "rename"
+        and ops["ada@new.io"]["renamed_from"] == "ada@analytical.io"
+    )
     assert "FNAME" in ops["ada@new.io"]["fields"]
-    assert ops["bob@stone.io"]["action"] == "create" and ops["bob@stone.io"]["tag_added"] == "New Lead"
+    assert (
+        ops["bob@stone.io"]["action"] == "create" and ops["bob@stone.io"]["tag_added"] == "New Lead"
+    )
     human = world.cli("run", "--dry-run")
     assert "rename" in human.output and "Operations" in human.output
     assert_no_secret(human.output)
@@ -271,12 +328,18 @@ def test_people_without_email_are_skipped_and_counted(world, sales):
 
 def _tag_by_marketer(world, email, tag):
     url = f"{world.servers[1].url}/3.0/lists/{world.list_id}/members/{subscriber_hash(email)}/tags"
-    response = requests.post(url, json={"tags": [{"name": tag, "status": "active"}]},
-                             auth=("marketer", world.mailchimp.api_key), timeout=5)
+    response = requests.post(
+        url,
+        json={"tags": [{"name": tag, "status": "active"}]},
+        auth=("marketer", world.mailchimp.api_key),
+        timeout=5,
+    )
     assert response.status_code == 204
 
 
-def test_a_crash_after_the_push_before_the_record_loses_nothing_and_duplicates_nothing(world, sales, monkeypatch):
+def test_a_crash_after_the_push_before_the_record_loses_nothing_and_duplicates_nothing(
+    world, sales, monkeypatch
+):
     world.with_mailchimp()
     for i in range(12):
         world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
@@ -288,14 +351,17 @@ def test_a_crash_after_the_push_before_the_record_loses_nothing_and_duplicates_n
     monkeypatch.setattr(_Run, "_record", killed)
     with pytest.raises(KeyboardInterrupt):
         world.run()
-    assert len(world.mailchimp.members(world.list_id)) == 12       # pushed, but not recorded
+    assert len(world.mailchimp.members(world.list_id)) == 12  # pushed, but not recorded
     monkeypatch.setattr(_Run, "_record", original)
     world.clock.advance(60)
-    result = world.run()                                           # nothing new in Kommo: the queue remembers
+    result = world.run()  # nothing new in Kommo: the queue remembers
     assert result.counts["mailchimp.done"] == 12 and result.rejected == 0
     members = world.mailchimp.members(world.list_id)
     assert len(members) == 12 and {m["status"] for m in members} == {"subscribed"}
-    assert all(world.mailchimp.member_tags(world.list_id, m["email_address"]) == {"New Lead"} for m in members)
+    assert all(
+        world.mailchimp.member_tags(world.list_id, m["email_address"]) == {"New Lead"}
+        for m in members
+    )
     world.clock.advance(60)
     assert world.run().counts["mailchimp.done"] == 0
 
@@ -315,14 +381,20 @@ def test_a_new_audience_gets_everyone_again_with_its_own_tags(world, sales):
 
 def test_a_tag_a_marketer_deleted_rejects_its_moves_once_and_is_made_again(world, sales):
     world.with_mailchimp()
-    people = [world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True) for i in range(40)]
-    deals = [world.kommo.add_lead(f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[c])
-             for i, c in enumerate(people)]
+    people = [
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True) for i in range(40)
+    ]
+    deals = [
+        world.kommo.add_lead(
+            f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[c]
+        )
+        for i, c in enumerate(people)
+    ]
     world.run()
     world.clock.advance(60)
     for deal in deals[:20]:
         world.kommo.move_lead(deal, 142)
-    world.run()                                                     # "Customer" made and remembered
+    world.run()  # "Customer" made and remembered
     assert world.mailchimp.member_tags(world.list_id, "p0@firm.io") == {"Customer"}
     customer = _segment_id(world, "Customer")
     _delete_segment(world, customer)
@@ -332,23 +404,37 @@ def test_a_tag_a_marketer_deleted_rejects_its_moves_once_and_is_made_again(world
         world.kommo.update_contact(contact, first_name="Won")
     code, body = world.cli_json("run")
     assert code == 1 and len(body["rejections"]) == 20
-    assert all("tag 'Customer' was deleted in Mailchimp" in r["reason"] and r["kind"] == "transient"
-               for r in body["rejections"])
+    assert all(
+        "tag 'Customer' was deleted in Mailchimp" in r["reason"] and r["kind"] == "transient"
+        for r in body["rejections"]
+    )
     assert world.mailchimp.member(world.list_id, "p25@firm.io")["merge_fields"]["FNAME"] == "Won"
-    assert world.mailchimp.member_tags(world.list_id, "p25@firm.io") == set()     # In Progress left already
+    assert (
+        world.mailchimp.member_tags(world.list_id, "p25@firm.io") == set()
+    )  # In Progress left already
     world.clock.advance(3600)
     assert world.run().rejected == 0
-    assert all(world.mailchimp.member_tags(world.list_id, f"p{i}@firm.io") == {"Customer"} for i in range(20, 40))
+    assert all(
+        world.mailchimp.member_tags(world.list_id, f"p{i}@firm.io") == {"Customer"}
+        for i in range(20, 40)
+    )
     assert _segment_id(world, "Customer") != customer
 
 
 def _segment_id(world, name):
-    response = requests.get(f"{world.servers[1].url}/3.0/lists/{world.list_id}/segments",
-                            params={"type": "static", "count": 1000}, auth=("marketer", world.mailchimp.api_key), timeout=5)
+    response = requests.get(
+        f"{world.servers[1].url}/3.0/lists/{world.list_id}/segments",
+        params={"type": "static", "count": 1000},
+        auth=("marketer", world.mailchimp.api_key),
+        timeout=5,
+    )
     return {s["name"]: s["id"] for s in response.json()["segments"]}.get(name)
 
 
 def _delete_segment(world, segment_id):
-    response = requests.delete(f"{world.servers[1].url}/3.0/lists/{world.list_id}/segments/{segment_id}",
-                               auth=("marketer", world.mailchimp.api_key), timeout=5)
+    response = requests.delete(
+        f"{world.servers[1].url}/3.0/lists/{world.list_id}/segments/{segment_id}",
+        auth=("marketer", world.mailchimp.api_key),
+        timeout=5,
+    )
     assert response.status_code == 204

@@ -1,4 +1,5 @@
 """Reports: progress lines for cron, secrets scrubbed; every command has help and is documented."""
+
 import logging
 from collections import Counter
 from pathlib import Path
@@ -13,16 +14,19 @@ from kommo_sync.report import ProgressReporter
 
 def test_progress_logs_a_plain_line_at_most_every_interval_when_not_a_tty(caplog):
     clock = FakeClock()
-    reporter = ProgressReporter(Console(file=open("/dev/null", "w"), force_terminal=False), clock, every=30)
+    reporter = ProgressReporter(
+        Console(file=open("/dev/null", "w"), force_terminal=False), clock, every=30
+    )
     counts = Counter(pulled_contacts=500, pulled_leads=250, pushed=400, rejected=2)
     with caplog.at_level(logging.INFO, logger="kommo_sync.progress"):
-        reporter("pull", counts)            # t = 0: too early
+        reporter("pull", counts)  # t = 0: too early
         clock.advance(31)
         reporter("push", counts)
         clock.advance(5)
-        reporter("push", counts)            # 5 s later: too soon again
+        reporter("push", counts)  # 5 s later: too soon again
     assert [r.getMessage() for r in caplog.records] == [
-        "push: pulled 500 contacts, 250 leads (24/s); pushed 400; rejected 2"]
+        "push: pulled 500 contacts, 250 leads (24/s); pushed 400; rejected 2"
+    ]
 
 
 def test_scrub_masks_every_secret():

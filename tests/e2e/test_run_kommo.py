@@ -1,8 +1,8 @@
 """End to end against the Kommo sandbox: pull since a cursor, stages, dry run, backfill, lock, errors."""
+
 import os
 import sqlite3
 import stat
-
 
 from kommo_sync.engine import CONTACTS_CURSOR
 from kommo_sync.report import iso
@@ -20,7 +20,9 @@ def test_first_run_reports_each_contact_with_stage_tag_and_deciding_lead(world, 
     ada = world.kommo.add_contact("Ada", "Lovelace", email="ada@analytical.io", consent=True)
     bob = world.kommo.add_contact("Bob", "Stone", email="bob@stone.io")
     nolead = world.kommo.add_contact("Nia", "Ray", email=None)
-    world.kommo.add_lead("Engines", 5000, sales, world.status_id(sales, "Proposal"), contact_ids=[ada])
+    world.kommo.add_lead(
+        "Engines", 5000, sales, world.status_id(sales, "Proposal"), contact_ids=[ada]
+    )
     world.kommo.add_lead("Old deal", 100, sales, 143, contact_ids=[bob])
     code, body = world.cli_json("run")
     assert code == 0
@@ -33,7 +35,9 @@ def test_first_run_reports_each_contact_with_stage_tag_and_deciding_lead(world, 
     assert body["window"]["to"] == iso(cursor(world))
 
 
-def test_second_run_with_nothing_changed_sees_no_change_and_asks_each_empty_list_twice(world, sales):
+def test_second_run_with_nothing_changed_sees_no_change_and_asks_each_empty_list_twice(
+    world, sales
+):
     """An empty list (Kommo's 204) is confirmed by a second request: a stray 204 would otherwise
     end the read early and move the cursor past what was never read."""
     for i in range(5):
@@ -44,21 +48,21 @@ def test_second_run_with_nothing_changed_sees_no_change_and_asks_each_empty_list
     result = world.run()
     assert result.counts["changed_contacts"] == 0 and result.counts["people"] == 0
     paths = [r.path for r in world.kommo.log[before:]]
-    assert paths.count("/api/v4/contacts") == 1                 # the overlap re-read: one short page
-    assert paths.count("/api/v4/leads") == 2                    # no lead: the empty answer, confirmed
+    assert paths.count("/api/v4/contacts") == 1  # the overlap re-read: one short page
+    assert paths.count("/api/v4/leads") == 2  # no lead: the empty answer, confirmed
 
 
 def test_overlap_is_re_read_and_de_duplicated_and_edits_are_picked_up(world, sales):
     ada = world.kommo.add_contact("Ada", email="ada@analytical.io")
     first = world.run()
-    world.clock.advance(10)                       # inside the overlap below the cursor
+    world.clock.advance(10)  # inside the overlap below the cursor
     world.kommo.update_contact(ada, first_name="Augusta")
     second = world.run()
-    assert second.window[0] == first.window[1] - 300     # the overlap is re-read
+    assert second.window[0] == first.window[1] - 300  # the overlap is re-read
     assert second.counts["pulled_contacts"] == 1 and second.counts["changed_contacts"] == 1
     assert second.people[0].contact_id == ada
     world.clock.advance(10)
-    third = world.run()                            # Augusta is in the overlap again, unchanged
+    third = world.run()  # Augusta is in the overlap again, unchanged
     assert third.counts["pulled_contacts"] == 1 and third.counts["changed_contacts"] == 0
 
 
@@ -67,7 +71,9 @@ def test_frozen_window_leaves_records_updated_after_run_start_to_the_next_run(wo
     result = world.run()
     world.clock.advance(5)
     late = world.kommo.add_contact("Late", email="late@firm.io")
-    requests_seen = [r for r in world.kommo.requests("GET", "/api/v4/contacts") if r.path == "/api/v4/contacts"]
+    requests_seen = [
+        r for r in world.kommo.requests("GET", "/api/v4/contacts") if r.path == "/api/v4/contacts"
+    ]
     assert all(int(r.query["filter[updated_at][to]"][0]) == result.window[1] for r in requests_seen)
     assert late not in {row.contact_id for row in result.people}
     assert late in {row.contact_id for row in world.run().people}
@@ -87,9 +93,12 @@ def test_paging_reads_every_contact_across_full_pages_and_ends_on_a_short_page(w
     ids = {world.kommo.add_contact(f"C{i}", email=f"c{i}@firm.io") for i in range(520)}
     result = world.run()
     assert result.counts["pulled_contacts"] == 520 and result.counts["people"] == 520
-    pages = [int(r.query["page"][0]) for r in world.kommo.requests("GET", "/api/v4/contacts")
-             if "filter[updated_at][from]" in r.query]
-    assert pages == [1, 2, 3]                       # 250 + 250 + 20: the short page ends it
+    pages = [
+        int(r.query["page"][0])
+        for r in world.kommo.requests("GET", "/api/v4/contacts")
+        if "filter[updated_at][from]" in r.query
+    ]
+    assert pages == [1, 2, 3]  # 250 + 250 + 20: the short page ends it
     assert {row.contact_id for row in result.people} == ids
 
 
@@ -119,7 +128,9 @@ def test_backfill_replays_a_range_and_leaves_the_cursor(world, sales):
     result = world.cli("backfill", "--since", "2025-12-31", "--until", "2026-01-02T00:00:00+00:00")
     assert result.exit_code == 0, result.output
     assert cursor(world) == saved
-    query = [r for r in world.kommo.requests("GET", "/api/v4/contacts") if r.path == "/api/v4/contacts"][-1].query
+    query = [
+        r for r in world.kommo.requests("GET", "/api/v4/contacts") if r.path == "/api/v4/contacts"
+    ][-1].query
     assert query["filter[updated_at][from]"] == ["1767139200"]
 
 

@@ -1,4 +1,5 @@
 """Correctness at scale: a few thousand seeded contacts through the rate-limited sandboxes."""
+
 from collections import defaultdict
 
 import pytest
@@ -14,7 +15,9 @@ TAGS = {"new": "New Lead", "in_progress": "In Progress", "won": "Customer", "los
 def catalog_of(world, info):
     pipelines = {}
     for pid in (info.sales_pipeline_id, info.partners_pipeline_id):
-        statuses = tuple(Status(s["id"], pid, s["name"], s["sort"], s["type"]) for s in world.kommo.statuses(pid))
+        statuses = tuple(
+            Status(s["id"], pid, s["name"], s["sort"], s["type"]) for s in world.kommo.statuses(pid)
+        )
         pipelines[pid] = Pipeline(pid, world.kommo.pipelines[pid]["name"], statuses)
     return Catalog(pipelines)
 
@@ -31,8 +34,15 @@ def expected_people(world, info):
     for email, ids in groups.items():
         best = None
         for cid in ids:
-            leads = [Lead(id=l["id"], updated_at=l["updated_at"], pipeline_id=l["pipeline_id"], status_id=l["status_id"])
-                     for l in (world.kommo.lead(lid) for lid in world.kommo.contact(cid)["lead_ids"])]
+            leads = [
+                Lead(
+                    id=l["id"],
+                    updated_at=l["updated_at"],
+                    pipeline_id=l["pipeline_id"],
+                    status_id=l["status_id"],
+                )
+                for l in (world.kommo.lead(lid) for lid in world.kommo.contact(cid)["lead_ids"])
+            ]
             stage, lead = contact_stage(leads, catalog)
             key = (stage.rank, lead.updated_at if lead else 0, -cid)
             if best is None or key > best[0]:
@@ -63,20 +73,27 @@ def test_thousands_of_contacts_land_with_the_right_tags_and_properties(world, se
             if not any(r["email"] == email for r in result.rejections):
                 wrong.append((email, "no Klaviyo profile"))
             continue
-        if profile["properties"].get("crm_stage") != (status_name or profile["properties"].get("crm_stage")):
+        if profile["properties"].get("crm_stage") != (
+            status_name or profile["properties"].get("crm_stage")
+        ):
             wrong.append((email, "crm_stage", profile["properties"].get("crm_stage"), status_name))
         if consent and member is None and not any(r["email"] == email for r in result.rejections):
             wrong.append((email, "not in Mailchimp"))
         if member and world.mailchimp.member_tags(world.list_id, email) != {TAGS[stage]}:
-            wrong.append((email, "tags", world.mailchimp.member_tags(world.list_id, email), TAGS[stage]))
+            wrong.append(
+                (email, "tags", world.mailchimp.member_tags(world.list_id, email), TAGS[stage])
+            )
         if not consent and member is not None:
             wrong.append((email, "in Mailchimp without consent"))
     assert wrong == []
     assert len(members) > CONTACTS * 0.4
-    assert result.counts["klaviyo.rejected.transient"] == 0 and result.counts["mailchimp.rejected.transient"] == 0
+    assert (
+        result.counts["klaviyo.rejected.transient"] == 0
+        and result.counts["mailchimp.rejected.transient"] == 0
+    )
     assert all(r["kind"] == "permanent" for r in result.rejections)
-    assert not [r for r in world.kommo.log if r.status == 403]      # never blocked
-    _assert_limits_respected(world)          # (simulated time lets two paced requests land together)
+    assert not [r for r in world.kommo.log if r.status == 403]  # never blocked
+    _assert_limits_respected(world)  # (simulated time lets two paced requests land together)
 
 
 def test_an_incremental_run_after_one_percent_changes_keeps_everything_right(world, seeded):
@@ -84,15 +101,19 @@ def test_an_incremental_run_after_one_percent_changes_keeps_everything_right(wor
     world.clock.advance(3600)
     changed = mutate_fraction(world.kommo, 0.01, seed=5)
     world.clock.advance(60)
-    before = {name: len(app.writes()) for name, app in (("mc", world.mailchimp), ("kl", world.klaviyo))}
+    before = {
+        name: len(app.writes()) for name, app in (("mc", world.mailchimp), ("kl", world.klaviyo))
+    }
     result = world.run()
     people = expected_people(world, seeded)
     for email, (stage, consent, _) in people.items():
         if world.mailchimp.member(world.list_id, email):
             assert world.mailchimp.member_tags(world.list_id, email) == {TAGS[stage]}, email
-    writes = len(world.mailchimp.writes()) - before["mc"] + len(world.klaviyo.writes()) - before["kl"]
+    writes = (
+        len(world.mailchimp.writes()) - before["mc"] + len(world.klaviyo.writes()) - before["kl"]
+    )
     assert result.counts["people"] >= len(changed) * 0.5
-    assert writes <= 30                  # bulk calls, not one request per changed contact
+    assert writes <= 30  # bulk calls, not one request per changed contact
     _assert_limits_respected(world)
 
 

@@ -1,6 +1,7 @@
 """Issue 11, status: each run's row keeps its status, exit code and error; `status` shows them,
 takes `--limit`, shows a `running` row whose lock is free as interrupted, and changes nothing.
 The lock file is private and names its holder to a run that finds it held."""
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,10 @@ def test_each_run_row_keeps_its_status_exit_code_and_error_and_status_shows_them
     assert world.cli("run", env={"MAILCHIMP_API_KEY": WRONG_MAILCHIMP_KEY}).exit_code == 4
     runs = status_runs(world)
     assert [(r["id"], r["status"], r["exit_code"]) for r in runs] == [
-        (3, "destination_failed", 4), (2, "failed", 4), (1, "done", 0)]
+        (3, "destination_failed", 4),
+        (2, "failed", 4),
+        (1, "done", 0),
+    ]
     assert runs[0]["error"].startswith("mailchimp: Mailchimp refused GET")
     assert "mailchimp.api_key" in runs[0]["error"]
     assert "Kommo" in runs[1]["error"] and "expired or was revoked" in runs[1]["error"]
@@ -60,22 +64,32 @@ def test_each_run_row_keeps_its_status_exit_code_and_error_and_status_shows_them
     assert WRONG_MAILCHIMP_KEY not in text + json.dumps(runs)
 
 
-def test_status_shows_a_running_row_whose_lock_is_free_as_interrupted_and_the_live_one_with_its_holder(world):
-    seed_runs(world, 1, status="running")                  # a run killed before it could record its end
+def test_status_shows_a_running_row_whose_lock_is_free_as_interrupted_and_the_live_one_with_its_holder(
+    world,
+):
+    seed_runs(world, 1, status="running")  # a run killed before it could record its end
     assert status_runs(world)[0] | {"started_at": 0} == {
-        "id": 1, "mode": "run", "started_at": 0, "finished_at": None, "status": "interrupted",
-        "exit_code": None, "error": "ended without recording its end (killed, or stopped at once)",
-        "counts": {}}
-    assert not lock_of(world).path.exists()                 # status created nothing
+        "id": 1,
+        "mode": "run",
+        "started_at": 0,
+        "finished_at": None,
+        "status": "interrupted",
+        "exit_code": None,
+        "error": "ended without recording its end (killed, or stopped at once)",
+        "counts": {},
+    }
+    assert not lock_of(world).path.exists()  # status created nothing
     lock = lock_of(world)
     lock.acquire(world.clock.now())
     try:
-        seed_runs(world, 1, status="running")               # the live run, holding the lock
+        seed_runs(world, 1, status="running")  # the live run, holding the lock
         live, dead = status_runs(world)
     finally:
         lock.release()
-    assert (live["status"], live["holder"]) == ("running", {
-        "pid": os.getpid(), "host": socket.gethostname(), "started_at": int(world.clock.now())})
+    assert (live["status"], live["holder"]) == (
+        "running",
+        {"pid": os.getpid(), "host": socket.gethostname(), "started_at": int(world.clock.now())},
+    )
     assert (dead["id"], dead["status"]) == (1, "interrupted")
 
 
@@ -90,7 +104,7 @@ def test_status_shows_the_last_ten_runs_newest_first_or_as_many_as_limit_says(wo
 def test_the_lock_file_is_private_and_a_run_finding_it_held_names_its_holder(world, sales):
     path = lock_of(world).path
     path.write_text("")
-    path.chmod(0o644)                                       # left by an earlier release
+    path.chmod(0o644)  # left by an earlier release
     lock = lock_of(world)
     lock.acquire(world.clock.now())
     try:
@@ -100,7 +114,8 @@ def test_the_lock_file_is_private_and_a_run_finding_it_held_names_its_holder(wor
     assert result.exit_code == 3
     assert result.output.strip().splitlines()[-1] == (
         f"another kommo-sync run holds {path} (pid {os.getpid()} on {socket.gethostname()}, since "
-        "2026-01-01T00:00:00+00:00); try again when it ends")
+        "2026-01-01T00:00:00+00:00); try again when it ends"
+    )
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert world.cli("run").exit_code == 0
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == ""

@@ -7,6 +7,7 @@ keyed by email (or by a Kommo lead's name); Klaviyo events by what they say happ
 event behind their unique_id included; note texts with their dates blanked, so a reference run
 in simulated time compares with a world run in real time.
 """
+
 from __future__ import annotations
 
 import copy
@@ -14,9 +15,10 @@ import re
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -29,7 +31,7 @@ from tests.conftest import ENV, World
 
 DEAL_METRICS = frozenset(DEFAULT_EVENTS.values())
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-EVENTS_SINCE = "2025-01-01"            # before any seeded history, in simulated and in real time
+EVENTS_SINCE = "2025-01-01"  # before any seeded history, in simulated and in real time
 STAGES = ("new", "in_progress", "won", "lost")
 LAST_NAMES = ("Müller", "Smith", "Rossi", "Nowak", "García", "Chen", "O'Brien", "Jansen")
 COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell")
@@ -44,9 +46,9 @@ class Scenario:
     n: int
     sales: int
     status: dict[str, int]
-    contacts: dict[int, int] = field(default_factory=dict)       # i -> contact id of p{i}
-    leads: dict[str, int] = field(default_factory=dict)          # lead name -> lead id
-    noted: set[str] = field(default_factory=set)                 # emails that may get notes
+    contacts: dict[int, int] = field(default_factory=dict)  # i -> contact id of p{i}
+    leads: dict[str, int] = field(default_factory=dict)  # lead name -> lead id
+    noted: set[str] = field(default_factory=set)  # emails that may get notes
 
 
 class FastClock(Clock):
@@ -54,7 +56,7 @@ class FastClock(Clock):
     pacing and job polls a subprocess run pays (the sandboxes' rate limits are off for them)."""
 
     def __init__(self, latest: float = 0.0):
-        self.latest = latest           # the latest time read: vendor times up to it may be out
+        self.latest = latest  # the latest time read: vendor times up to it may be out
 
     def now(self) -> float:
         moment = time.time()
@@ -95,14 +97,19 @@ class Snapshot:
     state: Path
     scenario: Scenario
     raw: dict[str, Any]
-    now: float                 # a simulated world restores it at this time (FakeClock(start=now))
+    now: float  # a simulated world restores it at this time (FakeClock(start=now))
 
 
 def snapshot(world: World, where: Path) -> Snapshot:
     _copy_db(Path(world.raw["state"]), where / "snapshot.db")
     scenario: Scenario = world.scenario  # type: ignore[attr-defined]
-    return Snapshot(tuple(app.snapshot() for app in apps(world)), where / "snapshot.db",
-                    copy.deepcopy(scenario), copy.deepcopy(world.raw), world.clock.now())
+    return Snapshot(
+        tuple(app.snapshot() for app in apps(world)),
+        where / "snapshot.db",
+        copy.deepcopy(scenario),
+        copy.deepcopy(world.raw),
+        world.clock.now(),
+    )
 
 
 def restore(world: World, snap: Snapshot) -> None:
@@ -114,8 +121,13 @@ def restore(world: World, snap: Snapshot) -> None:
     world.raw = copy.deepcopy(snap.raw)
     world.raw["kommo"]["base_url"] = urls["kommo"]
     world.raw["state"] = str(world.tmp / "state.db")
-    world.with_mailchimp().with_klaviyo(**{k: v for k, v in snap.raw["klaviyo"].items()
-                                           if k not in ("api_key", "base_url", "list_id")})
+    world.with_mailchimp().with_klaviyo(
+        **{
+            k: v
+            for k, v in snap.raw["klaviyo"].items()
+            if k not in ("api_key", "base_url", "list_id")
+        }
+    )
     world.scenario = copy.deepcopy(snap.scenario)  # type: ignore[attr-defined]
     if isinstance(world.clock, FastClock):
         world.clock.latest = max(world.clock.latest, snap.now)
@@ -144,13 +156,19 @@ def seed_scenario(world: World, n: int = 40) -> Scenario:
     destinations with stage lists, consent-based subscribing, and notes with consent write-back."""
     kommo = world.kommo
     sales = kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
-    status = {"new": world.status_id(sales, "Incoming leads"), "won": WON, "lost": LOST,
-              **{name.lower(): world.status_id(sales, name) for name in ("Qualified", "Proposal")}}
+    status = {
+        "new": world.status_id(sales, "Incoming leads"),
+        "won": WON,
+        "lost": LOST,
+        **{name.lower(): world.status_id(sales, name) for name in ("Qualified", "Proposal")},
+    }
     scenario = Scenario(n, sales, status)
-    companies = [kommo.add_company(f"{COMPANIES[k % len(COMPANIES)]} {k}") for k in range(max(1, n // 6))]
+    companies = [
+        kommo.add_company(f"{COMPANIES[k % len(COMPANIES)]} {k}") for k in range(max(1, n // 6))
+    ]
     for i in range(n):
         _seed_person(world, scenario, i, companies)
-    for i, last in ((1, "Dup"), (2, "Dup")):                # same email, a second card
+    for i, last in ((1, "Dup"), (2, "Dup")):  # same email, a second card
         dup = kommo.add_contact(f"P{i}", last, email=f"p{i}@firm.io")
         if i == 1:
             _lead(world, scenario, f"Deal {i}d", 700, dup, "won")
@@ -164,10 +182,14 @@ def _seed_person(world: World, scenario: Scenario, i: int, companies: list[int])
     stage = STAGES[i % 4]
     consent = stage != "lost" and i % 6 != 5
     cid = world.kommo.add_contact(
-        f"P{i}", LAST_NAMES[i % len(LAST_NAMES)], email=f"p{i}@firm.io",
+        f"P{i}",
+        LAST_NAMES[i % len(LAST_NAMES)],
+        email=f"p{i}@firm.io",
         phone=f"+4930{1000000 + i}" if i % 3 == 0 else None,
         company_id=companies[i % len(companies)] if i % 3 != 2 else None,
-        consent=consent, lead_source=("Website", "Referral", None)[i % 3])
+        consent=consent,
+        lead_source=("Website", "Referral", None)[i % 3],
+    )
     scenario.contacts[i] = cid
     if i % 13 != 12:
         _lead(world, scenario, f"Deal {i}", 100 * (i + 1), cid, stage, step=(i // 4) % 2)
@@ -175,13 +197,18 @@ def _seed_person(world: World, scenario: Scenario, i: int, companies: list[int])
         _lead(world, scenario, f"Deal {i}b", 50, cid, "lost")
 
 
-def _lead(world: World, scenario: Scenario, name: str, price: int, contact: int, stage: str,
-          step: int = 0) -> None:
+def _lead(
+    world: World, scenario: Scenario, name: str, price: int, contact: int, stage: str, step: int = 0
+) -> None:
     """A lead created in the first stage, then moved (so the history holds its moves)."""
     lead = world.kommo.add_lead(name, price, scenario.sales, contact_ids=[contact])
     scenario.leads[name] = lead
-    target = {"new": None, "in_progress": ("qualified", "proposal")[step], "won": "won",
-              "lost": "lost"}[stage]
+    target = {
+        "new": None,
+        "in_progress": ("qualified", "proposal")[step],
+        "won": "won",
+        "lost": "lost",
+    }[stage]
     if target:
         world.kommo.move_lead(lead, scenario.status[target])
 
@@ -196,8 +223,14 @@ def _seed_vendors(world: World) -> None:
 
 
 def _configure(world: World) -> None:
-    lists = {stage: world.klaviyo.add_list(name) for stage, name in
-             (("in_progress", "Open deals"), ("won", "Customers"), ("lost", "Lost deals"))}
+    lists = {
+        stage: world.klaviyo.add_list(name)
+        for stage, name in (
+            ("in_progress", "Open deals"),
+            ("won", "Customers"),
+            ("lost", "Lost deals"),
+        )
+    }
     world.with_mailchimp()
     world.with_klaviyo(subscribe_with_consent=True, lists_by_stage=lists, events_since=EVENTS_SINCE)
     world.raw["feedback"] = {"note_on_open_deals": True, "consent_field_write": True}
@@ -211,9 +244,9 @@ def incremental_changes(world: World, everyone: bool = False) -> None:
     (notes, consent cleared), two new people. `everyone`: a bulk edit touches every contact too."""
     s: Scenario = world.scenario  # type: ignore[attr-defined]
     kommo = world.kommo
-    kommo.move_lead(s.leads["Deal 0"], s.status["qualified"])       # Stage Changed
-    kommo.move_lead(s.leads["Deal 5"], s.status["won"])             # Deal Won
-    kommo.move_lead(s.leads["Deal 9"], s.status["lost"])            # Deal Lost
+    kommo.move_lead(s.leads["Deal 0"], s.status["qualified"])  # Stage Changed
+    kommo.move_lead(s.leads["Deal 5"], s.status["won"])  # Deal Won
+    kommo.move_lead(s.leads["Deal 9"], s.status["lost"])  # Deal Lost
     kommo.update_contact(s.contacts[6], consent=False)
     kommo.update_contact(s.contacts[10], first_name="Petra")
     kommo.update_contact(s.contacts[12], email="p12.new@firm.io")
@@ -247,11 +280,21 @@ class Point:
         return f"{self.phase}:{self.name}"
 
     def fault(self, **overrides: Any) -> Fault:
-        return Fault(self.method, self.path, **{"kind": self.kind, "query": dict(self.query) or None,
-                                                "body_contains": self.body_contains, **overrides})
+        return Fault(
+            self.method,
+            self.path,
+            **{
+                "kind": self.kind,
+                "query": dict(self.query) or None,
+                "body_contains": self.body_contains,
+                **overrides,
+            },
+        )
 
     def sandbox(self, world: World) -> Any:
-        return {"kommo": world.kommo, "mailchimp": world.mailchimp, "klaviyo": world.klaviyo}[self.vendor]
+        return {"kommo": world.kommo, "mailchimp": world.mailchimp, "klaviyo": world.klaviyo}[
+            self.vendor
+        ]
 
 
 LIST = r"^/3\.0/lists/[^/]+"
@@ -270,25 +313,45 @@ WRITES = [
     Point("first", "klaviyo", "POST", r"^/api/event-bulk-create-jobs$", "klaviyo event bulk job"),
     Point("incremental", "mailchimp", "PUT", MEMBER + "$", "mailchimp member PUT"),
     Point("incremental", "mailchimp", "PATCH", MEMBER + "$", "mailchimp member PATCH"),
-    Point("incremental", "mailchimp", "PATCH", MEMBER + "$", "mailchimp member PATCH unsubscribing",
-          body_contains='"unsubscribed"'),
+    Point(
+        "incremental",
+        "mailchimp",
+        "PATCH",
+        MEMBER + "$",
+        "mailchimp member PATCH unsubscribing",
+        body_contains='"unsubscribed"',
+    ),
     Point("incremental", "mailchimp", "POST", MEMBER + "/tags$", "mailchimp member tags"),
     Point("incremental", "klaviyo", "POST", r"^/api/profile-import$", "klaviyo profile-import"),
     Point("incremental", "klaviyo", "POST", RELATIONS, "klaviyo list add"),
     Point("incremental", "klaviyo", "DELETE", RELATIONS, "klaviyo list remove"),
     Point("incremental", "klaviyo", "POST", SUBSCRIBE_JOBS, "klaviyo subscribe job"),
-    Point("incremental", "klaviyo", "POST", r"^/api/profile-subscription-bulk-delete-jobs$",
-          "klaviyo unsubscribe job"),
+    Point(
+        "incremental",
+        "klaviyo",
+        "POST",
+        r"^/api/profile-subscription-bulk-delete-jobs$",
+        "klaviyo unsubscribe job",
+    ),
     Point("incremental", "klaviyo", "POST", r"^/api/events$", "klaviyo single event"),
     Point("incremental", "kommo", "POST", r"^/api/v4/contacts/notes$", "kommo contact notes POST"),
     Point("incremental", "kommo", "POST", r"^/api/v4/leads/notes$", "kommo lead notes POST"),
     Point("incremental", "kommo", "PATCH", r"^/api/v4/contacts$", "kommo contacts PATCH"),
 ]
 # The first, a middle and the last of three contact pages (510 people), killed before Kommo serves it.
-PAGES = [Point(phase, "kommo", "GET", r"^/api/v4/contacts$", f"kommo contacts {name} page", "kill_before",
-               (("page", str(number)), ("with", "leads")))
-         for phase in ("pages-first", "pages-incremental")
-         for number, name in ((1, "first"), (2, "middle"), (3, "last"))]
+PAGES = [
+    Point(
+        phase,
+        "kommo",
+        "GET",
+        r"^/api/v4/contacts$",
+        f"kommo contacts {name} page",
+        "kill_before",
+        (("page", str(number)), ("with", "leads")),
+    )
+    for phase in ("pages-first", "pages-incremental")
+    for number, name in ((1, "first"), (2, "middle"), (3, "last"))
+]
 
 
 # running ----------------------------------------------------------------------------------------
@@ -296,11 +359,18 @@ def cli_run(world: World) -> Any:
     """`kommo-sync run --json` in-process with the world's clock (a traceback fails the test; JSON,
     as the text table of a 500-person run takes rich ~10 s to lay out)."""
     world.write_config()
-    return CliRunner().invoke(cli, ["--config", str(world.config_path), "run", "--json"],
-                              obj={"clock": world.clock}, env=ENV, catch_exceptions=False)
+    return CliRunner().invoke(
+        cli,
+        ["--config", str(world.config_path), "run", "--json"],
+        obj={"clock": world.clock},
+        env=ENV,
+        catch_exceptions=False,
+    )
 
 
-def settle(world: World, runs: int = SETTLE_RUNS, run: Callable[[World], Any] = cli_run) -> list[int]:
+def settle(
+    world: World, runs: int = SETTLE_RUNS, run: Callable[[World], Any] = cli_run
+) -> list[int]:
     """Run until a run exits 0 and writes nothing; the exit codes. Simulated time moves a minute
     between runs. In real time runs follow each other within a second, and a run reads vendor
     times only up to its start's whole second (Klaviyo's have fractions), so a quiet run counts
@@ -331,8 +401,15 @@ class Phase:
     everyone: bool = False
 
 
-PHASES = {p.name: p for p in (Phase("first", 40, False), Phase("incremental", 40, True),
-                              Phase("pages-first", 510, False), Phase("pages-incremental", 510, True, True))}
+PHASES = {
+    p.name: p
+    for p in (
+        Phase("first", 40, False),
+        Phase("incremental", 40, True),
+        Phase("pages-first", 510, False),
+        Phase("pages-incremental", 510, True, True),
+    )
+}
 
 
 def prepare(world: World, phase: Phase, base: Snapshot | None = None) -> None:
@@ -381,6 +458,7 @@ class Base:
 def build_base(tmp: Path, phase: Phase, simulated: bool = False) -> Base:
     """References for the first sync and for `phase` (an incremental one) of `phase.n` people,
     and a snapshot of the settled first sync; in real time unless `simulated`."""
+
     def make(where: Path, snap: Snapshot | None = None) -> World:
         return simulated_world(where, snap) if simulated else real_time_world(where)
 
@@ -403,14 +481,23 @@ def build_base(tmp: Path, phase: Phase, simulated: bool = False) -> Base:
 # the end state -----------------------------------------------------------------------------------
 def end_state(world: World) -> dict[str, Any]:
     """What the three vendors hold, comparable across worlds."""
-    return {"mailchimp": _members(world), "klaviyo": _profiles(world), **_events(world),
-            "notes": _notes(world)}
+    return {
+        "mailchimp": _members(world),
+        "klaviyo": _profiles(world),
+        **_events(world),
+        "notes": _notes(world),
+    }
 
 
 def _members(world: World) -> dict[str, dict[str, Any]]:
-    return {m["email_address"].lower(): {
-        "status": m["status"], "merge_fields": dict(m["merge_fields"]),
-        "tags": frozenset(t["name"] for t in m["tags"])} for m in world.mailchimp.members(world.list_id)}
+    return {
+        m["email_address"].lower(): {
+            "status": m["status"],
+            "merge_fields": dict(m["merge_fields"]),
+            "tags": frozenset(t["name"] for t in m["tags"]),
+        }
+        for m in world.mailchimp.members(world.list_id)
+    }
 
 
 def _profiles(world: World) -> dict[str, dict[str, Any]]:
@@ -422,10 +509,15 @@ def _profiles(world: World) -> dict[str, dict[str, Any]]:
     for profile in filter(None, map(sandbox.profile_by_id, ids)):
         marketing = profile["subscriptions"]["email"]["marketing"]
         found[str(profile.get("email") or profile["id"]).lower()] = {
-            **{k: profile.get(k) for k in ("first_name", "last_name", "organization", "phone_number")},
-            "properties": dict(profile["properties"]), "consent": marketing["consent"],
+            **{
+                k: profile.get(k)
+                for k in ("first_name", "last_name", "organization", "phone_number")
+            },
+            "properties": dict(profile["properties"]),
+            "consent": marketing["consent"],
             "suppressed": tuple(sorted(s["reason"] for s in marketing["suppression"])),
-            "lists": frozenset(names[list_id] for list_id in profile["lists"])}
+            "lists": frozenset(names[list_id] for list_id in profile["lists"]),
+        }
     return found
 
 
@@ -433,21 +525,33 @@ def _events(world: World) -> dict[str, Counter[Any]]:
     """Deal events by what they say (metric, person, deal, stage) and by the Kommo event their
     unique_id names (its type, lead and status: ids differ between worlds, these do not)."""
     kommo_events = {f"kommo-event-{e['id']}": e for e in world.kommo.events}
-    statuses = {s["id"]: s["name"] for pid in world.kommo.pipelines for s in world.kommo.statuses(pid)}
+    statuses = {
+        s["id"]: s["name"] for pid in world.kommo.pipelines for s in world.kommo.statuses(pid)
+    }
     said, origin, ids = Counter(), Counter(), Counter()
     for event in world.klaviyo.events():
         if event["metric"] not in DEAL_METRICS:
             continue
         props = event["properties"]
-        said[(event["metric"], str(event["email"]).lower(), props.get("deal_name"), props.get("deal_stage"),
-              props.get("previous_stage"))] += 1
-        origin[_origin(world, kommo_events.get(event["unique_id"]), statuses, event["unique_id"])] += 1
+        said[
+            (
+                event["metric"],
+                str(event["email"]).lower(),
+                props.get("deal_name"),
+                props.get("deal_stage"),
+                props.get("previous_stage"),
+            )
+        ] += 1
+        origin[
+            _origin(world, kommo_events.get(event["unique_id"]), statuses, event["unique_id"])
+        ] += 1
         ids[event["unique_id"]] += 1
     return {"events": said, "event_origins": origin, "event_ids": ids}
 
 
-def _origin(world: World, raw: dict[str, Any] | None, statuses: dict[int, str],
-            unique_id: str) -> tuple[Any, ...]:
+def _origin(
+    world: World, raw: dict[str, Any] | None, statuses: dict[int, str], unique_id: str
+) -> tuple[Any, ...]:
     if raw is None:
         return ("not a Kommo event", unique_id)
     after = (raw.get("value_after") or [{}])[0].get("lead_status") or {}
@@ -455,8 +559,14 @@ def _origin(world: World, raw: dict[str, Any] | None, statuses: dict[int, str],
 
 
 def _notes(world: World) -> Counter[tuple[str, str, str]]:
-    return Counter((n["entity_type"], _entity_label(world, n["entity_type"], n["entity_id"]),
-                    DATE.sub("<date>", n["params"]["text"])) for n in world.kommo.notes)
+    return Counter(
+        (
+            n["entity_type"],
+            _entity_label(world, n["entity_type"], n["entity_id"]),
+            DATE.sub("<date>", n["params"]["text"]),
+        )
+        for n in world.kommo.notes
+    )
 
 
 def _entity_label(world: World, entity: str, entity_id: int) -> str:
@@ -482,7 +592,9 @@ def differences(expected: dict[str, Any], got: dict[str, Any]) -> list[str]:
     for section in COMPARED:
         a, b = expected[section], got[section]
         if isinstance(a, Counter):
-            found += [f"{section} {key}: {a[key]} != {b[key]}" for key in _keys(a, b) if a[key] != b[key]]
+            found += [
+                f"{section} {key}: {a[key]} != {b[key]}" for key in _keys(a, b) if a[key] != b[key]
+            ]
         else:
             for key in _keys(a, b):
                 found += _compare(f"{section} {key}", a.get(key), b.get(key))
@@ -497,7 +609,9 @@ def _compare(where: str, a: Any, b: Any) -> list[str]:
     if a is None or b is None:
         if a is b:
             return []
-        return [f"{where}: {'missing' if b is None else 'not expected'} ({_show(a if b is None else b)})"]
+        return [
+            f"{where}: {'missing' if b is None else 'not expected'} ({_show(a if b is None else b)})"
+        ]
     if isinstance(a, dict) and isinstance(b, dict):
         return [line for key in _keys(a, b) for line in _compare_value(f"{where} {key}", a, b, key)]
     return [] if a == b else [f"{where}: {_show(a)} != {_show(b)}"]
@@ -507,8 +621,11 @@ def _compare_value(where: str, a: dict[str, Any], b: dict[str, Any], key: str) -
     if key not in a or key not in b:
         return [f"{where}: {_show(a.get(key, '<absent>'))} != {_show(b.get(key, '<absent>'))}"]
     if isinstance(a[key], dict) and isinstance(b[key], dict):
-        return [line for sub in _keys(a[key], b[key]) for line in
-                _compare_value(f"{where}.{sub}", a[key], b[key], sub)]
+        return [
+            line
+            for sub in _keys(a[key], b[key])
+            for line in _compare_value(f"{where}.{sub}", a[key], b[key], sub)
+        ]
     return [] if a[key] == b[key] else [f"{where}: {_show(a[key])} != {_show(b[key])}"]
 
 
@@ -522,8 +639,9 @@ def _show(value: Any) -> str:
 
 def duplicates(state: dict[str, Any]) -> list[str]:
     """Any event unique_id stored more than once, any note written more than once."""
-    return [f"event {uid} stored {n} times" for uid, n in sorted(state["event_ids"].items()) if n > 1] + [
-        f"note {key} written {n} times" for key, n in sorted(state["notes"].items()) if n > 1]
+    return [
+        f"event {uid} stored {n} times" for uid, n in sorted(state["event_ids"].items()) if n > 1
+    ] + [f"note {key} written {n} times" for key, n in sorted(state["notes"].items()) if n > 1]
 
 
 def false_notes(world: World, state: dict[str, Any]) -> list[str]:
@@ -531,10 +649,16 @@ def false_notes(world: World, state: dict[str, Any]) -> list[str]:
     news), or on deals of no such person."""
     scenario: Scenario = world.scenario  # type: ignore[attr-defined]
     noted = scenario.noted
-    allowed = {f"lead '{name}'" for name, lead in scenario.leads.items()
-               if {_email(world, cid) for cid in world.kommo.leads[lead]["contact_ids"]} & noted}
-    return [f"false note on {label}: {text}" for (_, label, text) in state["notes"]
-            if label not in allowed and label.split(" ", 1)[0] not in noted]
+    allowed = {
+        f"lead '{name}'"
+        for name, lead in scenario.leads.items()
+        if {_email(world, cid) for cid in world.kommo.leads[lead]["contact_ids"]} & noted
+    }
+    return [
+        f"false note on {label}: {text}"
+        for (_, label, text) in state["notes"]
+        if label not in allowed and label.split(" ", 1)[0] not in noted
+    ]
 
 
 def check(expected: dict[str, Any], world: World) -> list[str]:
@@ -546,7 +670,7 @@ def check(expected: dict[str, Any], world: World) -> list[str]:
 class Stopwatch:
     """Wall time of a block, for the sweeps' reports."""
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self.start = time.monotonic()
         return self
 

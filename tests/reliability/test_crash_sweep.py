@@ -15,6 +15,7 @@ side by side on a small pool, ahead of the tests that check them; the runs after
 in-process on a clock that never waits. An incremental case starts from a snapshot of a settled
 first sync instead of syncing again.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,24 +23,41 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from tests.conftest import ENV, World
-from tests.reliability.harness import (PAGES, PHASES, WRITES, Base, Point, apps, build_base, check,
-                                       differences, duplicates, end_state, prepare, real_time_world,
-                                       reference, settle)
+from tests.reliability.harness import (
+    PAGES,
+    PHASES,
+    WRITES,
+    Base,
+    Point,
+    apps,
+    build_base,
+    check,
+    differences,
+    duplicates,
+    end_state,
+    prepare,
+    real_time_world,
+    reference,
+    settle,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CHILD_TIMEOUT = 120
 SIDE_BY_SIDE = 2
 
 KILLS = [*(replace(p, kind=kind) for p in WRITES for kind in ("kill_after", "kill_before")), *PAGES]
-XFAIL: dict[str, str] = {}       # kill point id -> the bug it still hits (none left at the time of writing)
+XFAIL: dict[
+    str, str
+] = {}  # kill point id -> the bug it still hits (none left at the time of writing)
 
 
 def _id(point: Point) -> str:
@@ -47,7 +65,9 @@ def _id(point: Point) -> str:
 
 
 def _param(point: Point) -> Any:
-    marks = [pytest.mark.xfail(strict=True, reason=XFAIL[_id(point)])] if _id(point) in XFAIL else []
+    marks = (
+        [pytest.mark.xfail(strict=True, reason=XFAIL[_id(point)])] if _id(point) in XFAIL else []
+    )
     return pytest.param(point, id=_id(point), marks=marks)
 
 
@@ -60,12 +80,20 @@ class Killed:
 
 def run_killed(world: World, point: Point, log: Path) -> int:
     """`kommo-sync run` in a child process, SIGKILLed by the sandbox when `point` arrives."""
-    world.raw["kommo"]["requests_per_second"] = 7          # the most the config allows
+    world.raw["kommo"]["requests_per_second"] = 7  # the most the config allows
     world.write_config()
     with log.open("wb") as out:
-        command = [sys.executable, "-m", "kommo_sync.cli", "--config", str(world.config_path), "run"]
-        proc = subprocess.Popen(command, env={**os.environ, **ENV}, cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)
+        command = [
+            sys.executable,
+            "-m",
+            "kommo_sync.cli",
+            "--config",
+            str(world.config_path),
+            "run",
+        ]
+        proc = subprocess.Popen(
+            command, env={**os.environ, **ENV}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
         for app in apps(world):
             app.faults.victim_pid = proc.pid
         point.sandbox(world).faults.add(point.fault())
@@ -86,8 +114,8 @@ def _kill(point: Point, base: Base, tmp: Path) -> Killed:
     try:
         prepare(world, PHASES[point.phase], base.snap)
         code = run_killed(world, point, tmp / "child.log")
-        world.clock.latest = max(world.clock.latest, time.time())   # type: ignore[attr-defined]
-        world.clock.advance(60)          # cron's next run comes later: a later second, at least
+        world.clock.latest = max(world.clock.latest, time.time())  # type: ignore[attr-defined]
+        world.clock.advance(60)  # cron's next run comes later: a later second, at least
     except BaseException:
         world.close()
         raise
@@ -98,13 +126,16 @@ def _kill(point: Point, base: Base, tmp: Path) -> Killed:
 def bases(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Base]:
     """Per seed size, a clean real-time world: the references, and the settled first sync the
     incremental cases start from."""
-    return {n: build_base(tmp_path_factory.mktemp(f"base-{n}"), PHASES[name])
-            for n, name in ((40, "incremental"), (510, "pages-incremental"))}
+    return {
+        n: build_base(tmp_path_factory.mktemp(f"base-{n}"), PHASES[name])
+        for n, name in ((40, "incremental"), (510, "pages-incremental"))
+    }
 
 
 @pytest.fixture(scope="module")
-def killed(bases: dict[int, Base],
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[Point], Killed]]:
+def killed(
+    bases: dict[int, Base], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[Point], Killed]]:
     """Every kill point's world after its killed run, produced ahead of the tests, two at a time."""
     pool = ThreadPoolExecutor(SIDE_BY_SIDE, thread_name_prefix="killed-run")
     futures: dict[str, Future[Killed]] = {}
@@ -114,6 +145,7 @@ def killed(bases: dict[int, Base],
 
     def get(point: Point) -> Killed:
         return futures.pop(_id(point)).result()
+
     yield get
     pool.shutdown(cancel_futures=True)
     for future in futures.values():
@@ -123,12 +155,15 @@ def killed(bases: dict[int, Base],
 
 @pytest.mark.parametrize("point", [_param(p) for p in KILLS])
 def test_a_run_killed_at_any_write_or_page_is_finished_by_the_next_runs_exactly_once(
-        point: Point, bases: dict[int, Base], killed: Callable[[Point], Killed]) -> None:
+    point: Point, bases: dict[int, Base], killed: Callable[[Point], Killed]
+) -> None:
     phase = PHASES[point.phase]
     base = bases[phase.n]
     case = killed(point)
     try:
-        assert case.code == -signal.SIGKILL, f"the kill point never came (exit {case.code}):\n{case.output}"
+        assert case.code == -signal.SIGKILL, (
+            f"the kill point never came (exit {case.code}):\n{case.output}"
+        )
         codes = settle(case.world)
         assert codes[-1] == 0, f"runs after the kill exit {codes}"
         problems = check(base.incremental if phase.incremental else base.first, case.world)
@@ -138,7 +173,9 @@ def test_a_run_killed_at_any_write_or_page_is_finished_by_the_next_runs_exactly_
 
 
 # the harness itself ---------------------------------------------------------------------------------
-def test_a_clean_run_ends_alike_in_real_and_in_simulated_time(bases: dict[int, Base], tmp_path: Path) -> None:
+def test_a_clean_run_ends_alike_in_real_and_in_simulated_time(
+    bases: dict[int, Base], tmp_path: Path
+) -> None:
     """Kill cases compare with a real-time reference, lost answers with a simulated one: both
     agree, so nothing in the end state depends on the clock."""
     assert differences(reference(tmp_path, PHASES["incremental"]), bases[40].incremental) == []
@@ -151,8 +188,13 @@ def test_differences_name_every_difference_in_words(bases: dict[int, Base], tmp_
         prepare(world, PHASES["incremental"], bases[40].snap)
         world.mailchimp.add_member(world.list_id, "extra@firm.io")
         world.mailchimp.unsubscribe(world.list_id, "p0@firm.io")
-        world.kommo.notes += [{"entity_type": "contacts", "entity_id": world.scenario.contacts[0],
-                               "params": {"text": "Unsubscribed on 2026-01-02."}}] * 2
+        world.kommo.notes += [
+            {
+                "entity_type": "contacts",
+                "entity_id": world.scenario.contacts[0],
+                "params": {"text": "Unsubscribed on 2026-01-02."},
+            }
+        ] * 2
         after = end_state(world)
     finally:
         world.close()
@@ -160,6 +202,9 @@ def test_differences_name_every_difference_in_words(bases: dict[int, Base], tmp_
     assert "mailchimp p0@firm.io status: 'subscribed' != 'unsubscribed'" in found
     assert "mailchimp p0@firm.io tags: {'In Progress'} != {'New Lead'}" in found
     assert any(line.startswith("mailchimp extra@firm.io: not expected") for line in found)
-    assert "notes ('contacts', 'p0@firm.io (P0 Müller)', 'Unsubscribed on <date>.'): 0 != 2" in found
-    assert duplicates(after) == ["note ('contacts', 'p0@firm.io (P0 Müller)', 'Unsubscribed on <date>.') "
-                                 "written 2 times"]
+    assert (
+        "notes ('contacts', 'p0@firm.io (P0 Müller)', 'Unsubscribed on <date>.'): 0 != 2" in found
+    )
+    assert duplicates(after) == [
+        "note ('contacts', 'p0@firm.io (P0 Müller)', 'Unsubscribed on <date>.') written 2 times"
+    ]

@@ -1,5 +1,6 @@
 """Issue 10, the engine's cases: interrupted first syncs, bad catalogs, our own unsubscribes read
 back, a destination down while the other goes on, Kommo paging loops and notes whose outcome is lost."""
+
 import json
 
 import pytest
@@ -16,13 +17,17 @@ def consent(world, email):
 
 
 def people(world, n, **extra):
-    return [world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True, **extra) for i in range(n)]
+    return [
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True, **extra)
+        for i in range(n)
+    ]
 
 
 # case 1 ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interruption", ["expired token", "killed"])
 def test_people_who_opt_out_after_an_interrupted_first_sync_are_never_subscribed_and_get_their_note(
-        world, monkeypatch, interruption):
+    world, monkeypatch, interruption
+):
     world.with_klaviyo(subscribe_with_consent=True)
     people(world, 15)
     if interruption == "expired token":
@@ -30,7 +35,9 @@ def test_people_who_opt_out_after_an_interrupted_first_sync_are_never_subscribed
         assert world.cli("run").exit_code == 4
         world.kommo.faults.clear()
     else:
-        monkeypatch.setattr(_Run, "_pull", lambda self, since, until: (_ for _ in ()).throw(KeyboardInterrupt()))
+        monkeypatch.setattr(
+            _Run, "_pull", lambda self, since, until: (_ for _ in ()).throw(KeyboardInterrupt())
+        )
         with pytest.raises(KeyboardInterrupt):
             world.run()
         monkeypatch.undo()
@@ -39,10 +46,14 @@ def test_people_who_opt_out_after_an_interrupted_first_sync_are_never_subscribed
         world.klaviyo.unsubscribe(f"p{i}@firm.io")
     world.clock.advance(120)
     result = world.run()
-    assert [consent(world, f"p{i}@firm.io") for i in range(5)] == ["UNSUBSCRIBED"] * 3 + ["SUBSCRIBED"] * 2
+    assert [consent(world, f"p{i}@firm.io") for i in range(5)] == ["UNSUBSCRIBED"] * 3 + [
+        "SUBSCRIBED"
+    ] * 2
     assert result.counts["klaviyo.feedback.unsubscribed"] == 3
-    assert sorted(n["params"]["text"].split(" on ")[0] for n in world.kommo.notes) == [
-        "Unsubscribed from Klaviyo email marketing"] * 3
+    assert (
+        sorted(n["params"]["text"].split(" on ")[0] for n in world.kommo.notes)
+        == ["Unsubscribed from Klaviyo email marketing"] * 3
+    )
 
 
 # case 5 ------------------------------------------------------------------------------------------
@@ -62,22 +73,34 @@ def test_a_catalog_without_pipelines_stops_the_run_before_the_pull(world, sales,
 
 
 def _catalog_without(world, pipeline_id):
-    body = requests.get(world.servers[0].url + "/api/v4/leads/pipelines",
-                        headers={"Authorization": f"Bearer {KOMMO_TOKEN}"}).json()
-    body["_embedded"]["pipelines"] = [p for p in body["_embedded"]["pipelines"] if p["id"] != pipeline_id]
+    body = requests.get(
+        world.servers[0].url + "/api/v4/leads/pipelines",
+        headers={"Authorization": f"Bearer {KOMMO_TOKEN}"},
+    ).json()
+    body["_embedded"]["pipelines"] = [
+        p for p in body["_embedded"]["pipelines"] if p["id"] != pipeline_id
+    ]
     return body
 
 
-def test_a_lead_in_a_pipeline_missing_from_the_catalog_keeps_its_contact_queued_until_it_is_there(world, sales):
+def test_a_lead_in_a_pipeline_missing_from_the_catalog_keeps_its_contact_queued_until_it_is_there(
+    world, sales
+):
     world.with_mailchimp()
     ada = world.kommo.add_contact("Ada", email="ada@firm.io", consent=True)
     world.kommo.add_contact("Bob", email="bob@firm.io", consent=True)
     world.kommo.add_lead("Deal", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[ada])
-    world.kommo.faults.add(Fault(method="GET", path=r"^/api/v4/leads/pipelines$", status=200,
-                                 body=_catalog_without(world, sales)))
+    world.kommo.faults.add(
+        Fault(
+            method="GET",
+            path=r"^/api/v4/leads/pipelines$",
+            status=200,
+            body=_catalog_without(world, sales),
+        )
+    )
     result = world.run()
     assert result.counts["held_unknown_status"] == 1 and result.warnings
-    assert world.mailchimp.member(world.list_id, "ada@firm.io") is None       # never tagged by a guess
+    assert world.mailchimp.member(world.list_id, "ada@firm.io") is None  # never tagged by a guess
     assert world.mailchimp.member_tags(world.list_id, "bob@firm.io") == {"New Lead"}
     world.clock.advance(60)
     world.run()
@@ -101,14 +124,18 @@ def test_a_renamed_status_re_plans_the_contacts_of_its_pipeline(world, sales):
 
 
 # case 6 ------------------------------------------------------------------------------------------
-def test_a_crash_after_pushing_our_own_unsubscribes_writes_no_feedback_note(world, sales, monkeypatch):
+def test_a_crash_after_pushing_our_own_unsubscribes_writes_no_feedback_note(
+    world, sales, monkeypatch
+):
     world.with_mailchimp()
     contacts = people(world, 12)
     world.run()
     world.clock.advance(600)
     for contact in contacts[:5]:
         world.kommo.update_contact(contact, consent=False)
-    monkeypatch.setattr(_Run, "_record", lambda self, name, outcomes: (_ for _ in ()).throw(KeyboardInterrupt()))
+    monkeypatch.setattr(
+        _Run, "_record", lambda self, name, outcomes: (_ for _ in ()).throw(KeyboardInterrupt())
+    )
     with pytest.raises(KeyboardInterrupt):
         world.run()
     monkeypatch.undo()
@@ -116,17 +143,21 @@ def test_a_crash_after_pushing_our_own_unsubscribes_writes_no_feedback_note(worl
     world.clock.advance(600)
     result = world.run()
     assert world.kommo.notes == [] and result.counts["notes_planned"] == 0
-    world.mailchimp.unsubscribe(world.list_id, "p9@firm.io")                # a real one is still news
+    world.mailchimp.unsubscribe(world.list_id, "p9@firm.io")  # a real one is still news
     world.clock.advance(600)
     world.run()
     assert [n["entity_id"] for n in world.kommo.notes] == [contacts[9]]
 
 
 # case 8 ------------------------------------------------------------------------------------------
-def test_mailchimp_down_is_set_aside_while_klaviyo_events_and_notes_go_on_and_it_catches_up_later(world, sales):
+def test_mailchimp_down_is_set_aside_while_klaviyo_events_and_notes_go_on_and_it_catches_up_later(
+    world, sales
+):
     world.with_mailchimp().with_klaviyo()
     contacts = people(world, 12)
-    world.kommo.add_lead("Deal", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[contacts[0]])
+    world.kommo.add_lead(
+        "Deal", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[contacts[0]]
+    )
     world.mailchimp.faults.add(Fault(method="*", path=r"^/3\.0/", status=503, times=0))
     code, report = world.cli_json("run")
     assert code == 4
@@ -141,7 +172,7 @@ def test_mailchimp_down_is_set_aside_while_klaviyo_events_and_notes_go_on_and_it
     world.clock.advance(60)
     code, report = world.cli_json("run")
     assert code == 0 and report["counts"]["mailchimp.done"] == 12
-    assert len(world.klaviyo.writes()) == klaviyo_writes                     # only Mailchimp's queue was held
+    assert len(world.klaviyo.writes()) == klaviyo_writes  # only Mailchimp's queue was held
     assert {m["status"] for m in world.mailchimp.members(world.list_id)} == {"subscribed"}
 
 
@@ -195,7 +226,9 @@ def _noted(world, n):
 @pytest.mark.parametrize("kind", ["reset_after", "status"])
 def test_a_notes_batch_whose_answer_is_lost_is_read_back_never_written_twice(world, sales, kind):
     contacts = _noted(world, 6)
-    world.kommo.faults.add(Fault(method="POST", path=r"^/api/v4/contacts/notes$", kind=kind, status=504))
+    world.kommo.faults.add(
+        Fault(method="POST", path=r"^/api/v4/contacts/notes$", kind=kind, status=504)
+    )
     result = world.run()
     assert sorted(n["entity_id"] for n in world.kommo.notes) == sorted(contacts)
     assert result.counts["notes_outcome_unknown"] == 1
@@ -206,11 +239,21 @@ def test_a_notes_batch_whose_answer_is_lost_is_read_back_never_written_twice(wor
 
 def test_a_note_kommo_names_as_bad_is_rejected_alone_and_the_rest_are_written(world, sales):
     contacts = _noted(world, 6)
-    refusal = {"title": "Bad Request", "type": "https://httpstatus.es/400", "status": 400,
-               "detail": "Request validation failed",
-               "validation-errors": [{"request_id": "2", "errors": [
-                   {"code": "NotFound", "path": "entity_id", "detail": "Entity not found"}]}]}
-    world.kommo.faults.add(Fault(method="POST", path=r"^/api/v4/contacts/notes$", status=400, body=refusal))
+    refusal = {
+        "title": "Bad Request",
+        "type": "https://httpstatus.es/400",
+        "status": 400,
+        "detail": "Request validation failed",
+        "validation-errors": [
+            {
+                "request_id": "2",
+                "errors": [{"code": "NotFound", "path": "entity_id", "detail": "Entity not found"}],
+            }
+        ],
+    }
+    world.kommo.faults.add(
+        Fault(method="POST", path=r"^/api/v4/contacts/notes$", status=400, body=refusal)
+    )
     result = world.run()
     assert len(world.kommo.notes) == 5 and result.counts["notes_rejected"] == 1
     assert result.counts["notes_written"] == 5 and contacts
@@ -221,8 +264,12 @@ def test_an_old_unsubscribe_our_own_update_moves_is_not_news_so_kommo_consent_st
     moves the member's last-changed time, which is no reason to note it or to clear Kommo's box."""
     world.with_mailchimp()
     world.raw["feedback"] = {"consent_field_write": True}
-    world.mailchimp.add_member(world.list_id, "old@firm.io", status="unsubscribed",
-                               last_changed=world.clock.now() - 365 * 86400)
+    world.mailchimp.add_member(
+        world.list_id,
+        "old@firm.io",
+        status="unsubscribed",
+        last_changed=world.clock.now() - 365 * 86400,
+    )
     old = world.kommo.add_contact("Old", email="old@firm.io", consent=True)
     world.run()
     world.clock.advance(600)
@@ -234,8 +281,10 @@ def test_an_old_unsubscribe_our_own_update_moves_is_not_news_so_kommo_consent_st
     assert world.mailchimp.member(world.list_id, "old@firm.io")["status"] == "unsubscribed"
 
 
-@pytest.mark.parametrize("seen_after, ours", [(-900, False), (-300, True), (0, True), (40, True),
-                                               (86_000, True), (90 * 86_400, False)])
+@pytest.mark.parametrize(
+    "seen_after, ours",
+    [(-900, False), (-300, True), (0, True), (40, True), (86_000, True), (90 * 86_400, False)],
+)
 def test_an_unsubscribe_is_ours_from_a_little_before_our_push_to_a_day_after(seen_after, ours):
     """The vendor's clock may lag ours and bulk jobs apply late; months later it is the person's own."""
     assert _ours(1_000_000, 1_000_000 + seen_after) is ours
@@ -244,8 +293,11 @@ def test_an_unsubscribe_is_ours_from_a_little_before_our_push_to_a_day_after(see
 def test_a_vendor_echoing_a_key_in_its_refusal_never_gets_it_into_the_state_file(world, sales):
     world.with_mailchimp()
     people(world, 2)
-    echo = {"title": "Invalid Resource", "status": 400,
-            "detail": f"p0@firm.io looks fake or invalid (request signed with {MAILCHIMP_KEY})"}
+    echo = {
+        "title": "Invalid Resource",
+        "status": 400,
+        "detail": f"p0@firm.io looks fake or invalid (request signed with {MAILCHIMP_KEY})",
+    }
     world.mailchimp.faults.add(Fault(method="PUT", path=r"/members/", status=400, body=echo))
     result = world.run()
     assert result.rejected == 1

@@ -6,6 +6,7 @@ about our own unsubscribes. With the faults gone, one more run has nothing left 
 
 Runs are a cron quarter of an hour apart (simulated), so the 5-minute re-read overlap cannot
 hide a record a faulty run skipped."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,20 @@ import pytest
 
 from kommo_sync.sandbox.faults import CHAOS_KINDS
 from tests.conftest import World
-from tests.reliability.harness import (Base, Phase, apps, build_base, check, cli_run, differences, end_state,
-                                       incremental_changes, seed_scenario, simulated_world, writes)
+from tests.reliability.harness import (
+    Base,
+    Phase,
+    apps,
+    build_base,
+    check,
+    cli_run,
+    differences,
+    end_state,
+    incremental_changes,
+    seed_scenario,
+    simulated_world,
+    writes,
+)
 
 SOAK = Phase("soak", 300, incremental=True)
 RATE = 0.2
@@ -48,7 +61,8 @@ def _runs_to(world: World, expected: dict[str, Any]) -> tuple[list[int], list[st
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_a_fifth_of_all_requests_failing_still_ends_as_a_clean_run_within_five_runs(
-        seed: int, base: Base, tmp_path: Path) -> None:
+    seed: int, base: Base, tmp_path: Path
+) -> None:
     world = simulated_world(tmp_path)
     try:
         seed_scenario(world, SOAK.n)

@@ -2,6 +2,7 @@
 applies the first request and its answer is lost (the connection drops after the handler ran).
 Runs go on until quiet; the world must equal a clean run's, with nothing stored or noted twice
 and no note about our own unsubscribes. In-process, in simulated time."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,17 @@ from typing import Any
 
 import pytest
 
-from tests.reliability.harness import (PHASES, WRITES, Base, Point, build_base, check, prepare, settle,
-                                       simulated_world)
+from tests.reliability.harness import (
+    PHASES,
+    WRITES,
+    Base,
+    Point,
+    build_base,
+    check,
+    prepare,
+    settle,
+    simulated_world,
+)
 
 XFAIL: dict[str, str] = {}
 
@@ -28,7 +38,8 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
 
 @pytest.mark.parametrize("point", [_param(p) for p in WRITES])
 def test_a_write_whose_first_answer_is_lost_ends_as_a_clean_run_with_nothing_twice(
-        point: Point, base: Base, tmp_path: Path) -> None:
+    point: Point, base: Base, tmp_path: Path
+) -> None:
     phase = PHASES[point.phase]
     world = simulated_world(tmp_path, base.snap if phase.incremental else None)
     try:

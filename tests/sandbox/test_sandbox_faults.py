@@ -1,4 +1,5 @@
 """The sandboxes' fault switch and test switches, seen over real HTTP: what a client observes."""
+
 from __future__ import annotations
 
 import http.client
@@ -6,8 +7,9 @@ import json
 import signal
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -21,13 +23,18 @@ from kommo_sync.sandbox.server import App, SandboxServer
 
 KOMMO_HEADERS = {"Authorization": "Bearer sandbox-kommo-token"}
 MAILCHIMP_HEADERS = {"Authorization": "Bearer sandboxkey0000000000000000000000-us1"}
-KLAVIYO_HEADERS = {"Authorization": "Klaviyo-API-Key pk_sandbox_0000000000000000",
-                   "revision": "2026-07-15", "Content-Type": "application/vnd.api+json"}
+KLAVIYO_HEADERS = {
+    "Authorization": "Klaviyo-API-Key pk_sandbox_0000000000000000",
+    "revision": "2026-07-15",
+    "Content-Type": "application/vnd.api+json",
+}
 NOTES = "/api/v4/contacts/notes"
 SUPPRESSED = 'equals(subscriptions.email.marketing.suppression.reason,"UNSUBSCRIBE")'
 # The syncer's feedback query: suppressions in (start, start + 4 minutes].
-WINDOW = ("greater-than(subscriptions.email.marketing.suppression.timestamp,2026-01-01T00:00:00Z),"
-          "less-or-equal(subscriptions.email.marketing.suppression.timestamp,2026-01-01T00:04:00Z)")
+WINDOW = (
+    "greater-than(subscriptions.email.marketing.suppression.timestamp,2026-01-01T00:00:00Z),"
+    "less-or-equal(subscriptions.email.marketing.suppression.timestamp,2026-01-01T00:04:00Z)"
+)
 
 
 class Client:
@@ -38,8 +45,9 @@ class Client:
         self.session = requests.Session()
         self.session.headers.update(headers)
 
-    def call(self, method: str, path: str, body: Any = None, timeout: float = 5,
-             **params: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, body: Any = None, timeout: float = 5, **params: Any
+    ) -> requests.Response:
         url = path if path.startswith("http") else self.url + path
         return self.session.request(method, url, json=body, params=params or None, timeout=timeout)
 
@@ -61,6 +69,7 @@ def serve() -> Iterator[Serve]:
     def start(app: App, headers: dict[str, str]) -> Client:
         servers.append(SandboxServer(app).start())
         return Client(servers[-1].url, headers)
+
     yield start
     for server in servers:
         server.stop()
@@ -129,39 +138,56 @@ def logged(app: App) -> list[tuple[str, str, int]]:
 
 # ---- kinds ---------------------------------------------------------------------------------
 
+
 def test_status_fault_sends_each_vendors_own_error_body_before_auth(
-        kommo: KommoSandbox, mailchimp: MailchimpSandbox, klaviyo: KlaviyoSandbox,
-        serve: Serve) -> None:
+    kommo: KommoSandbox, mailchimp: MailchimpSandbox, klaviyo: KlaviyoSandbox, serve: Serve
+) -> None:
     for app, status in ((kommo, 429), (mailchimp, 502), (klaviyo, 429)):
         app.faults.add(Fault(path=r".", status=status))
     kommo_answer = serve(kommo, {}).call("GET", "/api/v4/contacts")
     mailchimp_answer = serve(mailchimp, {}).call("GET", "/3.0/lists")
     klaviyo_answer = serve(klaviyo, {}).call("GET", "/api/profiles")
     assert (kommo_answer.status_code, kommo_answer.headers["Content-Type"]) == (
-        429, "application/problem+json")
+        429,
+        "application/problem+json",
+    )
     assert kommo_answer.json()["retry_after"] == 1
-    assert (mailchimp_answer.status_code, mailchimp_answer.headers["Content-Type"]) == (502, "text/html")
+    assert (mailchimp_answer.status_code, mailchimp_answer.headers["Content-Type"]) == (
+        502,
+        "text/html",
+    )
     assert b"502 Bad Gateway" in mailchimp_answer.content
     assert (klaviyo_answer.status_code, klaviyo_answer.headers["Retry-After"]) == (429, "1")
     assert klaviyo_answer.json()["errors"][0]["code"] == "throttled"
 
 
 def test_status_fault_with_a_body_uses_the_vendors_error_type_and_adds_headers(
-        mailchimp: MailchimpSandbox, mailchimp_api: Client, kommo: KommoSandbox,
-        kommo_api: Client) -> None:
-    mailchimp.faults.add(Fault(path=r"^/3\.0/lists$", status=503, body={"title": "Busy"},
-                               headers={"Retry-After": "3"}))
+    mailchimp: MailchimpSandbox, mailchimp_api: Client, kommo: KommoSandbox, kommo_api: Client
+) -> None:
+    mailchimp.faults.add(
+        Fault(
+            path=r"^/3\.0/lists$", status=503, body={"title": "Busy"}, headers={"Retry-After": "3"}
+        )
+    )
     kommo.faults.add(Fault(path=r"^/api/v4/contacts$", status=403, body="<h1>Blocked</h1>"))
     busy = mailchimp_api.call("GET", "/3.0/lists")
     blocked = kommo_api.call("GET", "/api/v4/contacts")
-    assert (busy.status_code, busy.headers["Content-Type"], busy.headers["Retry-After"], busy.json()) == (
-        503, "application/problem+json; charset=utf-8", "3", {"title": "Busy"})
+    assert (
+        busy.status_code,
+        busy.headers["Content-Type"],
+        busy.headers["Retry-After"],
+        busy.json(),
+    ) == (503, "application/problem+json; charset=utf-8", "3", {"title": "Busy"})
     assert (blocked.status_code, blocked.headers["Content-Type"], blocked.text) == (
-        403, "text/html", "<h1>Blocked</h1>")
+        403,
+        "text/html",
+        "<h1>Blocked</h1>",
+    )
 
 
 def test_reset_before_closes_the_connection_without_running_the_handler(
-        kommo: KommoSandbox, kommo_api: Client, contact: int) -> None:
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
     fault = kommo.faults.add(Fault(method="POST", path=r"/notes$", kind="reset_before"))
     with pytest.raises(requests.ConnectionError):
         kommo_api.call("POST", NOTES, note(contact))
@@ -170,7 +196,8 @@ def test_reset_before_closes_the_connection_without_running_the_handler(
 
 
 def test_reset_after_loses_the_response_but_the_vendor_stored_the_note(
-        kommo: KommoSandbox, kommo_api: Client, contact: int) -> None:
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
     fault = kommo.faults.add(Fault(method="POST", path=NOTES, kind="reset_after"))
     with pytest.raises(requests.ConnectionError):
         kommo_api.call("POST", NOTES, note(contact))
@@ -180,7 +207,8 @@ def test_reset_after_loses_the_response_but_the_vendor_stored_the_note(
 
 
 def test_delay_times_the_client_out_while_the_vendor_still_processes(
-        kommo: KommoSandbox, kommo_api: Client, contact: int) -> None:
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
     kommo.faults.add(Fault(method="POST", path=NOTES, kind="delay", delay=0.4))
     started = time.monotonic()
     with pytest.raises(requests.Timeout):
@@ -191,26 +219,29 @@ def test_delay_times_the_client_out_while_the_vendor_still_processes(
     assert (note_texts(kommo), logged(kommo)) == (["Called"], [("POST", NOTES, 200)])
 
 
-def test_truncate_promises_the_whole_body_but_sends_half(kommo: KommoSandbox, kommo_api: Client,
-                                                         contact: int) -> None:
+def test_truncate_promises_the_whole_body_but_sends_half(
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
     full = kommo_api.raw_get("/api/v4/contacts").read()
     kommo.faults.add(Fault(path=r"^/api/v4/contacts$", kind="truncate"))
     cut = kommo_api.raw_get("/api/v4/contacts")
     assert (cut.status, cut.getheader("Content-Length")) == (200, str(len(full)))
     with pytest.raises(http.client.IncompleteRead) as caught:
         cut.read()
-    assert caught.value.partial == full[:len(full) // 2]
+    assert caught.value.partial == full[: len(full) // 2]
 
 
-def test_truncate_is_a_broken_body_for_requests(kommo: KommoSandbox, kommo_api: Client,
-                                                contact: int) -> None:
+def test_truncate_is_a_broken_body_for_requests(
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
     kommo.faults.add(Fault(path=r"^/api/v4/contacts$", kind="truncate"))
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         kommo_api.call("GET", "/api/v4/contacts")
 
 
-def test_html_answers_200_with_a_page_after_the_handler_ran(kommo: KommoSandbox, kommo_api: Client,
-                                                            contact: int) -> None:
+def test_html_answers_200_with_a_page_after_the_handler_ran(
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
     kommo.faults.add(Fault(method="POST", path=NOTES, kind="html"))
     response = kommo_api.call("POST", NOTES, note(contact))
     assert (response.status_code, response.headers["Content-Type"]) == (200, "text/html")
@@ -218,27 +249,32 @@ def test_html_answers_200_with_a_page_after_the_handler_ran(kommo: KommoSandbox,
     assert note_texts(kommo) == ["Called"]
 
 
-def test_cut_json_sends_half_the_json_with_a_matching_length(kommo: KommoSandbox, kommo_api: Client,
-                                                             contact: int) -> None:
+def test_cut_json_sends_half_the_json_with_a_matching_length(
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
     full = kommo_api.call("GET", "/api/v4/contacts").content
     kommo.faults.add(Fault(path=r"^/api/v4/contacts$", kind="cut_json"))
     cut = kommo_api.call("GET", "/api/v4/contacts")
     assert (cut.status_code, cut.headers["Content-Type"], cut.content) == (
-        200, "application/hal+json", full[:len(full) // 2])
+        200,
+        "application/hal+json",
+        full[: len(full) // 2],
+    )
     with pytest.raises(ValueError):
         cut.json()
 
 
-def test_no_content_answers_204_after_the_handler_ran(kommo: KommoSandbox, kommo_api: Client,
-                                                      contact: int) -> None:
+def test_no_content_answers_204_after_the_handler_ran(
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
     kommo.faults.add(Fault(method="POST", path=NOTES, kind="no_content"))
     response = kommo_api.call("POST", NOTES, note(contact))
     assert (response.status_code, response.content, note_texts(kommo)) == (204, b"", ["Called"])
 
 
 def test_kill_before_sigkills_the_victim_and_never_runs_the_handler(
-        kommo: KommoSandbox, kommo_api: Client, contact: int,
-        victim: subprocess.Popen[bytes]) -> None:
+    kommo: KommoSandbox, kommo_api: Client, contact: int, victim: subprocess.Popen[bytes]
+) -> None:
     kommo.faults.victim_pid = victim.pid
     kommo.faults.add(Fault(method="POST", path=NOTES, kind="kill_before"))
     with pytest.raises(requests.ConnectionError):
@@ -247,8 +283,8 @@ def test_kill_before_sigkills_the_victim_and_never_runs_the_handler(
 
 
 def test_kill_after_sigkills_the_victim_once_the_vendor_acted(
-        kommo: KommoSandbox, kommo_api: Client, contact: int,
-        victim: subprocess.Popen[bytes]) -> None:
+    kommo: KommoSandbox, kommo_api: Client, contact: int, victim: subprocess.Popen[bytes]
+) -> None:
     kommo.faults.victim_pid = victim.pid
     kommo.faults.add(Fault(method="POST", path=NOTES, kind="kill_after"))
     with pytest.raises(requests.ConnectionError):
@@ -259,35 +295,53 @@ def test_kill_after_sigkills_the_victim_once_the_vendor_acted(
 
 # ---- picking requests ----------------------------------------------------------------------
 
-def test_attempt_2_hits_only_the_retry_of_the_same_request(kommo: KommoSandbox, kommo_api: Client,
-                                                           contact: int) -> None:
+
+def test_attempt_2_hits_only_the_retry_of_the_same_request(
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
     fault = kommo.faults.add(Fault(method="POST", path=NOTES, status=503, attempt=2, times=0))
-    statuses = [kommo_api.call("POST", NOTES, note(contact, text)).status_code
-                for text in ("A", "B", "A", "B", "A")]
-    assert (statuses, fault.hits, note_texts(kommo)) == ([200, 200, 503, 503, 200], 2, ["A", "B", "A"])
+    statuses = [
+        kommo_api.call("POST", NOTES, note(contact, text)).status_code
+        for text in ("A", "B", "A", "B", "A")
+    ]
+    assert (statuses, fault.hits, note_texts(kommo)) == (
+        [200, 200, 503, 503, 200],
+        2,
+        ["A", "B", "A"],
+    )
 
 
-def test_times_caps_the_hits_and_zero_means_unlimited(kommo: KommoSandbox, kommo_api: Client) -> None:
+def test_times_caps_the_hits_and_zero_means_unlimited(
+    kommo: KommoSandbox, kommo_api: Client
+) -> None:
     twice = kommo.faults.add(Fault(path=r"^/api/v4/leads$", status=503, times=2))
     always = kommo.faults.add(Fault(method="*", path=r"^/api/v4/companies", status=502, times=0))
     leads = [kommo_api.call("GET", "/api/v4/leads").status_code for _ in range(3)]
-    companies = [kommo_api.call(method, "/api/v4/companies").status_code for method in ("GET", "POST") * 2]
+    companies = [
+        kommo_api.call(method, "/api/v4/companies").status_code for method in ("GET", "POST") * 2
+    ]
     assert (leads, twice.hits) == ([503, 503, 204], 2)
     assert (companies, always.hits) == ([502] * 4, 4)
 
 
-def test_method_path_and_body_contains_narrow_the_requests_hit(kommo: KommoSandbox, kommo_api: Client,
-                                                               contact: int) -> None:
-    fault = kommo.faults.add(Fault(method="post", path=r"/notes$", body_contains="urgent", status=503,
-                                   times=0))
-    answers = [kommo_api.call("POST", NOTES, note(contact, "urgent call")).status_code,
-               kommo_api.call("POST", NOTES, note(contact, "routine")).status_code,
-               kommo_api.call("GET", NOTES).status_code,
-               kommo_api.call("POST", "/api/v4/contacts/notes/x", note(contact, "urgent")).status_code]
+def test_method_path_and_body_contains_narrow_the_requests_hit(
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
+    fault = kommo.faults.add(
+        Fault(method="post", path=r"/notes$", body_contains="urgent", status=503, times=0)
+    )
+    answers = [
+        kommo_api.call("POST", NOTES, note(contact, "urgent call")).status_code,
+        kommo_api.call("POST", NOTES, note(contact, "routine")).status_code,
+        kommo_api.call("GET", NOTES).status_code,
+        kommo_api.call("POST", "/api/v4/contacts/notes/x", note(contact, "urgent")).status_code,
+    ]
     assert (answers, fault.hits) == ([503, 200, 200, 404], 1)
 
 
-def test_clear_disarms_faults_and_chaos_but_keeps_the_log(kommo: KommoSandbox, kommo_api: Client) -> None:
+def test_clear_disarms_faults_and_chaos_but_keeps_the_log(
+    kommo: KommoSandbox, kommo_api: Client
+) -> None:
     kommo.faults.add(Fault(path=r".", status=503, times=0))
     first = kommo_api.call("GET", "/api/v4/leads").status_code
     kommo.faults.chaos(rate=1.0, seed=1, kinds=("status",), statuses=(500,))
@@ -297,14 +351,24 @@ def test_clear_disarms_faults_and_chaos_but_keeps_the_log(kommo: KommoSandbox, k
 
 
 def test_chaos_only_faults_the_chosen_methods_outside_the_excluded_paths(
-        kommo: KommoSandbox, kommo_api: Client, contact: int) -> None:
-    kommo.faults.chaos(rate=1.0, seed=3, kinds=("status",), statuses=(502,), methods=("POST",),
-                       exclude=r"^/api/v4/leads/")
+    kommo: KommoSandbox, kommo_api: Client, contact: int
+) -> None:
+    kommo.faults.chaos(
+        rate=1.0,
+        seed=3,
+        kinds=("status",),
+        statuses=(502,),
+        methods=("POST",),
+        exclude=r"^/api/v4/leads/",
+    )
     listing = kommo_api.call("GET", "/api/v4/contacts")
     excluded = kommo_api.call("POST", "/api/v4/leads/notes", [{"entity_id": 1}])
     hit = kommo_api.call("POST", NOTES, note(contact))
     assert [listing.status_code, excluded.status_code, hit.status_code] == [200, 400, 502]
-    assert (hit.headers["Content-Type"], kommo.faults.log) == ("text/html", [("POST", NOTES, "status")])
+    assert (hit.headers["Content-Type"], kommo.faults.log) == (
+        "text/html",
+        [("POST", NOTES, "status")],
+    )
 
 
 def chaos_run(paths: list[str], breadth_first: bool, seed: int = 7) -> dict[str, int]:
@@ -349,21 +413,29 @@ def test_chaos_with_one_seed_hits_the_same_requests_in_any_order_and_timing() ->
 
 # ---- Kommo switches ------------------------------------------------------------------------
 
-def test_kommo_ignore_page_serves_page_one_for_every_page(kommo: KommoSandbox, kommo_api: Client) -> None:
+
+def test_kommo_ignore_page_serves_page_one_for_every_page(
+    kommo: KommoSandbox, kommo_api: Client
+) -> None:
     for number in range(5):
         kommo.add_contact(f"P{number}")
     kommo.ignore_page = True
-    pages = [kommo_api.call("GET", "/api/v4/contacts", limit=2, page=page).json() for page in (1, 2, 7)]
+    pages = [
+        kommo_api.call("GET", "/api/v4/contacts", limit=2, page=page).json() for page in (1, 2, 7)
+    ]
     ids = [[c["id"] for c in body["_embedded"]["contacts"]] for body in pages]
     assert ids == [[406320, 406321]] * 3
     assert [body["_page"] for body in pages] == [1, 2, 7]
     assert pages[2]["_links"]["next"]["href"].endswith("limit=2&page=8")
 
 
-@pytest.mark.parametrize("answer, status, body", [("empty", 200, {"_embedded": {"pipelines": []}}),
-                                                  ("no_content", 204, None)])
+@pytest.mark.parametrize(
+    "answer, status, body",
+    [("empty", 200, {"_embedded": {"pipelines": []}}), ("no_content", 204, None)],
+)
 def test_kommo_pipelines_answer_can_be_empty_or_no_content(
-        kommo: KommoSandbox, kommo_api: Client, answer: str, status: int, body: Any) -> None:
+    kommo: KommoSandbox, kommo_api: Client, answer: str, status: int, body: Any
+) -> None:
     kommo.add_pipeline("Sales", ["Qualified"], is_main=True)
     kommo.pipelines_answer = answer
     response = kommo_api.call("GET", "/api/v4/leads/pipelines")
@@ -372,49 +444,72 @@ def test_kommo_pipelines_answer_can_be_empty_or_no_content(
 
 # ---- Mailchimp switches --------------------------------------------------------------------
 
+
 def test_mailchimp_ignore_offset_serves_the_first_members_at_any_offset(
-        mailchimp: MailchimpSandbox, mailchimp_api: Client) -> None:
+    mailchimp: MailchimpSandbox, mailchimp_api: Client
+) -> None:
     list_id = mailchimp.add_list("CRM")
     for number in range(5):
         mailchimp.add_member(list_id, f"m{number}@gmail.com")
     mailchimp.ignore_offset = True
-    pages = [mailchimp_api.call("GET", f"/3.0/lists/{list_id}/members", count=2, offset=offset).json()
-             for offset in (0, 2, 4)]
+    pages = [
+        mailchimp_api.call("GET", f"/3.0/lists/{list_id}/members", count=2, offset=offset).json()
+        for offset in (0, 2, 4)
+    ]
     emails = [[m["email_address"] for m in page["members"]] for page in pages]
     assert emails == [["m0@gmail.com", "m1@gmail.com"]] * 3
     assert [page["total_items"] for page in pages] == [5] * 3
 
 
 def put_member_batch(list_id: str, email: str) -> dict[str, Any]:
-    return {"operations": [{"method": "PUT", "path": f"/lists/{list_id}/members/{subscriber_hash(email)}",
-                            "body": json.dumps({"email_address": email, "status_if_new": "subscribed"})}]}
+    return {
+        "operations": [
+            {
+                "method": "PUT",
+                "path": f"/lists/{list_id}/members/{subscriber_hash(email)}",
+                "body": json.dumps({"email_address": email, "status_if_new": "subscribed"}),
+            }
+        ]
+    }
 
 
-def test_mailchimp_batches_never_finish_stay_started(mailchimp: MailchimpSandbox, mailchimp_api: Client,
-                                                     clock: FakeClock) -> None:
+def test_mailchimp_batches_never_finish_stay_started(
+    mailchimp: MailchimpSandbox, mailchimp_api: Client, clock: FakeClock
+) -> None:
     list_id = mailchimp.add_list("CRM")
     mailchimp.batches_never_finish = True
-    batch = mailchimp_api.call("POST", "/3.0/batches", put_member_batch(list_id, "b@gmail.com")).json()
+    batch = mailchimp_api.call(
+        "POST", "/3.0/batches", put_member_batch(list_id, "b@gmail.com")
+    ).json()
     clock.advance(3600)
     status = mailchimp_api.call("GET", f"/3.0/batches/{batch['id']}").json()
     assert (status["status"], status["response_body_url"]) == ("started", "")
     assert mailchimp.member(list_id, "b@gmail.com") is None
 
 
-def test_mailchimp_jobs_finish_at_once_finish_at_the_first_get(mailchimp: MailchimpSandbox,
-                                                               mailchimp_api: Client) -> None:
+def test_mailchimp_jobs_finish_at_once_finish_at_the_first_get(
+    mailchimp: MailchimpSandbox, mailchimp_api: Client
+) -> None:
     list_id = mailchimp.add_list("CRM")
     mailchimp.jobs_finish_at_once = True
-    batch = mailchimp_api.call("POST", "/3.0/batches", put_member_batch(list_id, "b@gmail.com")).json()
+    batch = mailchimp_api.call(
+        "POST", "/3.0/batches", put_member_batch(list_id, "b@gmail.com")
+    ).json()
     status = mailchimp_api.call("GET", f"/3.0/batches/{batch['id']}").json()
-    assert (batch["status"], status["status"], status["finished_operations"]) == ("pending", "finished", 1)
+    assert (batch["status"], status["status"], status["finished_operations"]) == (
+        "pending",
+        "finished",
+        1,
+    )
     assert mailchimp.member(list_id, "b@gmail.com")["status"] == "subscribed"
 
 
 # ---- Klaviyo switches ----------------------------------------------------------------------
 
-def test_klaviyo_next_link_loop_points_back_at_the_served_page(klaviyo: KlaviyoSandbox,
-                                                               klaviyo_api: Client) -> None:
+
+def test_klaviyo_next_link_loop_points_back_at_the_served_page(
+    klaviyo: KlaviyoSandbox, klaviyo_api: Client
+) -> None:
     for number in range(5):
         klaviyo.add_profile(f"p{number}@example.com")
     klaviyo.next_link_loop = True
@@ -426,52 +521,101 @@ def test_klaviyo_next_link_loop_points_back_at_the_served_page(klaviyo: KlaviyoS
 
 
 def import_body(email: str) -> dict[str, Any]:
-    return {"data": {"type": "profile-bulk-import-job", "attributes": {"profiles": {"data": [
-        {"type": "profile", "attributes": {"email": email}}]}}}}
+    return {
+        "data": {
+            "type": "profile-bulk-import-job",
+            "attributes": {
+                "profiles": {"data": [{"type": "profile", "attributes": {"email": email}}]}
+            },
+        }
+    }
 
 
 def subscribe_body(email: str) -> dict[str, Any]:
     marketing = {"consent": "SUBSCRIBED"}
-    return {"data": {"type": "profile-subscription-bulk-create-job", "attributes": {"profiles": {"data": [
-        {"type": "profile", "attributes": {"email": email, "subscriptions": {"email": {
-            "marketing": marketing}}}}]}}}}
+    return {
+        "data": {
+            "type": "profile-subscription-bulk-create-job",
+            "attributes": {
+                "profiles": {
+                    "data": [
+                        {
+                            "type": "profile",
+                            "attributes": {
+                                "email": email,
+                                "subscriptions": {"email": {"marketing": marketing}},
+                            },
+                        }
+                    ]
+                }
+            },
+        }
+    }
 
 
 def events_body(email: str) -> dict[str, Any]:
-    event = {"type": "event", "attributes": {
-        "properties": {}, "time": "2025-12-01T10:00:00Z", "unique_id": "u1",
-        "metric": {"data": {"type": "metric", "attributes": {"name": "Deal Won"}}}}}
-    entry = {"type": "event-bulk-create", "attributes": {
-        "profile": {"data": {"type": "profile", "attributes": {"email": email}}},
-        "events": {"data": [event]}}}
-    return {"data": {"type": "event-bulk-create-job",
-                     "attributes": {"events-bulk-create": {"data": [entry]}}}}
+    event = {
+        "type": "event",
+        "attributes": {
+            "properties": {},
+            "time": "2025-12-01T10:00:00Z",
+            "unique_id": "u1",
+            "metric": {"data": {"type": "metric", "attributes": {"name": "Deal Won"}}},
+        },
+    }
+    entry = {
+        "type": "event-bulk-create",
+        "attributes": {
+            "profile": {"data": {"type": "profile", "attributes": {"email": email}}},
+            "events": {"data": [event]},
+        },
+    }
+    return {
+        "data": {
+            "type": "event-bulk-create-job",
+            "attributes": {"events-bulk-create": {"data": [entry]}},
+        }
+    }
 
 
 def test_klaviyo_jobs_never_finish_keep_imports_processing_and_never_apply_bulk_jobs(
-        klaviyo: KlaviyoSandbox, klaviyo_api: Client, clock: FakeClock) -> None:
+    klaviyo: KlaviyoSandbox, klaviyo_api: Client, clock: FakeClock
+) -> None:
     klaviyo.jobs_never_finish = True
-    job = klaviyo_api.call("POST", "/api/profile-bulk-import-jobs", import_body("i@example.com")).json()
-    subscribe = klaviyo_api.call("POST", "/api/profile-subscription-bulk-create-jobs",
-                                 subscribe_body("s@example.com"))
+    job = klaviyo_api.call(
+        "POST", "/api/profile-bulk-import-jobs", import_body("i@example.com")
+    ).json()
+    subscribe = klaviyo_api.call(
+        "POST", "/api/profile-subscription-bulk-create-jobs", subscribe_body("s@example.com")
+    )
     events = klaviyo_api.call("POST", "/api/event-bulk-create-jobs", events_body("e@example.com"))
     clock.advance(3600)
     status = klaviyo_api.call("GET", f"/api/profile-bulk-import-jobs/{job['data']['id']}").json()
     assert (status["data"]["attributes"]["status"], subscribe.status_code, events.status_code) == (
-        "processing", 202, 202)
-    assert [klaviyo.profile_by_email(e) for e in ("i@example.com", "s@example.com", "e@example.com")] \
-        == [None, None, None]
+        "processing",
+        202,
+        202,
+    )
+    assert [
+        klaviyo.profile_by_email(e) for e in ("i@example.com", "s@example.com", "e@example.com")
+    ] == [None, None, None]
     assert klaviyo.events() == []
 
 
-def test_klaviyo_jobs_finish_at_once_complete_at_the_first_get(klaviyo: KlaviyoSandbox,
-                                                               klaviyo_api: Client) -> None:
+def test_klaviyo_jobs_finish_at_once_complete_at_the_first_get(
+    klaviyo: KlaviyoSandbox, klaviyo_api: Client
+) -> None:
     klaviyo.jobs_finish_at_once = True
-    job = klaviyo_api.call("POST", "/api/profile-bulk-import-jobs", import_body("i@example.com")).json()
+    job = klaviyo_api.call(
+        "POST", "/api/profile-bulk-import-jobs", import_body("i@example.com")
+    ).json()
     status = klaviyo_api.call("GET", f"/api/profile-bulk-import-jobs/{job['data']['id']}").json()
     attributes = status["data"]["attributes"]
-    assert (job["data"]["attributes"]["status"], attributes["status"], attributes["completed_count"]) == (
-        "queued", "complete", 1)
+    assert (
+        job["data"]["attributes"]["status"],
+        attributes["status"],
+        attributes["completed_count"],
+    ) == ("queued", "complete", 1)
     assert klaviyo.profile_by_email("i@example.com")["email"] == "i@example.com"
 
 
@@ -496,30 +640,56 @@ def all_pages(client: Client, **params: Any) -> tuple[list[str], int]:
     return ids, pages
 
 
-@pytest.mark.parametrize("query, unsubscribed", [(SUPPRESSED, (3, 0, 4, 1, 2)), (WINDOW, (3, 0, 4, 1))])
+@pytest.mark.parametrize(
+    "query, unsubscribed", [(SUPPRESSED, (3, 0, 4, 1, 2)), (WINDOW, (3, 0, 4, 1))]
+)
 def test_klaviyo_subscription_filter_pages_with_and_without_sort_when_the_switch_is_off(
-        klaviyo: KlaviyoSandbox, klaviyo_api: Client, clock: FakeClock, query: str,
-        unsubscribed: tuple[int, ...]) -> None:
+    klaviyo: KlaviyoSandbox,
+    klaviyo_api: Client,
+    clock: FakeClock,
+    query: str,
+    unsubscribed: tuple[int, ...],
+) -> None:
     ids = unsubscribe_in_time_order(klaviyo, clock)
-    common = {"filter": query, "page[size]": 2, "additional-fields[profile]": "subscriptions",
-              "fields[profile]": "email,subscriptions"}
+    common = {
+        "filter": query,
+        "page[size]": 2,
+        "additional-fields[profile]": "subscriptions",
+        "fields[profile]": "email,subscriptions",
+    }
     unsorted = all_pages(klaviyo_api, **common)
-    by_time = all_pages(klaviyo_api, **common, sort="subscriptions.email.marketing.suppression.timestamp")
+    by_time = all_pages(
+        klaviyo_api, **common, sort="subscriptions.email.marketing.suppression.timestamp"
+    )
     pages = (len(unsubscribed) + 1) // 2
     assert unsorted == ([ids[n] for n in sorted(unsubscribed)], pages)
     assert by_time == ([ids[n] for n in unsubscribed], pages)
 
 
 def test_klaviyo_refuses_sort_with_a_subscription_filter_when_switched_on(
-        klaviyo: KlaviyoSandbox, klaviyo_api: Client, clock: FakeClock) -> None:
+    klaviyo: KlaviyoSandbox, klaviyo_api: Client, clock: FakeClock
+) -> None:
     ids = unsubscribe_in_time_order(klaviyo, clock)
     klaviyo.refuse_sort_with_subscription_filter = True
-    refused = klaviyo_api.call("GET", "/api/profiles", filter=SUPPRESSED,
-                               sort="subscriptions.email.marketing.suppression.timestamp")
+    refused = klaviyo_api.call(
+        "GET",
+        "/api/profiles",
+        filter=SUPPRESSED,
+        sort="subscriptions.email.marketing.suppression.timestamp",
+    )
     error = refused.json()["errors"][0]
-    assert (refused.status_code, {k: error[k] for k in ("status", "code", "title", "detail", "source")}) == (
-        400, {"status": 400, "code": "invalid", "title": "Invalid input.",
-              "detail": "You may not filter on subscriptions and sort at the same time.",
-              "source": {"parameter": "sort"}})
+    assert (
+        refused.status_code,
+        {k: error[k] for k in ("status", "code", "title", "detail", "source")},
+    ) == (
+        400,
+        {
+            "status": 400,
+            "code": "invalid",
+            "title": "Invalid input.",
+            "detail": "You may not filter on subscriptions and sort at the same time.",
+            "source": {"parameter": "sort"},
+        },
+    )
     assert all_pages(klaviyo_api, filter=SUPPRESSED, **{"page[size]": 2}) == (ids, 3)
     assert klaviyo_api.call("GET", "/api/profiles", sort="created").status_code == 200

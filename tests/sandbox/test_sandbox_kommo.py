@@ -1,8 +1,10 @@
 """The Kommo sandbox behaves like Kommo API v4 over real HTTP (paging, quirks, limits, errors)."""
+
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -22,12 +24,14 @@ class Api:
         self.url, self.clock = url, clock
         self.session = requests.Session()
 
-    def call(self, method: str, path: str, *, pace: float = 0.2, token: str | None = TOKEN,
-             **kwargs: Any) -> requests.Response:
+    def call(
+        self, method: str, path: str, *, pace: float = 0.2, token: str | None = TOKEN, **kwargs: Any
+    ) -> requests.Response:
         self.clock.advance(pace)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return self.session.request(method, f"{self.url}/api/v4{path}", headers=headers,
-                                    timeout=5, **kwargs)
+        return self.session.request(
+            method, f"{self.url}/api/v4{path}", headers=headers, timeout=5, **kwargs
+        )
 
     def get(self, path: str, params: Any = None, **kwargs: Any) -> requests.Response:
         return self.call("GET", path, params=params, **kwargs)
@@ -61,24 +65,36 @@ def sales(sandbox: KommoSandbox) -> int:
 
 
 def add_contacts(sandbox: KommoSandbox, count: int) -> list[int]:
-    return [sandbox.add_contact(f"Person{n}", "Test", email=f"p{n}@example.org")
-            for n in range(count)]
+    return [
+        sandbox.add_contact(f"Person{n}", "Test", email=f"p{n}@example.org") for n in range(count)
+    ]
 
 
 def field(contact: dict[str, Any], code_or_name: str) -> dict[str, Any] | None:
-    return next((f for f in contact["custom_fields_values"] or []
-                 if code_or_name in (f["field_code"], f["field_name"])), None)
+    return next(
+        (
+            f
+            for f in contact["custom_fields_values"] or []
+            if code_or_name in (f["field_code"], f["field_name"])
+        ),
+        None,
+    )
 
 
 # ---- auth, errors, limits -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("token", [None, "wrong"])
 def test_missing_or_wrong_token_is_401_problem(api: Api, token: str | None) -> None:
     response = api.get("/contacts", token=token)
     assert response.status_code == 401
     assert response.headers["Content-Type"] == "application/problem+json"
-    assert response.json() == {"title": "Unauthorized", "type": "https://httpstatus.es/401",
-                               "status": 401, "detail": "Invalid user name or password"}
+    assert response.json() == {
+        "title": "Unauthorized",
+        "type": "https://httpstatus.es/401",
+        "status": 401,
+        "detail": "Invalid user name or password",
+    }
 
 
 def test_unknown_path_is_404_problem(api: Api) -> None:
@@ -130,6 +146,7 @@ def test_fail_next_injects_server_errors(api: Api, sandbox: KommoSandbox) -> Non
 
 # ---- contacts -----------------------------------------------------------------------------
 
+
 def test_contacts_page_with_next_link_even_on_last_page(api: Api, sandbox: KommoSandbox) -> None:
     add_contacts(sandbox, 120)
     sizes = []
@@ -154,8 +171,9 @@ def test_limit_over_250_silently_falls_back_to_50(api: Api, sandbox: KommoSandbo
 def test_next_link_carries_filters_and_limit(api: Api, sandbox: KommoSandbox) -> None:
     add_contacts(sandbox, 3)
     body = api.get("/contacts", {"limit": 2, "order[id]": "desc"}).json()
-    following = requests.get(body["_links"]["next"]["href"],
-                             headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5)
+    following = requests.get(
+        body["_links"]["next"]["href"], headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
+    )
     pages = body["_embedded"]["contacts"] + following.json()["_embedded"]["contacts"]
     ids = [contact["id"] for contact in pages]
     assert ids == sorted(ids, reverse=True) and len(ids) == 3
@@ -164,8 +182,15 @@ def test_next_link_carries_filters_and_limit(api: Api, sandbox: KommoSandbox) ->
 def test_contact_shape(api: Api, sandbox: KommoSandbox) -> None:
     company = sandbox.add_company("United")
     bare = sandbox.add_contact("Sam")
-    full = sandbox.add_contact("Ann", "Lee", email="ann@x.org", phone="+49 30 1234567",
-                               company_id=company, consent=True, lead_source="Website")
+    full = sandbox.add_contact(
+        "Ann",
+        "Lee",
+        email="ann@x.org",
+        phone="+49 30 1234567",
+        company_id=company,
+        consent=True,
+        lead_source="Website",
+    )
     contacts = {c["id"]: c for c in api.get("/contacts").json()["_embedded"]["contacts"]}
     assert contacts[bare]["custom_fields_values"] is None
     assert contacts[bare]["_embedded"] == {"tags": [], "companies": []}
@@ -180,27 +205,31 @@ def test_contact_shape(api: Api, sandbox: KommoSandbox) -> None:
     assert ann["_links"]["self"]["href"].endswith(f"/api/v4/contacts/{full}")
 
 
-def test_unchecked_consent_is_absent_and_enum_key_alternates(api: Api,
-                                                             sandbox: KommoSandbox) -> None:
+def test_unchecked_consent_is_absent_and_enum_key_alternates(
+    api: Api, sandbox: KommoSandbox
+) -> None:
     sandbox.add_contact("A", email="a@x.org", consent=False)
     sandbox.add_contact("B", email="b@x.org", consent=None)
     contacts = api.get("/contacts").json()["_embedded"]["contacts"]
     assert all(field(c, "Email consent") is None for c in contacts)
-    enum_keys = {frozenset(set(field(c, "EMAIL")["values"][0]) & {"enum", "enum_code"})
-                 for c in contacts}
+    enum_keys = {
+        frozenset(set(field(c, "EMAIL")["values"][0]) & {"enum", "enum_code"}) for c in contacts
+    }
     assert enum_keys == {frozenset({"enum"}), frozenset({"enum_code"})}
 
 
 def test_update_contact_bumps_updated_at_and_filters_are_inclusive(
-        api: Api, sandbox: KommoSandbox, clock: FakeClock) -> None:
+    api: Api, sandbox: KommoSandbox, clock: FakeClock
+) -> None:
     old, changed = add_contacts(sandbox, 2)
     start = int(clock.now())
     clock.advance(100)
     sandbox.update_contact(changed, phone="030 1234567")
     moment = int(clock.now())
     window = {"filter[updated_at][from]": moment, "filter[updated_at][to]": moment}
-    assert [c["id"] for c in api.get("/contacts", window).json()["_embedded"]["contacts"]] \
-        == [changed]
+    assert [c["id"] for c in api.get("/contacts", window).json()["_embedded"]["contacts"]] == [
+        changed
+    ]
     ordered = api.get("/contacts", {"order[updated_at]": "desc"}).json()["_embedded"]["contacts"]
     assert [c["id"] for c in ordered] == [changed, old]
     assert sandbox.contact(old)["updated_at"] == start
@@ -214,8 +243,9 @@ def test_filter_by_id_in_array_and_plain_forms(api: Api, sandbox: KommoSandbox) 
     assert [c["id"] for c in plain["_embedded"]["contacts"]] == [second]
 
 
-def test_query_searches_names_and_field_values_case_insensitively(api: Api,
-                                                                   sandbox: KommoSandbox) -> None:
+def test_query_searches_names_and_field_values_case_insensitively(
+    api: Api, sandbox: KommoSandbox
+) -> None:
     wanted = sandbox.add_contact("Jo", "Doe", email="John.Doe@Example.com")
     sandbox.add_contact("Other", email="other@example.com")
     found = api.get("/contacts", {"query": "john.doe@example.COM"}).json()
@@ -223,8 +253,9 @@ def test_query_searches_names_and_field_values_case_insensitively(api: Api,
     assert api.get("/contacts", {"query": "nobody@nowhere"}).status_code == 204
 
 
-def test_with_leads_embeds_leads_without_bumping_contact(api: Api, sandbox: KommoSandbox,
-                                                         sales: int, clock: FakeClock) -> None:
+def test_with_leads_embeds_leads_without_bumping_contact(
+    api: Api, sandbox: KommoSandbox, sales: int, clock: FakeClock
+) -> None:
     contact = sandbox.add_contact("Kim")
     before = sandbox.contact(contact)["updated_at"]
     clock.advance(60)
@@ -237,8 +268,17 @@ def test_with_leads_embeds_leads_without_bumping_contact(api: Api, sandbox: Komm
 
 def test_patch_contacts_clears_consent(api: Api, sandbox: KommoSandbox, clock: FakeClock) -> None:
     contact = sandbox.add_contact("Pat", email="pat@x.org", consent=True)
-    response = api.patch("/contacts", [{"id": contact, "custom_fields_values": [
-        {"field_id": sandbox.consent_field_id, "values": [{"value": False}]}]}])
+    response = api.patch(
+        "/contacts",
+        [
+            {
+                "id": contact,
+                "custom_fields_values": [
+                    {"field_id": sandbox.consent_field_id, "values": [{"value": False}]}
+                ],
+            }
+        ],
+    )
     assert response.status_code == 200
     assert response.json()["_embedded"]["contacts"][0]["id"] == contact
     assert not sandbox.consent(contact)
@@ -246,13 +286,22 @@ def test_patch_contacts_clears_consent(api: Api, sandbox: KommoSandbox, clock: F
     assert sandbox.contact(contact)["updated_at"] == int(clock.now())
 
 
-def test_patch_contacts_rejects_the_whole_batch_on_one_bad_item(api: Api,
-                                                                sandbox: KommoSandbox) -> None:
+def test_patch_contacts_rejects_the_whole_batch_on_one_bad_item(
+    api: Api, sandbox: KommoSandbox
+) -> None:
     contact = sandbox.add_contact("Pat", consent=True)
-    response = api.patch("/contacts", [
-        {"id": contact, "custom_fields_values": [
-            {"field_id": sandbox.consent_field_id, "values": [{"value": False}]}]},
-        {"id": 1, "custom_fields_values": [{"field_id": 999, "values": []}]}])
+    response = api.patch(
+        "/contacts",
+        [
+            {
+                "id": contact,
+                "custom_fields_values": [
+                    {"field_id": sandbox.consent_field_id, "values": [{"value": False}]}
+                ],
+            },
+            {"id": 1, "custom_fields_values": [{"field_id": 999, "values": []}]},
+        ],
+    )
     assert response.status_code == 400
     errors = response.json()["validation-errors"]
     assert errors[0]["request_id"] == "1"
@@ -262,8 +311,10 @@ def test_patch_contacts_rejects_the_whole_batch_on_one_bad_item(api: Api,
 
 # ---- leads, pipelines, companies, custom fields -------------------------------------------
 
-def test_leads_with_contacts_and_pipeline_filter(api: Api, sandbox: KommoSandbox,
-                                                 sales: int) -> None:
+
+def test_leads_with_contacts_and_pipeline_filter(
+    api: Api, sandbox: KommoSandbox, sales: int
+) -> None:
     partners = sandbox.add_pipeline("Partners", ["Intro"], unsorted=False)
     main, other = sandbox.add_contact("Main"), sandbox.add_contact("Other")
     lead = sandbox.add_lead("Deal", 500, sales, contact_ids=[other, main], main_contact_id=main)
@@ -271,12 +322,15 @@ def test_leads_with_contacts_and_pipeline_filter(api: Api, sandbox: KommoSandbox
     body = api.get("/leads", {"with": "contacts", "filter[pipeline_id][]": sales}).json()
     (item,) = body["_embedded"]["leads"]
     assert item["id"] == lead and item["status_id"] == sandbox.statuses(sales)[0]["id"]
-    assert [(c["id"], c["is_main"]) for c in item["_embedded"]["contacts"]] \
-        == [(main, True), (other, False)]
+    assert [(c["id"], c["is_main"]) for c in item["_embedded"]["contacts"]] == [
+        (main, True),
+        (other, False),
+    ]
 
 
-def test_moving_to_won_sets_closed_at(api: Api, sandbox: KommoSandbox, sales: int,
-                                      clock: FakeClock) -> None:
+def test_moving_to_won_sets_closed_at(
+    api: Api, sandbox: KommoSandbox, sales: int, clock: FakeClock
+) -> None:
     lead = sandbox.add_lead("Deal", 500, sales)
     clock.advance(30)
     sandbox.move_lead(lead, 142)
@@ -292,8 +346,12 @@ def test_pipelines_have_system_statuses(api: Api, sandbox: KommoSandbox, sales: 
     pipelines = {p["id"]: p for p in body["_embedded"]["pipelines"]}
     sales_statuses = pipelines[sales]["_embedded"]["statuses"]
     assert [(s["name"], s["type"]) for s in sales_statuses] == [
-        ("Incoming leads", 1), ("Qualified", 0), ("Proposal", 0), ("Closed - won", 0),
-        ("Closed - lost", 0)]
+        ("Incoming leads", 1),
+        ("Qualified", 0),
+        ("Proposal", 0),
+        ("Closed - won", 0),
+        ("Closed - lost", 0),
+    ]
     partner_ids = [s["id"] for s in pipelines[partners]["_embedded"]["statuses"]]
     assert partner_ids[-2:] == [142, 143] and len(partner_ids) == 4
     assert len({s["id"] for s in sales_statuses[:3]} | set(partner_ids[:2])) == 5
@@ -303,8 +361,10 @@ def test_pipelines_have_system_statuses(api: Api, sandbox: KommoSandbox, sales: 
 def test_companies_bulk_by_id(api: Api, sandbox: KommoSandbox) -> None:
     ids = [sandbox.add_company(f"Firm {n}") for n in range(5)]
     body = api.get("/companies", {"filter[id][]": ids[1:3], "limit": 250}).json()
-    assert [(c["id"], c["name"]) for c in body["_embedded"]["companies"]] \
-        == [(ids[1], "Firm 1"), (ids[2], "Firm 2")]
+    assert [(c["id"], c["name"]) for c in body["_embedded"]["companies"]] == [
+        (ids[1], "Firm 1"),
+        (ids[2], "Firm 2"),
+    ]
     assert api.get("/companies", {"filter[id][]": [1]}).status_code == 204
 
 
@@ -323,6 +383,7 @@ def test_custom_fields_need_two_pages(api: Api, sandbox: KommoSandbox) -> None:
 
 # ---- events -------------------------------------------------------------------------------
 
+
 def make_history(sandbox: KommoSandbox, clock: FakeClock, pipeline: int) -> list[int]:
     leads = [sandbox.add_lead(f"L{n}", 10, pipeline) for n in range(3)]
     clock.advance(10)
@@ -332,8 +393,9 @@ def make_history(sandbox: KommoSandbox, clock: FakeClock, pipeline: int) -> list
     return leads
 
 
-def test_events_types_shapes_and_order(api: Api, sandbox: KommoSandbox, sales: int,
-                                       clock: FakeClock) -> None:
+def test_events_types_shapes_and_order(
+    api: Api, sandbox: KommoSandbox, sales: int, clock: FakeClock
+) -> None:
     leads = make_history(sandbox, clock, sales)
     events = api.get("/events").json()["_embedded"]["events"]
     assert [e["type"] for e in events] == ["lead_added"] * 3 + ["lead_status_changed"] * 2
@@ -347,20 +409,23 @@ def test_events_types_shapes_and_order(api: Api, sandbox: KommoSandbox, sales: i
     assert won["value_after"] == [{"lead_status": {"id": 142, "pipeline_id": sales}}]
 
 
-def test_events_filters_in_both_forms(api: Api, sandbox: KommoSandbox, sales: int,
-                                      clock: FakeClock) -> None:
+def test_events_filters_in_both_forms(
+    api: Api, sandbox: KommoSandbox, sales: int, clock: FakeClock
+) -> None:
     start = int(clock.now())
     leads = make_history(sandbox, clock, sales)
     comma = api.get("/events", {"filter[type]": "lead_status_changed,lead_deleted"}).json()
     array = api.get("/events", {"filter[type][]": ["lead_status_changed"]}).json()
     assert len(comma["_embedded"]["events"]) == len(array["_embedded"]["events"]) == 2
-    ranged = api.get("/events", {"filter[created_at][from]": start + 10,
-                                 "filter[created_at][to]": start + 10}).json()
+    ranged = api.get(
+        "/events", {"filter[created_at][from]": start + 10, "filter[created_at][to]": start + 10}
+    ).json()
     assert [e["entity_id"] for e in ranged["_embedded"]["events"]] == [leads[0]]
     comma_range = api.get("/events", {"filter[created_at]": f"{start + 20},{start + 20}"}).json()
     assert [e["entity_id"] for e in comma_range["_embedded"]["events"]] == [leads[1]]
-    by_entity = api.get("/events", {"filter[entity][]": "lead",
-                                    "filter[entity_id][]": leads[2]}).json()
+    by_entity = api.get(
+        "/events", {"filter[entity][]": "lead", "filter[entity_id][]": leads[2]}
+    ).json()
     assert [e["type"] for e in by_entity["_embedded"]["events"]] == ["lead_added"]
 
 
@@ -373,29 +438,43 @@ def test_events_limit_caps_at_100(api: Api, sandbox: KommoSandbox, sales: int) -
 
 # ---- notes --------------------------------------------------------------------------------
 
+
 def test_post_notes_echoes_request_ids_and_stores(api: Api, sandbox: KommoSandbox) -> None:
     contact = sandbox.add_contact("Noted")
-    response = api.post("/contacts/notes", [
-        {"entity_id": contact, "note_type": "common", "params": {"text": "Unsubscribed"}},
-        {"entity_id": contact, "note_type": "common", "params": {"text": "Again"},
-         "request_id": "k-2"}])
+    response = api.post(
+        "/contacts/notes",
+        [
+            {"entity_id": contact, "note_type": "common", "params": {"text": "Unsubscribed"}},
+            {
+                "entity_id": contact,
+                "note_type": "common",
+                "params": {"text": "Again"},
+                "request_id": "k-2",
+            },
+        ],
+    )
     assert response.status_code == 200
     notes = response.json()["_embedded"]["notes"]
     assert [(n["entity_id"], n["request_id"]) for n in notes] == [(contact, "0"), (contact, "k-2")]
     assert [n["params"]["text"] for n in sandbox.notes] == ["Unsubscribed", "Again"]
     assert sandbox.notes[0]["entity_type"] == "contacts"
-    listed = api.get("/contacts/notes", {"filter[entity_id][]": contact,
-                                         "filter[note_type]": "common"}).json()
+    listed = api.get(
+        "/contacts/notes", {"filter[entity_id][]": contact, "filter[note_type]": "common"}
+    ).json()
     assert len(listed["_embedded"]["notes"]) == 2
     assert api.get("/leads/notes").status_code == 204
 
 
 def test_invalid_note_rejects_whole_batch(api: Api, sandbox: KommoSandbox) -> None:
     contact = sandbox.add_contact("Noted")
-    response = api.post("/contacts/notes", [
-        {"entity_id": contact, "note_type": "common", "params": {"text": "fine"}},
-        {"entity_id": 1, "note_type": "common", "params": {"text": "unknown entity"}},
-        {"entity_id": contact, "note_type": "common", "params": {}}])
+    response = api.post(
+        "/contacts/notes",
+        [
+            {"entity_id": contact, "note_type": "common", "params": {"text": "fine"}},
+            {"entity_id": 1, "note_type": "common", "params": {"text": "unknown entity"}},
+            {"entity_id": contact, "note_type": "common", "params": {}},
+        ],
+    )
     assert response.status_code == 400
     assert response.headers["Content-Type"] == "application/problem+json"
     errors = {e["request_id"]: e["errors"][0] for e in response.json()["validation-errors"]}
@@ -415,12 +494,14 @@ def test_more_than_250_notes_is_422(api: Api, sandbox: KommoSandbox, sales: int)
 
 # ---- seed ---------------------------------------------------------------------------------
 
+
 def test_seed_is_deterministic_and_realistic() -> None:
     first, second = KommoSandbox(FakeClock()), KommoSandbox(FakeClock())
     info = seed_account(first, 2000, seed=3)
     seed_account(second, 2000, seed=3)
-    assert [c["name"] for c in first.contacts.values()] \
-        == [c["name"] for c in second.contacts.values()]
+    assert [c["name"] for c in first.contacts.values()] == [
+        c["name"] for c in second.contacts.values()
+    ]
     emails = [first.field_texts(c, first.email_field_id) for c in info.contact_ids]
     with_email = sum(1 for e in emails if e)
     assert 0.85 < with_email / 2000 < 0.95

@@ -1,4 +1,5 @@
 """The Mailchimp sandbox behaves like Marketing API v3: shapes, errors, paging, limits, quirks."""
+
 from __future__ import annotations
 
 import hashlib
@@ -6,7 +7,8 @@ import io
 import json
 import tarfile
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -28,8 +30,9 @@ class Api:
         self.session.auth = ("anystring", key)
 
     def call(self, method: str, path: str, body: Any = None, **params: Any) -> requests.Response:
-        return self.session.request(method, self.base + "/3.0" + path, json=body,
-                                    params=params or None, timeout=5)
+        return self.session.request(
+            method, self.base + "/3.0" + path, json=body, params=params or None, timeout=5
+        )
 
     def get(self, path: str, **params: Any) -> requests.Response:
         return self.call("GET", path, **params)
@@ -73,8 +76,7 @@ def app(clock: FakeClock, switchboard: tuple[Switchboard, SandboxServer]) -> Mai
 
 
 @pytest.fixture
-def server(app: MailchimpSandbox,
-           switchboard: tuple[Switchboard, SandboxServer]) -> SandboxServer:
+def server(app: MailchimpSandbox, switchboard: tuple[Switchboard, SandboxServer]) -> SandboxServer:
     return switchboard[1]
 
 
@@ -104,6 +106,7 @@ def assert_problem(response: requests.Response, status: int, title: str) -> dict
 
 # ----- auth, routing, injected failures -----
 
+
 def test_auth_missing_wrong_basic_and_bearer(server: SandboxServer, list_id: str) -> None:
     url = server.url + "/3.0/lists"
     assert_problem(requests.get(url, timeout=5), 401, "API Key Missing")
@@ -120,8 +123,9 @@ def test_unknown_path_is_404_and_wrong_verb_405(api: Api, list_id: str) -> None:
     assert_problem(api.get("/lists/nolist/members"), 404, "Resource Not Found")
 
 
-def test_fail_next_injects_problem_then_bodiless_then_recovers(app: MailchimpSandbox,
-                                                               api: Api) -> None:
+def test_fail_next_injects_problem_then_bodiless_then_recovers(
+    app: MailchimpSandbox, api: Api
+) -> None:
     app.fail_next(1, 500)
     app.fail_next(1, 429, body="")
     assert_problem(api.get("/lists"), 500, "Internal Server Error")
@@ -151,8 +155,14 @@ def test_more_than_ten_simultaneous_requests_get_429() -> None:
     app.latency = (0.1, 0.1)
     statuses: list[requests.Response] = []
     with SandboxServer(app) as srv:
-        threads = [threading.Thread(target=lambda: statuses.append(
-            requests.get(srv.url + "/3.0/lists", auth=("u", KEY), timeout=10))) for _ in range(12)]
+        threads = [
+            threading.Thread(
+                target=lambda: statuses.append(
+                    requests.get(srv.url + "/3.0/lists", auth=("u", KEY), timeout=10)
+                )
+            )
+            for _ in range(12)
+        ]
         for thread in threads:
             thread.start()
         while clock.sleeping < 12:
@@ -171,18 +181,29 @@ def test_more_than_ten_simultaneous_requests_get_429() -> None:
 
 # ----- single member upsert -----
 
+
 def test_put_creates_member_with_the_spec_shape(api: Api, list_id: str, clock: FakeClock) -> None:
     email = "Ada.Lovelace@Gmail.com "
-    response = api.put(member_path(list_id, email), {
-        "email_address": email, "status_if_new": "subscribed",
-        "merge_fields": {"FNAME": "Ada", "PHONE": "+44 20 7946 0000"}, "tags": ["Customer"]})
+    response = api.put(
+        member_path(list_id, email),
+        {
+            "email_address": email,
+            "status_if_new": "subscribed",
+            "merge_fields": {"FNAME": "Ada", "PHONE": "+44 20 7946 0000"},
+            "tags": ["Customer"],
+        },
+    )
     assert response.status_code == 200
     member = response.json()
     assert member["id"] == hashlib.md5(b"ada.lovelace@gmail.com").hexdigest()
     assert member["email_address"] == "Ada.Lovelace@Gmail.com"
     assert member["status"] == "subscribed" and member["list_id"] == list_id
-    assert member["merge_fields"] == {"FNAME": "Ada", "LNAME": "", "ADDRESS": "",
-                                      "PHONE": "+44 20 7946 0000"}
+    assert member["merge_fields"] == {
+        "FNAME": "Ada",
+        "LNAME": "",
+        "ADDRESS": "",
+        "PHONE": "+44 20 7946 0000",
+    }
     assert [tag["name"] for tag in member["tags"]] == ["Customer"] and member["tags_count"] == 1
     assert member["last_changed"] == "2026-01-01T00:00:00+00:00"
     assert {"unique_email_id", "contact_id", "web_id", "timestamp_opt"} <= member.keys()
@@ -196,124 +217,169 @@ def test_get_unknown_member_is_404(api: Api, list_id: str) -> None:
 
 def test_put_requires_email_address_and_status_if_new(api: Api, list_id: str) -> None:
     path = member_path(list_id, "ann@gmail.com")
-    body = assert_problem(api.put(path, {"email_address": "ann@gmail.com"}),
-                          400, "Invalid Resource")
-    assert body["errors"] == [{"field": "status_if_new",
-                               "message": "Required fields were not provided: status_if_new"}]
-    assert_problem(api.put(path, {"email_address": "ann@gmail.com", "status_if_new": "maybe"}),
-                   400, "Invalid Resource")
+    body = assert_problem(
+        api.put(path, {"email_address": "ann@gmail.com"}), 400, "Invalid Resource"
+    )
+    assert body["errors"] == [
+        {"field": "status_if_new", "message": "Required fields were not provided: status_if_new"}
+    ]
+    assert_problem(
+        api.put(path, {"email_address": "ann@gmail.com", "status_if_new": "maybe"}),
+        400,
+        "Invalid Resource",
+    )
 
 
-@pytest.mark.parametrize("email", ["test@example.com", "bob@test.com", "no-at-sign",
-                                   "a@@gmail.com", "x@localhost"])
+@pytest.mark.parametrize(
+    "email", ["test@example.com", "bob@test.com", "no-at-sign", "a@@gmail.com", "x@localhost"]
+)
 def test_put_refuses_fake_looking_addresses(api: Api, list_id: str, email: str) -> None:
-    response = api.put(member_path(list_id, email),
-                       {"email_address": email, "status_if_new": "subscribed"})
+    response = api.put(
+        member_path(list_id, email), {"email_address": email, "status_if_new": "subscribed"}
+    )
     detail = assert_problem(response, 400, "Invalid Resource")["detail"]
     assert detail == f"{email} looks fake or invalid, please enter a real email address."
 
 
 def test_status_if_new_never_resubscribes_and_status_is_a_compliance_error(
-        app: MailchimpSandbox, api: Api, list_id: str, clock: FakeClock) -> None:
+    app: MailchimpSandbox, api: Api, list_id: str, clock: FakeClock
+) -> None:
     email = "gone@gmail.com"
     app.add_member(list_id, email)
     app.unsubscribe(list_id, email, reason="I never signed up for this mailing list")
     clock.advance(60)
     path = member_path(list_id, email)
-    kept = api.put(path, {"email_address": email, "status_if_new": "subscribed",
-                          "merge_fields": {"FNAME": "Gone"}}).json()
+    kept = api.put(
+        path,
+        {"email_address": email, "status_if_new": "subscribed", "merge_fields": {"FNAME": "Gone"}},
+    ).json()
     assert kept["status"] == "unsubscribed" and kept["merge_fields"]["FNAME"] == "Gone"
     assert kept["unsubscribe_reason"] == "I never signed up for this mailing list"
-    refused = api.put(path, {"email_address": email, "status_if_new": "subscribed",
-                             "status": "subscribed"})
+    refused = api.put(
+        path, {"email_address": email, "status_if_new": "subscribed", "status": "subscribed"}
+    )
     detail = assert_problem(refused, 400, "Member In Compliance State")["detail"]
     assert detail.startswith(email + " is in a compliance state")
     assert_problem(api.patch(path, {"status": "subscribed"}), 400, "Member In Compliance State")
     assert api.patch(path, {"status": "pending"}).json()["status"] == "pending"
 
 
-def test_cleaned_member_cannot_go_pending_either(app: MailchimpSandbox, api: Api,
-                                                 list_id: str) -> None:
+def test_cleaned_member_cannot_go_pending_either(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     app.add_member(list_id, "bounce@gmail.com")
     app.clean(list_id, "bounce@gmail.com")
     response = api.patch(member_path(list_id, "bounce@gmail.com"), {"status": "pending"})
     assert_problem(response, 400, "Member In Compliance State")
 
 
-def test_merge_fields_must_exist_and_required_ones_be_given(app: MailchimpSandbox, api: Api,
-                                                           list_id: str) -> None:
+def test_merge_fields_must_exist_and_required_ones_be_given(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     path = member_path(list_id, "kim@gmail.com")
-    unknown = api.put(path, {"email_address": "kim@gmail.com", "status_if_new": "subscribed",
-                             "merge_fields": {"COMPANY": "Acme"}})
+    unknown = api.put(
+        path,
+        {
+            "email_address": "kim@gmail.com",
+            "status_if_new": "subscribed",
+            "merge_fields": {"COMPANY": "Acme"},
+        },
+    )
     body = assert_problem(unknown, 400, "Invalid Resource")
     assert body["detail"] == "Your merge fields were invalid."
     assert body["errors"][0]["field"] == "COMPANY"
     app.add_merge_field(list_id, "SOURCE", "Lead source", required=True)
     missing = api.put(path, {"email_address": "kim@gmail.com", "status_if_new": "subscribed"})
     assert assert_problem(missing, 400, "Invalid Resource")["errors"] == [
-        {"field": "SOURCE", "message": "Please enter a value"}]
-    skipped = api.put(path, {"email_address": "kim@gmail.com", "status_if_new": "subscribed"},
-                      skip_merge_validation="true")
+        {"field": "SOURCE", "message": "Please enter a value"}
+    ]
+    skipped = api.put(
+        path,
+        {"email_address": "kim@gmail.com", "status_if_new": "subscribed"},
+        skip_merge_validation="true",
+    )
     assert skipped.status_code == 200
 
 
-def test_put_at_old_hash_with_new_email_renames_the_member(app: MailchimpSandbox, api: Api,
-                                                           list_id: str) -> None:
+def test_put_at_old_hash_with_new_email_renames_the_member(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     old = app.add_member(list_id, "old@gmail.com", tags=["Customer"])
     app.add_member(list_id, "taken@gmail.com")
-    renamed = api.put(member_path(list_id, "old@gmail.com"),
-                      {"email_address": "new@gmail.com", "status_if_new": "subscribed"}).json()
+    renamed = api.put(
+        member_path(list_id, "old@gmail.com"),
+        {"email_address": "new@gmail.com", "status_if_new": "subscribed"},
+    ).json()
     assert renamed["id"] == subscriber_hash("new@gmail.com")
     assert renamed["contact_id"] == old["contact_id"]
     assert renamed["unique_email_id"] == old["unique_email_id"]
     assert api.get(member_path(list_id, "old@gmail.com")).status_code == 404
     assert app.member_tags(list_id, "new@gmail.com") == {"Customer"}
-    collision = api.put(member_path(list_id, "new@gmail.com"),
-                        {"email_address": "taken@gmail.com", "status_if_new": "subscribed"})
+    collision = api.put(
+        member_path(list_id, "new@gmail.com"),
+        {"email_address": "taken@gmail.com", "status_if_new": "subscribed"},
+    )
     assert_problem(collision, 400, "Member Exists")
 
 
-def test_put_tags_apply_only_when_the_member_is_created(app: MailchimpSandbox, api: Api,
-                                                        list_id: str) -> None:
+def test_put_tags_apply_only_when_the_member_is_created(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     app.add_member(list_id, "old@gmail.com")
-    api.put(member_path(list_id, "old@gmail.com"),
-            {"email_address": "old@gmail.com", "status_if_new": "subscribed", "tags": ["Lead"]})
+    api.put(
+        member_path(list_id, "old@gmail.com"),
+        {"email_address": "old@gmail.com", "status_if_new": "subscribed", "tags": ["Lead"]},
+    )
     assert app.member_tags(list_id, "old@gmail.com") == set()
 
 
-def test_forgotten_address_cannot_be_re_added(app: MailchimpSandbox, api: Api,
-                                              list_id: str) -> None:
+def test_forgotten_address_cannot_be_re_added(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     app.add_member(list_id, "gdpr@gmail.com")
     app.forget(list_id, "gdpr@gmail.com")
-    response = api.put(member_path(list_id, "gdpr@gmail.com"),
-                       {"email_address": "gdpr@gmail.com", "status_if_new": "subscribed"})
+    response = api.put(
+        member_path(list_id, "gdpr@gmail.com"),
+        {"email_address": "gdpr@gmail.com", "status_if_new": "subscribed"},
+    )
     detail = assert_problem(response, 400, "Forgotten Email Not Subscribed")["detail"]
     assert detail.startswith("gdpr@gmail.com was permanently deleted")
 
 
 def test_post_members_is_create_only(app: MailchimpSandbox, api: Api, list_id: str) -> None:
     app.add_member(list_id, "here@gmail.com")
-    response = api.post(f"/lists/{list_id}/members",
-                        {"email_address": "here@gmail.com", "status": "subscribed"})
+    response = api.post(
+        f"/lists/{list_id}/members", {"email_address": "here@gmail.com", "status": "subscribed"}
+    )
     assert_problem(response, 400, "Member Exists")
 
 
 # ----- member tags -----
 
+
 def test_member_tags_post_returns_204_and_only_touches_named_tags(
-        app: MailchimpSandbox, api: Api, list_id: str) -> None:
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     app.add_member(list_id, "t@gmail.com", tags=["Mine", "Lead"])
     path = member_path(list_id, "t@gmail.com") + "/tags"
-    response = api.post(path, {"tags": [{"name": "Customer", "status": "active"},
-                                        {"name": "Lead", "status": "inactive"}]})
+    response = api.post(
+        path,
+        {
+            "tags": [
+                {"name": "Customer", "status": "active"},
+                {"name": "Lead", "status": "inactive"},
+            ]
+        },
+    )
     assert (response.status_code, response.content) == (204, b"")
     assert app.member_tags(list_id, "t@gmail.com") == {"Mine", "Customer"}
     listed = api.get(path, count=1000).json()
     assert listed["total_items"] == 2 and {"id", "name", "date_added"} <= listed["tags"][0].keys()
 
 
-def test_wrongly_shaped_tags_body_is_a_silent_204(app: MailchimpSandbox, api: Api,
-                                                  list_id: str) -> None:
+def test_wrongly_shaped_tags_body_is_a_silent_204(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     app.add_member(list_id, "t@gmail.com")
     response = api.post(member_path(list_id, "t@gmail.com") + "/tags", {"tags": ["Customer"]})
     assert response.status_code == 204
@@ -321,20 +387,30 @@ def test_wrongly_shaped_tags_body_is_a_silent_204(app: MailchimpSandbox, api: Ap
 
 
 def test_member_tags_on_unknown_member_is_404(api: Api, list_id: str) -> None:
-    response = api.post(member_path(list_id, "nobody@gmail.com") + "/tags",
-                        {"tags": [{"name": "X", "status": "active"}]})
+    response = api.post(
+        member_path(list_id, "nobody@gmail.com") + "/tags",
+        {"tags": [{"name": "X", "status": "active"}]},
+    )
     assert_problem(response, 404, "Resource Not Found")
 
 
 # ----- batch subscribe POST /lists/{list_id} -----
 
-def test_batch_subscribe_reports_per_address_results(app: MailchimpSandbox, api: Api,
-                                                     list_id: str) -> None:
+
+def test_batch_subscribe_reports_per_address_results(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     app.add_member(list_id, "exists@gmail.com")
-    response = api.post(f"/lists/{list_id}", {"members": [
-        {"email_address": "new@gmail.com", "status_if_new": "subscribed", "tags": ["Lead"]},
-        {"email_address": "exists@gmail.com", "status_if_new": "subscribed"},
-        {"email_address": "fake@example.com", "status_if_new": "subscribed"}]})
+    response = api.post(
+        f"/lists/{list_id}",
+        {
+            "members": [
+                {"email_address": "new@gmail.com", "status_if_new": "subscribed", "tags": ["Lead"]},
+                {"email_address": "exists@gmail.com", "status_if_new": "subscribed"},
+                {"email_address": "fake@example.com", "status_if_new": "subscribed"},
+            ]
+        },
+    )
     body = response.json()
     assert (body["total_created"], body["total_updated"], body["error_count"]) == (1, 0, 2)
     exists, fake = body["errors"]
@@ -345,27 +421,57 @@ def test_batch_subscribe_reports_per_address_results(app: MailchimpSandbox, api:
     assert app.member_tags(list_id, "new@gmail.com") == {"Lead"}
 
 
-def test_batch_subscribe_update_existing_keeps_consent_and_tags(app: MailchimpSandbox, api: Api,
-                                                                list_id: str) -> None:
+def test_batch_subscribe_update_existing_keeps_consent_and_tags(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     app.add_member(list_id, "out@gmail.com", tags=["Mine"])
     app.unsubscribe(list_id, "out@gmail.com")
-    body = api.post(f"/lists/{list_id}", {"update_existing": True, "members": [
-        {"email_address": "out@gmail.com", "status_if_new": "subscribed", "tags": ["Lead"],
-         "merge_fields": {"FNAME": "Out"}},
-        {"email_address": "out@gmail.com", "status": "subscribed"}]}).json()
+    body = api.post(
+        f"/lists/{list_id}",
+        {
+            "update_existing": True,
+            "members": [
+                {
+                    "email_address": "out@gmail.com",
+                    "status_if_new": "subscribed",
+                    "tags": ["Lead"],
+                    "merge_fields": {"FNAME": "Out"},
+                },
+                {"email_address": "out@gmail.com", "status": "subscribed"},
+            ],
+        },
+    ).json()
     assert body["updated_members"][0]["status"] == "unsubscribed"
     assert app.member_tags(list_id, "out@gmail.com") == {"Mine"}
     assert body["errors"][0]["error"].startswith("out@gmail.com appears more than once")
-    again = api.post(f"/lists/{list_id}", {"update_existing": True, "members": [
-        {"email_address": "out@gmail.com", "status": "subscribed"}]}).json()
+    again = api.post(
+        f"/lists/{list_id}",
+        {
+            "update_existing": True,
+            "members": [{"email_address": "out@gmail.com", "status": "subscribed"}],
+        },
+    ).json()
     assert "compliance state" in again["errors"][0]["error"]
 
 
-def test_batch_subscribe_sync_tags_wipes_other_tags(app: MailchimpSandbox, api: Api,
-                                                    list_id: str) -> None:
+def test_batch_subscribe_sync_tags_wipes_other_tags(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     app.add_member(list_id, "sync@gmail.com", tags=["Users Own", "Lead"])
-    api.post(f"/lists/{list_id}", {"update_existing": True, "sync_tags": True, "members": [
-        {"email_address": "sync@gmail.com", "status_if_new": "subscribed", "tags": ["Customer"]}]})
+    api.post(
+        f"/lists/{list_id}",
+        {
+            "update_existing": True,
+            "sync_tags": True,
+            "members": [
+                {
+                    "email_address": "sync@gmail.com",
+                    "status_if_new": "subscribed",
+                    "tags": ["Customer"],
+                }
+            ],
+        },
+    )
     assert app.member_tags(list_id, "sync@gmail.com") == {"Customer"}
 
 
@@ -376,13 +482,15 @@ def test_batch_subscribe_rejects_more_than_500(api: Api, list_id: str) -> None:
 
 # ----- merge fields -----
 
+
 def test_merge_fields_defaults_paging_and_validation(api: Api, list_id: str) -> None:
     path = f"/lists/{list_id}/merge-fields"
     defaults = api.get(path).json()
     assert [f["tag"] for f in defaults["merge_fields"]] == ["FNAME", "LNAME", "ADDRESS", "PHONE"]
     for number in range(8):
-        created = api.post(path, {"tag": f"EXTRA{number}", "name": f"Extra {number}",
-                                  "type": "text"})
+        created = api.post(
+            path, {"tag": f"EXTRA{number}", "name": f"Extra {number}", "type": "text"}
+        )
         assert created.json()["merge_id"] == 5 + number
     page = api.get(path).json()
     assert (len(page["merge_fields"]), page["total_items"]) == (10, 12)
@@ -390,35 +498,46 @@ def test_merge_fields_defaults_paging_and_validation(api: Api, list_id: str) -> 
     for bad_tag in ("company", "TOOLONGTAG11"):
         response = api.post(path, {"tag": bad_tag, "name": "X", "type": "text"})
         assert_problem(response, 400, "Invalid Resource")
-    assert_problem(api.post(path, {"tag": "FNAME", "name": "Again", "type": "text"}),
-                   400, "Invalid Resource")
+    assert_problem(
+        api.post(path, {"tag": "FNAME", "name": "Again", "type": "text"}), 400, "Invalid Resource"
+    )
     assert api.post(path, {"name": "No tag", "type": "text"}).json()["tag"] == "MMERGE13"
 
 
 # ----- tags as static segments -----
 
-def test_segments_create_list_and_bulk_add_remove(app: MailchimpSandbox, api: Api,
-                                                  list_id: str) -> None:
+
+def test_segments_create_list_and_bulk_add_remove(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     app.add_member(list_id, "a@gmail.com")
     app.add_member(list_id, "b@gmail.com", tags=["Lead"])
     created = api.post(f"/lists/{list_id}/segments", {"name": "Customer", "static_segment": []})
     segment = created.json()
     assert (segment["type"], segment["member_count"]) == ("static", 0)
-    assert_problem(api.post(f"/lists/{list_id}/segments", {"name": "customer"}),
-                   400, "Invalid Resource")
-    result = api.post(f"/lists/{list_id}/segments/{segment['id']}", {
-        "members_to_add": ["a@gmail.com", "b@gmail.com", "stranger@gmail.com"],
-        "members_to_remove": []}).json()
+    assert_problem(
+        api.post(f"/lists/{list_id}/segments", {"name": "customer"}), 400, "Invalid Resource"
+    )
+    result = api.post(
+        f"/lists/{list_id}/segments/{segment['id']}",
+        {
+            "members_to_add": ["a@gmail.com", "b@gmail.com", "stranger@gmail.com"],
+            "members_to_remove": [],
+        },
+    ).json()
     assert (result["total_added"], result["total_removed"], result["error_count"]) == (2, 0, 1)
     assert result["errors"][0]["email_addresses"] == ["stranger@gmail.com"]
     api.post(f"/lists/{list_id}/segments/{segment['id']}", {"members_to_remove": ["b@gmail.com"]})
     assert app.member_tags(list_id, "b@gmail.com") == {"Lead"}
     listed = api.get(f"/lists/{list_id}/segments", type="static", count=1000).json()
-    assert {(s["name"], s["member_count"]) for s in listed["segments"]} == {("Lead", 1),
-                                                                            ("Customer", 1)}
+    assert {(s["name"], s["member_count"]) for s in listed["segments"]} == {
+        ("Lead", 1),
+        ("Customer", 1),
+    }
     too_many = {"members_to_add": [f"x{i}@gmail.com" for i in range(501)]}
-    assert_problem(api.post(f"/lists/{list_id}/segments/{segment['id']}", too_many),
-                   400, "Invalid Resource")
+    assert_problem(
+        api.post(f"/lists/{list_id}/segments/{segment['id']}", too_many), 400, "Invalid Resource"
+    )
 
 
 def test_tag_search_matches_prefixes(app: MailchimpSandbox, api: Api, list_id: str) -> None:
@@ -431,8 +550,10 @@ def test_tag_search_matches_prefixes(app: MailchimpSandbox, api: Api, list_id: s
 
 # ----- members listing (pulling unsubscribes back) -----
 
-def test_members_listing_filters_pages_and_selects_fields(app: MailchimpSandbox, api: Api,
-                                                          list_id: str) -> None:
+
+def test_members_listing_filters_pages_and_selects_fields(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
     for number in range(15):
         app.add_member(list_id, f"m{number}@gmail.com", last_changed=START + number)
     app.unsubscribe(list_id, "m3@gmail.com", at=START + 100)
@@ -441,18 +562,37 @@ def test_members_listing_filters_pages_and_selects_fields(app: MailchimpSandbox,
     first = api.get(path).json()
     assert (len(first["members"]), first["total_items"]) == (10, 15)
     assert len(api.get(path, offset=10, count=10).json()["members"]) == 5
-    changed = api.get(path, status="unsubscribed", since_last_changed="2026-01-01T00:01:40+00:00",
-                      sort_field="last_changed", sort_dir="ASC").json()
+    changed = api.get(
+        path,
+        status="unsubscribed",
+        since_last_changed="2026-01-01T00:01:40+00:00",
+        sort_field="last_changed",
+        sort_dir="ASC",
+    ).json()
     assert [m["email_address"] for m in changed["members"]] == ["m4@gmail.com"]
-    slim = api.get(path, status="unsubscribed", sort_field="last_changed", sort_dir="ASC",
-                   fields="members.email_address,members.unsubscribe_reason,total_items").json()
-    assert slim == {"members": [
-        {"email_address": "m3@gmail.com",
-         "unsubscribe_reason": "I no longer want to receive these emails"},
-        {"email_address": "m4@gmail.com",
-         "unsubscribe_reason": "I no longer want to receive these emails"}], "total_items": 2}
-    assert_problem(api.get(path, since_last_changed="2026-01-01T00:00:00 00:00"),
-                   400, "Invalid Resource")
+    slim = api.get(
+        path,
+        status="unsubscribed",
+        sort_field="last_changed",
+        sort_dir="ASC",
+        fields="members.email_address,members.unsubscribe_reason,total_items",
+    ).json()
+    assert slim == {
+        "members": [
+            {
+                "email_address": "m3@gmail.com",
+                "unsubscribe_reason": "I no longer want to receive these emails",
+            },
+            {
+                "email_address": "m4@gmail.com",
+                "unsubscribe_reason": "I no longer want to receive these emails",
+            },
+        ],
+        "total_items": 2,
+    }
+    assert_problem(
+        api.get(path, since_last_changed="2026-01-01T00:00:00 00:00"), 400, "Invalid Resource"
+    )
 
 
 def test_members_count_is_capped_at_1000(app: MailchimpSandbox, api: Api, list_id: str) -> None:
@@ -464,8 +604,10 @@ def test_members_count_is_capped_at_1000(app: MailchimpSandbox, api: Api, list_i
 
 # ----- campaigns and email activity -----
 
-def test_campaigns_and_email_activity_since(app: MailchimpSandbox, api: Api, list_id: str,
-                                            clock: FakeClock) -> None:
+
+def test_campaigns_and_email_activity_since(
+    app: MailchimpSandbox, api: Api, list_id: str, clock: FakeClock
+) -> None:
     campaign_id = app.add_campaign("January news", list_id, send_time=START + 10)
     app.add_campaign("Later", list_id, send_time=START + 10_000)
     clock.advance(3600)
@@ -474,16 +616,19 @@ def test_campaigns_and_email_activity_since(app: MailchimpSandbox, api: Api, lis
     app.add_activity(campaign_id, "bob@gmail.com", "open", at=START + 50)
     sent = api.get("/campaigns", status="sent", since_send_time="2026-01-01T00:00:00+00:00").json()
     assert [c["id"] for c in sent["campaigns"]] == [campaign_id]
-    activity = api.get(f"/reports/{campaign_id}/email-activity",
-                       since="2026-01-01T00:03:00+00:00").json()
+    activity = api.get(
+        f"/reports/{campaign_id}/email-activity", since="2026-01-01T00:03:00+00:00"
+    ).json()
     by_email = {e["email_address"]: e["activity"] for e in activity["emails"]}
     assert by_email["bob@gmail.com"] == []
-    assert [(a["action"], a["url"]) for a in by_email["ann@gmail.com"]] == [("click",
-                                                                             "https://x.io")]
+    assert [(a["action"], a["url"]) for a in by_email["ann@gmail.com"]] == [
+        ("click", "https://x.io")
+    ]
     assert_problem(api.get("/reports/nope/email-activity"), 404, "Resource Not Found")
 
 
 # ----- /batches -----
+
 
 def read_archive(url: str) -> list[dict[str, Any]]:
     """No auth: the archive lives on a signed storage URL."""
@@ -498,13 +643,25 @@ def read_archive(url: str) -> list[dict[str, Any]]:
 
 
 def test_batch_runs_on_the_clock_and_serves_a_tar_gz_of_results(
-        app: MailchimpSandbox, api: Api, list_id: str, clock: FakeClock) -> None:
-    operations = [{"method": "PUT", "path": member_path(list_id, f"b{n}@gmail.com"),
-                   "operation_id": f"op{n}",
-                   "body": json.dumps({"email_address": f"b{n}@gmail.com",
-                                       "status_if_new": "subscribed"})} for n in range(60)]
-    operations.append({"method": "PUT", "path": member_path(list_id, "obj@gmail.com"),
-                       "operation_id": "object-body", "body": {"email_address": "obj@gmail.com"}})
+    app: MailchimpSandbox, api: Api, list_id: str, clock: FakeClock
+) -> None:
+    operations = [
+        {
+            "method": "PUT",
+            "path": member_path(list_id, f"b{n}@gmail.com"),
+            "operation_id": f"op{n}",
+            "body": json.dumps({"email_address": f"b{n}@gmail.com", "status_if_new": "subscribed"}),
+        }
+        for n in range(60)
+    ]
+    operations.append(
+        {
+            "method": "PUT",
+            "path": member_path(list_id, "obj@gmail.com"),
+            "operation_id": "object-body",
+            "body": {"email_address": "obj@gmail.com"},
+        }
+    )
     created = api.post("/batches", {"operations": operations}).json()
     assert (created["status"], created["total_operations"]) == ("pending", 61)
     assert created["response_body_url"] == ""
@@ -514,7 +671,10 @@ def test_batch_runs_on_the_clock_and_serves_a_tar_gz_of_results(
     clock.advance(1.0)
     done = api.get(f"/batches/{created['id']}").json()
     assert (done["status"], done["finished_operations"], done["errored_operations"]) == (
-        "finished", 61, 1)
+        "finished",
+        61,
+        1,
+    )
     results = {r["operation_id"]: r for r in read_archive(done["response_body_url"])}
     assert len(results) == 61
     assert json.loads(results["op7"]["response"])["email_address"] == "b7@gmail.com"
@@ -535,16 +695,30 @@ def test_batches_run_one_at_a_time(api: Api, list_id: str, clock: FakeClock) -> 
     assert api.get(f"/batches/{second['id']}").json()["status"] == "finished"
 
 
-def test_batch_operation_errors_come_back_in_the_archive(app: MailchimpSandbox, api: Api,
-                                                         list_id: str, clock: FakeClock) -> None:
+def test_batch_operation_errors_come_back_in_the_archive(
+    app: MailchimpSandbox, api: Api, list_id: str, clock: FakeClock
+) -> None:
     app.add_member(list_id, "quit@gmail.com")
     app.unsubscribe(list_id, "quit@gmail.com")
-    created = api.post("/batches", {"operations": [
-        {"method": "PATCH", "path": member_path(list_id, "quit@gmail.com"),
-         "operation_id": "resub", "body": json.dumps({"status": "subscribed"})},
-        {"method": "POST", "path": member_path(list_id, "quit@gmail.com") + "/tags",
-         "operation_id": "tag", "body": json.dumps({"tags": [{"name": "A", "status": "active"}]})},
-    ]}).json()
+    created = api.post(
+        "/batches",
+        {
+            "operations": [
+                {
+                    "method": "PATCH",
+                    "path": member_path(list_id, "quit@gmail.com"),
+                    "operation_id": "resub",
+                    "body": json.dumps({"status": "subscribed"}),
+                },
+                {
+                    "method": "POST",
+                    "path": member_path(list_id, "quit@gmail.com") + "/tags",
+                    "operation_id": "tag",
+                    "body": json.dumps({"tags": [{"name": "A", "status": "active"}]}),
+                },
+            ]
+        },
+    ).json()
     clock.advance(5)
     done = api.get(f"/batches/{created['id']}").json()
     results = {r["operation_id"]: r for r in read_archive(done["response_body_url"])}

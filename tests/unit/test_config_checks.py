@@ -1,5 +1,6 @@
 """Setup checks on every run, before any request: exit 2 naming the key, with a "did you mean"
 where one is close; the state file is checked before it is chmod-ed or written; CLI habits."""
+
 import os
 import sqlite3
 from pathlib import Path
@@ -24,24 +25,46 @@ def refused(world, *args, env=None):
 
 
 # base URLs ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("section, url, message", [
-    ("kommo", "https://acme.kommo.com/api/v4",
-     "kommo.base_url: give the account's address without /api/v4, like https://acme.kommo.com"),
-    ("kommo", "https://acme.kommo.com/leads",
-     "kommo.base_url: give the account's address without a path, like https://acme.kommo.com"),
-    ("kommo", "http://acme.kommo.com",
-     "kommo.base_url: must use https (the token would travel in clear); http is only for 127.0.0.1, "
-     "::1 and localhost"),
-    ("mailchimp", "https://us1.api.mailchimp.com",
-     "mailchimp.base_url: must end in /3.0, like https://us1.api.mailchimp.com/3.0"),
-    ("mailchimp", "http://us1.api.mailchimp.com/3.0",
-     "mailchimp.base_url: must use https (the key would travel in clear); http is only for 127.0.0.1, "
-     "::1 and localhost"),
-    ("klaviyo", "https://a.klaviyo.com/api",
-     "klaviyo.base_url: give the host without a path, like https://a.klaviyo.com"),
-])
-def test_a_base_url_of_the_wrong_shape_or_in_clear_is_refused_before_any_request(world, section, url,
-                                                                                message):
+@pytest.mark.parametrize(
+    "section, url, message",
+    [
+        (
+            "kommo",
+            "https://acme.kommo.com/api/v4",
+            "kommo.base_url: give the account's address without /api/v4, like https://acme.kommo.com",
+        ),
+        (
+            "kommo",
+            "https://acme.kommo.com/leads",
+            "kommo.base_url: give the account's address without a path, like https://acme.kommo.com",
+        ),
+        (
+            "kommo",
+            "http://acme.kommo.com",
+            "kommo.base_url: must use https (the token would travel in clear); http is only for 127.0.0.1, "
+            "::1 and localhost",
+        ),
+        (
+            "mailchimp",
+            "https://us1.api.mailchimp.com",
+            "mailchimp.base_url: must end in /3.0, like https://us1.api.mailchimp.com/3.0",
+        ),
+        (
+            "mailchimp",
+            "http://us1.api.mailchimp.com/3.0",
+            "mailchimp.base_url: must use https (the key would travel in clear); http is only for 127.0.0.1, "
+            "::1 and localhost",
+        ),
+        (
+            "klaviyo",
+            "https://a.klaviyo.com/api",
+            "klaviyo.base_url: give the host without a path, like https://a.klaviyo.com",
+        ),
+    ],
+)
+def test_a_base_url_of_the_wrong_shape_or_in_clear_is_refused_before_any_request(
+    world, section, url, message
+):
     world.with_mailchimp().with_klaviyo()
     world.raw[section]["base_url"] = url
     assert refused(world) == f"config error: {message}"
@@ -59,8 +82,10 @@ def test_a_mailchimp_key_whose_suffix_is_no_data_center_builds_no_url_and_is_not
     del world.raw["mailchimp"]["base_url"]
     key = "0123456789abcdef-evil.example.com/x#"
     message = refused(world, env={"MAILCHIMP_API_KEY": key})
-    assert message == ("config error: mailchimp.api_key: does not end in a data center suffix "
-                       "like -us6 (copy the whole key from Mailchimp's API keys page)")
+    assert message == (
+        "config error: mailchimp.api_key: does not end in a data center suffix "
+        "like -us6 (copy the whole key from Mailchimp's API keys page)"
+    )
     assert "evil" not in message
 
 
@@ -71,14 +96,35 @@ def test_the_mailchimp_data_center_builds_the_official_host(world):
 
 
 # regions and currencies ---------------------------------------------------------------------------
-@pytest.mark.parametrize("key, value, message", [
-    ("phone_region", "Germany", "klaviyo.phone_region: not an ISO 3166 region code; did you mean DE?"),
-    ("phone_region", "Deutshland", "klaviyo.phone_region: not an ISO 3166 region code; did you mean DE?"),
-    ("phone_region", "QQ", "klaviyo.phone_region: not an ISO 3166 region code (like DE, US, GB)"),
-    ("currency", "euro", "klaviyo.currency: not an ISO 4217 currency code; did you mean EUR?"),
-    ("currency", "dollars", "klaviyo.currency: not an ISO 4217 currency code (like EUR, USD, GBP)"),
-])
-def test_a_region_or_currency_that_is_not_a_code_is_refused_with_the_code_meant(world, key, value, message):
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        (
+            "phone_region",
+            "Germany",
+            "klaviyo.phone_region: not an ISO 3166 region code; did you mean DE?",
+        ),
+        (
+            "phone_region",
+            "Deutshland",
+            "klaviyo.phone_region: not an ISO 3166 region code; did you mean DE?",
+        ),
+        (
+            "phone_region",
+            "QQ",
+            "klaviyo.phone_region: not an ISO 3166 region code (like DE, US, GB)",
+        ),
+        ("currency", "euro", "klaviyo.currency: not an ISO 4217 currency code; did you mean EUR?"),
+        (
+            "currency",
+            "dollars",
+            "klaviyo.currency: not an ISO 4217 currency code (like EUR, USD, GBP)",
+        ),
+    ],
+)
+def test_a_region_or_currency_that_is_not_a_code_is_refused_with_the_code_meant(
+    world, key, value, message
+):
     world.with_klaviyo(**{key: value})
     assert refused(world) == f"config error: {message}"
 
@@ -90,19 +136,28 @@ def test_region_and_currency_codes_are_read_in_any_case(world):
 
 
 # unknown keys and misspellings --------------------------------------------------------------------
-@pytest.mark.parametrize("change, message", [
-    (lambda raw: raw["kommo"].update(tokn="x"),
-     "kommo.tokn: unknown key; did you mean token?"),
-    (lambda raw: raw.update(mailchimps={}),
-     "mailchimps: unknown key; did you mean mailchimp?"),
-    (lambda raw: raw["mailchimp"].update(without_consent="skp"),
-     "mailchimp.without_consent: must be one of skip, transactional, pending, got 'skp'; did you mean skip?"),
-    (lambda raw: raw["klaviyo"].update(lists_by_stage={"wonn": "X"}),
-     "klaviyo.lists_by_stage.wonn: not a stage (new, in_progress, won, lost); did you mean won?"),
-    (lambda raw: raw["klaviyo"].update(events={"wonn": "X"}),
-     "klaviyo.events.wonn: unknown event (created, stage_changed, won, lost); did you mean won?"),
-])
-def test_an_unknown_key_or_a_misspelt_value_is_refused_with_the_closest_name(world, change, message):
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda raw: raw["kommo"].update(tokn="x"), "kommo.tokn: unknown key; did you mean token?"),
+        (lambda raw: raw.update(mailchimps={}), "mailchimps: unknown key; did you mean mailchimp?"),
+        (
+            lambda raw: raw["mailchimp"].update(without_consent="skp"),
+            "mailchimp.without_consent: must be one of skip, transactional, pending, got 'skp'; did you mean skip?",
+        ),
+        (
+            lambda raw: raw["klaviyo"].update(lists_by_stage={"wonn": "X"}),
+            "klaviyo.lists_by_stage.wonn: not a stage (new, in_progress, won, lost); did you mean won?",
+        ),
+        (
+            lambda raw: raw["klaviyo"].update(events={"wonn": "X"}),
+            "klaviyo.events.wonn: unknown event (created, stage_changed, won, lost); did you mean won?",
+        ),
+    ],
+)
+def test_an_unknown_key_or_a_misspelt_value_is_refused_with_the_closest_name(
+    world, change, message
+):
     world.with_mailchimp().with_klaviyo()
     change(world.raw)
     assert refused(world) == f"config error: {message}"
@@ -112,14 +167,17 @@ def test_an_unknown_key_with_nothing_close_lists_the_keys_expected(world):
     world.raw["kommo"]["colour"] = "blue"
     assert refused(world) == (
         "config error: kommo.colour: unknown key (expected one of base_url, token, consent_field, "
-        "lead_source_field, pipelines, requests_per_second, overlap_seconds)")
+        "lead_source_field, pipelines, requests_per_second, overlap_seconds)"
+    )
 
 
 def test_every_missing_environment_variable_is_reported_at_once(world):
     world.with_mailchimp().with_klaviyo()
     message = refused(world, env={"KOMMO_TOKEN": None, "KLAVIYO_API_KEY": None})
-    assert message == ("config error: klaviyo.api_key, kommo.token: KLAVIYO_API_KEY, KOMMO_TOKEN are not set "
-                       "(in the environment, as *_FILE, or in an env file: --env-file or env_file:)")
+    assert message == (
+        "config error: klaviyo.api_key, kommo.token: KLAVIYO_API_KEY, KOMMO_TOKEN are not set "
+        "(in the environment, as *_FILE, or in an env file: --env-file or env_file:)"
+    )
 
 
 # the state file ----------------------------------------------------------------------------------
@@ -137,12 +195,18 @@ def newer_state(path: Path) -> None:
     db.close()
 
 
-@pytest.mark.parametrize("make, problem", [
-    (lambda p: p.write_text("name,email\nAda,ada@firm.io\n"), "is not a SQLite database"),
-    (foreign_sqlite, "is a SQLite database of another program (it has no kommo-sync tables)"),
-    (newer_state, f"was written by a newer kommo-sync (schema {SCHEMA_VERSION + 1}; this release "
-                  f"knows {SCHEMA_VERSION}): upgrade kommo-sync"),
-])
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda p: p.write_text("name,email\nAda,ada@firm.io\n"), "is not a SQLite database"),
+        (foreign_sqlite, "is a SQLite database of another program (it has no kommo-sync tables)"),
+        (
+            newer_state,
+            f"was written by a newer kommo-sync (schema {SCHEMA_VERSION + 1}; this release "
+            f"knows {SCHEMA_VERSION}): upgrade kommo-sync",
+        ),
+    ],
+)
 @pytest.mark.parametrize("command", [("run",), ("run", "--dry-run"), ("status",)])
 def test_a_state_file_that_is_not_ours_is_refused_and_left_untouched(world, make, problem, command):
     state = world.tmp / "state.db"
@@ -159,7 +223,10 @@ def test_a_state_path_that_is_a_directory_is_refused_and_left_untouched(world, c
     state = world.tmp / "state.db"
     state.mkdir(mode=0o755)
     message = refused(world, *command)
-    assert message == f"config error: state: {state} is a directory; give a file path like ./kommo-sync.db"
+    assert (
+        message
+        == f"config error: state: {state} is a directory; give a file path like ./kommo-sync.db"
+    )
     assert (list(state.iterdir()), state.stat().st_mode & 0o777) == ([], 0o755)
 
 
@@ -183,9 +250,13 @@ def test_config_verbose_and_env_file_are_accepted_after_the_subcommand(world, tm
     env_file = tmp_path / "secrets.env"
     env_file.write_text(f"KOMMO_TOKEN={ENV['KOMMO_TOKEN']}\n")
     env_file.chmod(0o600)
-    result = CliRunner().invoke(cli, ["run", "--config", str(world.config_path), "-v",
-                                      "--env-file", str(env_file)],
-                                obj={"clock": world.clock}, env={"KOMMO_TOKEN": None}, catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["run", "--config", str(world.config_path), "-v", "--env-file", str(env_file)],
+        obj={"clock": world.clock},
+        env={"KOMMO_TOKEN": None},
+        catch_exceptions=False,
+    )
     assert result.exit_code == 0, result.output
     assert "DEBUG" in result.stderr
 
@@ -195,13 +266,21 @@ def test_version_prints_the_release():
     assert (result.exit_code, result.output) == (0, f"kommo-sync {__version__}\n")
 
 
-@pytest.mark.parametrize("args, words", [
-    (("backfill", "--since", "2030-01-01"),
-     "Invalid value for --since: it is in the future: there is nothing to backfill yet"),
-    (("backfill", "--since", "last tuesday"), "not an ISO date or datetime: 'last tuesday'"),
-    (("backfill", "--since", "2025-06-01", "--until", "2025-05-01"), "--until must be after --since"),
-    (("demo", "--contacts", "-5"), "-5 is not in the range 1<=x<=100000"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ("backfill", "--since", "2030-01-01"),
+            "Invalid value for --since: it is in the future: there is nothing to backfill yet",
+        ),
+        (("backfill", "--since", "last tuesday"), "not an ISO date or datetime: 'last tuesday'"),
+        (
+            ("backfill", "--since", "2025-06-01", "--until", "2025-05-01"),
+            "--until must be after --since",
+        ),
+        (("demo", "--contacts", "-5"), "-5 is not in the range 1<=x<=100000"),
+    ],
+)
 def test_bad_dates_and_counts_are_usage_errors(world, args, words):
     result = world.cli(*args)
     assert result.exit_code == 2, result.output

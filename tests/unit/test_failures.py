@@ -1,4 +1,5 @@
 """The classification table: one test per row, and the rule that only a named record is permanent."""
+
 import pytest
 
 from kommo_sync.failures import RULES, Kind, classify
@@ -11,11 +12,34 @@ ROWS = [
     ("Kommo", 402, "Payment Required", False, Kind.FATAL),
     ("Klaviyo", 429, "throttled", False, Kind.TRANSIENT),
     ("Mailchimp", 503, "Service Unavailable", True, Kind.TRANSIENT),
-    ("Mailchimp", 400, "ada@firm.io has signed up to a lot of lists very recently", True, Kind.TRANSIENT),
-    ("Mailchimp", 400, "Invalid Resource: test@example.com looks fake or invalid", True, Kind.PERMANENT),
-    ("Mailchimp", 400, "Member In Compliance State: gone@firm.io is in a compliance state", True, Kind.PERMANENT),
-    ("Mailchimp", 400, "Forgotten Email Not Subscribed: erased@firm.io was permanently deleted", True,
-     Kind.PERMANENT),
+    (
+        "Mailchimp",
+        400,
+        "ada@firm.io has signed up to a lot of lists very recently",
+        True,
+        Kind.TRANSIENT,
+    ),
+    (
+        "Mailchimp",
+        400,
+        "Invalid Resource: test@example.com looks fake or invalid",
+        True,
+        Kind.PERMANENT,
+    ),
+    (
+        "Mailchimp",
+        400,
+        "Member In Compliance State: gone@firm.io is in a compliance state",
+        True,
+        Kind.PERMANENT,
+    ),
+    (
+        "Mailchimp",
+        400,
+        "Forgotten Email Not Subscribed: erased@firm.io was permanently deleted",
+        True,
+        Kind.PERMANENT,
+    ),
     ("Klaviyo", 400, "Request was throttled for this row", True, Kind.TRANSIENT),
     ("Mailchimp", 413, "Request Entity Too Large", False, Kind.TRANSIENT),
     ("Klaviyo", 400, "Invalid phone number format", True, Kind.PERMANENT),
@@ -24,7 +48,10 @@ ROWS = [
 
 
 def test_every_rule_of_the_table_has_a_row_here():
-    hit = {next(i for i, rule in enumerate(RULES) if rule.matches(v.lower(), s, t, a)) for v, s, t, a, _ in ROWS}
+    hit = {
+        next(i for i, rule in enumerate(RULES) if rule.matches(v.lower(), s, t, a))
+        for v, s, t, a, _ in ROWS
+    }
     assert hit == set(range(len(RULES)))
 
 
@@ -35,7 +62,9 @@ def test_each_answer_is_classified_by_its_row(vendor, status, text, attributed, 
 
 @pytest.mark.parametrize("status", [400, 404, 409, 413, 422])
 def test_a_refusal_that_names_no_record_is_never_permanent(status):
-    verdict = classify("Mailchimp", status, "Invalid Resource: looks fake or invalid", attributed=False)
+    verdict = classify(
+        "Mailchimp", status, "Invalid Resource: looks fake or invalid", attributed=False
+    )
     assert verdict.kind is Kind.TRANSIENT and not verdict.permanent
 
 

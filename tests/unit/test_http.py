@@ -1,4 +1,5 @@
 """The HTTP base: pacing, retries honouring the server's wait, error kinds — in simulated time."""
+
 import pytest
 
 from kommo_sync.clock import FakeClock
@@ -34,8 +35,14 @@ def serve(clock, script=()):
 
 
 def client(server, clock, **kw):
-    return HttpClient(base_url=server.url, vendor="Vendor", clock=clock, headers={"Authorization": "Bearer s3cr3t-token"},
-                      retry_after_from_body=kommo_retry_after, **kw)
+    return HttpClient(
+        base_url=server.url,
+        vendor="Vendor",
+        clock=clock,
+        headers={"Authorization": "Bearer s3cr3t-token"},
+        retry_after_from_body=kommo_retry_after,
+        **kw,
+    )
 
 
 def test_pacing_spaces_requests_at_the_configured_rate(clock):
@@ -50,7 +57,11 @@ def test_pacing_spaces_requests_at_the_configured_rate(clock):
 
 
 def test_429_waits_for_retry_after_from_the_json_body(clock):
-    too_many = Response(429, {"title": "Too Many Requests", "status": 429, "retry_after": 3}, "application/problem+json")
+    too_many = Response(
+        429,
+        {"title": "Too Many Requests", "status": 429, "retry_after": 3},
+        "application/problem+json",
+    )
     app, server = serve(clock, [too_many])
     with server:
         assert client(server, clock).request("GET", "/thing").json() == {"ok": True}
@@ -68,34 +79,34 @@ def test_retry_after_header_wins_and_accepts_http_dates(clock):
 def test_repeated_429s_stop_the_run_before_the_ip_gets_blocked(clock):
     script = [Response(429, {"retry_after": 1})] * 10
     app, server = serve(clock, script)
-    with server:
-        with pytest.raises(FatalError, match="429 Too Many Requests 5 times"):
-            client(server, clock, max_attempts=10, max_consecutive_429=5).request("GET", "/thing")
+    with server, pytest.raises(FatalError, match="429 Too Many Requests 5 times"):
+        client(server, clock, max_attempts=10, max_consecutive_429=5).request("GET", "/thing")
     assert len(app.times) == 5
 
 
 def test_a_very_long_server_wait_stops_the_run_instead_of_sleeping_for_ages(clock):
     app, server = serve(clock, [Response(429, {"retry_after": 300})])
-    with server:
-        with pytest.raises(FatalError, match="wait 300 s"):
-            client(server, clock).request("GET", "/thing")
+    with server, pytest.raises(FatalError, match="wait 300 s"):
+        client(server, clock).request("GET", "/thing")
 
 
 def test_5xx_is_retried_with_backoff_then_the_vendor_is_down(clock):
-    app, server = serve(clock, [Response(500, {"title": "ErrInternalServer", "detail": "boom"})] * 3)
-    with server:
-        with pytest.raises(VendorDown, match="HTTP 500"):
-            client(server, clock, max_attempts=3).request("GET", "/thing")
+    app, server = serve(
+        clock, [Response(500, {"title": "ErrInternalServer", "detail": "boom"})] * 3
+    )
+    with server, pytest.raises(VendorDown, match="HTTP 500"):
+        client(server, clock, max_attempts=3).request("GET", "/thing")
     assert len(app.times) == 3
-    assert app.times[2] - app.times[1] > app.times[1] - app.times[0]   # exponential
+    assert app.times[2] - app.times[1] > app.times[1] - app.times[0]  # exponential
 
 
 def test_401_is_fatal_with_a_hint_and_no_secret(clock):
-    unauthorized = Response(401, {"title": "Unauthorized", "status": 401, "detail": "Invalid user name or password"})
+    unauthorized = Response(
+        401, {"title": "Unauthorized", "status": 401, "detail": "Invalid user name or password"}
+    )
     app, server = serve(clock, [unauthorized])
-    with server:
-        with pytest.raises(FatalError) as info:
-            client(server, clock, auth_hint="renew the token").request("GET", "/thing")
+    with server, pytest.raises(FatalError) as info:
+        client(server, clock, auth_hint="renew the token").request("GET", "/thing")
     assert "HTTP 401" in str(info.value) and "renew the token" in str(info.value)
     assert "s3cr3t" not in str(info.value)
     assert len(app.times) == 1
@@ -104,41 +115,53 @@ def test_401_is_fatal_with_a_hint_and_no_secret(clock):
 def test_other_4xx_is_a_refusal_naming_no_record_with_the_vendor_reason_and_body(clock):
     body = {"title": "Invalid Resource", "detail": "Please provide a valid email address."}
     app, server = serve(clock, [Response(400, body)])
-    with server:
-        with pytest.raises(RequestRefused) as info:
-            client(server, clock).request("POST", "/thing", json={"x": 1})
+    with server, pytest.raises(RequestRefused) as info:
+        client(server, clock).request("POST", "/thing", json={"x": 1})
     assert (info.value.reason, info.value.status, info.value.body) == (
-        "Invalid Resource: Please provide a valid email address.", 400, body)
+        "Invalid Resource: Please provide a valid email address.",
+        400,
+        body,
+    )
     assert info.value.permanent is False
     assert len(app.times) == 1
 
 
-@pytest.mark.parametrize("answer", [Response(502, {"detail": "bad gateway"}),
-                                    Response(200, raw=b"<html>maintenance</html>", content_type="text/html"),
-                                    Response(200, raw=b'{"id": 1, "na', content_type="application/json")])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Response(502, {"detail": "bad gateway"}),
+        Response(200, raw=b"<html>maintenance</html>", content_type="text/html"),
+        Response(200, raw=b'{"id": 1, "na', content_type="application/json"),
+    ],
+)
 def test_a_write_that_is_not_safe_to_repeat_is_never_resent_after_an_unknown_outcome(clock, answer):
     app, server = serve(clock, [answer, Response(200, {"id": 2})])
-    with server:
-        with pytest.raises(OutcomeUnknown):
-            client(server, clock).request("POST", "/thing", json={"note": 1}, repeatable=False)
+    with server, pytest.raises(OutcomeUnknown):
+        client(server, clock).request("POST", "/thing", json={"note": 1}, repeatable=False)
     assert len(app.times) == 1
 
 
 def test_a_429_is_retried_even_for_a_write_that_is_not_safe_to_repeat(clock):
     app, server = serve(clock, [Response(429, {"retry_after": 1})])
     with server:
-        assert client(server, clock).request("POST", "/thing", json={}, repeatable=False).json() == {"ok": True}
+        assert client(server, clock).request(
+            "POST", "/thing", json={}, repeatable=False
+        ).json() == {"ok": True}
     assert len(app.times) == 2
 
 
-@pytest.mark.parametrize("answer", [Response(200, raw=b"<html>oops</html>", content_type="text/html"),
-                                    Response(200, raw=b'{"_embedded": {"x', content_type="application/json"),
-                                    Response(204)])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Response(200, raw=b"<html>oops</html>", content_type="text/html"),
+        Response(200, raw=b'{"_embedded": {"x', content_type="application/json"),
+        Response(204),
+    ],
+)
 def test_an_unreadable_or_missing_body_is_retried_then_the_vendor_is_down(clock, answer):
     app, server = serve(clock, [answer] * 3)
-    with server:
-        with pytest.raises(VendorDown):
-            client(server, clock, max_attempts=3).get_json("/thing")
+    with server, pytest.raises(VendorDown):
+        client(server, clock, max_attempts=3).get_json("/thing")
     assert len(app.times) == 3
 
 
@@ -155,7 +178,9 @@ def test_allowed_status_is_returned_not_raised(clock):
 
 
 def test_connection_errors_are_retried_then_the_vendor_is_down(clock):
-    http = HttpClient(base_url="http://127.0.0.1:9", vendor="Nowhere", clock=clock, max_attempts=2, timeout=2)
+    http = HttpClient(
+        base_url="http://127.0.0.1:9", vendor="Nowhere", clock=clock, max_attempts=2, timeout=2
+    )
     with pytest.raises(VendorDown, match="ConnectionError"):
         http.request("GET", "/x")
     assert len(clock.slept) >= 1

@@ -1,4 +1,5 @@
 """The push pipeline: results recorded in order on the calling thread, bounded depth, errors surface."""
+
 import threading
 
 import pytest
@@ -16,10 +17,14 @@ def test_results_are_recorded_in_submission_order_on_the_main_thread():
         gate.wait(5)
         return "first"
 
-    pipeline.submit(slow, lambda r: (recorded.append(r), threads.append(threading.current_thread())))
-    assert recorded == []                       # the first push is still running: the caller goes on
+    pipeline.submit(
+        slow, lambda r: (recorded.append(r), threads.append(threading.current_thread()))
+    )
+    assert recorded == []  # the first push is still running: the caller goes on
     gate.set()
-    pipeline.submit(lambda: "second", lambda r: (recorded.append(r), threads.append(threading.current_thread())))
+    pipeline.submit(
+        lambda: "second", lambda r: (recorded.append(r), threads.append(threading.current_thread()))
+    )
     pipeline.close()
     assert recorded == ["first", "second"]
     assert set(threads) == {threading.current_thread()}
@@ -39,7 +44,7 @@ def test_an_error_in_a_push_reaches_the_main_thread():
     def fail():
         raise RuntimeError("vendor down")
 
-    with pytest.raises(RuntimeError, match="vendor down"):   # at the next submit or at close
+    with pytest.raises(RuntimeError, match="vendor down"):  # at the next submit or at close
         pipeline.submit(fail, lambda r: None)
         pipeline.close()
     pipeline.abandon()
@@ -81,4 +86,4 @@ def test_leaving_the_loop_stops_the_reader_within_its_depth():
     for page in read_ahead(pages(), depth=4):
         if page == 9:
             break
-    assert 10 <= len(produced) <= 10 + 4 + 1                     # never the whole source
+    assert 10 <= len(produced) <= 10 + 4 + 1  # never the whole source

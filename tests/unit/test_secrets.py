@@ -1,5 +1,6 @@
 """Secrets for cron and containers: ${VAR} from the environment, then VAR_FILE, then an env file;
 masked in every form they travel in; a warning when one is kept where others can read it."""
+
 import base64
 import os
 import re
@@ -24,11 +25,13 @@ def private_file(path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 def env_file_text() -> str:
-    return ("# kommo-sync secrets, read by cron\n"
-            "\n"
-            f"KOMMO_TOKEN={KOMMO_TOKEN}\n"
-            f"export MAILCHIMP_API_KEY=\"{MAILCHIMP_KEY}\"\n"
-            f"KLAVIYO_API_KEY = '{KLAVIYO_KEY}'\n")
+    return (
+        "# kommo-sync secrets, read by cron\n"
+        "\n"
+        f"KOMMO_TOKEN={KOMMO_TOKEN}\n"
+        f'export MAILCHIMP_API_KEY="{MAILCHIMP_KEY}"\n'
+        f"KLAVIYO_API_KEY = '{KLAVIYO_KEY}'\n"
+    )
 
 
 def synced(world, *args, env=None):
@@ -48,9 +51,11 @@ def everywhere(world):
 
 
 # where a secret comes from -----------------------------------------------------------------------
-def test_with_no_secret_in_the_environment_the_env_file_named_by_the_config_serves_them_all(everywhere):
+def test_with_no_secret_in_the_environment_the_env_file_named_by_the_config_serves_them_all(
+    everywhere,
+):
     private_file(everywhere.tmp / "kommo-sync.env", env_file_text())
-    everywhere.raw["env_file"] = "kommo-sync.env"                 # beside the config
+    everywhere.raw["env_file"] = "kommo-sync.env"  # beside the config
     result = synced(everywhere, "run", env=UNSET)
     assert "warning" not in result.stderr
 
@@ -89,41 +94,66 @@ def refused(world, *args, env=None):
 def test_both_var_and_var_file_set_is_a_config_error(world):
     secret = private_file(world.tmp / "kommo_token", KOMMO_TOKEN)
     assert refused(world, "run", env={"KOMMO_TOKEN_FILE": str(secret)}) == (
-        "config error: kommo.token: both KOMMO_TOKEN and KOMMO_TOKEN_FILE are set; keep one")
+        "config error: kommo.token: both KOMMO_TOKEN and KOMMO_TOKEN_FILE are set; keep one"
+    )
 
 
 def test_a_var_file_that_cannot_be_read_is_named(world):
     missing = world.tmp / "nowhere"
     assert refused(world, "run", env={"KOMMO_TOKEN": None, "KOMMO_TOKEN_FILE": str(missing)}) == (
-        f"config error: kommo.token: KOMMO_TOKEN_FILE: cannot read {missing}: No such file or directory")
+        f"config error: kommo.token: KOMMO_TOKEN_FILE: cannot read {missing}: No such file or directory"
+    )
 
 
 def test_a_missing_env_file_is_named_by_the_key_that_asked_for_it(world):
     world.raw["env_file"] = "kommo-sync.env"
-    assert refused(world, "run") == f"config error: env_file: file {world.tmp / 'kommo-sync.env'} not found"
+    assert (
+        refused(world, "run")
+        == f"config error: env_file: file {world.tmp / 'kommo-sync.env'} not found"
+    )
 
 
 def test_a_variable_missing_from_the_env_file_names_the_file(world):
     env_file = private_file(world.tmp / "cron.env", "OTHER=1\n")
     assert refused(world, "run", "--env-file", str(env_file), env=UNSET) == (
         f"config error: kommo.token: KOMMO_TOKEN is not set (in the environment, as KOMMO_TOKEN_FILE, "
-        f"or in {env_file})")
+        f"or in {env_file})"
+    )
 
 
 def test_an_env_file_line_that_is_not_key_value_is_named_by_number_never_shown(world):
-    env_file = private_file(world.tmp / "cron.env", f"# secrets\nKOMMO_TOKEN={KOMMO_TOKEN}\n{KLAVIYO_KEY}\n")
+    env_file = private_file(
+        world.tmp / "cron.env", f"# secrets\nKOMMO_TOKEN={KOMMO_TOKEN}\n{KLAVIYO_KEY}\n"
+    )
     assert refused(world, "run", "--env-file", str(env_file), env=UNSET) == (
-        f"config error: --env-file: {env_file} line 3 is not KEY=value")
+        f"config error: --env-file: {env_file} line 3 is not KEY=value"
+    )
 
 
 # masking and warnings ----------------------------------------------------------------------------
 def test_every_form_a_secret_travels_in_is_one_of_the_config_secrets(everywhere):
-    assert everywhere.config().secrets == (BASIC_AUTH, MAILCHIMP_KEY, BARE_KEY, KLAVIYO_KEY, KOMMO_TOKEN)
+    assert everywhere.config().secrets == (
+        BASIC_AUTH,
+        MAILCHIMP_KEY,
+        BARE_KEY,
+        KLAVIYO_KEY,
+        KOMMO_TOKEN,
+    )
 
 
 def test_a_vendor_echoing_the_key_bare_or_as_basic_auth_prints_neither(everywhere):
-    everywhere.mailchimp.faults.add(Fault(path=r"^/3\.0/", status=401, times=0, body={
-        "title": "API Key Invalid", "status": 401, "detail": f"Key {BARE_KEY} sent as Basic {BASIC_AUTH}"}))
+    everywhere.mailchimp.faults.add(
+        Fault(
+            path=r"^/3\.0/",
+            status=401,
+            times=0,
+            body={
+                "title": "API Key Invalid",
+                "status": 401,
+                "detail": f"Key {BARE_KEY} sent as Basic {BASIC_AUTH}",
+            },
+        )
+    )
     result = everywhere.cli("run", "--json")
     assert result.exit_code == 4
     assert "Key *** sent as Basic ***" in result.stdout
@@ -135,7 +165,8 @@ def test_an_env_file_readable_by_others_gets_one_warning(everywhere):
     env_file = private_file(everywhere.tmp / "cron.env", env_file_text(), mode=0o644)
     result = synced(everywhere, "run", "--env-file", str(env_file), env=UNSET)
     assert [line for line in result.stderr.splitlines() if "warning" in line] == [
-        f"warning: {env_file} is readable by group or others (mode 0644): chmod 600 {env_file}"]
+        f"warning: {env_file} is readable by group or others (mode 0644): chmod 600 {env_file}"
+    ]
 
 
 def test_a_secret_written_in_the_config_gets_one_warning_and_is_still_masked(everywhere):
@@ -147,7 +178,8 @@ def test_a_secret_written_in_the_config_gets_one_warning_and_is_still_masked(eve
         "warning: kommo.token: the secret is written in the config itself; write ${VAR} there and keep "
         "the value in the environment, a VAR_FILE or an env file (mode 0600)",
         f"warning: {everywhere.config_path} holds a secret and is readable by group or others (mode 0640): "
-        f"chmod 600 {everywhere.config_path}"]
+        f"chmod 600 {everywhere.config_path}",
+    ]
 
 
 # the README's cron line, run as cron runs it -------------------------------------------------------
@@ -160,10 +192,16 @@ def test_the_readme_cron_line_syncs_with_an_empty_environment(everywhere):
     everywhere.raw["state"] = "./kommo-sync.db"
     everywhere.write_config()
     private_file(home / "kommo-sync.env", env_file_text())
-    done = subprocess.run(["env", "-i", "/bin/sh", "-c", line.replace("/opt/kommo-sync", str(home))],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["env", "-i", "/bin/sh", "-c", line.replace("/opt/kommo-sync", str(home))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     log = (home / "sync.log").read_text()
     assert (done.returncode, done.stdout, done.stderr) == (0, "", ""), log
     assert "Traceback" not in log and "warning" not in log
     assert_no_secret(log)
-    assert [m["email_address"] for m in everywhere.mailchimp.members(everywhere.list_id)] == ["ada@firm.io"]
+    assert [m["email_address"] for m in everywhere.mailchimp.members(everywhere.list_id)] == [
+        "ada@firm.io"
+    ]

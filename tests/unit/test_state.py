@@ -1,4 +1,5 @@
 """The state file's encoding and schema upgrades, without HTTP."""
+
 import json
 import sqlite3
 
@@ -9,20 +10,26 @@ from kommo_sync.state import MIGRATIONS, SCHEMA_VERSION, State, contact_from_jso
 from tests.factories import contact
 
 
-@pytest.mark.parametrize("value", [
-    {"b": 1, "a": [1.5, None, True, "x"], "ü": "Grüße \u2028 \"q\""},
-    [1, 2, {"nested": {"z": 0, "y": -3}}],
-    "lone \ud800 surrogate",
-    {"when": __import__("datetime").date(2026, 1, 2)},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"b": 1, "a": [1.5, None, True, "x"], "ü": 'Grüße \u2028 "q"'},
+        [1, 2, {"nested": {"z": 0, "y": -3}}],
+        "lone \ud800 surrogate",
+        {"when": __import__("datetime").date(2026, 1, 2)},
+    ],
+)
 def test_compact_json_writes_exactly_what_json_dumps_writes(value):
     for sort_keys in (False, True):
         assert compact_json(sort_keys=sort_keys, default=str)(value) == json.dumps(
-            value, separators=(",", ":"), sort_keys=sort_keys, default=str)
+            value, separators=(",", ":"), sort_keys=sort_keys, default=str
+        )
 
 
 def test_a_mirror_row_reads_back_as_the_same_contact():
-    original = contact(id=7, emails=("ada@analytical.io", "a@b.io"), consent=True, last_name="Grüße")
+    original = contact(
+        id=7, emails=("ada@analytical.io", "a@b.io"), consent=True, last_name="Grüße"
+    )
     assert contact_from_json(contact_to_row(original)[4]) == original
 
 
@@ -38,4 +45,6 @@ def test_a_state_file_of_schema_1_upgrades_and_keeps_its_rows(tmp_path):
         assert state.cursor("kommo.updated_at") == 1767225600
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
-    assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'contacts_by_company'").fetchall()
+    assert not db.execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'contacts_by_company'"
+    ).fetchall()
