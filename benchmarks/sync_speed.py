@@ -40,12 +40,13 @@ from measure import current_rss_mb  # noqa: E402  (benchmarks/ is on sys.path wh
 
 from kommo_sync.app import build_engine  # noqa: E402
 from kommo_sync.clock import Clock  # noqa: E402
-from kommo_sync.config import KLAVIYO_REVISION, Config, load_config  # noqa: E402
-from kommo_sync.destinations.mailchimp import mailchimp_http, subscriber_hash  # noqa: E402
-from kommo_sync.engine import RunOptions, RunResult  # noqa: E402
+from kommo_sync.config import Config, load_config  # noqa: E402
+from kommo_sync.destinations.klaviyo.config import KLAVIYO_REVISION  # noqa: E402
+from kommo_sync.destinations.mailchimp.destination import mailchimp_http, subscriber_hash  # noqa: E402
 from kommo_sync.errors import RecordRejected, RetryLater  # noqa: E402
 from kommo_sync.http import HttpClient  # noqa: E402
 from kommo_sync.kommo import KommoClient, kommo_http, parse_contact, resolve_fields  # noqa: E402
+from kommo_sync.results import RunOptions, RunResult  # noqa: E402
 from kommo_sync.sandbox.klaviyo import KlaviyoSandbox  # noqa: E402
 from kommo_sync.sandbox.kommo import KommoSandbox  # noqa: E402
 from kommo_sync.sandbox.mailchimp import MailchimpSandbox  # noqa: E402

@@ -1,4 +1,4 @@
-"""Wiring: config → Kommo client, destinations and engine. The one place that names vendors."""
+"""Wiring: config → Kommo client, the registered destinations, and the engine."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ from typing import Any
 from kommo_sync.batching import JobTimer
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, NetworkConfig
+from kommo_sync.destinations import registry
 from kommo_sync.destinations.base import Destination
-from kommo_sync.destinations.klaviyo import build_klaviyo
-from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
+from kommo_sync.destinations.registry import Wiring
 from kommo_sync.engine import Engine, Progress
-from kommo_sync.http import HttpClient
 from kommo_sync.kommo import KommoClient, kommo_http
 from kommo_sync.state import FileLock, LockHolder, State
 
@@ -20,33 +19,13 @@ NEVER_ENDED = "ended without recording its end (killed, or stopped at once)"
 
 
 def build_destinations(config: Config, clock: Clock) -> list[Destination]:
-    destinations: list[Destination] = []
-    timeout = config.network.timeout_seconds
-    if config.mailchimp:
-        archive = HttpClient(
-            base_url="",
-            vendor="Mailchimp batch archive",
-            clock=clock,
-            expect_json=False,
-            timeout=timeout,
-        )
-        destinations.append(
-            MailchimpDestination(
-                config.mailchimp,
-                dict(config.tags),
-                mailchimp_http(config.mailchimp, clock, timeout),
-                archive,
-                clock,
-                job_timer=_job_timer(config.network),
-            )
-        )
-    if config.klaviyo:
-        destinations.append(
-            build_klaviyo(
-                config.klaviyo, dict(config.tags), clock, timeout, _job_timer(config.network)
-            )
-        )
-    return destinations
+    """The configured destinations, in registry order."""
+    wiring = Wiring(config.tags, clock, config.network.timeout_seconds, _job_timer(config.network))
+    return [
+        vendor.build(config.destinations[vendor.name], wiring)
+        for vendor in registry.vendors()
+        if vendor.name in config.destinations
+    ]
 
 
 def _job_timer(network: NetworkConfig) -> JobTimer:

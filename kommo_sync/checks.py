@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from kommo_sync.clock import Clock
-from kommo_sync.config import Config, KlaviyoConfig, KommoConfig, MailchimpConfig
-from kommo_sync.destinations.klaviyo import klaviyo_http
-from kommo_sync.destinations.mailchimp import mailchimp_http
+from kommo_sync.config import Config, KommoConfig
+from kommo_sync.destinations import registry
 from kommo_sync.errors import (
     ConfigError,
     FatalError,
@@ -27,22 +26,15 @@ from kommo_sync.errors import (
     VendorDown,
 )
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_OK
-from kommo_sync.http import HttpClient, describe_error
 from kommo_sync.kommo import KommoClient, kommo_http, resolve_fields
 from kommo_sync.model import Catalog
-from kommo_sync.paging import linked_pages, offset_pages
 from kommo_sync.pipelines import find_pipeline, pipeline_errors
 from kommo_sync.state import check_state_file
 
-MERGE_FIELD_LIMIT = 30  # merge fields per Mailchimp audience
-ALWAYS_MERGED = ("FNAME", "LNAME")  # the names travel whatever mailchimp.merge_fields says
-MAILCHIMP_PAGE = 1000
-AUDIENCE_FIELDS = "lists.id,lists.web_id,lists.name,lists.stats.member_count,total_items"
 FIELDS_NOT_SET = {
     "consent_field": "not set: consent is not tracked, everyone counts as consenting",
     "lead_source_field": "not set: no lead source is synced",
 }
-RUN_SCOPES = "a run needs profiles, lists, events and subscriptions"
 
 
 @dataclass(frozen=True)
@@ -152,10 +144,10 @@ def state_check(path: Path) -> Check:
 def remote_checks(config: Config, clock: Clock) -> list[Check]:
     timeout = config.network.timeout_seconds
     checks = kommo_checks(config.kommo, clock, timeout)
-    if config.mailchimp:
-        checks += mailchimp_checks(config.mailchimp, clock, timeout)
-    if config.klaviyo:
-        checks += klaviyo_checks(config.klaviyo, clock, timeout)
+    for vendor in registry.vendors():
+        section = config.destinations.get(vendor.name)
+        if section is not None and vendor.checks is not None:
+            checks += vendor.checks(section, clock, timeout)
     return checks
 
 
@@ -232,65 +224,9 @@ def field_check(config: KommoConfig, fields: list[dict[str, Any]], name: str) ->
     return Check(key, f"{field.get('name')!r}{kind} (id {field_id})")
 
 
-# Mailchimp ---------------------------------------------------------------------------------------
-def mailchimp_audiences(http: HttpClient) -> list[Named]:
-    """Every audience of the account, 1,000 a page."""
-
-    def fetch(offset: int) -> tuple[list[Any], int | None]:
-        params = {"count": MAILCHIMP_PAGE, "offset": offset, "fields": AUDIENCE_FIELDS}
-        body = http.get_json("/lists", params=params) or {}
-        return body.get("lists") or [], body.get("total_items")
-
-    return [
-        _audience(raw)
-        for page in offset_pages(fetch, MAILCHIMP_PAGE, "Mailchimp GET /lists")
-        for raw in page
-    ]
-
-
-def _audience(raw: dict[str, Any]) -> Named:
-    subscribed = (raw.get("stats") or {}).get("member_count", 0)
-    web_id = raw.get("web_id")
-    return Named(
-        raw["id"],
-        raw.get("name") or "",
-        f"{subscribed} subscribed",
-        None if web_id is None else str(web_id),
-    )
-
-
-def mailchimp_checks(config: MailchimpConfig, clock: Clock, timeout: float) -> list[Check]:
-    http = mailchimp_http(config, clock, timeout)
-    try:
-        with vendor_failures("mailchimp", "api_key", "audience and merge fields not checked"):
-            audiences = mailchimp_audiences(http)
-    except Failed as failed:
-        return [failed.check]
-    accepted = f"Mailchimp accepted the key ({_count(len(audiences), 'audience')})"
-    checks = [Check("mailchimp.api_key", accepted), audience_check(config.list_id, audiences)]
-    if checks[-1].ok:
-        checks.append(_merge_fields_check(http, config))
-    return checks
-
-
-def _merge_fields_check(http: HttpClient, config: MailchimpConfig) -> Check:
-    try:
-        with vendor_failures("mailchimp", "api_key", "merge fields not checked"):
-            return merge_field_check(config, _merge_field_tags(http, config.list_id))
-    except Failed as failed:
-        return failed.check
-
-
-def _count(n: int, what: str) -> str:
+# destination listings ----------------------------------------------------------------------
+def count_of(n: int, what: str) -> str:
     return f"{n} {what}" + ("" if n == 1 else "s")
-
-
-def audience_check(list_id: str, audiences: list[Named]) -> Check:
-    found = next((a for a in audiences if a.id == list_id), None)
-    if found:
-        return Check("mailchimp.list_id", f"audience {found.label()}")
-    hint = not_found_hint(list_id, audiences, "audience")
-    return Check("mailchimp.list_id", f"no audience {list_id!r}{hint}", EXIT_CONFIG)
 
 
 def not_found_hint(value: str, items: list[Named], what: str) -> str:
@@ -303,93 +239,6 @@ def not_found_hint(value: str, items: list[Named], what: str) -> str:
     close = difflib.get_close_matches(value, [str(item.id) for item in items], n=1)
     listed = ", ".join(item.label() for item in items) or "none"
     return f" ({f'did you mean {close[0]!r}? ' if close else ''}{what}s: {listed})"
-
-
-def _merge_field_tags(http: HttpClient, list_id: str) -> set[str]:
-    body = (
-        http.get_json(
-            f"/lists/{list_id}/merge-fields",
-            params={"count": MAILCHIMP_PAGE, "fields": "merge_fields.tag,total_items"},
-        )
-        or {}
-    )
-    return {field["tag"] for field in body.get("merge_fields") or []}
-
-
-def merge_field_check(config: MailchimpConfig, existing: set[str]) -> Check:
-    """The merge fields a run creates must fit in the audience beside those it already has."""
-    wanted = {*ALWAYS_MERGED, *config.merge_fields}
-    have, missing = sorted(wanted & existing), sorted(wanted - existing)
-    total = len(existing) + len(missing)
-    if total > MERGE_FIELD_LIMIT:
-        return Check(
-            "mailchimp.merge_fields",
-            f"the audience has {len(existing)} merge fields and the config needs "
-            f"{len(missing)} more ({', '.join(missing)}), past Mailchimp's limit of "
-            f"{MERGE_FIELD_LIMIT}: delete some in Mailchimp or map fewer in mailchimp.merge_fields",
-            EXIT_CONFIG,
-        )
-    created = f"; the first run creates {', '.join(missing)}" if missing else ""
-    return Check(
-        "mailchimp.merge_fields",
-        f"{', '.join(have) or 'none'} exist{created} "
-        f"({total} of Mailchimp's {MERGE_FIELD_LIMIT} merge fields)",
-    )
-
-
-# Klaviyo -----------------------------------------------------------------------------------------
-def klaviyo_lists(http: HttpClient) -> list[Named]:
-    """Every list of the account (Klaviyo serves 10 a page); the key must be allowed to read them."""
-    bodies = linked_pages(
-        lambda: _readable(http, "/api/lists", "lists"),
-        lambda url: _readable(http, url, "lists"),
-        "Klaviyo GET /api/lists",
-    )
-    return [
-        Named(item["id"], (item.get("attributes") or {}).get("name") or "")
-        for body in bodies
-        for item in body.get("data") or []
-    ]
-
-
-def _readable(http: HttpClient, path: str, what: str, params: dict[str, Any] | None = None) -> Any:
-    """A read the key's scopes must allow: Klaviyo answers 403 to a scope the key lacks."""
-    response = http.request("GET", path, params=params, allow=(403,), need_body=True)
-    if response.status_code == 403:
-        raise Failed(
-            Check(
-                "klaviyo.api_key",
-                f"the key may not read {what} (it needs the {what}:read scope; "
-                f"{RUN_SCOPES}): {describe_error(response)}",
-                EXIT_FATAL,
-            )
-        )
-    return response.json()
-
-
-def klaviyo_checks(config: KlaviyoConfig, clock: Clock, timeout: float) -> list[Check]:
-    http = klaviyo_http(config, clock, timeout)
-    try:
-        with vendor_failures("klaviyo", "api_key", "lists not checked"):
-            lists = klaviyo_lists(http)
-            _readable(http, "/api/profiles", "profiles", {"page[size]": 1})
-    except Failed as failed:
-        return [failed.check]
-    wanted = {"klaviyo.list_id": config.list_id}
-    wanted.update(
-        {
-            f"klaviyo.lists_by_stage.{stage.value}": list_id
-            for stage, list_id in config.lists_by_stage.items()
-        }
-    )
-    return [
-        Check(
-            "klaviyo.api_key",
-            "Klaviyo accepted the key; it can read lists and profiles (write scopes "
-            "show only when a run writes)",
-        ),
-        *[list_check(key, list_id, lists) for key, list_id in wanted.items()],
-    ]
 
 
 def list_check(key: str, list_id: str, lists: list[Named]) -> Check:

@@ -23,7 +23,6 @@ from kommo_sync import __version__, logs, report
 from kommo_sync.app import build_engine, read_status
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, load_config, parse_moment
-from kommo_sync.engine import RunOptions, RunResult
 from kommo_sync.errors import (
     ConfigError,
     FatalError,
@@ -34,6 +33,7 @@ from kommo_sync.errors import (
 )
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED, EXIT_OK
 from kommo_sync.masking import scrub
+from kommo_sync.results import RunOptions, RunResult
 from kommo_sync.signals import stop_on_signals
 
 

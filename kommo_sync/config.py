@@ -1,31 +1,27 @@
 """sync.yaml → typed, validated config. Every error names the key path and what is wrong; the
-local setup checks (URL shapes and https, the Mailchimp data center, region and currency codes)
-run here, before any request. The typed getters and ${VAR} secrets live in config_reader."""
+local setup checks (URL shapes and https) run here, before any request; each destination's section
+is parsed by its own registered parser. The typed getters and ${VAR} secrets live in config_reader."""
 
 from __future__ import annotations
 
-import base64
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult
 
 import yaml
 
-from kommo_sync import codes
 from kommo_sync.config_reader import (
     SecretLookup,
     Section,
-    did_you_mean,
     name_or_id,
+    origin,
     parse_moment,
     read_env_file,
     reason_of,
 )
+from kommo_sync.destinations import registry
 from kommo_sync.errors import ConfigError
 from kommo_sync.model import Stage
 
@@ -37,30 +33,7 @@ DEFAULT_TAGS = {
     Stage.WON: "Customer",
     Stage.LOST: "Lost Lead",
 }
-DEFAULT_EVENTS = {
-    "created": "Deal Created",
-    "stage_changed": "Stage Changed",
-    "won": "Deal Won",
-    "lost": "Deal Lost",
-}
-DEFAULT_MERGE_FIELDS = {"PHONE": "phone", "COMPANY": "company", "LEADSOURCE": "lead_source"}
-CONTACT_ATTRIBUTES = (
-    "phone",
-    "company",
-    "lead_source",
-    "first_name",
-    "last_name",
-    "email",
-    "stage",
-    "deal_name",
-    "deal_amount",
-    "deal_stage",
-    "pipeline",
-)
-KLAVIYO_REVISION = "2026-07-15"
-MAILCHIMP_USER = "kommo-sync"  # the Basic-auth user name sent with the Mailchimp key
-DATA_CENTER = re.compile(r"[a-z]{2}[0-9]{1,3}")
-SECRET_KEYS = (("kommo", "token"), ("mailchimp", "api_key"), ("klaviyo", "api_key"))
+KOMMO_SECRET = ("kommo", "token")
 READABLE_BY_OTHERS = 0o044
 
 
@@ -73,30 +46,6 @@ class KommoConfig:
     pipelines: tuple[str | int, ...] = ()
     requests_per_second: float = 6.3
     overlap_seconds: int = 300
-
-
-@dataclass(frozen=True)
-class MailchimpConfig:
-    api_key: str
-    list_id: str
-    base_url: str
-    without_consent: str = "skip"
-    merge_fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MERGE_FIELDS))
-    max_connections: int = 5
-
-
-@dataclass(frozen=True)
-class KlaviyoConfig:
-    api_key: str
-    list_id: str
-    base_url: str = "https://a.klaviyo.com"
-    revision: str = KLAVIYO_REVISION
-    lists_by_stage: Mapping[Stage, str] = field(default_factory=dict)
-    subscribe_with_consent: bool = True
-    events_since: datetime | None = None
-    currency: str = "EUR"
-    phone_region: str | None = None
-    events: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENTS))
 
 
 @dataclass(frozen=True)
@@ -122,26 +71,25 @@ class Config:
     kommo: KommoConfig
     state: Path
     tags: Mapping[Stage, str] = field(default_factory=lambda: dict(DEFAULT_TAGS))
-    mailchimp: MailchimpConfig | None = None
-    klaviyo: KlaviyoConfig | None = None
+    destinations: Mapping[str, Any] = field(default_factory=dict)
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
+    def __getattr__(self, name: str) -> Any:
+        """`config.<vendor>`: a registered destination's section, None when it is not
+        configured (callers and tests read `config.mailchimp`; core code never names one)."""
+        if name.startswith("_") or name not in registry.names():
+            raise AttributeError(name)
+        return self.destinations.get(name)
+
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value in every form it travels in (the Mailchimp key bare, without its
-        data center, and inside the Basic-auth header), longest first, so scrubbing masks it whole."""
+        """Every secret value in every form it travels in (each section lists its own), longest
+        first, so scrubbing masks it whole."""
         values = [self.kommo.token]
-        if self.mailchimp:
-            key = self.mailchimp.api_key
-            values += [
-                key,
-                key.rsplit("-", 1)[0],
-                base64.b64encode(f"{MAILCHIMP_USER}:{key}".encode()).decode("ascii"),
-            ]
-        if self.klaviyo:
-            values.append(self.klaviyo.api_key)
+        for section in self.destinations.values():
+            values += section.secrets()
         return tuple(sorted({v for v in values if v}, key=lambda v: (-len(v), v)))
 
 
@@ -178,14 +126,14 @@ def parse_config(
     """Validate the parsed YAML tree into a Config, its ${VAR} references resolved first."""
     values, warnings = _resolve_secrets(raw, environ, base_dir, env_file)
     root = Section(raw, "", values)
-    root.only("kommo", "tags", "state", "mailchimp", "klaviyo", "feedback", "network", "env_file")
-    destinations = {"mailchimp": root.has("mailchimp"), "klaviyo": root.has("klaviyo")}
+    root.only("kommo", "tags", "state", *registry.names(), "feedback", "network", "env_file")
     return Config(
         kommo=_kommo(root.section("kommo")),
         state=base_dir / Path(root.text("state", "./kommo-sync.db")),
         tags=_tags(root.section("tags", required=False)),
-        mailchimp=_mailchimp(root.section("mailchimp")) if destinations["mailchimp"] else None,
-        klaviyo=_klaviyo(root.section("klaviyo")) if destinations["klaviyo"] else None,
+        destinations={
+            v.name: v.parse(root.section(v.name)) for v in registry.vendors() if root.has(v.name)
+        },
         feedback=_feedback(root.section("feedback", required=False)),
         network=_network(root.section("network", required=False)),
         warnings=warnings + _literal_secret_warnings(root),
@@ -219,9 +167,14 @@ def _literal_secrets(root: Section) -> list[str]:
     """The secret keys whose value is written out in the config rather than a ${VAR}."""
     return [
         f"{section}.{name}"
-        for section, name in SECRET_KEYS
+        for section, name in _secret_keys()
         if root.has(section) and root.section(section).is_literal(name)
     ]
+
+
+def _secret_keys() -> list[tuple[str, str]]:
+    vendors = registry.vendors()
+    return [KOMMO_SECRET, *((v.name, key) for v in vendors for key in v.secret_keys)]
 
 
 def _literal_secret_warnings(root: Section) -> tuple[str, ...]:
@@ -270,13 +223,9 @@ def _kommo_url(s: Section) -> str:
     if parts.path or parts.query or parts.fragment:
         what = "/api/v4" if parts.path.rstrip("/").endswith("/api/v4") else "a path"
         raise ConfigError(
-            s.key("base_url"), f"give the account's address without {what}, like {_origin(parts)}"
+            s.key("base_url"), f"give the account's address without {what}, like {origin(parts)}"
         )
     return parts.geturl()
-
-
-def _origin(parts: SplitResult) -> str:
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _tags(s: Section) -> dict[Stage, str]:
@@ -285,130 +234,6 @@ def _tags(s: Section) -> dict[Stage, str]:
     if len(set(tags.values())) != len(tags):
         raise ConfigError("tags", "each stage needs its own tag name")
     return tags
-
-
-def _mailchimp(s: Section) -> MailchimpConfig:
-    s.only("api_key", "base_url", "list_id", "without_consent", "merge_fields", "max_connections")
-    api_key = s.text("api_key")
-    data_center = api_key.rsplit("-", 1)[1] if "-" in api_key else ""
-    if not DATA_CENTER.fullmatch(data_center):  # never let a key's text choose the host
-        raise ConfigError(
-            s.key("api_key"),
-            "does not end in a data center suffix like -us6 "
-            "(copy the whole key from Mailchimp's API keys page)",
-        )
-    return MailchimpConfig(
-        api_key=api_key,
-        list_id=s.text("list_id"),
-        base_url=_mailchimp_url(s, f"https://{data_center}.api.mailchimp.com/3.0"),
-        without_consent=s.choice("without_consent", ("skip", "transactional", "pending"), "skip"),
-        merge_fields=_merge_fields(s),
-        max_connections=int(s.number("max_connections", 5, low=1, high=10)),
-    )
-
-
-def _mailchimp_url(s: Section, default: str) -> str:
-    parts = s.url("base_url", default, carries="the key")
-    if parts.path != "/3.0" or parts.query or parts.fragment:
-        raise ConfigError(s.key("base_url"), f"must end in /3.0, like {_origin(parts)}/3.0")
-    return parts.geturl()
-
-
-def _merge_fields(s: Section) -> dict[str, str]:
-    merge_fields = s.mapping("merge_fields", DEFAULT_MERGE_FIELDS)
-    for tag, attribute in merge_fields.items():
-        if not re.fullmatch(r"[A-Z0-9_]{1,10}", tag):
-            raise ConfigError(s.key(f"merge_fields.{tag}"), "merge tags are 1-10 of A-Z, 0-9, _")
-        if attribute not in CONTACT_ATTRIBUTES:
-            raise ConfigError(
-                s.key(f"merge_fields.{tag}"),
-                f"unknown contact attribute {attribute!r}; one of "
-                + ", ".join(CONTACT_ATTRIBUTES)
-                + did_you_mean(attribute, CONTACT_ATTRIBUTES),
-            )
-    return merge_fields
-
-
-def _klaviyo(s: Section) -> KlaviyoConfig:
-    s.only(
-        "api_key",
-        "base_url",
-        "revision",
-        "list_id",
-        "lists_by_stage",
-        "subscribe_with_consent",
-        "events_since",
-        "currency",
-        "phone_region",
-        "events",
-    )
-    return KlaviyoConfig(
-        api_key=s.text("api_key"),
-        list_id=s.text("list_id"),
-        base_url=_klaviyo_url(s),
-        revision=s.text("revision", KLAVIYO_REVISION),
-        lists_by_stage=_lists_by_stage(s),
-        subscribe_with_consent=s.flag("subscribe_with_consent", True),
-        events_since=s.moment("events_since"),
-        currency=_currency(s),
-        phone_region=_phone_region(s),
-        events={**DEFAULT_EVENTS, **_events(s)},
-    )
-
-
-def _klaviyo_url(s: Section) -> str:
-    parts = s.url("base_url", "https://a.klaviyo.com", carries="the key")
-    if parts.path or parts.query or parts.fragment:
-        raise ConfigError(s.key("base_url"), f"give the host without a path, like {_origin(parts)}")
-    return parts.geturl()
-
-
-def _lists_by_stage(s: Section) -> dict[Stage, str]:
-    by_stage = s.mapping("lists_by_stage", {})
-    stages = [stage.value for stage in Stage]
-    for name in by_stage:
-        if name not in stages:
-            raise ConfigError(
-                s.key(f"lists_by_stage.{name}"),
-                f"not a stage ({', '.join(stages)})" + did_you_mean(name, stages),
-            )
-    return {Stage(k): v for k, v in by_stage.items()}
-
-
-def _events(s: Section) -> dict[str, str]:
-    events = s.mapping("events", DEFAULT_EVENTS)
-    for name in events:
-        if name not in DEFAULT_EVENTS:
-            raise ConfigError(
-                s.key(f"events.{name}"),
-                f"unknown event ({', '.join(DEFAULT_EVENTS)})" + did_you_mean(name, DEFAULT_EVENTS),
-            )
-    return events
-
-
-def _currency(s: Section) -> str:
-    value = s.text("currency", "EUR")
-    if value.upper() in codes.CURRENCIES:
-        return value.upper()
-    meant = codes.currency_meant(value)
-    raise ConfigError(
-        s.key("currency"),
-        "not an ISO 4217 currency code"
-        + (f"; did you mean {meant}?" if meant else " (like EUR, USD, GBP)"),
-    )
-
-
-def _phone_region(s: Section) -> str | None:
-    """The region phone numbers without a country code are read in; one phonenumbers knows."""
-    value = s.optional_text("phone_region")
-    if value is None or value.upper() in codes.REGIONS:
-        return value and value.upper()
-    meant = codes.region_meant(value)
-    raise ConfigError(
-        s.key("phone_region"),
-        "not an ISO 3166 region code"
-        + (f"; did you mean {meant}?" if meant else " (like DE, US, GB)"),
-    )
 
 
 def _feedback(s: Section) -> FeedbackConfig:

@@ -293,3 +293,8 @@ class Section:
             convert(f"{self.key(name)}[{i}]", self._interpolate(item))
             for i, item in enumerate(value)
         ]
+
+
+def origin(parts: SplitResult) -> str:
+    """scheme://host[:port] of a URL, for the example in an error message."""
+    return f"{parts.scheme}://{parts.netloc}"

@@ -22,7 +22,7 @@ from kommo_sync import report
 from kommo_sync.app import build_engine
 from kommo_sync.clock import Clock, FakeClock
 from kommo_sync.config import load_config
-from kommo_sync.engine import RunOptions, RunResult
+from kommo_sync.results import RunOptions, RunResult
 from kommo_sync.sandbox.klaviyo import KlaviyoSandbox
 from kommo_sync.sandbox.kommo import KommoSandbox
 from kommo_sync.sandbox.mailchimp import MailchimpSandbox

@@ -10,32 +10,27 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from kommo_sync import logs
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.deal_events import deal_event, lead_status
-from kommo_sync.destinations.base import (
-    Change,
-    Destination,
-    DestinationMemory,
-    Outcome,
-    Plan,
-    fingerprint,
-)
+from kommo_sync.destinations.base import Destination
 from kommo_sync.errors import ConfigError, FatalError, Interrupted, RecordRejected, RetryLater
-from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_OK, EXIT_REJECTED, exit_code_of
+from kommo_sync.exits import exit_code_of
 from kommo_sync.feedback import FeedbackStage, feedback_cursor
 from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead, resolve_fields
 from kommo_sync.masking import scrub
+from kommo_sync.memory import DestinationMemory
 from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of
 from kommo_sync.model import Catalog, DealEvent, Lead, Person
 from kommo_sync.pipeline import PushPipeline, read_ahead
 from kommo_sync.pipelines import pipeline_errors
+from kommo_sync.plan import Change, Outcome, Plan, fingerprint
+from kommo_sync.results import PersonRow, RunOptions, RunResult
 from kommo_sync.state import FileLock, State
 
 log = logging.getLogger("kommo_sync.engine")
@@ -48,82 +43,6 @@ BATCH_SIZE = 5_000
 FINAL_BATCH_SIZE = 1_250
 READ_AHEAD_PAGES = 40  # pages of 250: two batches of contacts
 COMPANY_PAGE = 250
-DETAIL_LIMIT = 2000
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    dry_run: bool = False
-    since: int | None = None
-    until: int | None = None
-
-    @property
-    def mode(self) -> str:
-        return "backfill" if self.since is not None else "run"
-
-
-@dataclass(frozen=True)
-class PersonRow:
-    """One changed person as the report shows it."""
-
-    contact_id: int
-    email: str | None
-    stage: str
-    tag: str
-    deal: str | None
-    deal_id: int | None
-
-
-@dataclass
-class RunResult:
-    run_id: int | None
-    mode: str
-    dry_run: bool
-    window: tuple[int, int]
-    counts: Counter[str] = field(default_factory=Counter)
-    people: list[PersonRow] = field(default_factory=list)
-    changes: list[Change] = field(default_factory=list)
-    rejections: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    notes: list[dict[str, Any]] = field(default_factory=list)
-    unmatched: list[str] = field(default_factory=list)
-    destinations: dict[str, dict[str, str]] = field(default_factory=dict)
-    started_at: int = 0
-    finished_at: int = 0
-    totals: Counter[str] = field(
-        default_factory=Counter
-    )  # rows offered to each listing, kept or not
-
-    @property
-    def rejected(self) -> int:
-        return self.counts["rejected"]
-
-    @property
-    def set_aside(self) -> list[str]:
-        """Destinations that failed and were set aside for this run (the run exits 4, or 2 when
-        only their configuration is wrong: an audience or list that does not exist…)."""
-        return [name for name, info in self.destinations.items() if info["status"] == "set_aside"]
-
-    @property
-    def set_aside_by_config_only(self) -> bool:
-        return bool(self.set_aside) and all(
-            self.destinations[n]["cause"] == "config" for n in self.set_aside
-        )
-
-    @property
-    def exit_code(self) -> int:
-        """0 done; 1 records rejected; 4 a destination set aside (2 when only its configuration is wrong)."""
-        if self.set_aside:
-            return EXIT_CONFIG if self.set_aside_by_config_only else EXIT_FATAL
-        return EXIT_REJECTED if self.rejected else EXIT_OK
-
-    def keep(self, listing: str, rows: Iterable[Any]) -> None:
-        """Add rows to a report listing while it holds fewer than DETAIL_LIMIT; `totals` counts them all."""
-        kept: list[Any] = getattr(self, listing)
-        for row in rows:
-            self.totals[listing] += 1
-            if len(kept) < DETAIL_LIMIT:
-                kept.append(row)
 
 
 Progress = Callable[[str, Counter[str]], None]

@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from kommo_sync.batching import chunks
-from kommo_sync.destinations.base import Destination, Feedback
+from kommo_sync.destinations.base import Destination
 from kommo_sync.errors import OutcomeUnknown, RequestRefused
 from kommo_sync.kommo import contact_emails, kommo_refused_items
 from kommo_sync.masking import scrub
+from kommo_sync.model import Feedback
 from kommo_sync.notes import (
     ACTIVITY,
     SUPPRESSING,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from functools import cached_property
 
 WON_STATUS_ID = 142
@@ -193,3 +193,33 @@ class DealEvent:
     previous_stage: str | None
     person: Person | None = None
     backfill: bool = False
+
+
+class FeedbackKind(StrEnum):
+    """What a destination can report about a person; part of the destination contract: the
+    first two withdraw consent (noted on the contact, never re-subscribed), the last two are
+    activity (noted only with `feedback.activity`)."""
+
+    UNSUBSCRIBED = "unsubscribed"
+    CLEANED = "cleaned"
+    OPEN = "open"
+    CLICK = "click"
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """Something a destination learned about a person since its cursor.
+
+    `kind` says what happened (a `FeedbackKind`); `place` names where it happened for the note
+    ("Mailchimp list 'Newsletter'"); `detail` is the reason or the campaign; `key` is stable, so
+    a re-read of an overlapping window is recognised.
+    """
+
+    source: str
+    kind: FeedbackKind
+    email: str
+    at: int
+    place: str
+    key: str
+    detail: str = ""
+    url: str = ""

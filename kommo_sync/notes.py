@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from kommo_sync.destinations.base import Feedback
+from kommo_sync.model import Feedback, FeedbackKind
 
-SUPPRESSING = frozenset({"unsubscribed", "cleaned"})
-ACTIVITY = frozenset({"open", "click"})
+SUPPRESSING = frozenset({FeedbackKind.UNSUBSCRIBED, FeedbackKind.CLEANED})
+ACTIVITY = frozenset({FeedbackKind.OPEN, FeedbackKind.CLICK})
 TIMES = {1: "once", 2: "twice"}
 
 

@@ -11,14 +11,16 @@ thread calls `check` every tenth of a second: a stop asked for ends the wait (a 
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 _END = object()
 CHECK_EVERY = 0.1
 
@@ -110,3 +112,23 @@ def read_ahead(pages: Iterator[T], depth: int) -> Iterator[T]:
 class _Raised:
     def __init__(self, exc: BaseException):
         self.exc = exc
+
+
+def side_by_side(jobs: Sequence[Callable[[], R]], limit: int, name: str = "side") -> list[R]:
+    """Run independent `jobs` at most `limit` at a time (a vendor's connection limit) and return
+    their results in the jobs' order; the first job's error, if any, is raised once all ended.
+    Vendor code says which jobs are independent; this is where their threads are made. A job
+    must not touch the state: only the thread that owns it may."""
+    if len(jobs) < 2 or limit < 2:
+        return [job() for job in jobs]
+    with ThreadPoolExecutor(max_workers=min(limit, len(jobs)), thread_name_prefix=name) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        wait(futures)
+        return [future.result() for future in futures]
+
+
+def map_side_by_side(
+    work: Callable[[T], R], items: Sequence[T], limit: int, name: str = "side"
+) -> list[R]:
+    """`work` over independent `items`, at most `limit` at a time, results in order."""
+    return side_by_side([functools.partial(work, item) for item in items], limit, name)

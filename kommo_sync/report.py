@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from kommo_sync.engine import RunResult
+from kommo_sync.results import RunResult
 
 log = logging.getLogger("kommo_sync.progress")
 

@@ -26,7 +26,9 @@ from kommo_sync.checks import Check, Failed, Named
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, parse_config
 from kommo_sync.destinations.klaviyo import klaviyo_http
+from kommo_sync.destinations.klaviyo.checks import klaviyo_lists
 from kommo_sync.destinations.mailchimp import mailchimp_http
+from kommo_sync.destinations.mailchimp.checks import mailchimp_audiences
 from kommo_sync.errors import ConfigError
 from kommo_sync.pipelines import closest
 
@@ -326,7 +328,7 @@ def _mailchimp(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Cl
     draft.add("mailchimp", key, given.mailchimp_url)
     config = draft.config(folder, mailchimp={"list_id": "-"}).mailchimp
     with flag_names(), checks.vendor_failures("mailchimp", "api_key", "nothing written"):
-        audiences = checks.mailchimp_audiences(mailchimp_http(config, clock, TIMEOUT))
+        audiences = mailchimp_audiences(mailchimp_http(config, clock, TIMEOUT))
     if ask.interactive and not given.mailchimp_audience:
         show(ask.say, "Mailchimp audiences", audiences)
     audience = pick_required(
@@ -352,7 +354,7 @@ def _klaviyo(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Cloc
     draft.add("klaviyo", key, given.klaviyo_url)
     config = draft.config(folder, klaviyo={"list_id": "-"}).klaviyo
     with flag_names(), checks.vendor_failures("klaviyo", "api_key", "nothing written"):
-        lists = checks.klaviyo_lists(klaviyo_http(config, clock, TIMEOUT))
+        lists = klaviyo_lists(klaviyo_http(config, clock, TIMEOUT))
     if ask.interactive and not given.klaviyo_list:
         show(ask.say, "Klaviyo lists", lists)
     chosen = pick_required(

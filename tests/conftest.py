@@ -16,7 +16,7 @@ from kommo_sync.app import build_engine
 from kommo_sync.cli import cli
 from kommo_sync.clock import FakeClock
 from kommo_sync.config import Config, parse_config
-from kommo_sync.engine import RunOptions, RunResult
+from kommo_sync.results import RunOptions, RunResult
 from kommo_sync.sandbox.klaviyo import KlaviyoSandbox
 from kommo_sync.sandbox.kommo import KommoSandbox
 from kommo_sync.sandbox.mailchimp import MailchimpSandbox

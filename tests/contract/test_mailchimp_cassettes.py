@@ -12,8 +12,9 @@ import pytest
 import vcr
 import yaml
 
-from kommo_sync.config import DEFAULT_TAGS, MailchimpConfig
-from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
+from kommo_sync.config import DEFAULT_TAGS
+from kommo_sync.destinations.mailchimp.config import MailchimpConfig
+from kommo_sync.destinations.mailchimp.destination import MailchimpDestination, mailchimp_http
 from kommo_sync.errors import FatalError, VendorDown
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage

@@ -27,11 +27,11 @@ import yaml
 from vcr.request import Request
 
 from kommo_sync.clock import Clock
-from kommo_sync.config import MailchimpConfig
-from kommo_sync.destinations.base import Outcome
-from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
+from kommo_sync.destinations.mailchimp.config import MailchimpConfig
+from kommo_sync.destinations.mailchimp.destination import MailchimpDestination, mailchimp_http
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
+from kommo_sync.plan import Outcome
 from kommo_sync.sandbox.mailchimp import MailchimpSandbox
 from kommo_sync.sandbox.server import SandboxServer
 from tests.contract.test_mailchimp_cassettes import Memory

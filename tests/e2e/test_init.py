@@ -8,7 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from kommo_sync.cli import cli
-from kommo_sync.config import Config, KlaviyoConfig, KommoConfig, MailchimpConfig, load_config
+from kommo_sync.config import Config, KommoConfig, load_config
+from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
+from kommo_sync.destinations.mailchimp.config import MailchimpConfig
 from tests.conftest import KLAVIYO_KEY, KOMMO_TOKEN, MAILCHIMP_KEY, assert_no_secret
 
 
@@ -61,12 +63,14 @@ def expected(world, pipelines=("Sales", "Leads"), lead_source="Lead source") -> 
             pipelines=pipelines,
         ),
         state=world.folder / "kommo-sync.db",
-        mailchimp=MailchimpConfig(
-            api_key=MAILCHIMP_KEY, list_id=world.list_id, base_url=world.servers[1].url + "/3.0"
-        ),
-        klaviyo=KlaviyoConfig(
-            api_key=KLAVIYO_KEY, list_id=world.klaviyo_list, base_url=world.servers[2].url
-        ),
+        destinations={
+            "mailchimp": MailchimpConfig(
+                api_key=MAILCHIMP_KEY, list_id=world.list_id, base_url=world.servers[1].url + "/3.0"
+            ),
+            "klaviyo": KlaviyoConfig(
+                api_key=KLAVIYO_KEY, list_id=world.klaviyo_list, base_url=world.servers[2].url
+            ),
+        },
     )
 
 

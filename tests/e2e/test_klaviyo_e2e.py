@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from kommo_sync import engine
-from kommo_sync.config import DEFAULT_EVENTS, DEFAULT_TAGS
-from kommo_sync.destinations.klaviyo import KlaviyoDestination, build_klaviyo, plan_person
+from kommo_sync.config import DEFAULT_TAGS
+from kommo_sync.destinations.klaviyo.config import DEFAULT_EVENTS
+from kommo_sync.destinations.klaviyo.destination import KlaviyoDestination, build_klaviyo, plan_person
 from kommo_sync.model import DealEvent, DealEventKind, Person, Stage
 from tests.conftest import World
 

@@ -3,8 +3,9 @@
 import pytest
 import requests
 
-from kommo_sync.config import DEFAULT_TAGS, MailchimpConfig
-from kommo_sync.destinations.mailchimp import plan_person, subscriber_hash
+from kommo_sync.config import DEFAULT_TAGS
+from kommo_sync.destinations.mailchimp.config import MailchimpConfig
+from kommo_sync.destinations.mailchimp.destination import plan_person, subscriber_hash
 from kommo_sync.engine import _Run
 from kommo_sync.model import Person, Stage
 from tests.conftest import assert_no_secret

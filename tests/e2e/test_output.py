@@ -10,8 +10,8 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from kommo_sync import cli as cli_module
-from kommo_sync.engine import DETAIL_LIMIT, PersonRow, RunResult
 from kommo_sync.report import SCHEMA_VERSION, result_to_json, run_report_schema
+from kommo_sync.results import DETAIL_LIMIT, PersonRow, RunResult
 from kommo_sync.sandbox.faults import Fault
 from kommo_sync.sandbox.seed import mutate_fraction, seed_account
 from kommo_sync.state import FileLock

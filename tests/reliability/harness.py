@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from kommo_sync.cli import cli
 from kommo_sync.clock import Clock, FakeClock
-from kommo_sync.config import DEFAULT_EVENTS
+from kommo_sync.destinations.klaviyo.config import DEFAULT_EVENTS
 from kommo_sync.sandbox.faults import Fault
 from kommo_sync.sandbox.kommo import LOST, WON
 from tests.conftest import ENV, World

@@ -7,7 +7,7 @@ import pytest
 
 from kommo_sync.batching import JobTimer
 from kommo_sync.config import DEFAULT_TAGS
-from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
+from kommo_sync.destinations.mailchimp.destination import MailchimpDestination, mailchimp_http
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
 from kommo_sync.sandbox.faults import Fault

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from kommo_sync.clock import FakeClock
-from kommo_sync.config import DEFAULT_EVENTS, DEFAULT_TAGS, KlaviyoConfig
-from kommo_sync.destinations.base import Skip
-from kommo_sync.destinations.klaviyo import (
+from kommo_sync.config import DEFAULT_TAGS
+from kommo_sync.destinations.klaviyo.config import DEFAULT_EVENTS, KlaviyoConfig
+from kommo_sync.destinations.klaviyo.destination import (
     build_klaviyo,
     e164,
     event_payload,
@@ -22,6 +22,7 @@ from kommo_sync.destinations.klaviyo import (
     unique_id,
 )
 from kommo_sync.model import Deal, DealEvent, DealEventKind, Person, Stage
+from kommo_sync.plan import Skip
 
 MAIN, WON_LIST, LOST_LIST, OPEN_LIST = "MainL1", "WonL22", "LostL3", "OpenL4"
 
@@ -348,8 +349,7 @@ def test_events_of_a_contact_without_email_or_without_contact_are_skipped():
 
 def test_events_since_comes_from_config():
     assert (
-        destination(events_since=datetime(2025, 1, 1, tzinfo=UTC)).events_since()
-        == 1_735_689_600
+        destination(events_since=datetime(2025, 1, 1, tzinfo=UTC)).events_since() == 1_735_689_600
     )
     assert destination().events_since() is None
 

@@ -35,22 +35,15 @@ import requests
 
 from kommo_sync.batching import JobTimer, chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
-from kommo_sync.config import KlaviyoConfig
-from kommo_sync.destinations.base import (
-    Change,
-    Destination,
-    DestinationMemory,
-    Feedback,
-    Outcome,
-    Plan,
-    Skip,
-    fingerprint,
-)
+from kommo_sync.destinations.base import Destination
+from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
 from kommo_sync.errors import ConfigError, RequestRefused, RetryLater
 from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient, describe_error
-from kommo_sync.model import DealEvent, DealEventKind, Person, Stage
+from kommo_sync.memory import DestinationMemory
+from kommo_sync.model import DealEvent, DealEventKind, Feedback, Person, Stage
 from kommo_sync.paging import linked_pages
+from kommo_sync.plan import Change, Outcome, Plan, Skip, fingerprint
 
 NAME = "klaviyo"
 JSONAPI = "application/vnd.api+json"

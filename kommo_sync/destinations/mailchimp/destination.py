@@ -32,17 +32,8 @@ import requests
 
 from kommo_sync.batching import JobTimer, chunks
 from kommo_sync.clock import Clock, epoch_of, iso_utc
-from kommo_sync.config import MAILCHIMP_USER, MailchimpConfig
-from kommo_sync.destinations.base import (
-    Change,
-    Destination,
-    DestinationMemory,
-    Feedback,
-    Outcome,
-    Plan,
-    Skip,
-    fingerprint,
-)
+from kommo_sync.destinations.base import Destination
+from kommo_sync.destinations.mailchimp.config import MAILCHIMP_USER, MailchimpConfig
 from kommo_sync.errors import (
     ConfigError,
     FatalError,
@@ -53,8 +44,10 @@ from kommo_sync.errors import (
 )
 from kommo_sync.failures import classify
 from kommo_sync.http import HttpClient
-from kommo_sync.model import Person, Stage
+from kommo_sync.memory import DestinationMemory
+from kommo_sync.model import Feedback, Person, Stage
 from kommo_sync.paging import offset_pages
+from kommo_sync.plan import Change, Outcome, Plan, Skip, fingerprint
 
 log = logging.getLogger("kommo_sync.mailchimp")
 
