@@ -11,9 +11,10 @@ from kommo_sync.config import Config, NetworkConfig
 from kommo_sync.destinations import registry
 from kommo_sync.destinations.base import Destination
 from kommo_sync.destinations.registry import Wiring
-from kommo_sync.engine import Engine, Progress
+from kommo_sync.engine import Engine
 from kommo_sync.kommo import KommoClient, kommo_http
 from kommo_sync.state import FileLock, LockHolder, State
+from kommo_sync.tally import Progress
 
 NEVER_ENDED = "ended without recording its end (killed, or stopped at once)"
 

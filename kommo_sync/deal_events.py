@@ -1,8 +1,6 @@
-"""Kommo event history (lead_added, lead_status_changed) → DealEvents (pure)."""
+"""Kommo lead events (a lead added, a lead moved) → DealEvents (pure)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from kommo_sync.model import (
     LOST_STATUS_ID,
@@ -11,48 +9,37 @@ from kommo_sync.model import (
     DealEvent,
     DealEventKind,
     Lead,
+    LeadEvent,
     Person,
 )
 
 
-def lead_status(values: list[dict[str, Any]] | None) -> tuple[int, int] | None:
-    """(pipeline_id, status_id) from an event's value_before / value_after."""
-    for value in values or []:
-        status = value.get("lead_status") if isinstance(value, dict) else None
-        if status:
-            return int(status.get("pipeline_id") or 0), int(status["id"])
-    return None
-
-
-def event_kind(raw: dict[str, Any]) -> DealEventKind | None:
-    if raw.get("type") == "lead_added":
+def event_kind(event: LeadEvent) -> DealEventKind | None:
+    if event.type == "lead_added":
         return DealEventKind.CREATED
-    if raw.get("type") != "lead_status_changed":
-        return None
-    after = lead_status(raw.get("value_after"))
-    if after is None:
+    if event.type != "lead_status_changed" or event.after is None:
         return None
     return {WON_STATUS_ID: DealEventKind.WON, LOST_STATUS_ID: DealEventKind.LOST}.get(
-        after[1], DealEventKind.STAGE_CHANGED
+        event.after[1], DealEventKind.STAGE_CHANGED
     )
 
 
 def deal_event(
-    raw: dict[str, Any], lead: Lead, catalog: Catalog, person: Person | None, backfill: bool
+    event: LeadEvent, lead: Lead, catalog: Catalog, person: Person | None, backfill: bool
 ) -> DealEvent | None:
     """One DealEvent, with stage names keyed by pipeline; None for events we do not send."""
-    kind = event_kind(raw)
+    kind = event_kind(event)
     if kind is None:
         return None
-    after = lead_status(raw.get("value_after")) or (lead.pipeline_id, lead.status_id)
-    before = lead_status(raw.get("value_before"))
+    after = event.after or (lead.pipeline_id, lead.status_id)
+    before = event.before
     if kind is DealEventKind.CREATED:
         after, before = _created_status(lead, catalog), None
     return DealEvent(
-        id=str(raw["id"]),
+        id=event.id,
         kind=kind,
         lead_id=lead.id,
-        at=int(raw.get("created_at") or 0),
+        at=event.at,
         deal_name=lead.name,
         deal_amount=lead.price,
         pipeline=catalog.pipeline_name(after[0]),
@@ -60,6 +47,16 @@ def deal_event(
         previous_stage=catalog.status_name(*before) if before else None,
         person=person,
         backfill=backfill,
+    )
+
+
+def statuses_known(event: LeadEvent, lead: Lead, catalog: Catalog) -> bool:
+    """An event waits when the catalog lacks both the status it moved to and the lead's current
+    one (a stale catalog); a status deleted since the event only loses its name."""
+    after = event.after or (lead.pipeline_id, lead.status_id)
+    return (
+        catalog.status(*after) is not None
+        or catalog.status(lead.pipeline_id, lead.status_id) is not None
     )
 
 

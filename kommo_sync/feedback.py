@@ -13,14 +13,17 @@ from __future__ import annotations
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from kommo_sync import window
 from kommo_sync.batching import chunks
-from kommo_sync.destinations.base import Destination
+from kommo_sync.clock import Clock
+from kommo_sync.config import FeedbackConfig
+from kommo_sync.destinations.base import FeedbackSource
 from kommo_sync.errors import OutcomeUnknown, RequestRefused
-from kommo_sync.kommo import contact_emails, kommo_refused_items
+from kommo_sync.kommo import KommoClient, contact_emails, kommo_refused_items
 from kommo_sync.masking import scrub
-from kommo_sync.model import Feedback
+from kommo_sync.model import Feedback, FeedbackKind
 from kommo_sync.notes import (
     ACTIVITY,
     SUPPRESSING,
@@ -29,9 +32,10 @@ from kommo_sync.notes import (
     notes_for,
     unsubscribe_text,
 )
-
-if TYPE_CHECKING:
-    from kommo_sync.engine import _Run
+from kommo_sync.plan import STATUS
+from kommo_sync.state import State
+from kommo_sync.tally import Tally
+from kommo_sync.window import Windows
 
 log = logging.getLogger("kommo_sync.feedback")
 
@@ -42,70 +46,70 @@ MAX_UNKNOWN_NOTE_BATCHES = 3  # then the rest waits for the next run (Kommo is f
 READ_CHUNK = 500
 
 
-def feedback_cursor(destination: Destination) -> str:
-    return f"feedback.{destination.name}"
-
-
 class FeedbackStage:
-    def __init__(self, run: _Run):
-        self.run = run
-        self.state, self.kommo, self.config = run.state, run.kommo, run.config
+    """Given its collaborators: the state, the Kommo client, the feedback settings, this run's
+    windows, the tally it reports into, and the secrets to mask in stored reasons."""
+
+    def __init__(
+        self,
+        state: State,
+        kommo: KommoClient,
+        settings: FeedbackConfig,
+        windows: Windows,
+        tally: Tally,
+        clock: Clock,
+        secrets: tuple[str, ...],
+    ):
+        self.state, self.kommo, self.settings, self.windows = state, kommo, settings, windows
+        self.tally, self.clock, self.secrets = tally, clock, secrets
+        self.run_id: int | None = None
         self.found: dict[str, list[int]] = {}
 
     @property
     def enabled(self) -> bool:
-        return self.config.feedback.unsubscribes or self.config.feedback.activity
+        return self.settings.unsubscribes or self.settings.activity
 
     # read ----------------------------------------------------------------------------------
-    def read(self) -> None:
+    def read(self, destination: FeedbackSource) -> None:
+        """What the destination learned since its cursor, as suppressions and planned notes."""
         if not self.enabled:
             return
-        for destination in self.run.active_destinations():
-            self.run.guarded(destination, lambda d=destination: self._read(d))
-
-    def _read(self, destination: Destination) -> None:
         since, until = self._window(destination)
         chunk: list[Feedback] = []
-        for item in destination.read_feedback(since, until, self.config.feedback.activity):
+        for item in destination.read_feedback(since, until, self.settings.activity):
             chunk.append(item)
             if len(chunk) >= READ_CHUNK:
                 self._take(destination, chunk)
                 chunk = []
         self._take(destination, chunk)
 
-    def _window(self, destination: Destination) -> tuple[int, int]:
-        """Backfill: its range. Run: since the cursor; a first run starts now, so connecting an
-        account never turns years of old unsubscribes into notes."""
-        if self.run.options.since is not None:
-            return self.run.result.window
-        cursor = self.state.cursor(feedback_cursor(destination))
-        if cursor is None:
-            return self.run.started, self.run.started
-        start = self.state.cursor(feedback_cursor(destination) + ".start") or 0
-        return max(start, cursor - self.config.kommo.overlap_seconds), self.run.started
+    def _window(self, destination: FeedbackSource) -> tuple[int, int]:
+        """A first run starts now, so connecting an account never turns years of old
+        unsubscribes into notes; the overlap never reaches below where feedback began."""
+        cursor = window.feedback(destination.name)
+        start = self.state.cursor(cursor + window.START) or 0
+        return self.windows.of(self.state.cursor(cursor), floor=start, initial=self.windows.started)
 
-    def _take(self, destination: Destination, items: list[Feedback]) -> None:
+    def _take(self, destination: FeedbackSource, items: list[Feedback]) -> None:
         items = self._unseen(items)
         if not items:
             return
-        suppressing = [
-            i for i in items if i.kind in SUPPRESSING and self.config.feedback.unsubscribes
-        ]
-        backfill = self.run.options.mode == "backfill"
+        suppressing = [i for i in items if i.kind in SUPPRESSING and self.settings.unsubscribes]
+        backfill = self.windows.backfill is not None
         news = suppressing if backfill else self._news(destination, suppressing)
-        activity = [i for i in items if i.kind in ACTIVITY] if self.config.feedback.activity else []
+        activity = [i for i in items if i.kind in ACTIVITY] if self.settings.activity else []
         notes = [
             n for item in news for n in self._notes(item.email, item.key, unsubscribe_text(item))
         ]
         by_email: dict[str, list[Feedback]] = defaultdict(list)
         for item in activity:
             by_email[item.email].append(item)
-        key_suffix = f"{self.run.result.window[1]}"
+        key_suffix = f"{self.windows.end}"
         for email, found in by_email.items():
             notes += self._notes(
                 email, f"{destination.name}:activity:{email}:{key_suffix}", activity_text(found)
             )
-        to_clear = self._contacts_of(news) if self.config.feedback.consent_field_write else set()
+        to_clear = self._contacts_of(news) if self.settings.consent_field_write else set()
         with self.state.transaction():
             self.state.queue_consent_clear(to_clear)
             self.state.remember_feedback(i.key for i in items)
@@ -114,26 +118,26 @@ class FeedbackStage:
                 self.state.set_pushed_status(
                     destination.name, self._match(item.email)[:1], item.kind
                 )
-            planned = self.state.plan_notes(
-                notes, int(self.run.clock.now()), self.run.result.run_id
-            )
+            planned = self.state.plan_notes(notes, int(self.clock.now()), self.run_id)
         kinds = Counter(f"{destination.name}.feedback.{i.kind}" for i in items)
-        self.run.count(**kinds, notes_planned=planned)
-        self.run.result.keep("notes", map(_note_row, notes))
+        self.tally.count(**kinds, notes_planned=planned)
+        self.tally.keep("notes", map(_note_row, notes))
 
-    def _news(self, destination: Destination, items: list[Feedback]) -> list[Feedback]:
+    def _news(self, destination: FeedbackSource, items: list[Feedback]) -> list[Feedback]:
         """Drop statuses we already knew: a member that was unsubscribed when we pushed it is
         not news when our own update moves its last-changed time; nor is an unsubscribe we
         made ourselves (noted before the push, so a crash before recording it changes nothing)."""
         own = self.state.own_optouts(
-            destination.name, {i.email for i in items if i.kind == "unsubscribed"}
+            destination.name, {i.email for i in items if i.kind == FeedbackKind.UNSUBSCRIBED}
         )
         items = [
-            i for i in items if not (i.kind == "unsubscribed" and _ours(own.get(i.email), i.at))
+            i
+            for i in items
+            if not (i.kind == FeedbackKind.UNSUBSCRIBED and _ours(own.get(i.email), i.at))
         ]
         persons = {item.email: (self._match(item.email) or [0])[0] for item in items}
         pushed = self.state.pushed(destination.name, set(persons.values()))
-        return [i for i in items if (pushed.get(persons[i.email]) or {}).get("status") != i.kind]
+        return [i for i in items if (pushed.get(persons[i.email]) or {}).get(STATUS) != i.kind]
 
     def _unseen(self, items: list[Feedback]) -> list[Feedback]:
         """Items not read by an earlier run (the overlap below the cursor re-reads some)."""
@@ -146,14 +150,14 @@ class FeedbackStage:
     def _notes(self, email: str, key: str, text: str) -> list[PlannedNote]:
         contact_ids = self._match(email)
         if not contact_ids:
-            self.run.count(feedback_not_in_kommo=1)
-            self.run.result.unmatched.append(email)
+            self.tally.count(feedback_not_in_kommo=1)
+            self.tally.unmatched(email)
             return []
         open_deals = self.state.leads_of(contact_ids)
         notes: list[PlannedNote] = []
         for cid in contact_ids:
             deals = [lead.id for lead in open_deals.get(cid, []) if not lead.is_closed]
-            notes += notes_for(cid, deals, key, text, self.config.feedback.note_on_open_deals)
+            notes += notes_for(cid, deals, key, text, self.settings.note_on_open_deals)
         return notes
 
     def _match(self, email: str) -> list[int]:
@@ -167,13 +171,14 @@ class FeedbackStage:
                     for raw in page
                     if email in contact_emails(raw)
                 )
-                self.run.count(kommo_searches=1)
+                self.tally.count(kommo_searches=1)
             self.found[email] = ids
         return self.found[email]
 
     # write ---------------------------------------------------------------------------------
-    def write_notes(self) -> None:
-        if not self.enabled or self.run.options.dry_run:
+    def write_notes(self, consent_field_id: int | None) -> None:
+        """The planned notes, each written once; then the consent boxes queued for clearing."""
+        if not self.enabled:
             return
         self._settle_unknown()
         while True:
@@ -184,33 +189,33 @@ class FeedbackStage:
                 rows = [n for n in planned if n["entity"] == entity]
                 for batch in chunks(rows, NOTE_BATCH):
                     self._send(entity, batch)
-            counts = self.run.result.counts
+            counts = self.tally.result.counts
             if (
                 counts["notes_retry_later"]
                 or counts["notes_outcome_unknown"] >= MAX_UNKNOWN_NOTE_BATCHES
             ):
                 break
-        self._clear_consent()
+        self._clear_consent(consent_field_id)
 
     def _send(self, entity: str, rows: list[dict[str, Any]]) -> None:
         """One batch of notes. Kommo refuses a batch as a whole: the notes its validation errors
         name (by `request_id`) are rejected with its reason and the rest is sent again; a batch
         whose outcome is unknown stays `sending` and is settled by reading the notes back."""
-        now = int(self.run.clock.now())
+        now = int(self.clock.now())
         with self.state.transaction():
             self.state.mark_notes([row["key"] for row in rows], "sending", now)
         while rows:
             try:
-                self.kommo.add_notes(entity, [_note_body(i, row) for i, row in enumerate(rows)])
+                self.kommo.add_notes(entity, [(row["entity_id"], row["text"]) for row in rows])
             except OutcomeUnknown:
-                self.run.count(notes_outcome_unknown=1)
+                self.tally.count(notes_outcome_unknown=1)
                 self._settle_unknown()
                 return
             except RequestRefused as exc:
                 rows = self._drop_named(rows, exc)
                 continue
             self._settle([row["key"] for row in rows], "written")
-            self.run.count(notes_written=len(rows))
+            self.tally.count(notes_written=len(rows))
             return
 
     def _drop_named(self, rows: list[dict[str, Any]], exc: RequestRefused) -> list[dict[str, Any]]:
@@ -223,17 +228,17 @@ class FeedbackStage:
         }
         if not bad:
             self._settle([row["key"] for row in rows], "planned", exc.reason)
-            self.run.count(notes_retry_later=len(rows))
+            self.tally.count(notes_retry_later=len(rows))
             return []
         for index, reason in bad.items():
             self._settle([rows[index]["key"]], "rejected", reason)
-        self.run.count(notes_rejected=len(bad))
+        self.tally.count(notes_rejected=len(bad))
         return [row for i, row in enumerate(rows) if i not in bad]
 
     def _settle(self, keys: list[str], status: str, reason: str | None = None) -> None:
         with self.state.transaction():
-            masked = scrub(reason, self.config.secrets) if reason else reason
-            self.state.mark_notes(keys, status, int(self.run.clock.now()), masked)
+            masked = scrub(reason, self.secrets) if reason else reason
+            self.state.mark_notes(keys, status, int(self.clock.now()), masked)
 
     def _settle_unknown(self) -> None:
         """Notes a crash left `sending`: written if Kommo already holds the text, else planned again."""
@@ -242,36 +247,31 @@ class FeedbackStage:
             rows = [n for n in sending if n["entity"] == entity]
             if not rows:
                 continue
-            existing = {
-                (int(n["entity_id"]), (n.get("params") or {}).get("text"))
-                for page in self.kommo.notes_of(entity, {r["entity_id"] for r in rows})
-                for n in page
-            }
+            existing = self.kommo.note_texts(entity, {r["entity_id"] for r in rows})
             found = [r["key"] for r in rows if (r["entity_id"], r["text"]) in existing]
             self._settle(found, "written")
             self._settle([r["key"] for r in rows if r["key"] not in set(found)], "planned")
-            self.run.count(notes_found_after_crash=len(found))
+            self.tally.count(notes_found_after_crash=len(found))
 
-    def _clear_consent(self) -> None:
+    def _clear_consent(self, field_id: int | None) -> None:
         """Uncheck the consent box of the contacts queued by feedback (durably: a crash before
         the PATCH leaves them queued for the next run; clearing twice is harmless)."""
-        field_id = self.run.fields.consent_id
         queued = self.state.consent_clear_queue()
         if queued and field_id is not None:
             self.kommo.clear_checkbox(queued, field_id)
             with self.state.transaction():
                 self.state.consent_cleared(queued)
-            self.run.count(consent_cleared=len(queued))
+            self.tally.count(consent_cleared=len(queued))
 
-    def advance_cursors(self, destinations: list[Destination]) -> None:
+    def advance_cursors(self, names: list[str]) -> None:
         """Move each feedback cursor (of the destinations that were not set aside) to this run's
-        start; the first one also marks where feedback began, which the overlap never reaches below."""
-        if self.enabled and self.run.options.mode == "run":
-            for destination in destinations:
-                name = feedback_cursor(destination)
-                if self.state.cursor(name) is None:
-                    self.state.set_cursor(name + ".start", self.run.started)
-                self.state.set_cursor(name, self.run.started)
+        start; the first also marks where feedback began, which the overlap never reaches below."""
+        if self.enabled and self.windows.backfill is None:
+            for name in names:
+                cursor = window.feedback(name)
+                if self.state.cursor(cursor) is None:
+                    self.state.set_cursor(cursor + window.START, self.windows.started)
+                self.state.set_cursor(cursor, self.windows.started)
 
 
 def _ours(pushed_at: int | None, seen_at: int) -> bool:
@@ -282,16 +282,6 @@ def _ours(pushed_at: int | None, seen_at: int) -> bool:
         pushed_at is not None
         and pushed_at - OWN_CLOCK_SLACK <= seen_at <= pushed_at + OWN_APPLY_DELAY
     )
-
-
-def _note_body(index: int, row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "entity_id": row["entity_id"],
-        "note_type": "common",
-        "params": {"text": row["text"]},
-        "request_id": str(index),
-        "is_need_to_trigger_digital_pipeline": False,
-    }
 
 
 def _note_row(note: PlannedNote) -> dict[str, Any]:

@@ -268,7 +268,7 @@ class HttpClient:
             raise _Transient(
                 f"an unreadable answer (not JSON) to {method} {_short(path)}"
             ) from None
-        response.json = lambda **_: parsed
+        response.json = lambda **_: parsed  # type: ignore[method-assign]  # parsed once, read often
         return response
 
     def _too_many(self, response: requests.Response) -> requests.Response:

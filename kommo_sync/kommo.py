@@ -14,7 +14,7 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import KommoConfig
 from kommo_sync.errors import ConfigError, FatalError
 from kommo_sync.http import HttpClient
-from kommo_sync.model import Catalog, Contact, Lead, Pipeline, Status
+from kommo_sync.model import Catalog, Contact, Lead, LeadEvent, Pipeline, Status
 from kommo_sync.paging import numbered_pages
 
 log = logging.getLogger("kommo_sync.kommo")
@@ -133,32 +133,48 @@ class KommoClient:
         """One list request; an empty answer (204) is asked for once more by callers that expect items."""
         return embedded(self.http.get_json(path, params=params, allow_empty=True), key)
 
-    def lead_events(self, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
+    def lead_events(self, since: int, until: int) -> Iterator[list[LeadEvent]]:
+        """Leads added and moved in (since, until], a page at a time."""
         params = {
             "filter[type]": "lead_added,lead_status_changed",
             "filter[entity][]": "lead",
             "filter[created_at][from]": since,
             "filter[created_at][to]": until,
         }
-        return iter_pages(self.http, "/api/v4/events", "events", params, limit=EVENTS_PAGE_SIZE)
+        pages = iter_pages(self.http, "/api/v4/events", "events", params, limit=EVENTS_PAGE_SIZE)
+        for page in pages:
+            yield [parse_lead_event(raw) for raw in page]
 
     def search_contacts(self, email: str) -> Iterator[list[dict[str, Any]]]:
         """Contacts whose fields match `email` (Kommo's full-text search; callers re-check)."""
         return iter_pages(self.http, "/api/v4/contacts", "contacts", {"query": email})
 
-    def add_notes(self, entity: str, notes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Common notes in one batch request; returns Kommo's `_embedded.notes` (ids by request_id)."""
+    def add_notes(self, entity: str, notes: list[tuple[int, str]]) -> list[dict[str, Any]]:
+        """Common notes `(entity id, text)` in one batch request, each with its index as
+        `request_id` (what Kommo's validation errors name); returns Kommo's `_embedded.notes`."""
+        bodies = [
+            _note_body(index, entity_id, text) for index, (entity_id, text) in enumerate(notes)
+        ]
         body = self.http.request(
-            "POST", f"/api/v4/{entity}/notes", json=notes, repeatable=False, need_body=True
+            "POST", f"/api/v4/{entity}/notes", json=bodies, repeatable=False, need_body=True
         ).json()
         return embedded(body, "notes")
 
-    def notes_of(self, entity: str, entity_ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:
-        """Existing common notes of these entities (to check a note whose outcome a crash left unknown)."""
+    def note_texts(self, entity: str, entity_ids: Iterable[int]) -> set[tuple[int, str]]:
+        """`(entity id, text)` of the existing common notes of these entities (to settle a note
+        whose outcome a crash left unknown)."""
         ids = sorted(set(entity_ids))
+        found: set[tuple[int, str]] = set()
         for chunk in chunks(ids, PAGE_SIZE):
             params = {"filter[entity_id][]": chunk, "filter[note_type]": "common"}
-            yield from iter_pages(self.http, f"/api/v4/{entity}/notes", "notes", params)
+            for page in iter_pages(self.http, f"/api/v4/{entity}/notes", "notes", params):
+                found |= {(int(n["entity_id"]), _note_text(n)) for n in page}
+        return found
+
+    def company_names(self, ids: Iterable[int]) -> Iterator[dict[int, str]]:
+        """Company names by id, one `{id: name}` per request of up to 250."""
+        for page in self.by_ids("companies", ids):
+            yield {int(raw["id"]): raw.get("name") or "" for raw in page}
 
     def clear_checkbox(self, contact_ids: list[int], field_id: int) -> None:
         """Uncheck one checkbox field on many contacts, 250 a request."""
@@ -171,6 +187,20 @@ class KommoClient:
                 for cid in chunk
             ]
             self.http.request("PATCH", "/api/v4/contacts", json=body)
+
+
+def _note_text(note: dict[str, Any]) -> str:
+    return str((note.get("params") or {}).get("text") or "")
+
+
+def _note_body(index: int, entity_id: int, text: str) -> dict[str, Any]:
+    return {
+        "entity_id": entity_id,
+        "note_type": "common",
+        "params": {"text": text},
+        "request_id": str(index),
+        "is_need_to_trigger_digital_pipeline": False,
+    }
 
 
 def kommo_refused_items(body: Any) -> dict[str, str]:
@@ -293,3 +323,23 @@ def parse_lead(raw: dict[str, Any]) -> Lead:
         contact_ids=tuple(int(c["id"]) for c in contacts),
         main_contact_id=int(main["id"]) if main else None,
     )
+
+
+def parse_lead_event(raw: dict[str, Any]) -> LeadEvent:
+    return LeadEvent(
+        id=str(raw.get("id")),
+        type=str(raw.get("type") or ""),
+        lead_id=int(raw.get("entity_id") or 0),
+        at=int(raw.get("created_at") or 0),
+        before=_lead_status(raw.get("value_before")),
+        after=_lead_status(raw.get("value_after")),
+    )
+
+
+def _lead_status(values: Any) -> tuple[int, int] | None:
+    """(pipeline_id, status_id) from an event's value_before / value_after."""
+    for value in values if isinstance(values, list) else []:
+        status = value.get("lead_status") if isinstance(value, dict) else None
+        if status:
+            return int(status.get("pipeline_id") or 0), int(status["id"])
+    return None

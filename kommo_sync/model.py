@@ -195,6 +195,19 @@ class DealEvent:
     backfill: bool = False
 
 
+@dataclass(frozen=True)
+class LeadEvent:
+    """One entry of Kommo's lead event history: a lead added, or moved to another status
+    (`before`/`after` are `(pipeline_id, status_id)` where Kommo gives them)."""
+
+    id: str
+    type: str
+    lead_id: int
+    at: int
+    before: tuple[int, int] | None = None
+    after: tuple[int, int] | None = None
+
+
 class FeedbackKind(StrEnum):
     """What a destination can report about a person; part of the destination contract: the
     first two withdraw consent (noted on the contact, never re-subscribed), the last two are

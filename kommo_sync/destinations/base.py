@@ -1,14 +1,24 @@
 """The Destination interface. The engine speaks only this; it names no vendor.
 
-A destination turns people into changes (`plan`, pure: desired state vs. what was last pushed),
-applies changes in bulk (`push`), and reports what it learned since its cursor (`read_feedback`).
+The core every destination has: `plan` (pure: desired state vs. what was last pushed → changes)
+and `push` (apply changes in bulk), with `settings` and `target` (what shapes the desired state,
+and where it lives) and `prepare` (what the plan needs from the vendor, once per run).
+
+Optional capabilities, which the engine checks for (`isinstance`): a `SuppressionSource` knows
+who opted out before this tool was connected; a `FeedbackSource` reports what it learned since
+its cursor; a `DealEventSink` takes Kommo's deal events.
+
+The contract beyond the signatures: a pushed record (`Change.record`) carries the person's
+subscription status under `plan.STATUS` in `FeedbackKind` words, so feedback that only repeats
+it is not news; `Feedback.kind` is a `FeedbackKind`; `push` returns one Outcome per change and
+raises only for the destination as a whole (see DESIGN "Failures, by rule").
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol, runtime_checkable
 
 from kommo_sync.memory import DestinationMemory
 from kommo_sync.model import DealEvent, Feedback, Person
@@ -19,7 +29,6 @@ class Destination(ABC):
     """A marketing platform kommo-sync keeps in step with Kommo."""
 
     name: str = "destination"
-    wants_deal_events: bool = False
 
     def settings(self) -> Any:
         """The config that shapes the desired state; when it changes, every person is re-planned."""
@@ -29,7 +38,7 @@ class Destination(ABC):
         """Where the data lives (an audience, an account); when it changes, pushed state is void."""
         return ""
 
-    def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
+    def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:  # noqa: B027 (optional)
         """Load what the plan needs from the vendor once per run (e.g. merge fields)."""
 
     @abstractmethod
@@ -42,24 +51,47 @@ class Destination(ABC):
     def push(self, changes: list[Change]) -> list[Outcome]:
         """Apply changes in bulk; one Outcome per change, never an exception for one bad record."""
 
+
+@runtime_checkable
+class SuppressionSource(Protocol):
+    name: str
+
     def known_suppressions(self) -> Iterator[str]:
         """Emails the destination must never subscribe, read once when it is first connected
-        (later changes arrive through `read_feedback`); none by default."""
-        return iter(())
+        (later changes arrive as feedback)."""
+        ...
+
+
+@runtime_checkable
+class FeedbackSource(Protocol):
+    name: str
+
+    def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
+        """Unsubscribes (and, with `activity`, opens and clicks) in (since, until]."""
+        ...
+
+
+@runtime_checkable
+class DealEventSink(Protocol):
+    name: str
 
     def events_since(self) -> int | None:
         """Where deal-event history starts for a new account (None: the first run's start)."""
-        return None
+        ...
 
     def plan_events(self, events: list[DealEvent]) -> Plan:
-        """Deal events → changes (pure). Only destinations with `wants_deal_events` get called."""
-        return Plan()
+        """Deal events → changes (pure)."""
+        ...
 
     def push_events(self, changes: list[Change], outcome_unknown: bool = False) -> list[Outcome]:
         """Send event changes; `outcome_unknown` ones were maybe sent before a crash and must go
         through a path that de-duplicates on the event's unique id."""
-        return []
+        ...
 
-    def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
-        """Unsubscribes (and, with `activity`, opens and clicks) in (since, until]; none by default."""
-        return iter(())
+
+def event_sinks(destinations: Iterable[Destination]) -> list[DealEventSink]:
+    return [d for d in destinations if isinstance(d, DealEventSink)]
+
+
+def feedback_sources(destinations: Iterable[Destination]) -> list[FeedbackSource]:
+    return [d for d in destinations if isinstance(d, FeedbackSource)]

@@ -93,7 +93,7 @@ def test_custom_fields_and_a_missing_configured_field_is_a_config_error(kommo):
 @replay.use_cassette("kommo_documented_examples.yaml")
 def test_events_page_has_string_ids(kommo):
     [page] = list(kommo.lead_events(0, 1_900_000_000))
-    assert page[0]["id"] == "01pz58t6p04ymgsgfbmfyfy1mf" and page[0]["type"] == "lead_added"
+    assert page[0].id == "01pz58t6p04ymgsgfbmfyfy1mf" and page[0].type == "lead_added"
 
 
 @replay.use_cassette("kommo_errors.yaml")

@@ -4,7 +4,7 @@ import os
 import sqlite3
 import stat
 
-from kommo_sync.engine import CONTACTS_CURSOR
+from kommo_sync.window import CONTACTS as CONTACTS_CURSOR
 from kommo_sync.report import iso
 from kommo_sync.state import FileLock
 from tests.conftest import KOMMO_TOKEN, assert_no_secret

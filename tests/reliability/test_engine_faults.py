@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from kommo_sync.engine import _Run
+from kommo_sync.pull import Pull
 from kommo_sync.feedback import _ours
 from kommo_sync.sandbox.faults import Fault
 from tests.conftest import KOMMO_TOKEN, MAILCHIMP_KEY
@@ -36,7 +37,7 @@ def test_people_who_opt_out_after_an_interrupted_first_sync_are_never_subscribed
         world.kommo.faults.clear()
     else:
         monkeypatch.setattr(
-            _Run, "_pull", lambda self, since, until: (_ for _ in ()).throw(KeyboardInterrupt())
+            Pull, "read", lambda self, *window, **then: (_ for _ in ()).throw(KeyboardInterrupt())
         )
         with pytest.raises(KeyboardInterrupt):
             world.run()

@@ -1,0 +1,112 @@
+"""Kommo's changed leads and contacts into the mirror, and people out of it.
+
+Leads are read first, so a contact's leads are all in the mirror when it is planned. Pages are
+read ahead on their own thread (Kommo's pacing is the floor of every run); company names are
+fetched in full pages of 250, so they cost the fewest Kommo requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead
+from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of
+from kommo_sync.model import Catalog, Lead, Person
+from kommo_sync.pipeline import read_ahead
+from kommo_sync.state import State
+from kommo_sync.tally import Tally
+
+READ_AHEAD_PAGES = 40  # pages of 250: two batches of contacts
+COMPANY_PAGE = 250
+
+
+class Pull:
+    def __init__(
+        self,
+        state: State,
+        kommo: KommoClient,
+        tally: Tally,
+        pipelines: Sequence[str | int] = (),
+    ):
+        self.state, self.kommo, self.tally, self.pipelines = state, kommo, tally, pipelines
+        self.catalog = Catalog()
+        self.fields = FieldMap()
+        self.companies_seen: set[int] = set()
+        self.companies_missing: set[int] = set()
+
+    def read(self, since: int, until: int, after_contacts: Callable[[], None]) -> None:
+        """Every lead and contact changed in (since, until]; `after_contacts` runs after each
+        page of contacts (to plan the batches that are complete), then the queued contacts
+        missing from the mirror are read by id."""
+        for page in read_ahead(self.kommo.changed("leads", since, until), READ_AHEAD_PAGES):
+            self.store_leads(page)
+        for page in read_ahead(self.kommo.changed("contacts", since, until), READ_AHEAD_PAGES):
+            self._store_contacts(page)
+            after_contacts()
+        missing = self.state.dirty_missing_from_mirror()
+        for page in self.kommo.by_ids("contacts", missing):
+            self._store_contacts(page, count_as="contacts_by_id")
+
+    def store_leads(self, page: list[dict[str, Any]]) -> None:
+        leads = [parse_lead(raw) for raw in page]
+        if self.pipelines:
+            leads = [lead for lead in leads if self.selected(lead)]
+        self.tally.count(pulled_leads=len(page), changed_leads=mirror_leads(self.state, leads))
+
+    def leads(self, ids: set[int]) -> dict[int, Lead]:
+        """Leads by id from the mirror, those it lacks read from Kommo first."""
+        leads = self.state.known_leads(ids)
+        missing = ids - set(leads)
+        for fetched in self.kommo.by_ids("leads", missing):
+            self.store_leads(fetched)
+        leads.update(self.state.known_leads(missing))
+        return leads
+
+    def selected(self, lead: Lead) -> bool:
+        """Whether the lead is in a pipeline `kommo.pipelines` names (every lead without it)."""
+        wanted = self.pipelines
+        return (
+            not wanted
+            or lead.pipeline_id in wanted
+            or self.catalog.pipeline_name(lead.pipeline_id) in wanted
+        )
+
+    def people(self, contact_ids: list[int]) -> list[Person]:
+        return people_of(self.state, contact_ids, self.catalog, self._company_names)
+
+    def people_by_contact(self, contact_ids: set[int]) -> dict[int, Person]:
+        people = self.people(sorted(contact_ids)) if contact_ids else []
+        return {cid: person for person in people for cid in person.contact_ids}
+
+    def _store_contacts(
+        self, page: list[dict[str, Any]], count_as: str = "pulled_contacts"
+    ) -> None:
+        contacts = [parse_contact(raw, self.fields) for raw in page]
+        changed = mirror_contacts(self.state, contacts)
+        self.tally.count(**{count_as: len(page), "changed_contacts": changed})
+        self._want_companies({c.company_id for c in contacts if c.company_id})
+
+    def _want_companies(self, ids: set[int]) -> None:
+        """Collect company ids whose names are unknown and fetch them in full pages of 250; the
+        rest is fetched when needed."""
+        new = ids - self.companies_seen
+        self.companies_seen |= new
+        self.companies_missing |= new - set(self.state.company_names(new))
+        while len(self.companies_missing) >= COMPANY_PAGE:
+            self._fetch_companies(set(sorted(self.companies_missing)[:COMPANY_PAGE]))
+
+    def _company_names(self, ids: set[int]) -> dict[int, str]:
+        """Names from the state, fetching the unknown ones from Kommo."""
+        names = self.state.company_names(ids)
+        return {**names, **self._fetch_companies(ids - set(names))}
+
+    def _fetch_companies(self, ids: set[int]) -> dict[int, str]:
+        fetched: dict[int, str] = {}
+        for names in self.kommo.company_names(ids):
+            fetched.update(names)
+            self.tally.count(pulled_companies=len(names))
+        self.companies_missing -= ids
+        if fetched:
+            with self.state.transaction():
+                self.state.save_companies(fetched)
+        return fetched
