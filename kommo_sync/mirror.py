@@ -11,10 +11,16 @@ from collections.abc import Callable
 
 from kommo_sync.model import Catalog, Contact, Lead, Person
 from kommo_sync.people import group_by_email, person_from_contacts
-from kommo_sync.state import State, contact_from_json, contact_to_row, lead_from_json, lead_to_row
+from kommo_sync.state import (
+    StateStore,
+    contact_from_json,
+    contact_to_row,
+    lead_from_json,
+    lead_to_row,
+)
 
 
-def mirror_leads(state: State, leads: list[Lead]) -> int:
+def mirror_leads(state: StateStore, leads: list[Lead]) -> int:
     """Write the changed leads and queue their contacts (old and new); returns how many changed."""
     rows = {lead.id: lead_to_row(lead) for lead in leads}
     known = state.lead_rows(rows)
@@ -32,15 +38,14 @@ def mirror_leads(state: State, leads: list[Lead]) -> int:
     return len(changed)
 
 
-def mirror_contacts(state: State, contacts: list[Contact]) -> int:
+def mirror_contacts(state: StateStore, contacts: list[Contact]) -> int:
     """Write the changed contacts and queue them; an email change also queues the contacts left
     at the old address (they may now be a person of their own). Returns how many changed."""
     rows = {c.id: contact_to_row(c) for c in contacts}
     known = state.contact_rows(rows)
     changed = [rows[c.id] for c in contacts if known.get(c.id) != rows[c.id][4]]
-    old_emails = {contact_from_json(known[row[0]]).email for row in changed if row[0] in known} - {
-        None
-    }
+    old_contacts = [contact_from_json(known[row[0]]) for row in changed if row[0] in known]
+    old_emails = {contact.email for contact in old_contacts if contact.email is not None}
     neighbours = [cid for ids in state.contact_ids_by_email(old_emails).values() for cid in ids]
     with state.transaction():
         state.upsert_contacts(changed)
@@ -49,7 +54,7 @@ def mirror_contacts(state: State, contacts: list[Contact]) -> int:
 
 
 def people_of(
-    state: State,
+    state: StateStore,
     contact_ids: list[int],
     catalog: Catalog,
     company_names: Callable[[set[int]], dict[int, str]],

@@ -1,12 +1,20 @@
 """The state file's encoding and schema upgrades, without HTTP."""
 
+import inspect
 import json
 import sqlite3
 
 import pytest
 
 from kommo_sync.encoding import compact_json
-from kommo_sync.state import MIGRATIONS, SCHEMA_VERSION, State, contact_from_json, contact_to_row
+from kommo_sync.state import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    State,
+    StateStore,
+    contact_from_json,
+    contact_to_row,
+)
 from tests.factories import contact
 
 
@@ -48,3 +56,18 @@ def test_a_state_file_of_schema_1_upgrades_and_keeps_its_rows(tmp_path):
     assert not db.execute(
         "SELECT 1 FROM sqlite_master WHERE name = 'contacts_by_company'"
     ).fetchall()
+
+
+def parameters(function):
+    return [(p.name, p.kind, p.default) for p in inspect.signature(function).parameters.values()]
+
+
+def test_the_sqlite_state_has_every_operation_of_the_store_interface():
+    operations = [
+        name
+        for name, member in vars(StateStore).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    ]
+    assert len(operations) > 50
+    for name in operations:
+        assert parameters(getattr(State, name)) == parameters(getattr(StateStore, name)), name

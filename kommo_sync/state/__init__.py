@@ -1,0 +1,41 @@
+"""The state: one interface (store.StateStore), the SQLite file behind it by default."""
+
+from kommo_sync.state.files import check_state_file
+from kommo_sync.state.lock import FileLock, LockHolder
+from kommo_sync.state.migrations import MIGRATIONS, SCHEMA_VERSION
+from kommo_sync.state.rows import (
+    CONTACT_FIELDS,
+    LEAD_FIELDS,
+    ContactRow,
+    LeadRow,
+    contact_from_json,
+    contact_to_row,
+    decode_record,
+    encode_record,
+    lead_from_json,
+    lead_to_row,
+)
+from kommo_sync.state.sqlite import State
+from kommo_sync.state.sqlite_base import StateThreadError
+from kommo_sync.state.store import StateStore
+
+__all__ = [
+    "CONTACT_FIELDS",
+    "LEAD_FIELDS",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "ContactRow",
+    "FileLock",
+    "LeadRow",
+    "LockHolder",
+    "State",
+    "StateStore",
+    "StateThreadError",
+    "check_state_file",
+    "contact_from_json",
+    "contact_to_row",
+    "decode_record",
+    "encode_record",
+    "lead_from_json",
+    "lead_to_row",
+]
