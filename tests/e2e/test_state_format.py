@@ -1,0 +1,167 @@
+"""Upgrades are invisible: a state written by the code before the structural step (fixtures/,
+written at commit 45a5a4a by fixtures/make_state_before_step.py) plans 0 operations with today's
+code, over the same deterministic world; its fingerprints are what today's plans compute, the
+same runs today write the same rows, and a state made today has the very same schema."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from kommo_sync.app import build_engine
+from kommo_sync.memory import DestinationMemory
+from kommo_sync.mirror import people_of
+from kommo_sync.state import SCHEMA_VERSION, State
+from tests.e2e.fixtures.make_state_before_step import run_at, sql_dump
+from tests.e2e.fixtures.world_before_step import (
+    FIRST_RUN_AT,
+    NEXT_RUN_AT,
+    SECOND_RUN_AT,
+    kommo_digest,
+    move_clock_to,
+    mutate,
+    seed,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DUMP = FIXTURES / "state_before_step.sql"
+
+
+def schema_of(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    return db.execute(
+        "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY type, name"
+    ).fetchall()
+
+
+def fixture_schema() -> list[tuple[str, str, str]]:
+    db = sqlite3.connect(":memory:")
+    db.executescript(DUMP.read_text())
+    try:
+        return schema_of(db)
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def upgraded(world):
+    """Today's sandboxes holding the fixture's world, the clock at the next run, and the state
+    file loaded from the dump."""
+    seed(world)
+    move_clock_to(world, FIRST_RUN_AT)
+    mutate(world)
+    move_clock_to(world, NEXT_RUN_AT)
+    db = sqlite3.connect(world.raw["state"])
+    db.executescript(DUMP.read_text())
+    db.close()
+    return world
+
+
+def queue_everyone(world) -> None:
+    db = sqlite3.connect(world.raw["state"])
+    with db:
+        db.execute("INSERT OR IGNORE INTO dirty SELECT id, 0 FROM contacts")
+    db.close()
+
+
+def stored_fingerprints(world, destination: str) -> dict[int, str]:
+    db = sqlite3.connect(world.raw["state"])
+    try:
+        rows = db.execute(
+            "SELECT person_id, fingerprint FROM pushed WHERE destination = ?", (destination,)
+        )
+        return dict(rows.fetchall())
+    finally:
+        db.close()
+
+
+def test_todays_sandboxes_serve_the_world_the_fixture_was_written_in(upgraded):
+    written = json.loads((FIXTURES / "kommo_before_step.json").read_text())
+    assert kommo_digest(upgraded.kommo) == written
+
+
+def test_the_next_dry_run_plans_no_operation_for_any_destination(upgraded):
+    code, body = upgraded.cli_json("run", "--dry-run")
+    assert code == 0, body
+    assert body["operations"] == [] and body["people"] == []
+    assert body["destinations"] == {
+        "mailchimp": {"status": "ok", "reason": ""},
+        "klaviyo": {"status": "ok", "reason": ""},
+    }
+
+
+def test_every_kommo_record_read_again_matches_its_stored_row_byte_for_byte(upgraded):
+    code, body = upgraded.cli_json("backfill", "--since", "2020-01-01", "--dry-run")
+    assert code == 0, body
+    counts = body["counts"]
+    assert (counts["pulled_contacts"], counts["pulled_leads"]) == (36, 45)
+    assert (counts["changed_contacts"], counts["changed_leads"]) == (0, 0)
+    assert body["operations"] == []
+
+
+def test_with_every_contact_queued_the_dry_run_still_plans_no_operation(upgraded):
+    queue_everyone(upgraded)
+    code, body = upgraded.cli_json("run", "--dry-run")
+    assert code == 0, body
+    assert len(body["people"]) == 35  # every person of the 36 contacts (two share an email)
+    assert body["operations"] == []
+    planned = {key for key in body["counts"] if key.startswith(("mailchimp.", "klaviyo."))}
+    assert planned == {
+        "mailchimp.skipped.no_email",
+        "mailchimp.still_rejected",
+        "klaviyo.skipped.no_email",
+        "klaviyo.skipped.bad_phone",
+        "klaviyo.still_rejected",
+    }
+
+
+@pytest.mark.parametrize("destination", ["mailchimp", "klaviyo"])
+def test_the_stored_fingerprints_are_what_todays_plan_computes(upgraded, destination):
+    engine = build_engine(upgraded.config(), upgraded.clock)
+    chosen = next(d for d in engine.destinations if d.name == destination)
+    catalog = engine.kommo.catalog()
+    stored = stored_fingerprints(upgraded, destination)
+    with State.open(Path(upgraded.raw["state"]), dry_run=True) as state:
+        chosen.prepare(DestinationMemory(state, destination), dry_run=True)
+        people = people_of(state, list(state.contacts(stored)), catalog, state.company_names)
+        as_new = chosen.plan(people, {}, set())
+    computed = {c.person_id: c.fingerprint for c in as_new.changes if c.person_id in stored}
+    assert len(stored) == 28 and computed == stored
+
+
+def without_runs(dump: str) -> list[str]:
+    """The dump's lines but the runs' own rows (counts and times are the report's, free to
+    grow new keys in later releases)."""
+    return [line for line in dump.splitlines() if not line.startswith('INSERT INTO "runs"')]
+
+
+def test_the_same_two_runs_today_write_the_same_state_row_for_row(world):
+    seed(world)
+    run_at(world, FIRST_RUN_AT)
+    mutate(world)
+    run_at(world, SECOND_RUN_AT)
+    today = sql_dump(Path(world.raw["state"]))
+    assert without_runs(today) == without_runs(DUMP.read_text())
+
+
+def test_a_state_made_today_has_the_schema_of_the_one_made_before(tmp_path):
+    path = tmp_path / "today.db"
+    with State.open(path):
+        pass
+    db = sqlite3.connect(path)
+    try:
+        assert schema_of(db) == fixture_schema()
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    finally:
+        db.close()
+
+
+def test_opening_the_old_state_changes_nothing_in_its_schema(upgraded):
+    path = Path(upgraded.raw["state"])
+    with State.open(path):
+        pass
+    db = sqlite3.connect(path)
+    try:
+        assert schema_of(db) == fixture_schema()
+    finally:
+        db.close()
