@@ -13,8 +13,8 @@ import vcr
 import yaml
 
 from kommo_sync.config import DEFAULT_TAGS
+from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
-from kommo_sync.destinations.mailchimp.destination import MailchimpDestination, mailchimp_http
 from kommo_sync.errors import FatalError, VendorDown
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
@@ -138,7 +138,7 @@ def test_a_5xx_that_outlives_the_retries_is_vendor_down_so_mailchimp_is_set_asid
     assert clock.slept == [0.5, 1.0, 2.0, 4.0]  # backoff on the injected clock
 
 
-# merge fields ----------------------------------------------------------------------------------------
+# merge fields -------------------------------------------------------------------------------------
 def test_missing_merge_fields_are_detected_created_and_remembered(destination):
     memory = Memory()
     with replay.use_cassette("mailchimp_merge_fields.yaml") as cassette:
@@ -180,7 +180,7 @@ def test_batch_subscribe_errors_fall_back_classify_and_tags_go_by_exact_segment_
     assert outcomes["test@example.com"].kind == "permanent"
     assert "looks fake or invalid" in outcomes["test@example.com"].reason
     assert outcomes["busy@firm.io"].kind == "transient"
-    assert destination.segments == {
+    assert destination.segments.snapshot() == {
         "Customer": 49381,
         "Lost Lead": 49385,
         "New Lead Archive": 49377,
@@ -214,7 +214,7 @@ def test_batch_results_are_read_per_operation_from_every_archive_file(destinatio
     assert clock.slept == [5.0, 7.5, 11.25]
 
 
-# the cassettes themselves --------------------------------------------------------------------------
+# the cassettes themselves -------------------------------------------------------------------------
 @pytest.mark.parametrize("path", sorted(CASSETTES.glob("mailchimp_*.yaml")), ids=lambda p: p.name)
 def test_cassettes_hold_no_authorization_header_or_key(path):
     text = path.read_text()

@@ -84,7 +84,8 @@ class Contract:
         )
 
     def problems(self, method: str, path: str, body: Any, batch_op: str = "") -> list[str]:
-        """Schema errors, unknown keys and policy breaches; `batch_op` names a /batches operation."""
+        """Schema errors, unknown keys and policy breaches; `batch_op` names a /batches
+        operation."""
         where = batch_op or f"{method} {path}"
         key = self.kind(method, path)
         if key is None:

@@ -27,8 +27,8 @@ import yaml
 from vcr.request import Request
 
 from kommo_sync.clock import Clock
+from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
-from kommo_sync.destinations.mailchimp.destination import MailchimpDestination, mailchimp_http
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
 from kommo_sync.plan import Outcome
@@ -56,7 +56,8 @@ def _md5(email: str) -> str:
 
 
 class Scrubber:
-    """vcrpy record hooks: no key, no authorization header, no emails, hashes, names or merge values.
+    """vcrpy record hooks: no key, no authorization header, no emails, hashes, names or merge
+    values.
 
     Emails become person<N>@example.invalid (their subscriber hashes follow, so paths stay
     consistent); bodies that are not text (the batch archive) cannot be vetted and are dropped.
@@ -155,7 +156,8 @@ def live_config(api_key: str, list_id: str, base_url: str | None = None) -> Mail
 def sync_one_address(
     config: MailchimpConfig, person: Person, cassette_dir: Path, clock: Clock
 ) -> list[Outcome]:
-    """Prepare, plan and push one person through the real destination, recording scrubbed cassettes."""
+    """Prepare, plan and push one person through the real destination, recording scrubbed
+    cassettes."""
     scrubber = Scrubber(key_secrets(config.api_key), [person.email or ""])
     recorder = vcr.VCR(
         cassette_library_dir=str(cassette_dir),
@@ -210,7 +212,7 @@ def test_live_sync_of_one_address_records_scrubbed_cassettes(tmp_path):
     assert_scrubbed(cassette_dir / CASSETTE, [*key_secrets(api_key), email.strip(), _md5(email)])
 
 
-# not live: the scrubbing, on a sample interaction and through vcrpy against the sandbox ----------------
+# not live: the scrubbing, on a sample interaction and through vcrpy against the sandbox -----------
 def test_the_scrubbing_hooks_remove_the_key_the_auth_header_and_personal_data():
     api_key, email = "0123456789abcdef0123456789abcdef-us6", "Ada.Lovelace@Analytical.io"
     scrubber = Scrubber(key_secrets(api_key), [email])

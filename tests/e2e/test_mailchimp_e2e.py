@@ -5,7 +5,7 @@ import requests
 
 from kommo_sync.config import DEFAULT_TAGS
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
-from kommo_sync.destinations.mailchimp.destination import plan_person, subscriber_hash
+from kommo_sync.destinations.mailchimp.mapping import plan_person, subscriber_hash
 from kommo_sync.engine import _Run
 from kommo_sync.model import Person, Stage
 from tests.conftest import assert_no_secret
@@ -400,7 +400,7 @@ def test_a_tag_a_marketer_deleted_rejects_its_moves_once_and_is_made_again(world
     customer = _segment_id(world, "Customer")
     _delete_segment(world, customer)
     world.clock.advance(60)
-    for deal, contact in zip(deals[20:], people[20:]):
+    for deal, contact in zip(deals[20:], people[20:], strict=True):
         world.kommo.move_lead(deal, 142)
         world.kommo.update_contact(contact, first_name="Won")
     code, body = world.cli_json("run")

@@ -7,7 +7,7 @@ import pytest
 
 from kommo_sync.batching import JobTimer
 from kommo_sync.config import DEFAULT_TAGS
-from kommo_sync.destinations.mailchimp.destination import MailchimpDestination, mailchimp_http
+from kommo_sync.destinations.mailchimp import MailchimpDestination, mailchimp_http
 from kommo_sync.http import HttpClient
 from kommo_sync.model import Person, Stage
 from kommo_sync.sandbox.faults import Fault
@@ -182,7 +182,8 @@ SEGMENTS = r"^/3\.0/lists/[^/]+/segments$"
 
 
 def _twenty_won_and_renamed(world, sales):
-    """40 people In Progress; then 20 of them win (tag Customer, made in this run) and are renamed."""
+    """40 people In Progress; then 20 of them win (tag Customer, made in this run) and are
+    renamed."""
     contacts = people(world, 40)
     deals = [
         world.kommo.add_lead(
@@ -192,7 +193,7 @@ def _twenty_won_and_renamed(world, sales):
     ]
     world.run()
     world.clock.advance(600)
-    for deal, contact in zip(deals[:20], contacts[:20]):
+    for deal, contact in zip(deals[:20], contacts[:20], strict=True):
         world.kommo.move_lead(deal, 142)
         world.kommo.update_contact(contact, first_name="Won")
 
@@ -416,7 +417,7 @@ def test_a_results_archive_never_readable_holds_its_people_back_until_the_next_r
     assert _first_names(world, 12) == {"Renamed"}
 
 
-# case 5: the wiring sets the HTTP timeout and the first poll ----------------------------------------
+# case 5: the wiring sets the HTTP timeout and the first poll --------------------------------------
 class _Memory(dict):
     def get(self, key, default=None):
         return super().get(key, default)

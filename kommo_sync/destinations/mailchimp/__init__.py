@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from kommo_sync.destinations.mailchimp.api import mailchimp_http
 from kommo_sync.destinations.mailchimp.checks import mailchimp_checks
 from kommo_sync.destinations.mailchimp.config import SECRET_KEYS, MailchimpConfig, parse_mailchimp
-from kommo_sync.destinations.mailchimp.destination import MailchimpDestination, mailchimp_http
+from kommo_sync.destinations.mailchimp.destination import MailchimpDestination
 from kommo_sync.destinations.registry import Vendor, Wiring
 from kommo_sync.http import HttpClient
 

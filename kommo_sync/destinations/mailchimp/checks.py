@@ -7,8 +7,8 @@ from typing import Any
 
 from kommo_sync.checks import Check, Failed, Named, count_of, not_found_hint, vendor_failures
 from kommo_sync.clock import Clock
+from kommo_sync.destinations.mailchimp.api import mailchimp_http
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
-from kommo_sync.destinations.mailchimp.destination import mailchimp_http
 from kommo_sync.exits import EXIT_CONFIG
 from kommo_sync.http import HttpClient
 from kommo_sync.paging import offset_pages
