@@ -34,8 +34,8 @@ from measure import current_rss_mb  # noqa: E402  (benchmarks/ is on sys.path wh
 
 from kommo_sync.clock import Clock  # noqa: E402
 from kommo_sync.config import DEFAULT_TAGS  # noqa: E402
+from kommo_sync.destinations.mailchimp import MailchimpDestination  # noqa: E402
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig  # noqa: E402
-from kommo_sync.destinations.mailchimp.destination import MailchimpDestination  # noqa: E402
 from kommo_sync.http import HttpClient  # noqa: E402
 from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of  # noqa: E402
 from kommo_sync.model import (

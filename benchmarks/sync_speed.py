@@ -42,7 +42,8 @@ from kommo_sync.app import build_engine  # noqa: E402
 from kommo_sync.clock import Clock  # noqa: E402
 from kommo_sync.config import Config, load_config  # noqa: E402
 from kommo_sync.destinations.klaviyo.config import KLAVIYO_REVISION  # noqa: E402
-from kommo_sync.destinations.mailchimp.destination import mailchimp_http, subscriber_hash  # noqa: E402
+from kommo_sync.destinations.mailchimp import mailchimp_http  # noqa: E402
+from kommo_sync.destinations.mailchimp.mapping import subscriber_hash  # noqa: E402
 from kommo_sync.errors import RecordRejected, RetryLater  # noqa: E402
 from kommo_sync.http import HttpClient  # noqa: E402
 from kommo_sync.kommo import KommoClient, kommo_http, parse_contact, resolve_fields  # noqa: E402
