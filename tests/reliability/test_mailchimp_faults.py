@@ -449,3 +449,30 @@ def test_the_http_timeout_and_the_first_batch_poll_are_set_by_the_caller(world):
     assert http.timeout == 7.0
     assert world.clock.slept[slept] == 2.0  # the first poll of the job
     assert {(o.kind, o.record_updates["status"]) for o in outcomes} == {("done", "absent")}
+
+
+# case 6: what the state stores is not what a push worker goes on changing ------------------------
+def _twelve(stage):
+    return [Person(i, f"p{i}@firm.io", "Ada", "", None, None, None, True, stage) for i in range(12)]
+
+
+def test_the_tag_ids_handed_to_the_state_do_not_change_when_a_later_push_makes_a_tag(world):
+    """The main thread writes the memory to the state while a push worker may be adding a tag:
+    the value handed over must be a copy, not the worker's live map."""
+    world.with_mailchimp()
+    config = world.config().mailchimp
+    archive = HttpClient(
+        base_url="", vendor="Mailchimp batch archive", clock=world.clock, expect_json=False
+    )
+    http = mailchimp_http(config, world.clock)
+    destination = MailchimpDestination(config, dict(DEFAULT_TAGS), http, archive, world.clock)
+    memory = _Memory()
+    destination.prepare(memory, dry_run=False)
+    created = destination.plan(_twelve(Stage.NEW), {}, set()).changes
+    destination.push(created)
+    handed_over = memory["segments"]
+    as_handed = dict(handed_over)
+    pushed = {c.person_id: c.record for c in created}
+    destination.push(destination.plan(_twelve(Stage.WON), pushed, set()).changes)
+    assert "Customer" in memory["segments"]  # the later push made the tag and stored it anew
+    assert handed_over == as_handed
