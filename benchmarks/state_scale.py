@@ -7,10 +7,10 @@ Two phases, each doing what a first sync does per page or batch, minus the HTTP:
 1. mirror: synthetic Contact and Lead records stream in pages of 250 (never the whole account in
    memory); each page is diffed against the mirror (as the engine does) and written in one
    transaction (upsert_contacts, upsert_leads, mark_dirty).
-2. plan: for batches of 2000 from the queue (`ready_batches`): people from the mirror (contacts, same-email
-   neighbours, leads, company names) through `person_from_contacts`, the Mailchimp `plan` against
-   an empty pushed state (so every person is a create), then `record_pushed`, `clear_rejections`
-   and `clear_dirty` in one transaction.
+2. plan: for batches of 2000 from the queue (`ready_batches`): people from the mirror (contacts,
+   same-email neighbours, leads, company names) through `person_from_contacts`, the Mailchimp
+   `plan` against an empty pushed state (so every person is a create), then `record_pushed`,
+   `clear_rejections` and `clear_dirty` in one transaction.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ class Account:
         )
 
     def emails(self, cid: int) -> tuple[str, ...]:
-        """~10 % none; ~2 % share the address of a contact a little earlier (one person, two cards)."""
+        """~10 % none; ~2 % share the address of a contact a little earlier
+        (one person, two cards)."""
         roll = self.rng.random()
         if roll < 0.10:
             return ()
@@ -280,13 +281,15 @@ def report(size: int, phases: list[Phase], facts: dict[str, int]) -> None:
     print(f"  {'overall':<56}{total:>8.1f} s {rate:>10,.0f} contacts/s  (CPU {cpu:.1f} s)")
     print(f"  peak RSS {peak:.0f} MB (ru_maxrss)")
     print(
-        f"targets: >= {TARGET_RATE:,} contacts/s overall -> {'met' if rate >= TARGET_RATE else 'MISSED'};  "
+        f"targets: >= {TARGET_RATE:,} contacts/s overall -> "
+        f"{'met' if rate >= TARGET_RATE else 'MISSED'};  "
         f"peak RSS <= {TARGET_RSS_MB} MB -> {'met' if peak <= TARGET_RSS_MB else 'MISSED'}"
     )
 
 
 def profiled(size: int, seed: int, folder: Path, top: int) -> None:
-    """The same work under cProfile; prints the hottest functions by own time and cumulative time."""
+    """The same work under cProfile; prints the hottest functions by own time and
+    cumulative time."""
     profiler = cProfile.Profile()
     profiler.runcall(run, size, seed, folder)
     for order in ("tottime", "cumulative"):

@@ -320,7 +320,8 @@ class Cost:
 
 
 def reset_peak_rss() -> None:
-    """Linux resets the process's peak RSS (ru_maxrss) on `5` in clear_refs, so each run has its own."""
+    """Linux resets the process's peak RSS (ru_maxrss) on `5` in clear_refs, so each run has
+    its own."""
     try:
         with open("/proc/self/clear_refs", "w", encoding="ascii") as refs:
             refs.write("5")
@@ -664,9 +665,12 @@ def print_counts(
     if result is not None:
         counts = result.counts
         print(
-            f"changed contacts (people re-planned, RunResult.counts['people']): {figures.changed:,}   "
-            f"[changed_contacts {counts['changed_contacts']:,}, changed_leads {counts['changed_leads']:,}, "
-            f"rejected {counts['rejected']:,}, status {'ok' if not result.rejected else 'with rejections'}]"
+            "changed contacts (people re-planned, RunResult.counts['people']): "
+            f"{figures.changed:,}   "
+            f"[changed_contacts {counts['changed_contacts']:,}, "
+            f"changed_leads {counts['changed_leads']:,}, "
+            f"rejected {counts['rejected']:,}, "
+            f"status {'ok' if not result.rejected else 'with rejections'}]"
         )
         pushed = {k: v for k, v in sorted(counts.items()) if k.split(".")[0] in DESTINATION_APIS}
         print(
@@ -696,7 +700,8 @@ def print_traffic(figures: Figures) -> None:
     pushing = figures.destination_requests - figures.feedback_reads
     per_k = figures.per_thousand(pushing)
     print(
-        f"  of which feedback reads {figures.feedback_reads:,} (one page each per run, whatever changed); "
+        f"  of which feedback reads {figures.feedback_reads:,} "
+        "(one page each per run, whatever changed); "
         f"pushing {pushing:,} = {f'{per_k:.1f}' if per_k is not None else 'n/a'} per 1,000 changed"
     )
 
@@ -711,7 +716,8 @@ def print_kommo(figures: Figures) -> None:
     ratio = figures.kommo_requests / figures.minimum
     wall_ratio = figures.cost.wall / figures.floor
     print(
-        f"Kommo requests {figures.kommo_requests:,} / minimum {figures.minimum:,} = {ratio:.2f}x   (target <= 1.1)"
+        f"Kommo requests {figures.kommo_requests:,} / minimum {figures.minimum:,} "
+        f"= {ratio:.2f}x   (target <= 1.1)"
     )
     print(
         f"Kommo floor {figures.minimum:,} / {KOMMO_LIMIT} req/s = {figures.floor:.1f} s;  "
@@ -729,8 +735,9 @@ def print_unchanged_targets(figures: Figures) -> None:
     )
     if over and all(n <= figures.kommo_minimum.get(row, 0) for row, n in over.items()):
         print(
-            "  (every page was needed: the window's overlap (kommo.overlap_seconds, 300 s) re-reads the "
-            "items edited minutes ago; with nothing edited in the last 300 s each list is one page)"
+            "  (every page was needed: the window's overlap (kommo.overlap_seconds, 300 s) "
+            "re-reads the items edited minutes ago; with nothing edited in the last 300 s each "
+            "list is one page)"
         )
 
 
@@ -764,18 +771,21 @@ def comparison_row(name: str, baseline_value: float | None, our_value: float | N
 
 
 def print_extrapolation(first: Figures, base: Figures) -> None:
-    """Baseline: linear per contact. Ours: Kommo pages and bulk batches, at the measured wall/floor."""
+    """Baseline: linear per contact. Ours: Kommo pages and bulk batches, at the measured
+    wall/floor."""
     print(
         "\nHow this extrapolates: the baseline's requests and wall grow linearly per contact "
         f"({base.destination_requests / base.changed:.2f} destination and "
-        f"{base.kommo_requests / base.changed:.2f} Kommo requests, {1000 * base.cost.wall / base.changed:.0f} ms "
+        f"{base.kommo_requests / base.changed:.2f} Kommo requests, "
+        f"{1000 * base.cost.wall / base.changed:.0f} ms "
         "each, sequential); ours grow per page of 250 and per bulk batch, so the measured "
         "per-contact rates are upper bounds at larger sizes (per-run fixed costs do not grow), "
         "and our wall follows the Kommo floor at the measured wall/floor ratio."
     )
     ratio = first.cost.wall / first.floor
     print(
-        f"{'contacts':>10}{'baseline requests':>19}{'baseline wall':>15}{'our Kommo floor':>17}{'our wall est.':>15}"
+        f"{'contacts':>10}{'baseline requests':>19}{'baseline wall':>15}"
+        f"{'our Kommo floor':>17}{'our wall est.':>15}"
     )
     for size in EXTRAPOLATE_TO:
         scale = size / first.changed

@@ -94,7 +94,8 @@ def handle_errors(command: Callable[..., int]) -> Callable[..., None]:
 
 
 def _fail(message: str, code: int, secrets: tuple[str, ...]) -> int:
-    """One line on stderr (a JSON log record with --log-format json); with --json, an error object."""
+    """One line on stderr (a JSON log record with --log-format json); with --json, an error
+    object."""
     ctx = click.get_current_context()
     message = scrub(message, secrets)
     as_log = (ctx.obj or {}).get("log_format") == "json"
@@ -362,8 +363,9 @@ def demo(ctx: click.Context, contacts: int) -> int:
 @click.pass_context
 @handle_errors
 def check(ctx: click.Context, as_json: bool) -> int:
-    """Check the config and the accounts without writing anything: credentials, scopes, audience,
-    lists, pipelines, fields, merge fields (exit 0 all pass; 2 a key is wrong; 4 a vendor refuses)."""
+    """Check the config and the accounts without writing anything: credentials, scopes,
+    audience, lists, pipelines, fields, merge fields (exit 0 all pass; 2 a key is wrong; 4 a
+    vendor refuses)."""
     from kommo_sync import checks
 
     found = checks.run_all(
@@ -437,8 +439,9 @@ def _init_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.pass_context
 @handle_errors
 def init(ctx: click.Context, **answers: Any) -> int:
-    """Write a commented sync.yaml and an env file (mode 0600) from answers asked or given as flags,
-    picking pipelines, fields, the audience and the list from the accounts; never overwrites a file."""
+    """Write a commented sync.yaml and an env file (mode 0600) from answers asked or given as
+    flags, picking pipelines, fields, the audience and the list from the accounts; never
+    overwrites a file."""
     from kommo_sync import setup
     from kommo_sync.checks import Failed
 

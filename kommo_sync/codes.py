@@ -180,7 +180,8 @@ CURRENCIES = frozenset(
 @cache
 def _region_names() -> dict[str, str]:
     """Every region's name in every language phonenumbers carries, lower-cased → region code
-    (imported here: the geocoder's data costs most of a second, and only a wrong region needs it)."""
+    (imported here: the geocoder's data costs most of a second, and only a wrong region needs
+    it)."""
     from phonenumbers.geocoder import LOCALE_DATA
 
     names: dict[str, str] = {}

@@ -113,7 +113,10 @@ class SecretLookup:
         where = self.env_file_name or "an env file: --env-file or env_file:"
         variables = sorted(set(missing.values()))
         if len(variables) == 1:
-            problem = f"{variables[0]} is not set (in the environment, as {variables[0]}_FILE, or in {where})"
+            problem = (
+                f"{variables[0]} is not set "
+                f"(in the environment, as {variables[0]}_FILE, or in {where})"
+            )
         else:
             problem = (
                 f"{', '.join(variables)} are not set (in the environment, as *_FILE, or in {where})"
@@ -222,7 +225,8 @@ class Section:
         return None if value is None else name_or_id(self.key(name), value)
 
     def url(self, name: str, default: str | None, carries: str) -> SplitResult:
-        """A URL; http only to a loopback host, since `carries` (the token, the key) travels with it."""
+        """A URL; http only to a loopback host, since `carries` (the token, the key) travels
+        with it."""
         value = self.text(name, default).rstrip("/")
         parts = _split_url(value)
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:

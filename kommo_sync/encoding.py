@@ -12,7 +12,8 @@ def compact_json(
     sort_keys: bool = False, default: Callable[[Any], Any] | None = None
 ) -> Callable[[Any], str]:
     """`json.dumps(value, separators=(",", ":"), ...)`, same output, with its C encoder built once
-    instead of on every call (half the cost of a small record). No cycle check: records are trees."""
+    instead of on every call (half the cost of a small record). No cycle check: records are
+    trees."""
     encoder = json.JSONEncoder(separators=(",", ":"), sort_keys=sort_keys, default=default)
     if c_make_encoder is None:
         return encoder.encode

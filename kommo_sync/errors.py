@@ -8,7 +8,8 @@ exit codes are mapped in cli.
 - OutcomeUnknown: a write that is not safe to repeat may or may not have been applied (reset,
   timeout, 5xx after the body was sent); the caller settles it by reading back.
 - RecordRejected: the vendor refused a request; `permanent` only when it named the record as bad.
-- Interrupted: a stop was asked for (SIGTERM, SIGINT); the run ended at a safe point (exit 128 + signal).
+- Interrupted: a stop was asked for (SIGTERM, SIGINT); the run ended at a safe point
+  (exit 128 + signal).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class RetryLater(SyncError):
 
 
 class OutcomeUnknown(RetryLater):
-    """A write that must not be repeated blindly may have been applied: settle it by reading back."""
+    """A write that must not be repeated blindly may have been applied: settle it by reading
+    back."""
 
 
 class Interrupted(SyncError):

@@ -64,7 +64,8 @@ def formatter(log_format: str) -> logging.Formatter:
 
 
 def json_line(level: int, logger: str, message: str) -> str:
-    """A record as --log-format json writes it, for lines that bypass logging (the CLI's last word)."""
+    """A record as --log-format json writes it, for lines that bypass logging (the CLI's last
+    word)."""
     record = logging.LogRecord(logger, level, __file__, 0, message, None, None)
     ContextFilter().filter(record)
     return JsonFormatter().format(record)

@@ -21,7 +21,8 @@ log = logging.getLogger("kommo_sync.progress")
 
 SCHEMA_VERSION = 1
 SCHEMA_FILE = "schema/run-report.schema.json"
-# counts a JSON report always holds, zero or not (the schema requires them); others appear when not zero
+# counts a JSON report always holds, zero or not (the schema requires them); others appear when
+# not zero
 KNOWN_COUNTS = (
     "pulled_leads",
     "pulled_contacts",
@@ -51,7 +52,8 @@ TERMINAL_REFRESH = 0.1
 
 class ProgressReporter:
     """Live progress: a rich status line on a terminal; else a heartbeat log line every `every`
-    seconds of the injected clock, in whatever phase the run is (the engine reports on every count)."""
+    seconds of the injected clock, in whatever phase the run is (the engine reports on every
+    count)."""
 
     def __init__(self, console: Console, clock: Any, every: float = 30.0, live: bool | None = None):
         self.console, self.clock, self.every = console, clock, every
@@ -100,7 +102,8 @@ def when(timestamp: int | None) -> str:
 
 
 def iso(timestamp: float) -> str:
-    """Unix seconds as ISO 8601 UTC with a Z: the one time format of the compact and JSON reports."""
+    """Unix seconds as ISO 8601 UTC with a Z: the one time format of the compact and JSON
+    reports."""
     return datetime.fromtimestamp(int(timestamp), tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -169,13 +172,16 @@ def _rejection_line(row: dict[str, Any], show_emails: bool) -> str:
 def _leftovers(result: RunResult, show_emails: bool) -> Iterator[str]:
     shown, total = len(result.rejections), result.totals["rejections"]
     if total > shown:
-        yield f"rejections: {shown} of {total} listed here; `kommo-sync status` shows the pending ones"
+        yield (
+            f"rejections: {shown} of {total} listed here; "
+            "`kommo-sync status` shows the pending ones"
+        )
     if result.unmatched:
         emails = ": " + ", ".join(result.unmatched) if show_emails else ""
         yield f"not found in Kommo: {len(result.unmatched)} people with feedback{emails}"
 
 
-# JSON (--json), versioned by the schema shipped with the package ------------------------------------
+# JSON (--json), versioned by the schema shipped with the package ---------------------------------
 def run_report_schema() -> dict[str, Any]:
     return json.loads(
         resources.files("kommo_sync").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")

@@ -456,7 +456,8 @@ def _klaviyo_yaml(draft: Draft) -> list[str]:
 
 
 def write_files(targets: tuple[Path, Path], text: str, secrets: dict[str, str]) -> None:
-    """The env file first (mode 0600 from its creation), then the config; neither replaces a file."""
+    """The env file first (mode 0600 from its creation), then the config; neither replaces a
+    file."""
     config_path, env_path = targets
     config_path.parent.mkdir(parents=True, exist_ok=True)
     env_lines = ["# kommo-sync secrets (sync.yaml names this file); keep it readable by you alone"]

@@ -20,7 +20,8 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 @contextmanager
 def stop_on_signals(stop: StopFlag) -> Iterator[None]:
-    """Within the block, SIGTERM and SIGINT request `stop` (handlers exist on the main thread only)."""
+    """Within the block, SIGTERM and SIGINT request `stop` (handlers exist on the main thread
+    only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -34,7 +35,8 @@ def stop_on_signals(stop: StopFlag) -> Iterator[None]:
 
 def _handle(stop: StopFlag, signum: int, frame: FrameType | None) -> None:
     """A second signal leaves at once, which is as safe as a kill: SQLite's journal undoes a
-    transaction cut short, unrecorded pushes are planned again, and the lock ends with the process."""
+    transaction cut short, unrecorded pushes are planned again, and the lock ends with the
+    process."""
     if not stop.requested:
         stop.request(signum)
         return

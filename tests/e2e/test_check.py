@@ -40,21 +40,22 @@ def test_a_ready_account_passes_every_check_in_one_line_each_and_nothing_is_writ
     result = checked(ready)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        f"ok     config: {ready.config_path}: every key is valid (URL shapes, https, the Mailchimp data "
-        "center, region and currency codes)",
+        f"ok     config: {ready.config_path}: every key is valid (URL shapes, https, "
+        "the Mailchimp data center, region and currency codes)",
         f"ok     state: {ready.tmp / 'state.db'}: none yet, the first run creates it",
-        f"ok     kommo.token: Kommo accepted the token (2 pipelines, {len(kommo.custom_fields)} contact "
-        "fields)",
+        "ok     kommo.token: Kommo accepted the token "
+        f"(2 pipelines, {len(kommo.custom_fields)} contact fields)",
         f"ok     kommo.pipelines[0]: pipeline 'Sales' (id {sales})",
         f"ok     kommo.pipelines[1]: pipeline 'Sales' (id {sales})",
-        f"ok     kommo.consent_field: 'Email consent', a checkbox field (id {kommo.consent_field_id})",
+        "ok     kommo.consent_field: 'Email consent', a checkbox field "
+        f"(id {kommo.consent_field_id})",
         f"ok     kommo.lead_source_field: 'Lead source' (id {kommo.lead_source_field_id})",
         "ok     mailchimp.api_key: Mailchimp accepted the key (1 audience)",
         f"ok     mailchimp.list_id: audience 'CRM contacts' (id {ready.list_id})",
-        "ok     mailchimp.merge_fields: FNAME, LNAME, PHONE exist; the first run creates COMPANY, LEADSOURCE "
-        "(6 of Mailchimp's 30 merge fields)",
-        "ok     klaviyo.api_key: Klaviyo accepted the key; it can read lists and profiles (write scopes "
-        "show only when a run writes)",
+        "ok     mailchimp.merge_fields: FNAME, LNAME, PHONE exist; the first run creates "
+        "COMPANY, LEADSOURCE (6 of Mailchimp's 30 merge fields)",
+        "ok     klaviyo.api_key: Klaviyo accepted the key; it can read lists and profiles "
+        "(write scopes show only when a run writes)",
         f"ok     klaviyo.list_id: list 'CRM Leads' (id {ready.klaviyo_list})",
         f"ok     klaviyo.lists_by_stage.won: list 'Customers' (id {ready.customers})",
         "all 13 checks passed",
@@ -112,7 +113,8 @@ def test_a_wrong_audience_and_list_exit_2_with_what_the_account_holds(ready):
     result = checked(ready)
     assert result.exit_code == 2
     assert failed_lines(result) == [
-        f"failed mailchimp.list_id: no audience '{web_id}': that is the web id of audience 'CRM contacts'; "
+        f"failed mailchimp.list_id: no audience '{web_id}': "
+        "that is the web id of audience 'CRM contacts'; "
         f"its API id is '{ready.list_id}'",
         "failed klaviyo.list_id: no list 'CRM Leads': that is the name of a list; its id is "
         f"'{ready.klaviyo_list}'",
@@ -131,9 +133,9 @@ def test_merge_fields_past_mailchimps_limit_of_30_exit_2(ready):
     result = checked(ready)
     assert result.exit_code == 2
     assert failed_lines(result) == [
-        "failed mailchimp.merge_fields: the audience has 29 merge fields and the config needs 2 more "
-        "(COMPANY, LEADSOURCE), past Mailchimp's limit of 30: delete some in Mailchimp or map fewer "
-        "in mailchimp.merge_fields"
+        "failed mailchimp.merge_fields: the audience has 29 merge fields and the config needs "
+        "2 more (COMPANY, LEADSOURCE), past Mailchimp's limit of 30: delete some in Mailchimp or "
+        "map fewer in mailchimp.merge_fields"
     ]
 
 
@@ -142,10 +144,10 @@ def test_a_refused_token_exits_4_and_the_other_vendors_are_still_checked(ready):
     result = checked(ready)
     assert result.exit_code == 4
     assert failed_lines(result) == [
-        "failed kommo.token: Kommo refused GET /api/v4/leads/pipelines (HTTP 401: Unauthorized: Invalid "
-        "user name or password); the long-lived token has expired or was revoked: generate a new one in "
-        "the private integration's 'Keys and scopes' tab and update KOMMO_TOKEN; pipelines and fields "
-        "not checked"
+        "failed kommo.token: Kommo refused GET /api/v4/leads/pipelines (HTTP 401: Unauthorized: "
+        "Invalid user name or password); the long-lived token has expired or was revoked: "
+        "generate a new one in the private integration's 'Keys and scopes' tab and update "
+        "KOMMO_TOKEN; pipelines and fields not checked"
     ]
     assert "ok     mailchimp.list_id" in result.stdout and "ok     klaviyo.list_id" in result.stdout
 
@@ -182,9 +184,9 @@ def test_a_klaviyo_key_that_cannot_read_profiles_exits_4_naming_the_scope(ready)
     result = checked(ready)
     assert result.exit_code == 4
     assert failed_lines(result) == [
-        "failed klaviyo.api_key: the key may not read profiles (it needs the profiles:read scope; a "
-        "run needs profiles, lists, events and subscriptions): You do not have permission to perform "
-        "this action."
+        "failed klaviyo.api_key: the key may not read profiles (it needs the profiles:read "
+        "scope; a run needs profiles, lists, events and subscriptions): You do not have "
+        "permission to perform this action."
     ]
 
 

@@ -153,7 +153,8 @@ def test_init_asks_for_each_answer_listing_what_the_accounts_hold(accounts):
         ),
         (
             {"--mailchimp-audience": "CRM contact"},
-            "config error: --mailchimp-audience: no audience 'CRM contact' (did you mean 'CRM contacts'?)",
+            "config error: --mailchimp-audience: no audience 'CRM contact' "
+            "(did you mean 'CRM contacts'?)",
         ),
         (
             {"--klaviyo-list": "nope"},
@@ -161,8 +162,8 @@ def test_init_asks_for_each_answer_listing_what_the_accounts_hold(accounts):
         ),
         (
             {"--consent-field": "Lead source"},
-            "config error: --consent-field: no checkbox field 'Lead source' (checkbox fields: 'Do not call', "
-            "'Email consent')",
+            "config error: --consent-field: no checkbox field 'Lead source' "
+            "(checkbox fields: 'Do not call', 'Email consent')",
         ),
         (
             {"--kommo-url": "https://acme.kommo.com/api/v4"},

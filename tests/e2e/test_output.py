@@ -133,7 +133,7 @@ def test_a_dry_run_shows_its_plan_as_tables_even_without_a_terminal(world, sales
     assert result.exit_code == 0 and "Operations" in result.stdout and "p0@firm.io" in result.stdout
 
 
-# heartbeat and JSON logs ---------------------------------------------------------------------------
+# heartbeat and JSON logs -------------------------------------------------------------------------
 def test_json_logs_carry_run_id_and_phase_and_a_heartbeat_beats_on_the_clock_in_every_phase(world):
     world.with_mailchimp().with_klaviyo()
     seed_account(world.kommo, 300)
@@ -151,7 +151,8 @@ def test_json_logs_carry_run_id_and_phase_and_a_heartbeat_beats_on_the_clock_in_
     beats = [r for r in records if r["logger"] == "kommo_sync.progress"]
     assert {b["phase"] for b in beats} >= {"pull", "push", "events", "notes"}
     assert all(
-        later["elapsed"] - earlier["elapsed"] >= 0.1 for earlier, later in zip(beats, beats[1:])
+        later["elapsed"] - earlier["elapsed"] >= 0.1
+        for earlier, later in zip(beats, beats[1:], strict=False)
     )
     assert beats[-1]["counts"]["notes_written"] > 0 and "notes written" in beats[-1]["message"]
     phase_of = {
@@ -186,7 +187,7 @@ def test_a_failure_is_one_json_log_line_on_stderr_and_an_error_object_on_stdout(
     assert "revoked-token-9999" not in result.output
 
 
-# --json and its schema -----------------------------------------------------------------------------
+# --json and its schema -------------------------------------------------------------------------
 def test_the_json_report_of_a_clean_run_follows_the_schema_with_every_known_count_and_iso_times(
     world, sales
 ):

@@ -14,11 +14,12 @@ from kommo_sync.report import ProgressReporter
 
 def test_progress_logs_a_plain_line_at_most_every_interval_when_not_a_tty(caplog):
     clock = FakeClock()
-    reporter = ProgressReporter(
-        Console(file=open("/dev/null", "w"), force_terminal=False), clock, every=30
-    )
     counts = Counter(pulled_contacts=500, pulled_leads=250, pushed=400, rejected=2)
-    with caplog.at_level(logging.INFO, logger="kommo_sync.progress"):
+    with (
+        open("/dev/null", "w") as devnull,
+        caplog.at_level(logging.INFO, logger="kommo_sync.progress"),
+    ):
+        reporter = ProgressReporter(Console(file=devnull, force_terminal=False), clock, every=30)
         reporter("pull", counts)  # t = 0: too early
         clock.advance(31)
         reporter("push", counts)

@@ -1,12 +1,13 @@
-"""End to end against the Kommo sandbox: pull since a cursor, stages, dry run, backfill, lock, errors."""
+"""End to end against the Kommo sandbox: pull since a cursor, stages, dry run, backfill, lock,
+errors."""
 
 import os
 import sqlite3
 import stat
 
-from kommo_sync.window import CONTACTS as CONTACTS_CURSOR
 from kommo_sync.report import iso
 from kommo_sync.state import FileLock
+from kommo_sync.window import CONTACTS as CONTACTS_CURSOR
 from tests.conftest import KOMMO_TOKEN, assert_no_secret
 
 

@@ -36,12 +36,12 @@ def expected_people(world, info):
         for cid in ids:
             leads = [
                 Lead(
-                    id=l["id"],
-                    updated_at=l["updated_at"],
-                    pipeline_id=l["pipeline_id"],
-                    status_id=l["status_id"],
+                    id=raw["id"],
+                    updated_at=raw["updated_at"],
+                    pipeline_id=raw["pipeline_id"],
+                    status_id=raw["status_id"],
                 )
-                for l in (world.kommo.lead(lid) for lid in world.kommo.contact(cid)["lead_ids"])
+                for raw in (world.kommo.lead(lid) for lid in world.kommo.contact(cid)["lead_ids"])
             ]
             stage, lead = contact_stage(leads, catalog)
             key = (stage.rank, lead.updated_at if lead else 0, -cid)
@@ -106,7 +106,7 @@ def test_an_incremental_run_after_one_percent_changes_keeps_everything_right(wor
     }
     result = world.run()
     people = expected_people(world, seeded)
-    for email, (stage, consent, _) in people.items():
+    for email, (stage, _consent, _) in people.items():
         if world.mailchimp.member(world.list_id, email):
             assert world.mailchimp.member_tags(world.list_id, email) == {TAGS[stage]}, email
     writes = (

@@ -111,7 +111,7 @@ def interruption_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if "interrupted" in line]
 
 
-def test_sigterm_in_a_stuck_batch_wait_ends_the_run_in_seconds_as_interrupted_and_the_next_run_lands_it(
+def test_sigterm_in_a_stuck_batch_wait_ends_the_run_in_seconds_as_interrupted_and_next_run_lands_it(
     live,
 ):
     live.mailchimp.batches_never_finish = True
@@ -188,7 +188,7 @@ def rejections(world: World) -> dict[str, tuple[str, str]]:
         }
 
 
-def test_a_batch_job_never_finishing_is_given_up_at_the_limit_while_new_people_land_and_the_next_run_lands_it(
+def test_a_stuck_batch_job_is_given_up_at_the_limit_while_new_people_land_and_the_next_run_lands_it(
     world,
 ):
     world.with_mailchimp()
@@ -220,7 +220,7 @@ def test_a_batch_job_never_finishing_is_given_up_at_the_limit_while_new_people_l
     }
 
 
-def test_a_klaviyo_import_job_never_finishing_is_given_up_at_the_limit_and_the_next_run_lands_everyone(
+def test_a_stuck_klaviyo_import_job_is_given_up_at_the_limit_and_the_next_run_lands_everyone(
     world,
 ):
     world.with_klaviyo()

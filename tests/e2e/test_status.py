@@ -64,7 +64,7 @@ def test_each_run_row_keeps_its_status_exit_code_and_error_and_status_shows_them
     assert WRONG_MAILCHIMP_KEY not in text + json.dumps(runs)
 
 
-def test_status_shows_a_running_row_whose_lock_is_free_as_interrupted_and_the_live_one_with_its_holder(
+def test_status_shows_a_running_row_with_a_free_lock_as_interrupted_and_a_live_one_with_its_holder(
     world,
 ):
     seed_runs(world, 1, status="running")  # a run killed before it could record its end

@@ -114,7 +114,7 @@ def snapshot(world: World, where: Path) -> Snapshot:
 
 def restore(world: World, snap: Snapshot) -> None:
     """`world` (fresh, empty) becomes the snapshot's world, on its own ports and files."""
-    for app, data in zip(apps(world), snap.apps):
+    for app, data in zip(apps(world), snap.apps, strict=True):
         app.restore(data)
     _copy_db(snap.state, Path(world.raw["state"]))
     urls = {"kommo": world.raw["kommo"]["base_url"]}
@@ -264,7 +264,8 @@ def incremental_changes(world: World, everyone: bool = False) -> None:
 # where sweeps break in ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Point:
-    """A request a sweep breaks (kills the run at, loses the answer of) in a phase where it occurs."""
+    """A request a sweep breaks (kills the run at, loses the answer of) in a phase where it
+    occurs."""
 
     phase: str
     vendor: str
@@ -338,7 +339,8 @@ WRITES = [
     Point("incremental", "kommo", "POST", r"^/api/v4/leads/notes$", "kommo lead notes POST"),
     Point("incremental", "kommo", "PATCH", r"^/api/v4/contacts$", "kommo contacts PATCH"),
 ]
-# The first, a middle and the last of three contact pages (510 people), killed before Kommo serves it.
+# The first, a middle and the last of three contact pages (510 people), killed before Kommo
+# serves it.
 PAGES = [
     Point(
         phase,
@@ -610,7 +612,8 @@ def _compare(where: str, a: Any, b: Any) -> list[str]:
         if a is b:
             return []
         return [
-            f"{where}: {'missing' if b is None else 'not expected'} ({_show(a if b is None else b)})"
+            f"{where}: {'missing' if b is None else 'not expected'} "
+            f"({_show(a if b is None else b)})"
         ]
     if isinstance(a, dict) and isinstance(b, dict):
         return [line for key in _keys(a, b) for line in _compare_value(f"{where} {key}", a, b, key)]

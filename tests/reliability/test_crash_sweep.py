@@ -172,7 +172,7 @@ def test_a_run_killed_at_any_write_or_page_is_finished_by_the_next_runs_exactly_
         case.world.close()
 
 
-# the harness itself ---------------------------------------------------------------------------------
+# the harness itself ------------------------------------------------------------------------------
 def test_a_clean_run_ends_alike_in_real_and_in_simulated_time(
     bases: dict[int, Base], tmp_path: Path
 ) -> None:

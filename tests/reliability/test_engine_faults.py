@@ -1,5 +1,6 @@
 """Issue 10, the engine's cases: interrupted first syncs, bad catalogs, our own unsubscribes read
-back, a destination down while the other goes on, Kommo paging loops and notes whose outcome is lost."""
+back, a destination down while the other goes on, Kommo paging loops and notes whose outcome is
+lost."""
 
 import json
 
@@ -7,8 +8,8 @@ import pytest
 import requests
 
 from kommo_sync.engine import _Run
-from kommo_sync.pull import Pull
 from kommo_sync.feedback import _ours
+from kommo_sync.pull import Pull
 from kommo_sync.sandbox.faults import Fault
 from tests.conftest import KOMMO_TOKEN, MAILCHIMP_KEY
 
@@ -211,7 +212,7 @@ def test_a_kommo_that_ignores_the_page_stops_with_a_clear_fatal_error(world, sal
     assert len([r for r in world.kommo.requests("GET") if r.path == "/api/v4/contacts"]) == 2
 
 
-# cases 2 and 4: notes ------------------------------------------------------------------------------
+# cases 2 and 4: notes ----------------------------------------------------------------------------
 def _noted(world, n):
     world.with_mailchimp()
     world.raw["feedback"] = {"note_on_open_deals": False}
@@ -287,7 +288,8 @@ def test_an_old_unsubscribe_our_own_update_moves_is_not_news_so_kommo_consent_st
     [(-900, False), (-300, True), (0, True), (40, True), (86_000, True), (90 * 86_400, False)],
 )
 def test_an_unsubscribe_is_ours_from_a_little_before_our_push_to_a_day_after(seen_after, ours):
-    """The vendor's clock may lag ours and bulk jobs apply late; months later it is the person's own."""
+    """The vendor's clock may lag ours and bulk jobs apply late; months later it is the person's
+    own."""
     assert _ours(1_000_000, 1_000_000 + seen_after) is ours
 
 

@@ -49,7 +49,8 @@ def _chaos(world: World, seed: int) -> None:
 
 
 def _runs_to(world: World, expected: dict[str, Any]) -> tuple[list[int], list[str]]:
-    """Runs (at most RUNS) until the world equals `expected`; the exit codes and what still differs."""
+    """Runs (at most RUNS) until the world equals `expected`; the exit codes and what still
+    differs."""
     codes: list[int] = []
     left = differences(expected, end_state(world))
     while left and len(codes) < RUNS:

@@ -32,7 +32,8 @@ def _param(point: Point) -> Any:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Base:
-    """The clean references (first sync, then the incremental changes) and the settled first sync."""
+    """The clean references (first sync, then the incremental changes) and the settled first
+    sync."""
     return build_base(tmp_path_factory.mktemp("base"), PHASES["incremental"], simulated=True)
 
 

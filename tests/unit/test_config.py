@@ -178,7 +178,8 @@ def test_example_config_is_valid():
 
 
 def test_the_example_config_never_replays_history():
-    """Copied as told, it starts deal events at the first run: no Won/Lost flow fires for old deals."""
+    """Copied as told, it starts deal events at the first run: no Won/Lost flow fires for old
+    deals."""
     example = Path(__file__).resolve().parents[2] / "sync.yaml.example"
     config = load_config(
         example, {"KOMMO_TOKEN": "t", "MAILCHIMP_API_KEY": "k-us1", "KLAVIYO_API_KEY": "pk"}

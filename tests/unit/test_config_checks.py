@@ -41,8 +41,8 @@ def refused(world, *args, env=None):
         (
             "kommo",
             "http://acme.kommo.com",
-            "kommo.base_url: must use https (the token would travel in clear); http is only for 127.0.0.1, "
-            "::1 and localhost",
+            "kommo.base_url: must use https (the token would travel in clear); "
+            "http is only for 127.0.0.1, ::1 and localhost",
         ),
         (
             "mailchimp",
@@ -52,8 +52,8 @@ def refused(world, *args, env=None):
         (
             "mailchimp",
             "http://us1.api.mailchimp.com/3.0",
-            "mailchimp.base_url: must use https (the key would travel in clear); http is only for 127.0.0.1, "
-            "::1 and localhost",
+            "mailchimp.base_url: must use https (the key would travel in clear); "
+            "http is only for 127.0.0.1, ::1 and localhost",
         ),
         (
             "klaviyo",
@@ -143,15 +143,18 @@ def test_region_and_currency_codes_are_read_in_any_case(world):
         (lambda raw: raw.update(mailchimps={}), "mailchimps: unknown key; did you mean mailchimp?"),
         (
             lambda raw: raw["mailchimp"].update(without_consent="skp"),
-            "mailchimp.without_consent: must be one of skip, transactional, pending, got 'skp'; did you mean skip?",
+            "mailchimp.without_consent: must be one of skip, transactional, pending, got 'skp'; "
+            "did you mean skip?",
         ),
         (
             lambda raw: raw["klaviyo"].update(lists_by_stage={"wonn": "X"}),
-            "klaviyo.lists_by_stage.wonn: not a stage (new, in_progress, won, lost); did you mean won?",
+            "klaviyo.lists_by_stage.wonn: not a stage (new, in_progress, won, lost); "
+            "did you mean won?",
         ),
         (
             lambda raw: raw["klaviyo"].update(events={"wonn": "X"}),
-            "klaviyo.events.wonn: unknown event (created, stage_changed, won, lost); did you mean won?",
+            "klaviyo.events.wonn: unknown event (created, stage_changed, won, lost); "
+            "did you mean won?",
         ),
     ],
 )

@@ -1,4 +1,5 @@
-"""The classification table: one test per row, and the rule that only a named record is permanent."""
+"""The classification table: one test per row, and the rule that only a named record is
+permanent."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""The push pipeline: results recorded in order on the calling thread, bounded depth, errors surface."""
+"""The push pipeline: results recorded in order on the calling thread, bounded depth, errors
+surface."""
 
 import threading
 

@@ -101,7 +101,8 @@ def test_both_var_and_var_file_set_is_a_config_error(world):
 def test_a_var_file_that_cannot_be_read_is_named(world):
     missing = world.tmp / "nowhere"
     assert refused(world, "run", env={"KOMMO_TOKEN": None, "KOMMO_TOKEN_FILE": str(missing)}) == (
-        f"config error: kommo.token: KOMMO_TOKEN_FILE: cannot read {missing}: No such file or directory"
+        f"config error: kommo.token: KOMMO_TOKEN_FILE: cannot read {missing}: "
+        "No such file or directory"
     )
 
 
@@ -116,8 +117,8 @@ def test_a_missing_env_file_is_named_by_the_key_that_asked_for_it(world):
 def test_a_variable_missing_from_the_env_file_names_the_file(world):
     env_file = private_file(world.tmp / "cron.env", "OTHER=1\n")
     assert refused(world, "run", "--env-file", str(env_file), env=UNSET) == (
-        f"config error: kommo.token: KOMMO_TOKEN is not set (in the environment, as KOMMO_TOKEN_FILE, "
-        f"or in {env_file})"
+        "config error: kommo.token: KOMMO_TOKEN is not set "
+        f"(in the environment, as KOMMO_TOKEN_FILE, or in {env_file})"
     )
 
 
@@ -175,14 +176,14 @@ def test_a_secret_written_in_the_config_gets_one_warning_and_is_still_masked(eve
     os.chmod(everywhere.config_path, 0o640)
     result = synced(everywhere, "run", "--json")
     assert [line for line in result.stderr.splitlines() if "warning" in line] == [
-        "warning: kommo.token: the secret is written in the config itself; write ${VAR} there and keep "
-        "the value in the environment, a VAR_FILE or an env file (mode 0600)",
-        f"warning: {everywhere.config_path} holds a secret and is readable by group or others (mode 0640): "
-        f"chmod 600 {everywhere.config_path}",
+        "warning: kommo.token: the secret is written in the config itself; write ${VAR} there "
+        "and keep the value in the environment, a VAR_FILE or an env file (mode 0600)",
+        f"warning: {everywhere.config_path} holds a secret and is readable by group or others "
+        f"(mode 0640): chmod 600 {everywhere.config_path}",
     ]
 
 
-# the README's cron line, run as cron runs it -------------------------------------------------------
+# the README's cron line, run as cron runs it -----------------------------------------------------
 def test_the_readme_cron_line_syncs_with_an_empty_environment(everywhere):
     """Cron gives the job no exported variable: the line must find every secret in its env file."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -1,4 +1,5 @@
-"""Stage rules: precedence over all of a contact's leads, first-stage detection, duplicate emails."""
+"""Stage rules: precedence over all of a contact's leads, first-stage detection, duplicate
+emails."""
 
 import pytest
 
