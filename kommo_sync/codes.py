@@ -182,7 +182,7 @@ def _region_names() -> dict[str, str]:
     """Every region's name in every language phonenumbers carries, lower-cased → region code
     (imported here: the geocoder's data costs most of a second, and only a wrong region needs
     it)."""
-    from phonenumbers.geocoder import LOCALE_DATA
+    from phonenumbers.geocoder import LOCALE_DATA  # type: ignore[attr-defined]
 
     names: dict[str, str] = {}
     for code, by_language in LOCALE_DATA.items():

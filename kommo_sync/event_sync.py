@@ -21,18 +21,18 @@ from kommo_sync.model import DealEvent, LeadEvent
 from kommo_sync.pipeline import PushPipeline
 from kommo_sync.plan import Change, Outcome
 from kommo_sync.pull import Pull
-from kommo_sync.state import State
+from kommo_sync.state import StateStore
+from kommo_sync.state.store import EventRow
 from kommo_sync.tally import Tally
 from kommo_sync.window import EVENTS, EVENTS_START, Windows
 
 EVENT_BATCH = 1000
-EventRow = tuple[str, int, str | None, str, Any, str | None]
 
 
 class EventStage:
     def __init__(
         self,
-        state: State,
+        state: StateStore,
         kommo: KommoClient,
         pull: Pull,
         windows: Windows,

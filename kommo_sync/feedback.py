@@ -33,7 +33,7 @@ from kommo_sync.notes import (
     unsubscribe_text,
 )
 from kommo_sync.plan import STATUS
-from kommo_sync.state import State
+from kommo_sync.state import StateStore
 from kommo_sync.tally import Tally
 from kommo_sync.window import Windows
 
@@ -52,7 +52,7 @@ class FeedbackStage:
 
     def __init__(
         self,
-        state: State,
+        state: StateStore,
         kommo: KommoClient,
         settings: FeedbackConfig,
         windows: Windows,

@@ -29,8 +29,9 @@ class ContextFilter(logging.Filter):
     """Stamps each record with the run id and phase (and `where`, their text form)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.run_id, record.phase = _context["run_id"], _context["phase"]
-        parts = [f"run {record.run_id}" if record.run_id is not None else "", record.phase or ""]
+        run_id, phase = _context["run_id"], _context["phase"]
+        record.run_id, record.phase = run_id, phase
+        parts = [f"run {run_id}" if run_id is not None else "", phase or ""]
         record.where = f" [{', '.join(p for p in parts if p)}]" if any(parts) else ""
         return True
 

@@ -38,7 +38,8 @@ class PushPipeline:
         self.in_flight: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
 
     def submit(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
-        """Run `work` (off the main thread when overlapping); `then(result)` runs on the main thread."""
+        """Run `work` (off the main thread when overlapping); `then(result)` runs on the main
+        thread."""
         if self.executor is None:
             then(work())
             return

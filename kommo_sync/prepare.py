@@ -9,12 +9,12 @@ from kommo_sync.destinations.base import Destination, SuppressionSource
 from kommo_sync.memory import DestinationMemory
 from kommo_sync.model import Catalog
 from kommo_sync.plan import fingerprint
-from kommo_sync.state import State
+from kommo_sync.state import StateStore
 from kommo_sync.tally import Tally
 
 
 def connect(
-    state: State, destination: Destination, memory: DestinationMemory, now: int, tally: Tally
+    state: StateStore, destination: Destination, memory: DestinationMemory, now: int, tally: Tally
 ) -> None:
     """Once per destination: who already opted out there, so no run ever subscribes them.
     The feedback window starts at the same moment, in the same transaction, so whatever
@@ -34,7 +34,7 @@ def connect(
     tally.count(**{f"{destination.name}.suppressions_known": len(emails)})
 
 
-def check_catalog(state: State, catalog: Catalog, tally: Tally) -> None:
+def check_catalog(state: StateStore, catalog: Catalog, tally: Tally) -> None:
     """A pipeline whose statuses changed since the last run (renamed, added, removed)
     re-plans the contacts of its leads, so names and stages are repaired."""
     prints = {str(p.id): fingerprint(p) for p in catalog.pipelines.values()}
@@ -50,7 +50,7 @@ def check_catalog(state: State, catalog: Catalog, tally: Tally) -> None:
 
 
 def replan_on_new_settings(
-    state: State, destination: Destination, memory: DestinationMemory, tally: Tally
+    state: StateStore, destination: Destination, memory: DestinationMemory, tally: Tally
 ) -> None:
     """A config change (tag names, field mapping…) re-plans every mirrored person; a new
     target (another audience) also forgets what was pushed to the old one."""

@@ -13,7 +13,7 @@ from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead
 from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of
 from kommo_sync.model import Catalog, Lead, Person
 from kommo_sync.pipeline import read_ahead
-from kommo_sync.state import State
+from kommo_sync.state import StateStore
 from kommo_sync.tally import Tally
 
 READ_AHEAD_PAGES = 40  # pages of 250: two batches of contacts
@@ -23,7 +23,7 @@ COMPANY_PAGE = 250
 class Pull:
     def __init__(
         self,
-        state: State,
+        state: StateStore,
         kommo: KommoClient,
         tally: Tally,
         pipelines: Sequence[str | int] = (),

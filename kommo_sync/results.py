@@ -75,13 +75,15 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """0 done; 1 records rejected; 4 a destination set aside (2 when only its configuration is wrong)."""
+        """0 done; 1 records rejected; 4 a destination set aside (2 when only its configuration
+        is wrong)."""
         if self.set_aside:
             return EXIT_CONFIG if self.set_aside_by_config_only else EXIT_FATAL
         return EXIT_REJECTED if self.rejected else EXIT_OK
 
     def keep(self, listing: str, rows: Iterable[Any]) -> None:
-        """Add rows to a report listing while it holds fewer than DETAIL_LIMIT; `totals` counts them all."""
+        """Add rows to a report listing while it holds fewer than DETAIL_LIMIT; `totals` counts
+        them all."""
         kept: list[Any] = getattr(self, listing)
         for row in rows:
             self.totals[listing] += 1

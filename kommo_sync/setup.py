@@ -9,12 +9,9 @@ neither file is ever overwritten.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ import click
 import yaml
 
 from kommo_sync import checks
-from kommo_sync.checks import Check, Failed, Named
+from kommo_sync.checklist import Check, Failed, Named, vendor_failures
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, parse_config
 from kommo_sync.destinations.klaviyo import klaviyo_http
@@ -31,8 +28,8 @@ from kommo_sync.destinations.mailchimp import mailchimp_http
 from kommo_sync.destinations.mailchimp.checks import mailchimp_audiences
 from kommo_sync.errors import ConfigError
 from kommo_sync.pipelines import closest
+from kommo_sync.setup_files import CONFIG_NAME, ENV_NAME, STATE_NAME, render, write_files
 
-CONFIG_NAME, ENV_NAME, STATE_NAME = "sync.yaml", "kommo-sync.env", "kommo-sync.db"
 SECRET_VARS = {
     "kommo": "KOMMO_TOKEN",
     "mailchimp": "MAILCHIMP_API_KEY",
@@ -327,7 +324,7 @@ def _mailchimp(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Cl
         return
     draft.add("mailchimp", key, given.mailchimp_url)
     config = draft.config(folder, mailchimp={"list_id": "-"}).mailchimp
-    with flag_names(), checks.vendor_failures("mailchimp", "api_key", "nothing written"):
+    with flag_names(), vendor_failures("mailchimp", "api_key", "nothing written"):
         audiences = mailchimp_audiences(mailchimp_http(config, clock, TIMEOUT))
     if ask.interactive and not given.mailchimp_audience:
         show(ask.say, "Mailchimp audiences", audiences)
@@ -353,7 +350,7 @@ def _klaviyo(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Cloc
         return
     draft.add("klaviyo", key, given.klaviyo_url)
     config = draft.config(folder, klaviyo={"list_id": "-"}).klaviyo
-    with flag_names(), checks.vendor_failures("klaviyo", "api_key", "nothing written"):
+    with flag_names(), vendor_failures("klaviyo", "api_key", "nothing written"):
         lists = klaviyo_lists(klaviyo_http(config, clock, TIMEOUT))
     if ask.interactive and not given.klaviyo_list:
         show(ask.say, "Klaviyo lists", lists)
@@ -364,115 +361,3 @@ def _klaviyo(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Cloc
     draft.comments["list"] = chosen.name
     others = [item.label() for item in lists if item.id != chosen.id]
     draft.comments["other_lists"] = ", ".join(others) or "none"
-
-
-# the files ---------------------------------------------------------------------------------------
-def scalar(value: Any) -> str:
-    """A YAML scalar that reads back as written (JSON strings are YAML)."""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
-
-
-def render(draft: Draft) -> str:
-    """The commented sync.yaml."""
-    lines = [
-        f"# kommo-sync configuration, written by `kommo-sync init` on {date.today().isoformat()}.",
-        "# Secrets are not in this file: ${VAR} is read from the environment, a VAR_FILE, or the",
-        "# env file named here (keep it mode 0600). sync.yaml.example explains every key.",
-        f"env_file: {ENV_NAME}",
-        "",
-        *_kommo_yaml(draft),
-        "",
-        "# the state file (mode 0600: it holds personal data)",
-        f"state: {STATE_NAME}",
-    ]
-    if "mailchimp" in draft.sections:
-        lines += ["", *_mailchimp_yaml(draft)]
-    if "klaviyo" in draft.sections:
-        lines += ["", *_klaviyo_yaml(draft)]
-    return "\n".join(lines) + "\n"
-
-
-def _kommo_yaml(draft: Draft) -> list[str]:
-    kommo = draft.sections["kommo"]
-    lines = [
-        "kommo:",
-        f"  base_url: {scalar(kommo['base_url'])}",
-        "  token: ${KOMMO_TOKEN}",
-        "  # the email-consent checkbox (without one, consent is not tracked); checkbox fields:",
-        f"  #   {draft.comments['boxes']}",
-        _optional("consent_field", kommo),
-        "  # a contact field synced as the lead source; optional",
-        _optional("lead_source_field", kommo),
-        "  # pipelines to sync (empty: all); this account has:",
-        f"  #   {draft.comments['pipelines']}",
-    ]
-    picked = kommo["pipelines"]
-    return lines + (
-        ["  pipelines:", *[f"    - {scalar(name)}" for name in picked]]
-        if picked
-        else ["  pipelines: []"]
-    )
-
-
-def _optional(key: str, section: dict[str, Any]) -> str:
-    return f"  {key}: {scalar(section[key])}" if key in section else f"  # {key}:"
-
-
-def _mailchimp_yaml(draft: Draft) -> list[str]:
-    mailchimp = draft.sections["mailchimp"]
-    lines = [
-        "mailchimp:",
-        "  # the key's data center (its -us6 suffix) picks the host",
-        "  api_key: ${MAILCHIMP_API_KEY}",
-    ]
-    if "base_url" in mailchimp:
-        lines.append(f"  base_url: {scalar(mailchimp['base_url'])}")
-    return lines + [
-        f"  # audience {draft.comments['audience']!r}",
-        f"  list_id: {scalar(mailchimp['list_id'])}",
-        "  # new people without consent: skip | transactional | pending (double opt-in)",
-        "  without_consent: skip",
-    ]
-
-
-def _klaviyo_yaml(draft: Draft) -> list[str]:
-    klaviyo = draft.sections["klaviyo"]
-    lines = [
-        "klaviyo:",
-        "  # a private key with the profiles, lists, events and subscriptions scopes",
-        "  api_key: ${KLAVIYO_API_KEY}",
-    ]
-    if "base_url" in klaviyo:
-        lines.append(f"  base_url: {scalar(klaviyo['base_url'])}")
-    return lines + [
-        f"  # list {draft.comments['list']!r}: every synced profile joins it",
-        f"  list_id: {scalar(klaviyo['list_id'])}",
-        "  # lists joined and left as the stage changes (new, in_progress, won, lost);",
-        f"  # other lists: {draft.comments['other_lists']}",
-        "  # lists_by_stage: {won: <list id>}",
-        "  # the region of phone numbers stored without a country code",
-        "  # phone_region: DE",
-    ]
-
-
-def write_files(targets: tuple[Path, Path], text: str, secrets: dict[str, str]) -> None:
-    """The env file first (mode 0600 from its creation), then the config; neither replaces a
-    file."""
-    config_path, env_path = targets
-    config_path.parent.mkdir(parents=True, exist_ok=True)
-    env_lines = ["# kommo-sync secrets (sync.yaml names this file); keep it readable by you alone"]
-    _create(env_path, "\n".join(env_lines + [f"{k}={v}" for k, v in secrets.items()]) + "\n", 0o600)
-    try:
-        _create(config_path, text, 0o644)
-    except ConfigError:
-        env_path.unlink()
-        raise
-
-
-def _create(path: Path, text: str, mode: int) -> None:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        raise ConfigError("--dir", f"{path} exists: init never overwrites a file") from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)

@@ -11,16 +11,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from kommo_sync.batching import JobTimer
+from kommo_sync.checklist import Check
 from kommo_sync.clock import Clock
 from kommo_sync.config_reader import Section
+from kommo_sync.destinations.base import Destination
 from kommo_sync.model import Stage
-
-if TYPE_CHECKING:
-    from kommo_sync.checks import Check
-    from kommo_sync.destinations.base import Destination
 
 BUILT_IN = ("kommo_sync.destinations.mailchimp", "kommo_sync.destinations.klaviyo")
 """Modules with a `VENDOR`, in the order their destinations are built and reported."""

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kommo_sync.state.rows import encode_sorted
+from kommo_sync.state.store import EventRow
 from kommo_sync.state.sqlite_base import OwnedConnection
 
 
@@ -186,7 +187,7 @@ class OutcomeTables(OwnedConnection):
         destination: str,
         status: str,
         at: int,
-        rows: Iterable[tuple[str, int, str | None, str, Any, str]],
+        rows: Iterable[EventRow],
     ) -> None:
         """Upsert (event_id, person_id, email, action, payload, reason) rows with one status."""
         self.db.executemany(

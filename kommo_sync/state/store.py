@@ -15,9 +15,8 @@ from typing import Any, Protocol
 from kommo_sync.model import Contact, Lead
 from kommo_sync.state.rows import ContactRow, LeadRow
 
-EventRow = tuple[
-    str, int, "str | None", str, Any, str
-]  # event_id, person, email, action, payload, reason
+# event_id, person, email, action, payload, reason (None unless rejected)
+EventRow = tuple[str, int, "str | None", str, Any, "str | None"]
 InFlightEvent = tuple[str, int, "str | None", str, Any]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kommo_sync.checks import Check, Failed, Named, list_check, vendor_failures
+from kommo_sync.checklist import Check, Failed, Named, list_check, vendor_failures
 from kommo_sync.clock import Clock
 from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
 from kommo_sync.destinations.klaviyo.destination import klaviyo_http
@@ -17,7 +17,8 @@ RUN_SCOPES = "a run needs profiles, lists, events and subscriptions"
 
 
 def klaviyo_lists(http: HttpClient) -> list[Named]:
-    """Every list of the account (Klaviyo serves 10 a page); the key must be allowed to read them."""
+    """Every list of the account (Klaviyo serves 10 a page); the key must be allowed to read
+    them."""
     bodies = linked_pages(
         lambda: _readable(http, "/api/lists", "lists"),
         lambda url: _readable(http, url, "lists"),

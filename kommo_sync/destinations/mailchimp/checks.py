@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kommo_sync.checks import Check, Failed, Named, count_of, not_found_hint, vendor_failures
+from kommo_sync.checklist import Check, Failed, Named, count_of, not_found_hint, vendor_failures
 from kommo_sync.clock import Clock
 from kommo_sync.destinations.mailchimp.api import mailchimp_http
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
