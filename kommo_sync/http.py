@@ -107,6 +107,24 @@ def describe_error(response: requests.Response) -> str:
     return str(body)[:300]
 
 
+class Streak:
+    """Answers in a row (429s) shared by the threads of one client: each read-modify-write is
+    done under the lock, so no answer is lost and the limit trips at the right one."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> int:
+        with self.lock:
+            self.value += 1
+            return self.value
+
+    def reset(self) -> None:
+        with self.lock:
+            self.value = 0
+
+
 @dataclass
 class HttpClient:
     """A vendor's HTTP session: call `request`; it paces, retries, and raises our error kinds."""
@@ -139,8 +157,7 @@ class HttpClient:
         self.session.mount("https://", adapter)
         self.pacer = Pacer(self.rate_per_second, self.clock)
         self.slots = threading.BoundedSemaphore(self.max_connections)
-        self.consecutive_429 = 0
-        self._429_lock = threading.Lock()
+        self.too_many = Streak()
 
     def request(
         self,
@@ -228,8 +245,7 @@ class HttpClient:
         status = response.status_code
         if status == 429:
             return self._too_many(response)
-        with self._429_lock:
-            self.consecutive_429 = 0
+        self.too_many.reset()
         if status < 400 or status in allow:
             return self._readable(response, method, path, need_body)
         reason = describe_error(response)
@@ -272,9 +288,7 @@ class HttpClient:
         return response
 
     def _too_many(self, response: requests.Response) -> requests.Response:
-        with self._429_lock:
-            self.consecutive_429 += 1
-            streak = self.consecutive_429
+        streak = self.too_many.add()
         wait = self._server_wait(response)
         if streak >= self.max_consecutive_429:
             raise VendorDown(

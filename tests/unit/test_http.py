@@ -1,11 +1,14 @@
 """The HTTP base: pacing, retries honouring the server's wait, error kinds — in simulated time."""
 
+import threading
+
 import pytest
 
 from kommo_sync.clock import FakeClock
 from kommo_sync.errors import FatalError, OutcomeUnknown, RequestRefused, VendorDown
-from kommo_sync.http import HttpClient, parse_retry_after
+from kommo_sync.http import HttpClient, Streak, parse_retry_after
 from kommo_sync.kommo import kommo_retry_after
+from kommo_sync.pipeline import side_by_side
 from kommo_sync.sandbox.server import App, Response, SandboxServer
 
 
@@ -184,3 +187,35 @@ def test_connection_errors_are_retried_then_the_vendor_is_down(clock):
     with pytest.raises(VendorDown, match="ConnectionError"):
         http.request("GET", "/x")
     assert len(clock.slept) >= 1
+
+
+def test_the_429_streak_counts_every_answer_of_requests_sent_side_by_side(clock):
+    """Workers share one client: every 429 any of them gets adds to one streak."""
+    too_many = [Response(429, {"error": "slow down"}, {"Retry-After": "0"}) for _ in range(120)]
+    app, server = serve(clock, too_many)
+    with server:
+        http = client(server, clock, max_connections=8, max_consecutive_429=10**6)
+
+        def one() -> str:
+            try:
+                http.request("GET", "/thing")
+            except VendorDown:
+                return "down"
+            return "ok"
+
+        outcomes = side_by_side([one] * 24, limit=8)
+    assert outcomes == ["down"] * 24  # 5 attempts each, every one a 429
+    assert http.too_many.value == 120 == len(app.times)
+
+
+def test_the_429_streak_is_changed_only_under_its_lock():
+    """A worker adding to the streak waits while another holds the lock: the read-modify-write
+    of one thread cannot interleave with another's (the race the lock closes)."""
+    streak = Streak()
+    with streak.lock:
+        worker = threading.Thread(target=streak.add)
+        worker.start()
+        worker.join(timeout=0.2)
+        assert worker.is_alive() and streak.value == 0
+    worker.join(timeout=5)
+    assert not worker.is_alive() and streak.value == 1
