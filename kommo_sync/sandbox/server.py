@@ -360,7 +360,7 @@ class SandboxServer:
     @property
     def url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> SandboxServer:
         if not self.thread.is_alive():
