@@ -12,7 +12,7 @@ import io
 import json
 import logging
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,6 +117,28 @@ def already_exists(reason: str) -> bool:
     return "already exists" in reason.lower()
 
 
+def collection(
+    get: Callable[[str, dict[str, Any]], Any],
+    path: str,
+    key: str,
+    params: dict[str, Any],
+    item_key: str = "id",
+) -> Iterator[dict[str, Any]]:
+    """Every item of a Mailchimp collection, 1,000 a page by `offset` (`count` caps at 1,000);
+    a page served twice, or more pages than `total_items` allows, stops it (PagingLoop).
+    `get(path, params)` is the GET that reads one page."""
+
+    def fetch(offset: int) -> tuple[list[Any], int | None]:
+        body = get(path, {**params, "count": PAGE, "offset": offset}) or {}
+        total = body.get("total_items")
+        return body.get(key) or [], int(total) if total is not None else None
+
+    for page in offset_pages(
+        fetch, PAGE, f"Mailchimp GET {path}", key=lambda item: item.get(item_key)
+    ):
+        yield from page
+
+
 # the audience's API ------------------------------------------------------------------------------
 class AudienceApi:
     """Requests on one audience, its collections and the account's /batches jobs."""
@@ -158,18 +180,8 @@ class AudienceApi:
     def collection(
         self, path: str, key: str, params: dict[str, Any], item_key: str = "id"
     ) -> Iterator[dict[str, Any]]:
-        """Every item of a Mailchimp collection, 1,000 a page by `offset` (`count` caps at 1,000);
-        a page served twice, or more pages than `total_items` allows, stops it (PagingLoop)."""
-
-        def fetch(offset: int) -> tuple[list[Any], int | None]:
-            body = self.get(path, {**params, "count": PAGE, "offset": offset}) or {}
-            total = body.get("total_items")
-            return body.get(key) or [], int(total) if total is not None else None
-
-        for page in offset_pages(
-            fetch, PAGE, f"Mailchimp GET {path}", key=lambda item: item.get(item_key)
-        ):
-            yield from page
+        """Every item of a collection of this audience or account (see `collection`)."""
+        return collection(self.get, path, key, params, item_key)
 
     def total_contacts(self) -> int | None:
         """Everyone in the audience, whatever their status (None when Mailchimp does not say)."""
