@@ -7,31 +7,25 @@ from typing import Any
 
 from kommo_sync.checklist import Check, Failed, Named, count_of, not_found_hint, vendor_failures
 from kommo_sync.clock import Clock
-from kommo_sync.destinations.mailchimp.api import mailchimp_http
+from kommo_sync.destinations.mailchimp.api import PAGE, collection, mailchimp_http
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
 from kommo_sync.exits import EXIT_CONFIG
 from kommo_sync.http import HttpClient
-from kommo_sync.paging import offset_pages
 
 MERGE_FIELD_LIMIT = 30  # merge fields per Mailchimp audience
 ALWAYS_MERGED = ("FNAME", "LNAME")  # the names travel whatever mailchimp.merge_fields says
-MAILCHIMP_PAGE = 1000
 AUDIENCE_FIELDS = "lists.id,lists.web_id,lists.name,lists.stats.member_count,total_items"
 
 
 def mailchimp_audiences(http: HttpClient) -> list[Named]:
     """Every audience of the account, 1,000 a page."""
-
-    def fetch(offset: int) -> tuple[list[Any], int | None]:
-        params = {"count": MAILCHIMP_PAGE, "offset": offset, "fields": AUDIENCE_FIELDS}
-        body = http.get_json("/lists", params=params) or {}
-        return body.get("lists") or [], body.get("total_items")
-
-    return [
-        _audience(raw)
-        for page in offset_pages(fetch, MAILCHIMP_PAGE, "Mailchimp GET /lists")
-        for raw in page
-    ]
+    lists = collection(
+        lambda path, params: http.get_json(path, params=params),
+        "/lists",
+        "lists",
+        {"fields": AUDIENCE_FIELDS},
+    )
+    return [_audience(raw) for raw in lists]
 
 
 def _audience(raw: dict[str, Any]) -> Named:
@@ -79,7 +73,7 @@ def _merge_field_tags(http: HttpClient, list_id: str) -> set[str]:
     body = (
         http.get_json(
             f"/lists/{list_id}/merge-fields",
-            params={"count": MAILCHIMP_PAGE, "fields": "merge_fields.tag,total_items"},
+            params={"count": PAGE, "fields": "merge_fields.tag,total_items"},
         )
         or {}
     )
