@@ -246,7 +246,7 @@ def test_burst_limit_gives_429_with_retry_after_and_throttled_body(
 def test_steady_limit_per_minute_reports_seconds_until_the_window_frees(
     api: Client, clock: FakeClock
 ) -> None:
-    for second in range(15):
+    for _second in range(15):
         for _ in range(10):
             assert api.call("GET", "/api/metrics").status_code == 200
         clock.advance(1.0)
@@ -484,7 +484,8 @@ def test_unsubscribe_is_visible_as_event_with_profile(api: Client, app: KlaviyoS
         "GET",
         "/api/events",
         **{
-            "filter": f'equals(metric_id,"{metric_id}"),greater-or-equal(datetime,2026-01-01T00:00:00Z)',
+            "filter": f'equals(metric_id,"{metric_id}"),'
+            "greater-or-equal(datetime,2026-01-01T00:00:00Z)",
             "include": "profile",
             "fields[profile]": "email,external_id",
             "sort": "datetime",
