@@ -53,9 +53,9 @@ class DemoWorld:
         self._seed_destinations()
 
     def _seed_destinations(self) -> None:
-        """People who already opted out or bounced, and a marketer's own tag, as in real audiences."""
-        emails = [self._email(cid) for cid in self.info.contact_ids[:12]]
-        emails = [e for e in emails if e]
+        """People who already opted out or bounced, and a marketer's own tag, as in real lists."""
+        found = [self._email(cid) for cid in self.info.contact_ids[:12]]
+        emails = [e for e in found if e]
         for email in emails[:3]:
             self.mailchimp.add_member(self.list_id, email, tags=("Webinar 2025",))
         for email in emails[3:5]:
@@ -109,7 +109,7 @@ def run_demo(console: Console, contacts: int) -> int:
             console.rule(f"[bold]First sync of {contacts} seeded Kommo contacts")
             _show(console, build_engine(config, clock).run(RunOptions()))
             clock.advance(3600)
-            changed = _change_things(world)
+            changed = _change_things(world, clock)
             console.rule(
                 f"[bold]An hour later: {len(changed)} contacts changed in Kommo, "
                 "one person unsubscribed in Mailchimp"
@@ -122,14 +122,14 @@ def run_demo(console: Console, contacts: int) -> int:
     return 0
 
 
-def _change_things(world: DemoWorld) -> list[int]:
+def _change_things(world: DemoWorld, clock: FakeClock) -> list[int]:
     changed = mutate_fraction(world.kommo, 0.05, seed=3)
     subscribed = [m for m in world.mailchimp.members(world.list_id) if m["status"] == "subscribed"]
     if subscribed:
         world.mailchimp.unsubscribe(
             world.list_id, subscribed[-1]["email_address"], reason="Too many emails"
         )
-    world.clock.advance(60)
+    clock.advance(60)
     return changed
 
 

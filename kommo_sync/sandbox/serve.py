@@ -113,12 +113,12 @@ def sandbox_config(world: DemoWorld) -> dict[str, Any]:
 
 
 def _write(folder: Path, world: DemoWorld) -> None:
-    """The env file first (0600 from its creation), the config last: a ready config means both are."""
+    """The env file first (0600 from its creation), the config last: a ready config means both."""
     secrets = "".join(f"{name}={value}\n" for name, value in DEMO_ENV.items())
     _create(folder / ENV_NAME, "# the sandbox tokens (kommo-sync sandbox)\n" + secrets, 0o600)
     header = (
-        "# kommo-sync configuration for the local sandboxes of `kommo-sync sandbox`, removed when it\n"
-        "# stops. Sandbox bulk jobs finish in about 2 s, hence the quick first poll.\n"
+        "# kommo-sync configuration for the local sandboxes of `kommo-sync sandbox`, removed when"
+        " it\n# stops. Sandbox bulk jobs finish in about 2 s, hence the quick first poll.\n"
     )
     _create(
         folder / CONFIG_NAME, header + yaml.safe_dump(sandbox_config(world), sort_keys=False), 0o644
@@ -138,8 +138,8 @@ def _create(path: Path, text: str, mode: int) -> None:
 def _tell(say: Say, folder: Path, world: DemoWorld) -> None:
     kommo, mailchimp, klaviyo = (server.url for server in world.servers)
     say(
-        f"Kommo, Mailchimp and Klaviyo sandboxes on loopback, seeded with {len(world.info.contact_ids)} "
-        "contacts:"
+        "Kommo, Mailchimp and Klaviyo sandboxes on loopback, seeded with "
+        f"{len(world.info.contact_ids)} contacts:"
     )
     say(f"  Kommo      {kommo}  (pipelines 'Sales', 'Partners')")
     say(f"  Mailchimp  {mailchimp}/3.0  (audience 'CRM contacts')")

@@ -8,6 +8,7 @@ so tests run in simulated time and benchmarks in real time. Every App also carri
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pickle
@@ -268,7 +269,7 @@ class App:
 
 
 class SlidingWindow:
-    """Counts events in the last `window` seconds of the injected clock (server-side rate limits)."""
+    """Counts events in the last `window` seconds of the injected clock (server rate limits)."""
 
     def __init__(self, clock: Clock, limit: int, window: float = 1.0):
         self.clock, self.limit, self.window = clock, limit, window
@@ -326,10 +327,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Close the connection now, so the client sees it end without (the rest of) a response."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
