@@ -11,8 +11,11 @@ in simulated time compares with a world run in real time.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -36,6 +39,8 @@ STAGES = ("new", "in_progress", "won", "lost")
 LAST_NAMES = ("Müller", "Smith", "Rossi", "Nowak", "García", "Chen", "O'Brien", "Jansen")
 COMPANIES = ("Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell")
 SETTLE_RUNS = 8
+ROOT = Path(__file__).resolve().parents[2]
+CHILD_TIMEOUT = 120
 
 
 # the world ---------------------------------------------------------------------------------------
@@ -70,9 +75,10 @@ class FastClock(Clock):
         pass
 
     def advance(self, seconds: float) -> None:
-        """Real time cannot jump: wait until a later whole second than the latest time read, so
-        what happens next carries a later (second-granular) vendor time than what came before."""
-        wait = int(self.latest) + 1.02 - time.time()
+        """Real time cannot jump: wait until a later whole second than the latest time read (this
+        call's included: a test's own changes to a sandbox came before it), so what happens next
+        carries a later (second-granular) vendor time than what came before."""
+        wait = int(max(self.latest, self.now())) + 1.02 - time.time()
         if wait > 0:
             time.sleep(wait)
 
@@ -368,6 +374,34 @@ def cli_run(world: World) -> Any:
         env=ENV,
         catch_exceptions=False,
     )
+
+
+def run_killed(world: World, app: Any, fault: Fault, log: Path) -> int:
+    """`kommo-sync run` in a child process, SIGKILLed by sandbox `app` when `fault` (a kill kind)
+    hits; the child's exit code (-SIGKILL when it was killed), its output in `log`. A FastClock
+    then knows the times the child read, so its `advance` waits past them."""
+    world.raw["kommo"]["requests_per_second"] = 7  # the most the config allows
+    world.write_config()
+    command = [sys.executable, "-m", "kommo_sync.cli", "--config", str(world.config_path), "run"]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            command, env={**os.environ, **ENV}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+        for each in apps(world):
+            each.faults.victim_pid = proc.pid
+        app.faults.add(fault)
+        try:
+            return proc.wait(timeout=CHILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            for each in apps(world):
+                each.faults.clear()
+                each.faults.victim_pid = None
+            if isinstance(world.clock, FastClock):
+                world.clock.latest = max(world.clock.latest, time.time())
 
 
 def settle(

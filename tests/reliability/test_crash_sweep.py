@@ -18,11 +18,7 @@ first sync instead of syncing again.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -31,14 +27,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ENV, World
+from tests.conftest import World
 from tests.reliability.harness import (
     PAGES,
     PHASES,
     WRITES,
     Base,
     Point,
-    apps,
     build_base,
     check,
     differences,
@@ -47,11 +42,10 @@ from tests.reliability.harness import (
     prepare,
     real_time_world,
     reference,
+    run_killed,
     settle,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
-CHILD_TIMEOUT = 120
 SIDE_BY_SIDE = 2
 
 KILLS = [*(replace(p, kind=kind) for p in WRITES for kind in ("kill_after", "kill_before")), *PAGES]
@@ -78,43 +72,11 @@ class Killed:
     output: str
 
 
-def run_killed(world: World, point: Point, log: Path) -> int:
-    """`kommo-sync run` in a child process, SIGKILLed by the sandbox when `point` arrives."""
-    world.raw["kommo"]["requests_per_second"] = 7  # the most the config allows
-    world.write_config()
-    with log.open("wb") as out:
-        command = [
-            sys.executable,
-            "-m",
-            "kommo_sync.cli",
-            "--config",
-            str(world.config_path),
-            "run",
-        ]
-        proc = subprocess.Popen(
-            command, env={**os.environ, **ENV}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-        )
-        for app in apps(world):
-            app.faults.victim_pid = proc.pid
-        point.sandbox(world).faults.add(point.fault())
-        try:
-            return proc.wait(timeout=CHILD_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            for app in apps(world):
-                app.faults.clear()
-                app.faults.victim_pid = None
-
-
 def _kill(point: Point, base: Base, tmp: Path) -> Killed:
     world = real_time_world(tmp)
     try:
         prepare(world, PHASES[point.phase], base.snap)
-        code = run_killed(world, point, tmp / "child.log")
-        world.clock.latest = max(world.clock.latest, time.time())  # type: ignore[attr-defined]
+        code = run_killed(world, point.sandbox(world), point.fault(), tmp / "child.log")
         world.clock.advance(60)  # cron's next run comes later: a later second, at least
     except BaseException:
         world.close()

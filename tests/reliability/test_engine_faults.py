@@ -1,17 +1,24 @@
 """Issue 10, the engine's cases: interrupted first syncs, bad catalogs, our own unsubscribes read
 back, a destination down while the other goes on, Kommo paging loops and notes whose outcome is
-lost."""
+lost.
+
+A crash is a real one: `kommo-sync run` in a child process that a sandbox SIGKILLs when a chosen
+request arrives (or after the vendor applied it); the runs after it go on in-process on a clock
+that never waits (both on the wall clock, as the child shares the sandboxes' time)."""
 
 import json
+import signal
 
 import pytest
 import requests
 
-from kommo_sync.engine import _Run
+from kommo_sync.destinations.mailchimp.mapping import subscriber_hash
 from kommo_sync.feedback import _ours
-from kommo_sync.pull import Pull
 from kommo_sync.sandbox.faults import Fault
 from tests.conftest import KOMMO_TOKEN, MAILCHIMP_KEY
+from tests.reliability.harness import DEAL_METRICS, real_time_world, run_killed
+
+LIST = r"^/3\.0/lists/[^/]+"
 
 
 def consent(world, email):
@@ -25,24 +32,45 @@ def people(world, n, **extra):
     ]
 
 
+@pytest.fixture
+def live(tmp_path):
+    """A world on the wall clock, for a run killed in a child process (job polls kept short)."""
+    world = real_time_world(tmp_path / "live")
+    world.raw["network"] = {"timeout_seconds": 5, "first_poll_seconds": 0.05}
+    yield world
+    world.close()
+
+
+def kill_run(world, app, fault):
+    """`kommo-sync run` in a child process, SIGKILLed by sandbox `app` when `fault` hits it."""
+    log = world.tmp / "child.log"
+    code = run_killed(world, app, fault, log)
+    output = log.read_text(errors="replace")[-3000:]
+    assert code == -signal.SIGKILL, f"the kill never came (exit {code}):\n{output}"
+    assert fault.hits == 1
+
+
+def add_sales(world):
+    """The `sales` fixture's pipeline, in a world of one's own."""
+    return world.kommo.add_pipeline("Sales", ["Qualified", "Proposal"], is_main=True)
+
+
 # case 1 ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("interruption", ["expired token", "killed"])
 def test_people_who_opt_out_after_an_interrupted_first_sync_are_never_subscribed_and_get_their_note(
-    world, monkeypatch, interruption
+    request, interruption
 ):
+    world = request.getfixturevalue("world" if interruption == "expired token" else "live")
     world.with_klaviyo(subscribe_with_consent=True)
     people(world, 15)
     if interruption == "expired token":
         world.kommo.faults.add(Fault(method="GET", path=r"^/api/v4/leads$", status=401, times=0))
         assert world.cli("run").exit_code == 4
         world.kommo.faults.clear()
-    else:
-        monkeypatch.setattr(
-            Pull, "read", lambda self, *window, **then: (_ for _ in ()).throw(KeyboardInterrupt())
-        )
-        with pytest.raises(KeyboardInterrupt):
-            world.run()
-        monkeypatch.undo()
+    else:  # killed as Kommo's first contacts page is asked for
+        first_page = Fault("GET", r"^/api/v4/contacts$", kind="kill_before", query={"page": "1"})
+        kill_run(world, world.kommo, first_page)
+        assert not world.klaviyo.writes()
     world.clock.advance(120)
     for i in range(3):
         world.klaviyo.unsubscribe(f"p{i}@firm.io")
@@ -126,21 +154,16 @@ def test_a_renamed_status_re_plans_the_contacts_of_its_pipeline(world, sales):
 
 
 # case 6 ------------------------------------------------------------------------------------------
-def test_a_crash_after_pushing_our_own_unsubscribes_writes_no_feedback_note(
-    world, sales, monkeypatch
-):
+def test_a_crash_after_pushing_our_own_unsubscribes_writes_no_feedback_note(live):
+    world = live
     world.with_mailchimp()
     contacts = people(world, 12)
     world.run()
     world.clock.advance(600)
     for contact in contacts[:5]:
         world.kommo.update_contact(contact, consent=False)
-    monkeypatch.setattr(
-        _Run, "_record", lambda self, name, outcomes: (_ for _ in ()).throw(KeyboardInterrupt())
-    )
-    with pytest.raises(KeyboardInterrupt):
-        world.run()
-    monkeypatch.undo()
+    last = LIST + f"/members/{subscriber_hash('p4@firm.io')}$"  # one by one, in contact order
+    kill_run(world, world.mailchimp, Fault("PATCH", last, kind="kill_after"))
     assert sum(m["status"] == "unsubscribed" for m in world.mailchimp.members(world.list_id)) == 5
     world.clock.advance(600)
     result = world.run()
@@ -149,6 +172,65 @@ def test_a_crash_after_pushing_our_own_unsubscribes_writes_no_feedback_note(
     world.clock.advance(600)
     world.run()
     assert [n["entity_id"] for n in world.kommo.notes] == [contacts[9]]
+
+
+# killed after a push, before its outcome is recorded ---------------------------------------------
+def test_a_first_sync_killed_after_its_batch_subscribe_is_finished_by_the_next_run_without_repeats(
+    live,
+):
+    """Mailchimp took the batch subscribe; the queue remembers the people whose outcome was lost."""
+    world = live
+    add_sales(world)
+    world.with_mailchimp()
+    for i in range(12):
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
+    kill_run(world, world.mailchimp, Fault("POST", LIST + "$", kind="kill_after"))
+    assert len(world.mailchimp.members(world.list_id)) == 12  # pushed, but not recorded
+    world.clock.advance(60)
+    result = world.run()  # nothing new in Kommo: the queue remembers
+    assert result.counts["mailchimp.done"] == 12 and result.rejected == 0
+    members = world.mailchimp.members(world.list_id)
+    assert len(members) == 12 and {m["status"] for m in members} == {"subscribed"}
+    assert all(
+        world.mailchimp.member_tags(world.list_id, m["email_address"]) == {"New Lead"}
+        for m in members
+    )
+    world.clock.advance(60)
+    assert world.run().counts["mailchimp.done"] == 0
+
+
+def _deal_events(world):
+    return [e for e in world.klaviyo.events() if e["metric"] in DEAL_METRICS]
+
+
+def _bulk_events(request):
+    entries = request.json()["data"]["attributes"]["events-bulk-create"]["data"]
+    return sum(len(entry["attributes"]["events"]["data"]) for entry in entries)
+
+
+def test_events_of_a_run_killed_after_their_bulk_job_are_resent_one_by_one_and_stored_once(live):
+    world = live
+    sales = add_sales(world)
+    world.with_klaviyo(events_since="2025-01-01")
+    for n in range(12):
+        cid = world.kommo.add_contact(f"P{n}", "Test", email=f"p{n}@firm.io")
+        world.kommo.add_lead(f"Deal {n}", 100 * (n + 1), sales, contact_ids=[cid])
+    job = r"^/api/event-bulk-create-jobs$"
+    kill_run(world, world.klaviyo, Fault("POST", job, kind="kill_after"))
+    jobs = [r for r in world.klaviyo.writes() if r.path == "/api/event-bulk-create-jobs"]
+    assert [_bulk_events(r) for r in jobs] == [12] and len(_deal_events(world)) == 12
+    result = world.run()
+    assert result.counts["klaviyo.events_in_flight"] == 12
+    resent = [
+        r.json()["data"]["attributes"]["unique_id"]
+        for r in world.klaviyo.writes()
+        if r.path == "/api/events"
+    ]
+    assert len(resent) == 12 and set(resent) == {e["unique_id"] for e in _deal_events(world)}
+    assert len(_deal_events(world)) == 12
+    world.clock.advance(3600)
+    world.run()
+    assert len(_deal_events(world)) == 12
 
 
 # case 8 ------------------------------------------------------------------------------------------
