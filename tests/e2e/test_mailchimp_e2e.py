@@ -6,7 +6,6 @@ import requests
 from kommo_sync.config import DEFAULT_TAGS
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
 from kommo_sync.destinations.mailchimp.mapping import plan_person, subscriber_hash
-from kommo_sync.engine import _Run
 from kommo_sync.model import Person, Stage
 from tests.conftest import assert_no_secret
 
@@ -336,35 +335,6 @@ def _tag_by_marketer(world, email, tag):
         timeout=5,
     )
     assert response.status_code == 204
-
-
-def test_a_crash_after_the_push_before_the_record_loses_nothing_and_duplicates_nothing(
-    world, sales, monkeypatch
-):
-    world.with_mailchimp()
-    for i in range(12):
-        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
-    original = _Run._record
-
-    def killed(self, name, outcomes):
-        raise KeyboardInterrupt("killed between the push and the state commit")
-
-    monkeypatch.setattr(_Run, "_record", killed)
-    with pytest.raises(KeyboardInterrupt):
-        world.run()
-    assert len(world.mailchimp.members(world.list_id)) == 12  # pushed, but not recorded
-    monkeypatch.setattr(_Run, "_record", original)
-    world.clock.advance(60)
-    result = world.run()  # nothing new in Kommo: the queue remembers
-    assert result.counts["mailchimp.done"] == 12 and result.rejected == 0
-    members = world.mailchimp.members(world.list_id)
-    assert len(members) == 12 and {m["status"] for m in members} == {"subscribed"}
-    assert all(
-        world.mailchimp.member_tags(world.list_id, m["email_address"]) == {"New Lead"}
-        for m in members
-    )
-    world.clock.advance(60)
-    assert world.run().counts["mailchimp.done"] == 0
 
 
 def test_a_new_audience_gets_everyone_again_with_its_own_tags(world, sales):
