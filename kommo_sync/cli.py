@@ -16,7 +16,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from kommo_sync import __version__, report
+from kommo_sync import __version__, report, setup
 from kommo_sync.app import build_engine, read_status
 from kommo_sync.cli_common import (
     configure_logging,
@@ -28,6 +28,7 @@ from kommo_sync.cli_common import (
 )
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
+from kommo_sync.destinations.registry import Vendor
 from kommo_sync.exits import EXIT_OK
 from kommo_sync.masking import scrub
 from kommo_sync.results import RunOptions, RunResult
@@ -189,6 +190,17 @@ def check(ctx: click.Context, as_json: bool) -> int:
     return checks.exit_code(found)
 
 
+def _destination_options(vendor: Vendor) -> list[Callable[[Any], Any]]:
+    """`--<name>-key` (or its variable), `--<name>-url` and `--<name>-<pick>` of a destination
+    `init` can connect."""
+    step, name = setup.step_of(vendor), vendor.name
+    return [
+        click.option(f"--{name}-key", f"{name}__key", envvar=step.key_env, help=step.key_help),
+        click.option(f"--{name}-{step.pick}", f"{name}__pick", help=step.pick_help),
+        click.option(f"--{name}-url", f"{name}__url", help=step.url_help),
+    ]
+
+
 def _init_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Every answer `init` asks for, as a flag; the secrets may come from their variables."""
     options = [
@@ -210,22 +222,7 @@ def _init_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--lead-source-field", help="Kommo contact field holding the lead source (name or id)."
         ),
-        click.option(
-            "--mailchimp-key",
-            envvar="MAILCHIMP_API_KEY",
-            help="Mailchimp API key (or MAILCHIMP_API_KEY).",
-        ),
-        click.option("--mailchimp-audience", help="Mailchimp audience: name, id or web id."),
-        click.option(
-            "--mailchimp-url", help="Mailchimp API base URL (default: from the key's data center)."
-        ),
-        click.option(
-            "--klaviyo-key",
-            envvar="KLAVIYO_API_KEY",
-            help="Klaviyo private key (or KLAVIYO_API_KEY).",
-        ),
-        click.option("--klaviyo-list", help="Klaviyo list every profile joins: name or id."),
-        click.option("--klaviyo-url", help="Klaviyo API host (default: https://a.klaviyo.com)."),
+        *[option for vendor in setup.connectable() for option in _destination_options(vendor)],
         click.option(
             "--dir",
             "folder",
@@ -251,10 +248,9 @@ def init(ctx: click.Context, **answers: Any) -> int:
     """Write a commented sync.yaml and an env file (mode 0600) from answers asked or given as
     flags, picking pipelines, fields, the audience and the list from the accounts; never
     overwrites a file."""
-    from kommo_sync import setup
     from kommo_sync.checklist import Failed
 
-    given = setup.Answers(**answers)
+    given = setup.answers(answers)
     ctx.obj["secrets"] = given.secrets
     configure_logging(ctx.obj["verbose"], given.secrets)
     try:

@@ -22,32 +22,23 @@ from kommo_sync import checks
 from kommo_sync.checklist import Check, Failed, Named, vendor_failures
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, parse_config
-from kommo_sync.destinations.klaviyo import klaviyo_http
-from kommo_sync.destinations.klaviyo.checks import klaviyo_lists
-from kommo_sync.destinations.mailchimp import mailchimp_http
-from kommo_sync.destinations.mailchimp.checks import mailchimp_audiences
+from kommo_sync.destinations import registry
+from kommo_sync.destinations.registry import InitStep, Vendor
 from kommo_sync.errors import ConfigError
 from kommo_sync.pipelines import closest
 from kommo_sync.setup_files import CONFIG_NAME, ENV_NAME, STATE_NAME, render, write_files
 
-SECRET_VARS = {
-    "kommo": "KOMMO_TOKEN",
-    "mailchimp": "MAILCHIMP_API_KEY",
-    "klaviyo": "KLAVIYO_API_KEY",
-}
-SECRET_KEYS = {"kommo": "token", "mailchimp": "api_key", "klaviyo": "api_key"}
-FLAGS = {
-    "kommo.base_url": "--kommo-url",
-    "kommo.token": "--kommo-token",
-    "mailchimp.api_key": "--mailchimp-key",
-    "mailchimp.base_url": "--mailchimp-url",
-    "mailchimp.list_id": "--mailchimp-audience",
-    "klaviyo.api_key": "--klaviyo-key",
-    "klaviyo.base_url": "--klaviyo-url",
-    "klaviyo.list_id": "--klaviyo-list",
-}
 TIMEOUT = 60.0
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DestinationAnswers:
+    """A destination's flags: its key, its API address, the item picked (audience, list)."""
+
+    key: str | None = None
+    url: str | None = None
+    pick: str | None = None
 
 
 @dataclass
@@ -60,19 +51,19 @@ class Answers:
     pipelines: tuple[str, ...] = ()
     consent_field: str | None = None
     lead_source_field: str | None = None
-    mailchimp_key: str | None = None
-    mailchimp_url: str | None = None
-    mailchimp_audience: str | None = None
-    klaviyo_key: str | None = None
-    klaviyo_url: str | None = None
-    klaviyo_list: str | None = None
+    destinations: dict[str, DestinationAnswers] = field(default_factory=dict)
     yes: bool = False
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        keys = (self.kommo_token, self.mailchimp_key, self.klaviyo_key)
-        forms = [*keys, (self.mailchimp_key or "").rsplit("-", 1)[0]]
+        forms = [self.kommo_token or ""]
+        for vendor in connectable():
+            key = self.destination(vendor.name).key
+            forms += step_of(vendor).secret_forms(key) if key else []
         return tuple(sorted({f for f in forms if f}, key=len, reverse=True))
+
+    def destination(self, name: str) -> DestinationAnswers:
+        return self.destinations.get(name) or DestinationAnswers()
 
 
 class Asker:
@@ -108,11 +99,14 @@ class Draft:
     sections: dict[str, dict[str, Any]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     comments: dict[str, str] = field(default_factory=dict)
+    picked: dict[str, tuple[Named, list[Named]]] = field(default_factory=dict)
 
     def add(self, section: str, secret: str, base_url: str | None) -> None:
-        key, variable = SECRET_KEYS[section], SECRET_VARS[section]
+        key, variable = _secret_of(section)
         if "\n" in secret or secret != secret.strip():
-            raise ConfigError(FLAGS[f"{section}.{key}"], "holds a line break or surrounding spaces")
+            raise ConfigError(
+                flags()[f"{section}.{key}"], "holds a line break or surrounding spaces"
+            )
         self.secrets[variable] = secret
         self.sections[section] = {
             **({"base_url": base_url} if base_url else {}),
@@ -142,7 +136,14 @@ def flag_names() -> Iterator[None]:
 
 
 def _flag(key: str) -> str:
-    return "--pipeline" if key.startswith("kommo.pipelines") else FLAGS.get(key, key)
+    return "--pipeline" if key.startswith("kommo.pipelines") else flags().get(key, key)
+
+
+def _secret_of(section: str) -> tuple[str, str]:
+    """The section's secret key and the variable init keeps it in."""
+    if section == "kommo":
+        return "token", "KOMMO_TOKEN"
+    return "api_key", step_of(registry.vendors_by_name()[section]).key_env
 
 
 def run_init(given: Answers, clock: Clock, say: Say) -> int:
@@ -152,8 +153,8 @@ def run_init(given: Answers, clock: Clock, say: Say) -> int:
     targets = refuse_existing(folder)
     draft = Draft()
     _kommo(given, ask, draft, folder, clock)
-    _mailchimp(given, ask, draft, folder, clock)
-    _klaviyo(given, ask, draft, folder, clock)
+    for vendor in connectable():
+        _destination(vendor, given.destination(vendor.name), ask, draft, folder, clock)
     text = render(draft)
     _loads(text, draft.secrets, folder)
     if not ask.confirm(f"Write {targets[0]} and {targets[1]}?"):
@@ -313,51 +314,61 @@ def _fields(given: Answers, ask: Asker, draft: Draft, custom: list[Named]) -> No
     draft.comments["boxes"] = ", ".join(repr(b.name) for b in boxes) or "none"
 
 
-# Mailchimp and Klaviyo ---------------------------------------------------------------------------
-def _mailchimp(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Clock) -> None:
-    key = given.mailchimp_key or ask.text(
-        "Mailchimp API key (empty: no Mailchimp)", "--mailchimp-key", "", hide=True
+# destinations ----------------------------------------------------------------------------------
+def _destination(
+    vendor: Vendor, given: DestinationAnswers, ask: Asker, draft: Draft, folder: Path, clock: Clock
+) -> None:
+    """A destination's key (empty: not connected), then the item every person joins, picked from
+    what the account lists."""
+    step, name = step_of(vendor), vendor.name
+    key_flag, pick_flag = f"--{name}-key", f"--{name}-{step.pick}"
+    key = given.key or ask.text(
+        f"{step.key_prompt} (empty: no {step.title})", key_flag, "", hide=True
     )
     if not key:
-        if given.mailchimp_audience:
-            raise ConfigError("--mailchimp-audience", "needs --mailchimp-key")
+        if given.pick:
+            raise ConfigError(pick_flag, f"needs {key_flag}")
         return
-    draft.add("mailchimp", key, given.mailchimp_url)
-    config = draft.config(folder, mailchimp={"list_id": "-"}).mailchimp
-    with flag_names(), vendor_failures("mailchimp", "api_key", "nothing written"):
-        audiences = mailchimp_audiences(mailchimp_http(config, clock, TIMEOUT))
-    if ask.interactive and not given.mailchimp_audience:
-        show(ask.say, "Mailchimp audiences", audiences)
-    audience = pick_required(
-        ask,
-        given.mailchimp_audience,
-        audiences,
-        "audience",
-        "--mailchimp-audience",
-        "Mailchimp audience",
-    )
-    draft.sections["mailchimp"]["list_id"] = str(audience.id)
-    draft.comments["audience"] = audience.name
+    draft.add(name, key, given.url)
+    section = draft.config(folder, **{name: {step.pick_key: "-"}}).destinations[name]
+    with flag_names(), vendor_failures(name, "api_key", "nothing written"):
+        listed = step.listing(section, clock, TIMEOUT)
+    if ask.interactive and not given.pick:
+        show(ask.say, f"{step.title} {step.pick}s", listed)
+    chosen = pick_required(ask, given.pick, listed, step.pick, pick_flag, step.question)
+    draft.sections[name][step.pick_key] = str(chosen.id)
+    draft.picked[name] = (chosen, listed)
 
 
-def _klaviyo(given: Answers, ask: Asker, draft: Draft, folder: Path, clock: Clock) -> None:
-    key = given.klaviyo_key or ask.text(
-        "Klaviyo private API key (empty: no Klaviyo)", "--klaviyo-key", "", hide=True
-    )
-    if not key:
-        if given.klaviyo_list:
-            raise ConfigError("--klaviyo-list", "needs --klaviyo-key")
-        return
-    draft.add("klaviyo", key, given.klaviyo_url)
-    config = draft.config(folder, klaviyo={"list_id": "-"}).klaviyo
-    with flag_names(), vendor_failures("klaviyo", "api_key", "nothing written"):
-        lists = klaviyo_lists(klaviyo_http(config, clock, TIMEOUT))
-    if ask.interactive and not given.klaviyo_list:
-        show(ask.say, "Klaviyo lists", lists)
-    chosen = pick_required(
-        ask, given.klaviyo_list, lists, "list", "--klaviyo-list", "Klaviyo list every profile joins"
-    )
-    draft.sections["klaviyo"]["list_id"] = str(chosen.id)
-    draft.comments["list"] = chosen.name
-    others = [item.label() for item in lists if item.id != chosen.id]
-    draft.comments["other_lists"] = ", ".join(others) or "none"
+def step_of(vendor: Vendor) -> InitStep:
+    assert vendor.init is not None  # only vendors with an init step are offered
+    return vendor.init
+
+
+def answers(given: dict[str, Any]) -> Answers:
+    """The flags click parsed: a destination's come as `<name>__key`, `<name>__url` and
+    `<name>__pick`."""
+    plain = {k: v for k, v in given.items() if "__" not in k}
+    by_name: dict[str, dict[str, Any]] = {}
+    for flag, value in given.items():
+        if "__" in flag:
+            name, part = flag.split("__", 1)
+            by_name.setdefault(name, {})[part] = value
+    destinations = {name: DestinationAnswers(**parts) for name, parts in by_name.items()}
+    return Answers(**plain, destinations=destinations)
+
+
+def connectable() -> list[Vendor]:
+    """The registered destinations `init` can connect, in registry order."""
+    return [vendor for vendor in registry.vendors() if vendor.init is not None]
+
+
+def flags() -> dict[str, str]:
+    """Config key → the `init` flag that gives it (errors are named by the flag)."""
+    found = {"kommo.base_url": "--kommo-url", "kommo.token": "--kommo-token"}
+    for vendor in connectable():
+        step, name = step_of(vendor), vendor.name
+        found[f"{name}.api_key"] = f"--{name}-key"
+        found[f"{name}.base_url"] = f"--{name}-url"
+        found[f"{name}.{step.pick_key}"] = f"--{name}-{step.pick}"
+    return found

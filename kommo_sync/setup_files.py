@@ -1,5 +1,6 @@
-"""The files `init` writes: the commented sync.yaml, and the env file with the secrets (mode 0600
-from its creation); neither replaces an existing file."""
+"""The files `init` writes: the commented sync.yaml (each connected destination writes its own
+section), and the env file with the secrets (mode 0600 from its creation); neither replaces an
+existing file."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Protocol
 
+from kommo_sync.checklist import Named
+from kommo_sync.destinations import registry
 from kommo_sync.errors import ConfigError
 
 CONFIG_NAME, ENV_NAME, STATE_NAME = "sync.yaml", "kommo-sync.env", "kommo-sync.db"
@@ -19,6 +22,7 @@ class DraftSections(Protocol):
 
     sections: dict[str, dict[str, Any]]
     comments: dict[str, str]
+    picked: dict[str, tuple[Named, list[Named]]]
 
 
 def scalar(value: Any) -> str:
@@ -39,10 +43,10 @@ def render(draft: DraftSections) -> str:
         "# the state file (mode 0600: it holds personal data)",
         f"state: {STATE_NAME}",
     ]
-    if "mailchimp" in draft.sections:
-        lines += ["", *_mailchimp_yaml(draft)]
-    if "klaviyo" in draft.sections:
-        lines += ["", *_klaviyo_yaml(draft)]
+    for vendor in registry.vendors():
+        if vendor.init is not None and vendor.name in draft.picked:
+            chosen, listed = draft.picked[vendor.name]
+            lines += ["", *vendor.init.yaml(draft.sections[vendor.name], chosen, listed)]
     return "\n".join(lines) + "\n"
 
 
@@ -70,43 +74,6 @@ def _kommo_yaml(draft: DraftSections) -> list[str]:
 
 def _optional(key: str, section: dict[str, Any]) -> str:
     return f"  {key}: {scalar(section[key])}" if key in section else f"  # {key}:"
-
-
-def _mailchimp_yaml(draft: DraftSections) -> list[str]:
-    mailchimp = draft.sections["mailchimp"]
-    lines = [
-        "mailchimp:",
-        "  # the key's data center (its -us6 suffix) picks the host",
-        "  api_key: ${MAILCHIMP_API_KEY}",
-    ]
-    if "base_url" in mailchimp:
-        lines.append(f"  base_url: {scalar(mailchimp['base_url'])}")
-    return lines + [
-        f"  # audience {draft.comments['audience']!r}",
-        f"  list_id: {scalar(mailchimp['list_id'])}",
-        "  # new people without consent: skip | transactional | pending (double opt-in)",
-        "  without_consent: skip",
-    ]
-
-
-def _klaviyo_yaml(draft: DraftSections) -> list[str]:
-    klaviyo = draft.sections["klaviyo"]
-    lines = [
-        "klaviyo:",
-        "  # a private key with the profiles, lists, events and subscriptions scopes",
-        "  api_key: ${KLAVIYO_API_KEY}",
-    ]
-    if "base_url" in klaviyo:
-        lines.append(f"  base_url: {scalar(klaviyo['base_url'])}")
-    return lines + [
-        f"  # list {draft.comments['list']!r}: every synced profile joins it",
-        f"  list_id: {scalar(klaviyo['list_id'])}",
-        "  # lists joined and left as the stage changes (new, in_progress, won, lost);",
-        f"  # other lists: {draft.comments['other_lists']}",
-        "  # lists_by_stage: {won: <list id>}",
-        "  # the region of phone numbers stored without a country code",
-        "  # phone_region: DE",
-    ]
 
 
 def write_files(targets: tuple[Path, Path], text: str, secrets: dict[str, str]) -> None:

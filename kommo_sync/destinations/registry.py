@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import Any, Protocol
 
 from kommo_sync.batching import JobTimer
-from kommo_sync.checklist import Check
+from kommo_sync.checklist import Check, Named
 from kommo_sync.clock import Clock
 from kommo_sync.config_reader import Section
 from kommo_sync.destinations.base import Destination
@@ -43,15 +43,38 @@ class Wiring:
 
 
 @dataclass(frozen=True)
+class InitStep:
+    """How `kommo-sync init` connects the destination: it asks for the key (flag
+    `--<name>-key`, or the `key_env` variable) and the API address (`--<name>-url`), lists the
+    account's `pick`s (`--<name>-<pick>`) with `listing`, and writes the section with `yaml`
+    (the section's values, the item picked, and everything listed, for the comments)."""
+
+    title: str
+    key_prompt: str
+    key_env: str
+    key_help: str
+    url_help: str
+    pick: str
+    pick_help: str
+    question: str
+    listing: Callable[[Any, Clock, float], list[Named]]
+    yaml: Callable[[dict[str, Any], Named, list[Named]], list[str]]
+    secret_forms: Callable[[str], tuple[str, ...]] = lambda key: (key,)
+    pick_key: str = "list_id"
+
+
+@dataclass(frozen=True)
 class Vendor:
     """One destination kind. `secret_keys` name the section's keys that hold secrets (a literal
-    value there is warned about); `checks` are `kommo-sync check`'s remote checks."""
+    value there is warned about); `checks` are `kommo-sync check`'s remote checks; `init` is how
+    `kommo-sync init` connects it (without one, its section is written by hand)."""
 
     name: str
     parse: Callable[[Section], Any]
     build: Callable[[Any, Wiring], Destination]
     secret_keys: tuple[str, ...] = ("api_key",)
     checks: Callable[[Any, Clock, float], list[Check]] | None = None
+    init: InitStep | None = None
 
 
 _added: dict[str, Vendor] = {}
@@ -61,6 +84,10 @@ def vendors() -> list[Vendor]:
     """The built-in vendors, then the registered ones, by name at most once."""
     found = {v.name: v for v in (import_module(m).VENDOR for m in BUILT_IN)}
     return list({**found, **_added}.values())
+
+
+def vendors_by_name() -> dict[str, Vendor]:
+    return {vendor.name: vendor for vendor in vendors()}
 
 
 def names() -> list[str]:

@@ -6,6 +6,7 @@ from kommo_sync.destinations.mailchimp.api import mailchimp_http
 from kommo_sync.destinations.mailchimp.checks import mailchimp_checks
 from kommo_sync.destinations.mailchimp.config import SECRET_KEYS, MailchimpConfig, parse_mailchimp
 from kommo_sync.destinations.mailchimp.destination import MailchimpDestination
+from kommo_sync.destinations.mailchimp.init_step import INIT
 from kommo_sync.destinations.registry import Vendor, Wiring
 from kommo_sync.http import HttpClient
 
@@ -30,6 +31,7 @@ VENDOR = Vendor(
     build=build_mailchimp,
     secret_keys=SECRET_KEYS,
     checks=mailchimp_checks,
+    init=INIT,
 )
 
 __all__ = ["VENDOR", "MailchimpConfig", "MailchimpDestination", "build_mailchimp", "mailchimp_http"]
