@@ -10,8 +10,9 @@ import pytest
 
 from kommo_sync import engine
 from kommo_sync.config import DEFAULT_TAGS
+from kommo_sync.destinations.klaviyo import KlaviyoDestination, build_klaviyo
 from kommo_sync.destinations.klaviyo.config import DEFAULT_EVENTS
-from kommo_sync.destinations.klaviyo.destination import KlaviyoDestination, build_klaviyo, plan_person
+from kommo_sync.destinations.klaviyo.mapping import plan_person
 from kommo_sync.model import DealEvent, DealEventKind, Person, Stage
 from tests.conftest import World
 

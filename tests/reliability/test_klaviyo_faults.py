@@ -9,7 +9,7 @@ import pytest
 
 from kommo_sync.batching import JobTimer
 from kommo_sync.config import DEFAULT_TAGS
-from kommo_sync.destinations.klaviyo.destination import build_klaviyo
+from kommo_sync.destinations.klaviyo import build_klaviyo
 from kommo_sync.errors import PagingLoop
 from kommo_sync.model import Person, Stage
 from kommo_sync.sandbox.faults import Fault

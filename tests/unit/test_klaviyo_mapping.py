@@ -10,17 +10,17 @@ import pytest
 
 from kommo_sync.clock import FakeClock
 from kommo_sync.config import DEFAULT_TAGS
+from kommo_sync.destinations.klaviyo.api import events_job_body
 from kommo_sync.destinations.klaviyo.config import DEFAULT_EVENTS, KlaviyoConfig
-from kommo_sync.destinations.klaviyo.destination import (
-    build_klaviyo,
+from kommo_sync.destinations.klaviyo.destination import build_klaviyo
+from kommo_sync.destinations.klaviyo.mapping import (
     e164,
     event_payload,
-    events_job_body,
     may_subscribe,
     plan_person,
-    profile_resource,
     unique_id,
 )
+from kommo_sync.destinations.klaviyo.operations import ListMoves
 from kommo_sync.model import Deal, DealEvent, DealEventKind, Person, Stage
 from kommo_sync.plan import Skip
 
@@ -94,7 +94,7 @@ def test_phones_become_e164_with_the_configured_region(raw, region, expected):
 
 def test_an_unreadable_phone_is_dropped_reported_and_the_profile_still_syncs():
     change, notes = plan(person(phone="12345"))
-    assert change is not None and "phone_number" not in change.payload["attributes"]
+    assert change is not None and "phone_number" not in change.payload.row.attributes
     assert notes == [Skip(7, "bad_phone")]
     assert change.summary["phone_dropped"] == "12345"
 
@@ -103,21 +103,21 @@ def test_an_unreadable_phone_is_dropped_reported_and_the_profile_still_syncs():
 def test_first_plan_creates_the_profile_with_deal_properties_and_lists():
     change, notes = plan(person())
     assert notes == [] and change.action == "create" and change.destination == "klaviyo"
-    assert change.payload["attributes"] == {
+    assert change.payload.row.attributes == {
         "first_name": "Ada",
         "last_name": "Lovelace",
         "organization": "Acme",
         "phone_number": "+49301234567",
     }
-    assert change.payload["properties"] == {
+    assert change.payload.row.properties == {
         "crm_stage": "Proposal",
         "crm_pipeline": "Sales",
         "deal_amount": 5000,
         "kommo_deal_id": 55,
         "kommo_contact_id": 7,
     }
-    assert change.payload["add_lists"] == sorted([MAIN, OPEN_LIST])
-    assert change.payload["remove_lists"] == []  # only lists we joined are ever left
+    assert change.payload.lists == ListMoves(add=tuple(sorted([MAIN, OPEN_LIST])))
+    assert change.payload.lists.remove == ()  # only lists we joined are ever left
     assert (
         change.record["fingerprint"] == change.fingerprint and change.record["profile_id"] is None
     )
@@ -126,7 +126,7 @@ def test_first_plan_creates_the_profile_with_deal_properties_and_lists():
 
 def test_profile_resource_is_a_json_api_profile_with_email_and_known_values_only():
     change, _ = plan(person(company=None, last_name=""))
-    row = profile_resource(change.payload)
+    row = change.payload.row.resource()
     assert row["type"] == "profile" and "id" not in row and "meta" not in row
     assert row["attributes"]["email"] == "ada@acme.io"
     assert "organization" not in row["attributes"] and "last_name" not in row["attributes"]
@@ -141,30 +141,28 @@ def test_a_stage_move_changes_crm_stage_and_moves_between_stage_lists():
     before = person()
     won = person(stage=Stage.WON, deal=replace(before.deal, status_name="Closed - won"))
     change, _ = plan(won, pushed_after(before))
-    assert change.action == "update" and change.payload["profile_id"] == "01PROFILE"
-    assert change.payload["add_lists"] == [WON_LIST] and change.payload["remove_lists"] == [
-        OPEN_LIST
-    ]
+    assert change.action == "update" and change.payload.row.profile_id == "01PROFILE"
+    assert change.payload.lists == ListMoves(add=(WON_LIST,), remove=(OPEN_LIST,))
     assert change.summary["fields"] == ["crm_stage"]
-    assert profile_resource(change.payload)["id"] == "01PROFILE"
+    assert change.payload.row.resource()["id"] == "01PROFILE"
 
 
 def test_a_stage_without_a_list_only_leaves_the_old_stage_list():
     before = person(stage=Stage.WON)
     change, _ = plan(person(stage=Stage.NEW), pushed_after(before))
-    assert change.payload["add_lists"] == [] and change.payload["remove_lists"] == [WON_LIST]
+    assert change.payload.lists == ListMoves(add=(), remove=(WON_LIST,))
 
 
 def test_an_email_change_updates_the_stored_profile_by_id():
     change, _ = plan(person(email="ada@newco.io"), pushed_after(person()))
     assert change.action == "rename" and change.summary["renamed_from"] == "ada@acme.io"
-    row = profile_resource(change.payload)
+    row = change.payload.row.resource()
     assert row["id"] == "01PROFILE" and row["attributes"]["email"] == "ada@newco.io"
 
 
 def test_values_gone_in_kommo_are_cleared_with_null_and_unset():
     change, _ = plan(person(phone=None, deal=None, stage=Stage.NEW), pushed_after(person()))
-    row = profile_resource(change.payload)
+    row = change.payload.row.resource()
     assert row["attributes"]["phone_number"] is None
     assert row["meta"] == {
         "patch_properties": {"unset": ["crm_pipeline", "crm_stage", "deal_amount", "kommo_deal_id"]}
@@ -193,28 +191,26 @@ def test_only_consent_in_kommo_subscribes(consent, subscribe_with_consent, suppr
         suppressed=suppressed,
         subscribe_with_consent=subscribe_with_consent,
     )
-    assert change.payload["subscribe"] is expected and change.payload["unsubscribe"] is False
+    assert change.payload.subscribe is expected and change.payload.unsubscribe is False
 
 
 def test_a_subscription_is_asked_for_once():
     p = person()
     change, _ = plan(replace(p, first_name="Augusta"), pushed_after(p))
-    assert change.payload["subscribe"] is False
+    assert change.payload.subscribe is False
 
 
 def test_consent_withdrawn_unsubscribes_and_the_change_says_it_opts_out():
     change, _ = plan(person(consent=False), pushed_after(person()))
-    assert (
-        change.action == "unsubscribe" and change.payload["unsubscribe"] is True and change.opts_out
-    )
-    assert change.payload["subscribe"] is False
+    assert change.action == "unsubscribe" and change.payload.unsubscribe is True and change.opts_out
+    assert change.payload.subscribe is False
 
 
 def test_consent_never_given_does_not_unsubscribe():
     change, _ = plan(
         person(consent=False, first_name="Augusta"), pushed_after(person(consent=None))
     )
-    assert change.payload["unsubscribe"] is False and not change.opts_out
+    assert change.payload.unsubscribe is False and not change.opts_out
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,11 @@ deal events; suppressions read back."""
 
 from __future__ import annotations
 
+from kommo_sync.destinations.klaviyo.api import klaviyo_http
 from kommo_sync.destinations.klaviyo.checks import klaviyo_checks
 from kommo_sync.destinations.klaviyo.config import SECRET_KEYS, KlaviyoConfig, parse_klaviyo
-from kommo_sync.destinations.klaviyo.destination import (
-    KlaviyoDestination,
-    build_klaviyo,
-    klaviyo_http,
-)
+from kommo_sync.destinations.klaviyo.destination import KlaviyoDestination, build_klaviyo
+from kommo_sync.destinations.klaviyo.init_step import INIT
 from kommo_sync.destinations.registry import Vendor, Wiring
 
 
@@ -23,6 +21,7 @@ VENDOR = Vendor(
     build=_build,
     secret_keys=SECRET_KEYS,
     checks=klaviyo_checks,
+    init=INIT,
 )
 
 __all__ = ["VENDOR", "KlaviyoConfig", "KlaviyoDestination", "build_klaviyo", "klaviyo_http"]

@@ -7,8 +7,8 @@ from typing import Any
 
 from kommo_sync.checklist import Check, Failed, Named, list_check, vendor_failures
 from kommo_sync.clock import Clock
+from kommo_sync.destinations.klaviyo.api import klaviyo_http
 from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
-from kommo_sync.destinations.klaviyo.destination import klaviyo_http
 from kommo_sync.exits import EXIT_FATAL
 from kommo_sync.http import HttpClient, describe_error
 from kommo_sync.paging import linked_pages
