@@ -20,10 +20,17 @@ import signal
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from kommo_sync.sandbox.server import Request
+
+class Request(Protocol):
+    """What a fault reads of a request (the server's Request has it)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: bytes
+
 
 # Kinds answered without running the handler; the others run it first (the vendor acts).
 EARLY_KINDS = frozenset({"status", "reset_before", "kill_before"})
