@@ -32,24 +32,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from measure import current_rss_mb  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-from kommo_sync.clock import Clock  # noqa: E402
-from kommo_sync.config import DEFAULT_TAGS  # noqa: E402
-from kommo_sync.destinations.mailchimp import MailchimpDestination  # noqa: E402
-from kommo_sync.destinations.mailchimp.config import MailchimpConfig  # noqa: E402
-from kommo_sync.http import HttpClient  # noqa: E402
-from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of  # noqa: E402
+from kommo_sync.clock import Clock  # noqa: E402 (after sys.path)
+from kommo_sync.config import DEFAULT_TAGS  # noqa: E402 (after sys.path)
+from kommo_sync.destinations.mailchimp import MailchimpDestination  # noqa: E402 (after sys.path)
+from kommo_sync.destinations.mailchimp.config import MailchimpConfig  # noqa: E402 (after sys.path)
+from kommo_sync.http import HttpClient  # noqa: E402 (after sys.path)
+from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of  # noqa: E402 (after sys.path)
 from kommo_sync.model import (
     LOST_STATUS_ID,
     WON_STATUS_ID,
     Catalog,
     Contact,
     Lead,
-    Person,  # noqa: E402
+    Person,  # noqa: E402 (after sys.path)
     Pipeline,
     Status,
 )
-from kommo_sync.plan import Change  # noqa: E402
-from kommo_sync.state import State  # noqa: E402
+from kommo_sync.plan import Change  # noqa: E402 (after sys.path)
+from kommo_sync.state import State  # noqa: E402 (after sys.path)
 
 PAGE = 250
 BATCH = 2000

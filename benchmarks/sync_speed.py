@@ -38,21 +38,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from measure import current_rss_mb  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
-from kommo_sync.app import build_engine  # noqa: E402
-from kommo_sync.clock import Clock  # noqa: E402
-from kommo_sync.config import Config, load_config  # noqa: E402
-from kommo_sync.destinations.klaviyo.config import KLAVIYO_REVISION  # noqa: E402
-from kommo_sync.destinations.mailchimp import mailchimp_http  # noqa: E402
-from kommo_sync.destinations.mailchimp.mapping import subscriber_hash  # noqa: E402
-from kommo_sync.errors import RecordRejected, RetryLater  # noqa: E402
-from kommo_sync.http import HttpClient  # noqa: E402
-from kommo_sync.kommo import KommoClient, kommo_http, parse_contact, resolve_fields  # noqa: E402
-from kommo_sync.results import RunOptions, RunResult  # noqa: E402
-from kommo_sync.sandbox.klaviyo import KlaviyoSandbox  # noqa: E402
-from kommo_sync.sandbox.kommo import KommoSandbox  # noqa: E402
-from kommo_sync.sandbox.mailchimp import MailchimpSandbox  # noqa: E402
-from kommo_sync.sandbox.seed import SeedInfo, mutate_fraction, seed_account  # noqa: E402
-from kommo_sync.sandbox.server import LoggedRequest, Request, Response, SandboxServer  # noqa: E402
+from kommo_sync.app import build_engine  # noqa: E402 (after sys.path)
+from kommo_sync.clock import Clock  # noqa: E402 (after sys.path)
+from kommo_sync.config import Config, load_config  # noqa: E402 (after sys.path)
+from kommo_sync.destinations.klaviyo.config import KLAVIYO_REVISION  # noqa: E402 (after sys.path)
+from kommo_sync.destinations.mailchimp import mailchimp_http  # noqa: E402 (after sys.path)
+from kommo_sync.destinations.mailchimp.mapping import subscriber_hash  # noqa: E402 (after sys.path)
+from kommo_sync.errors import RecordRejected, RetryLater  # noqa: E402 (after sys.path)
+from kommo_sync.http import HttpClient  # noqa: E402 (after sys.path)
+from kommo_sync.kommo import KommoClient, kommo_http, parse_contact, resolve_fields  # noqa: E402 (after sys.path)
+from kommo_sync.results import RunOptions, RunResult  # noqa: E402 (after sys.path)
+from kommo_sync.sandbox.klaviyo import KlaviyoSandbox  # noqa: E402 (after sys.path)
+from kommo_sync.sandbox.kommo import KommoSandbox  # noqa: E402 (after sys.path)
+from kommo_sync.sandbox.mailchimp import MailchimpSandbox  # noqa: E402 (after sys.path)
+from kommo_sync.sandbox.seed import SeedInfo, mutate_fraction, seed_account  # noqa: E402 (after sys.path)
+from kommo_sync.sandbox.server import LoggedRequest, Request, Response, SandboxServer  # noqa: E402 (after sys.path)
 
 KOMMO_TOKEN = "bench-kommo-token-0001"
 MAILCHIMP_KEY = "sandbox-benchmark-key-us1"
