@@ -36,6 +36,7 @@ from kommo_sync.clock import Clock  # noqa: E402 (after sys.path)
 from kommo_sync.config import DEFAULT_TAGS  # noqa: E402 (after sys.path)
 from kommo_sync.destinations.mailchimp import MailchimpDestination  # noqa: E402 (after sys.path)
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig  # noqa: E402 (after sys.path)
+from kommo_sync.destinations.mailchimp.operations import operation_of  # noqa: E402 (after sys.path)
 from kommo_sync.http import HttpClient  # noqa: E402 (after sys.path)
 from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of  # noqa: E402 (after sys.path)
 from kommo_sync.model import (
@@ -48,7 +49,7 @@ from kommo_sync.model import (
     Pipeline,
     Status,
 )
-from kommo_sync.plan import Change  # noqa: E402 (after sys.path)
+from kommo_sync.plan import STATUS, Change  # noqa: E402 (after sys.path)
 from kommo_sync.state import State  # noqa: E402 (after sys.path)
 
 PAGE = 250
@@ -224,8 +225,8 @@ def plan_batch(
 
 def pushed_row(change: Change) -> tuple[int, str, dict[str, object]]:
     """What the engine records after a successful create: the record plus the member status."""
-    status = change.payload["body"].get("status_if_new")
-    return change.person_id, change.fingerprint, {**change.record, "status": status}
+    status = operation_of(change).body().get("status_if_new")
+    return change.person_id, change.fingerprint, {**change.record, STATUS: status}
 
 
 # measuring and reporting --------------------------------------------------------------------------
