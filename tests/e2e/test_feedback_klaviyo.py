@@ -82,7 +82,7 @@ def test_klaviyo_activity_notes_only_when_enabled(world, ada):
         pytest.param(True, False, id="sort refused in a run that pushes nothing"),
     ],
 )
-def test_unsubscribes_are_read_whether_klaviyo_allows_sorting_them_or_not_and_a_refusal_is_not_repeated(
+def test_unsubscribes_are_read_whether_klaviyo_sorts_them_or_not_and_a_refusal_is_not_repeated(
     world, ada, refused, pushes
 ):
     world.klaviyo.refuse_sort_with_subscription_filter = refused

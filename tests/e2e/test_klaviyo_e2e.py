@@ -42,7 +42,7 @@ def writes(world: World, path: str) -> list[Any]:
     return [r for r in world.klaviyo.writes() if r.path == path]
 
 
-# first sync ----------------------------------------------------------------------------------------
+# first sync ---------------------------------------------------------------------------------------
 def test_first_sync_creates_profiles_list_memberships_and_deal_created_events(world, sales):
     world.with_klaviyo(events_since=BEFORE_HISTORY)
     ada = world.kommo.add_contact(
@@ -106,7 +106,8 @@ def test_a_first_sync_of_many_goes_through_bulk_jobs(world, sales):
     assert result.counts["klaviyo.done"] == 25 and not result.rejections
     jobs = writes(world, "/api/profile-bulk-import-jobs")
     joined = sorted(
-        sorted(l["id"] for l in j.json()["data"]["relationships"]["lists"]["data"]) for j in jobs
+        sorted(item["id"] for item in j.json()["data"]["relationships"]["lists"]["data"])
+        for j in jobs
     )
     assert joined == sorted(
         [[world.klaviyo_list], sorted([world.klaviyo_list, won_list])]
@@ -129,7 +130,7 @@ def test_a_first_sync_of_many_goes_through_bulk_jobs(world, sales):
     assert sorted(e["metric"] for e in deal_events(world)).count("Deal Created") == 25
 
 
-# deal events between runs ----------------------------------------------------------------------------
+# deal events between runs -------------------------------------------------------------------------
 def test_two_stage_moves_and_a_win_between_runs_become_three_events_in_order(world, sales):
     world.with_klaviyo(events_since=BEFORE_HISTORY, currency="USD")
     ada = world.kommo.add_contact("Ada", email="ada@analytical.io")
@@ -235,7 +236,7 @@ def test_lost_sends_deal_lost_and_moves_to_the_lost_list(world, sales):
     )
 
 
-# identity ----------------------------------------------------------------------------------------------
+# identity -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("others", [0, 12])
 def test_an_email_change_keeps_one_profile(world, sales, others):
     world.with_klaviyo()
@@ -289,7 +290,7 @@ def test_a_profile_of_someone_else_with_our_phone_is_not_taken_over(world, sales
     assert world.klaviyo.profile_by_email("ada@office.io")["id"] != stranger
 
 
-# bad records -------------------------------------------------------------------------------------------
+# bad records --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("others", [2, 12])
 def test_a_bad_email_rejects_only_that_record_with_klaviyos_reason(world, sales, others):
     world.with_klaviyo(events_since=BEFORE_HISTORY)
@@ -322,7 +323,7 @@ def test_an_unreadable_phone_is_dropped_and_counted_and_the_profile_syncs(world,
     assert world.klaviyo.profile_by_email("ada@firm.io")["phone_number"] is None
 
 
-# consent -----------------------------------------------------------------------------------------------
+# consent ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("others", [0, 12])
 def test_no_consent_means_no_subscription(world, sales, others):
     world.with_klaviyo()
@@ -369,7 +370,7 @@ def test_consent_withdrawn_in_kommo_unsubscribes(world, sales):
     assert consent_of(world, "ada@firm.io") == "UNSUBSCRIBED"
 
 
-# dry run, limits ---------------------------------------------------------------------------------------
+# dry run, limits ----------------------------------------------------------------------------------
 def test_dry_run_shows_klaviyo_operations_beside_mailchimp_and_sends_no_write(world, sales):
     world.with_mailchimp().with_klaviyo(events_since=BEFORE_HISTORY)
     people(world, sales, 2, consent=True)
@@ -397,7 +398,7 @@ def test_a_missing_list_is_a_config_error(world, sales):
     assert result.exit_code == 2 and "klaviyo.list_id: no list 'NoSuch'" in result.output
 
 
-# the destination alone, against the sandbox: conflicts and refusals the plain scenarios do not reach --
+# the destination alone, against the sandbox: conflicts and refusals plain scenarios do not reach
 def destination(world: World) -> KlaviyoDestination:
     world.with_klaviyo(phone_region="DE")
     return build_klaviyo(world.config().klaviyo, DEFAULT_TAGS, world.clock)

@@ -87,7 +87,7 @@ def rows_sent(world: World, path: str) -> list[int]:
 
 # 1. whole-request failures ----------------------------------------------------------------------
 @pytest.mark.parametrize("body", [NO_POINTER, WHOLE_BODY], ids=["no pointer", "pointer to /data"])
-def test_an_import_job_refused_without_naming_a_row_holds_every_row_back_and_the_next_run_lands_them(
+def test_an_import_job_refused_naming_no_row_holds_every_row_back_and_the_next_run_lands_them(
     world, body
 ):
     world.with_klaviyo()
@@ -132,7 +132,7 @@ def test_rows_still_too_large_alone_are_held_back_not_rejected_and_land_when_kla
     assert_everyone_landed(world, 12)
 
 
-def test_a_bulk_subscribe_refused_without_naming_a_row_holds_everyone_back_and_the_next_run_subscribes(
+def test_a_bulk_subscribe_refused_naming_no_row_holds_everyone_back_and_the_next_run_subscribes(
     world,
 ):
     world.with_klaviyo()
@@ -204,7 +204,7 @@ def test_someone_suppressed_after_the_plan_is_left_out_of_the_subscribe_job_read
     ]  # the load, less a minute
 
 
-# 3. event jobs whose outcome is unknown ------------------------------------------------------------
+# 3. event jobs whose outcome is unknown -----------------------------------------------------------
 @pytest.mark.parametrize(
     "how",
     [{"kind": "reset_after"}, {"kind": "status", "status": 503}],
@@ -226,7 +226,7 @@ def test_an_event_job_whose_outcome_is_unknown_is_settled_one_by_one_without_dup
     assert len(unique_ids) == 12 and len(set(unique_ids)) == 12
 
 
-# 5. paging loops -------------------------------------------------------------------------------------
+# 5. paging loops ----------------------------------------------------------------------------------
 def test_a_next_link_leading_back_to_its_page_stops_the_read_with_a_paging_loop(world):
     dest = destination(world)
     world.klaviyo.next_link_loop = True
@@ -241,7 +241,7 @@ def test_a_next_link_leading_back_to_its_page_stops_the_read_with_a_paging_loop(
     assert len(world.klaviyo.requests("GET", "/api/profiles")) == 4
 
 
-# 6. wiring -----------------------------------------------------------------------------------------------
+# 6. wiring ----------------------------------------------------------------------------------------
 def test_the_http_timeout_and_the_job_timer_are_set_by_the_wiring(world):
     world.with_klaviyo()
     timer = JobTimer(first=0.5)
@@ -252,7 +252,7 @@ def test_the_http_timeout_and_the_job_timer_are_set_by_the_wiring(world):
     assert build_klaviyo(world.config().klaviyo, DEFAULT_TAGS, world.clock).http.timeout == 60.0
 
 
-# empty answers where a body is due --------------------------------------------------------------------
+# empty answers where a body is due ----------------------------------------------------------------
 @pytest.mark.parametrize(
     "path, count",
     [(IMPORT_JOBS, 12), (r"^/api/profile-import$", 1)],
