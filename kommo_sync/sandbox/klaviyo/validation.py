@@ -3,89 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import phonenumbers
 
 from kommo_sync.sandbox.klaviyo.errors import invalid_object
-
-JSONAPI = "application/vnd.api+json"
-ACCEPTED_MEDIA_TYPES = {JSONAPI, "application/json"}
-REVISION_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}(\.[a-z]+)?$")
-EMAIL_FORMAT = re.compile(r"^[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
-INVALID_PHONE = "Invalid phone number format (Example of a valid format: +12345678901)"
-
-# Klaviyo's tiers: (burst per second, steady per minute).
-TIERS = {"XS": (1, 15), "S": (3, 60), "M": (10, 150), "L": (75, 750), "XL": (350, 3500)}
-# Query options that move an endpoint to a slower tier: route -> (parameter, values, tier).
-SLOW_OPTIONS = {
-    "GET /api/profiles": ("additional-fields[profile]", {"predictive_analytics"}, "M"),
-    "GET /api/profiles/{profile_id}": ("include", {"lists", "segments"}, "XS"),
-    "GET /api/lists/{list_id}": ("additional-fields[list]", {"profile_count"}, "XS"),
-}
-
-IDENTIFIERS = ("email", "phone_number", "external_id")
-PLAIN_FIELDS = ("first_name", "last_name", "organization", "locale", "title", "image")
-PROFILE_ATTRIBUTES = frozenset(IDENTIFIERS + PLAIN_FIELDS + ("location", "properties", "_kx"))
-EVENT_PROFILE_ATTRIBUTES = PROFILE_ATTRIBUTES | {"anonymous_id"}
-SUBSCRIBE_ATTRIBUTES = frozenset(
-    {"email", "phone_number", "subscriptions", "age_gated_date_of_birth"}
+from kommo_sync.sandbox.klaviyo.rules import (
+    EMAIL_FORMAT,
+    IDENTIFIERS,
+    INVALID_PHONE,
 )
-REVOKES_CONSENT = {"UNSUBSCRIBE", "SPAM_COMPLAINT"}
-LIFTED_BY_SUBSCRIBE = {"UNSUBSCRIBE", "SPAM_COMPLAINT", "SPAM_REPORT", "USER_SUPPRESSED"}
-
-MAX_BULK_IMPORT_PROFILES = 10_000
-MAX_BULK_IMPORT_BYTES = 5_000_000
-MAX_PROFILE_BYTES = 100_000
-MAX_LIST_CHANGE = 1000
-MAX_BULK_EVENTS = 1000
-MAX_SUBSCRIBE = 1000
-MAX_UNSUBSCRIBE = 100
-MAX_EVENT_PROPERTIES = 400
-EVENTS_PER_PAGE_CAP = (
-    200  # the spec allows page[size] 1000 but says "a maximum of 200 events per page"
-)
-JOB_STAGE_SECONDS = 1.0
-JOB_SECONDS_PER_PROFILE = 0.001
-JOB_LIFETIME_SECONDS = 7 * 86400
-YEAR_SECONDS = 365 * 86400
-EPOCH_1990 = 631152000.0
-
-UNSUBSCRIBED_METRIC = "Unsubscribed from Email Marketing"
-SUBSCRIBED_METRIC = "Subscribed to Email Marketing"
-METRIC_FOR_SUPPRESSION = {
-    "UNSUBSCRIBE": UNSUBSCRIBED_METRIC,
-    "SPAM_COMPLAINT": "Marked Email as Spam",
-    "HARD_BOUNCE": "Bounced Email",
-}
-KLAVIYO_METRICS = {
-    UNSUBSCRIBED_METRIC,
-    SUBSCRIBED_METRIC,
-    "Opened Email",
-    "Clicked Email",
-    "Received Email",
-    "Marked Email as Spam",
-    "Bounced Email",
-    "Unsubscribed from List",
-}
-KLAVIYO_INTEGRATION = {
-    "object": "integration",
-    "id": "0rG4eQ",
-    "key": "klaviyo",
-    "name": "Klaviyo",
-    "category": "Internal",
-}
-API_INTEGRATION = {
-    "object": "integration",
-    "id": "7FtS4J",
-    "key": "api",
-    "name": "API",
-    "category": "API",
-}
-
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-SHORT_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def is_email(value: Any) -> bool:
