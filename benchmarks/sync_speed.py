@@ -41,6 +41,7 @@ from measure import current_rss_mb  # noqa: E402  (benchmarks/ is on sys.path wh
 from kommo_sync.app import build_engine  # noqa: E402 (after sys.path)
 from kommo_sync.clock import Clock  # noqa: E402 (after sys.path)
 from kommo_sync.config import Config, load_config  # noqa: E402 (after sys.path)
+from kommo_sync.destinations.base import event_sinks  # noqa: E402 (after sys.path)
 from kommo_sync.destinations.klaviyo.config import KLAVIYO_REVISION  # noqa: E402 (after sys.path)
 from kommo_sync.destinations.mailchimp import mailchimp_http  # noqa: E402 (after sys.path)
 from kommo_sync.destinations.mailchimp.mapping import subscriber_hash  # noqa: E402 (after sys.path)
@@ -450,7 +451,7 @@ def run_sync(label: str, config: Config, stack: RemoteStack) -> tuple[Figures, R
         result = engine.run(RunOptions())
     log = stack.since(marks)
     sent = Counter(kommo_endpoint(r) for r in log["kommo"])
-    events_used = any(d.wants_deal_events for d in engine.destinations)
+    events_used = bool(event_sinks(engine.destinations))
     minimum = kommo_minimum(result.counts, sent, events_used, stack.sizes()["custom fields"])
     items = {key: result.counts[key] for key, _, _ in ITEM_ROWS.values()}
     figures = Figures(
