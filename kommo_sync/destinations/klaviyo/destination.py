@@ -35,7 +35,6 @@ class _ProcessMemory(DestinationMemory):
 
 class KlaviyoDestination(Destination):
     name = NAME
-    wants_deal_events = True
 
     def __init__(
         self,
