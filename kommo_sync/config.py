@@ -1,6 +1,7 @@
 """sync.yaml → typed, validated config. Every error names the key path and what is wrong; the
-local setup checks (URL shapes and https) run here, before any request; each destination's section
-is parsed by its own registered parser. The typed getters and ${VAR} secrets live in config_reader."""
+local setup checks (URL shapes and https) run here, before any request; each destination's
+section is parsed by its own registered parser. The typed getters and ${VAR} secrets live in
+config_reader."""
 
 from __future__ import annotations
 
@@ -182,8 +183,9 @@ def _literal_secret_warnings(root: Section) -> tuple[str, ...]:
     if not literal:
         return ()
     return (
-        f"warning: {', '.join(literal)}: the secret is written in the config itself; write ${{VAR}} "
-        "there and keep the value in the environment, a VAR_FILE or an env file (mode 0600)",
+        f"warning: {', '.join(literal)}: the secret is written in the config itself; "
+        "write ${VAR} there and keep the value in the environment, a VAR_FILE or an env file "
+        "(mode 0600)",
     )
 
 

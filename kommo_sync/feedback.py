@@ -241,7 +241,8 @@ class FeedbackStage:
             self.state.mark_notes(keys, status, int(self.clock.now()), masked)
 
     def _settle_unknown(self) -> None:
-        """Notes a crash left `sending`: written if Kommo already holds the text, else planned again."""
+        """Notes a crash left `sending`: written if Kommo already holds the text, else planned
+        again."""
         sending = self.state.notes_with_status("sending", limit=100_000)
         for entity in ("contacts", "leads"):
             rows = [n for n in sending if n["entity"] == entity]

@@ -96,7 +96,8 @@ class KommoClient:
         return catalog
 
     def custom_fields(self) -> list[dict[str, Any]]:
-        """Contact fields; every account has some (EMAIL and PHONE), so none is a fault, not a config error."""
+        """Contact fields; every account has some (EMAIL and PHONE), so none is a fault, not a
+        config error."""
         fields: list[dict[str, Any]] = []
         for page in iter_pages(self.http, "/api/v4/contacts/custom_fields", "custom_fields", {}):
             fields.extend(page)
@@ -130,7 +131,8 @@ class KommoClient:
                 yield items
 
     def _listed(self, path: str, key: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """One list request; an empty answer (204) is asked for once more by callers that expect items."""
+        """One list request; an empty answer (204) is asked for once more by callers that expect
+        items."""
         return embedded(self.http.get_json(path, params=params, allow_empty=True), key)
 
     def lead_events(self, since: int, until: int) -> Iterator[list[LeadEvent]]:

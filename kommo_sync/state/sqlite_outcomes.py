@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from kommo_sync.state.rows import encode_sorted
-from kommo_sync.state.store import EventRow
 from kommo_sync.state.sqlite_base import OwnedConnection
+from kommo_sync.state.store import EventRow
 
 
 class OutcomeTables(OwnedConnection):

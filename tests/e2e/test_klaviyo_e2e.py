@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from kommo_sync import engine
 from kommo_sync.config import DEFAULT_TAGS
 from kommo_sync.destinations.klaviyo import KlaviyoDestination, build_klaviyo
 from kommo_sync.destinations.klaviyo.config import DEFAULT_EVENTS
@@ -183,32 +182,6 @@ def test_a_rerun_and_a_backfill_send_no_event_again_and_older_history_goes_as_ba
     assert [a["backfill"] for a in backfilled] == [True]
     world.cli("backfill", "--since", "2025-01-01")
     assert len(deal_events(world)) == 3
-
-
-def test_a_run_killed_after_the_push_leaves_each_event_once_in_klaviyo(world, sales, monkeypatch):
-    world.with_klaviyo(events_since=BEFORE_HISTORY)
-    people(world, sales, 12)
-    original = engine._Run._record_events
-    crashes = []
-
-    def crash_once(self, destination, outcomes):
-        if not crashes:
-            crashes.append(len(outcomes))
-            raise RuntimeError("killed before the state commit")
-        return original(self, destination, outcomes)
-
-    monkeypatch.setattr(engine._Run, "_record_events", crash_once)
-    with pytest.raises(RuntimeError):
-        world.run()
-    assert crashes == [12] and len(deal_events(world)) == 12
-    result = world.run()
-    assert result.counts["klaviyo.events_in_flight"] == 12
-    resent = [r.json()["data"]["attributes"]["unique_id"] for r in writes(world, "/api/events")]
-    assert len(resent) == 12 and set(resent) == {e["unique_id"] for e in deal_events(world)}
-    assert len(deal_events(world)) == 12
-    world.clock.advance(3600)
-    world.run()
-    assert len(deal_events(world)) == 12
 
 
 def test_lost_sends_deal_lost_and_moves_to_the_lost_list(world, sales):

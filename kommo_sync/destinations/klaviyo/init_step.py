@@ -7,6 +7,7 @@ from typing import Any
 
 from kommo_sync.checklist import Named
 from kommo_sync.clock import Clock
+from kommo_sync.destinations.klaviyo.api import klaviyo_http
 from kommo_sync.destinations.klaviyo.checks import klaviyo_lists
 from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
 from kommo_sync.destinations.registry import InitStep
@@ -14,8 +15,6 @@ from kommo_sync.setup_files import scalar
 
 
 def lists(config: KlaviyoConfig, clock: Clock, timeout: float) -> list[Named]:
-    from kommo_sync.destinations.klaviyo import klaviyo_http
-
     return klaviyo_lists(klaviyo_http(config, clock, timeout))
 
 
