@@ -80,15 +80,7 @@ def test_won_and_lost_retag_while_the_marketers_tag_survives(world, sales):
 
 def test_bulk_path_creates_retags_and_keeps_marketer_tags(world, sales):
     world.with_mailchimp()
-    people = [
-        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True) for i in range(40)
-    ]
-    deals = [
-        world.kommo.add_lead(
-            f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[c]
-        )
-        for i, c in enumerate(people)
-    ]
+    people, deals = _qualified(world, sales, 40)
     world.run()
     assert world.mailchimp.requests(
         "POST", f"/3.0/lists/{world.list_id}"
@@ -352,15 +344,7 @@ def test_a_new_audience_gets_everyone_again_with_its_own_tags(world, sales):
 
 def test_a_tag_a_marketer_deleted_rejects_its_moves_once_and_is_made_again(world, sales):
     world.with_mailchimp()
-    people = [
-        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True) for i in range(40)
-    ]
-    deals = [
-        world.kommo.add_lead(
-            f"D{i}", 10, sales, world.status_id(sales, "Qualified"), contact_ids=[c]
-        )
-        for i, c in enumerate(people)
-    ]
+    people, deals = _qualified(world, sales, 40)
     world.run()
     world.clock.advance(60)
     for deal in deals[:20]:
@@ -409,3 +393,16 @@ def _delete_segment(world, segment_id):
         timeout=5,
     )
     assert response.status_code == 204
+
+
+def _qualified(world, sales, n):
+    """`n` consenting contacts, each with a deal in Qualified: the bulk path's size."""
+    people = [
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True) for i in range(n)
+    ]
+    qualified = world.status_id(sales, "Qualified")
+    deals = [
+        world.kommo.add_lead(f"D{i}", 10, sales, qualified, contact_ids=[c])
+        for i, c in enumerate(people)
+    ]
+    return people, deals

@@ -63,14 +63,7 @@ def test_a_batch_subscribe_refused_whole_holds_everyone_back_and_the_next_run_la
 def test_a_batch_subscribe_too_large_is_sent_again_in_halves_within_the_run(world, sales):
     world.with_mailchimp()
     people(world, 12)
-    world.mailchimp.faults.add(
-        Fault(
-            method="POST",
-            path=LIST,
-            status=413,
-            body={"title": "Request Entity Too Large", "detail": "Too large."},
-        )
-    )
+    world.mailchimp.faults.add(_too_large(LIST))
     assert world.run().rejected == 0
     assert sizes(world, "POST", f"/3.0/lists/{world.list_id}", "members") == [12, 6, 6]
     assert tags(world, emails(12)) == {email: {"New Lead"} for email in emails(12)}
@@ -112,14 +105,7 @@ def _first_names(world, n):
 def test_a_batch_job_too_large_is_sent_again_in_halves_within_the_run(world, sales):
     world.with_mailchimp()
     _renamed_everyone(world, 12)
-    world.mailchimp.faults.add(
-        Fault(
-            method="POST",
-            path=BATCHES,
-            status=413,
-            body={"title": "Request Entity Too Large", "detail": "Too large."},
-        )
-    )
+    world.mailchimp.faults.add(_too_large(BATCHES))
     assert world.run().rejected == 0
     assert sizes(world, "POST", "/3.0/batches", "operations") == [12, 6, 6]
     assert _first_names(world, 12) == {"Renamed"}
@@ -476,3 +462,8 @@ def test_the_tag_ids_handed_to_the_state_do_not_change_when_a_later_push_makes_a
     destination.push(destination.plan(_twelve(Stage.WON), pushed, set()).changes)
     assert "Customer" in memory["segments"]  # the later push made the tag and stored it anew
     assert handed_over == as_handed
+
+
+def _too_large(path):
+    body = {"title": "Request Entity Too Large", "detail": "Too large."}
+    return Fault(method="POST", path=path, status=413, body=body)
