@@ -59,6 +59,8 @@ class KommoBase(App):
         self.companies: dict[int, dict[str, Any]] = {}
         self.contacts: dict[int, dict[str, Any]] = {}
         self.leads: dict[int, dict[str, Any]] = {}
+        self.deleted_contacts: dict[int, dict[str, Any]] = {}  # in the trash: restorable
+        self.deleted_leads: dict[int, dict[str, Any]] = {}
         self.custom_fields: dict[int, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []

@@ -21,6 +21,8 @@ class LeadEndpoints(KommoRecords):
     """Leads, pipelines, companies, custom fields and events, read."""
 
     def _get_leads(self, request: Request) -> Response:
+        if "only_deleted" in self._with(request):
+            return self._get_deleted_leads(request)
         ids = self._cached("leads", request, lambda: self._select_leads(request.query))
         base, with_contacts = self._base(request), "contacts" in self._with(request)
         return self._page(
@@ -40,6 +42,25 @@ class LeadEndpoints(KommoRecords):
             )
 
         return self._select(self.leads, query, ("updated_at", "created_at", "closed_at"), keep)
+
+    def _get_deleted_leads(self, request: Request) -> Response:
+        """`with=only_deleted`: the trashed leads, each with its id, its time and is_deleted."""
+        ids = self._cached(
+            "deleted_leads", request, lambda: self._select(self.deleted_leads, request.query, ())
+        )
+        base = self._base(request)
+        return self._page(
+            request, "leads", ids, lambda i: self._render_deleted_lead(base, self.deleted_leads[i])
+        )
+
+    @staticmethod
+    def _render_deleted_lead(base: str, lead: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": lead["id"],
+            "updated_at": lead["updated_at"],
+            "is_deleted": True,
+            "_links": link(base, f"/api/v4/leads/{lead['id']}"),
+        }
 
     @staticmethod
     def _status_filter(query: dict[str, list[str]]) -> set[tuple[int, int]]:
@@ -172,8 +193,9 @@ class LeadEndpoints(KommoRecords):
 
     @staticmethod
     def _render_event(base: str, event: dict[str, Any]) -> dict[str, Any]:
+        path = "contacts" if event["entity_type"] == "contact" else "leads"
         return {
             **event,
             "_links": link(base, f"/api/v4/events/{event['id']}"),
-            "_embedded": {"entity": reference(base, "leads", event["entity_id"])},
+            "_embedded": {"entity": reference(base, path, event["entity_id"])},
         }

@@ -272,15 +272,23 @@ class KommoRecords(KommoCatalog):
         with self.lock:
             return self.leads[lead_id]
 
-    def _record_event(self, kind: str, lead_id: int, stamp: int, after: list, before: list) -> None:
+    def _record_event(
+        self,
+        kind: str,
+        entity_id: int,
+        stamp: int,
+        after: list,
+        before: list,
+        entity_type: str = "lead",
+    ) -> None:
         if self.events and stamp < self.events[-1]["created_at"]:
             self._events_sorted = False
         self.events.append(
             {
                 "id": event_id(stamp, next(self._ids["event"])),
                 "type": kind,
-                "entity_id": lead_id,
-                "entity_type": "lead",
+                "entity_id": entity_id,
+                "entity_type": entity_type,
                 "created_by": USER_ID,
                 "created_at": stamp,
                 "value_after": after,

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from kommo_sync.clock import Clock
 from kommo_sync.sandbox.kommo.contacts import ContactEndpoints
 from kommo_sync.sandbox.kommo.leads import LeadEndpoints
+from kommo_sync.sandbox.kommo.lifecycle import KommoLifecycle
 from kommo_sync.sandbox.kommo.notes import NoteEndpoints
 from kommo_sync.sandbox.server import Request, Response
 
 
-class KommoSandbox(ContactEndpoints, LeadEndpoints, NoteEndpoints):
+class KommoSandbox(ContactEndpoints, LeadEndpoints, NoteEndpoints, KommoLifecycle):
     """An in-memory Kommo account (contacts, companies, leads, pipelines, events, notes)."""
 
     def __init__(
