@@ -14,13 +14,20 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import KommoConfig
 from kommo_sync.errors import ConfigError, FatalError
 from kommo_sync.http import HttpClient
-from kommo_sync.model import Catalog, Contact, Lead, LeadEvent, Pipeline, Status
+from kommo_sync.model import Catalog, Contact, Lead, LeadEvent, LifecycleEvent, Pipeline, Status
 from kommo_sync.paging import numbered_pages
 
 log = logging.getLogger("kommo_sync.kommo")
 
 PAGE_SIZE = 250
 EVENTS_PAGE_SIZE = 100
+LIFECYCLE_TYPES = (
+    "contact_deleted",
+    "contact_restored",
+    "lead_deleted",
+    "lead_restored",
+    "entity_merged",
+)
 TRUE_VALUES = {True, "1", "true", "True", "Y", "y", "yes"}
 
 
@@ -146,6 +153,17 @@ class KommoClient:
         pages = iter_pages(self.http, "/api/v4/events", "events", params, limit=EVENTS_PAGE_SIZE)
         for page in pages:
             yield [parse_lead_event(raw) for raw in page]
+
+    def lifecycle_events(self, since: int, until: int) -> Iterator[list[LifecycleEvent]]:
+        """Contacts and leads deleted, restored or merged in (since, until], a page at a time."""
+        params = {
+            "filter[type]": ",".join(LIFECYCLE_TYPES),
+            "filter[created_at][from]": since,
+            "filter[created_at][to]": until,
+        }
+        pages = iter_pages(self.http, "/api/v4/events", "events", params, limit=EVENTS_PAGE_SIZE)
+        for page in pages:
+            yield [parse_lifecycle_event(raw) for raw in page]
 
     def search_contacts(self, email: str) -> Iterator[list[dict[str, Any]]]:
         """Contacts whose fields match `email` (Kommo's full-text search; callers re-check)."""
@@ -335,6 +353,21 @@ def parse_lead_event(raw: dict[str, Any]) -> LeadEvent:
         at=int(raw.get("created_at") or 0),
         before=_lead_status(raw.get("value_before")),
         after=_lead_status(raw.get("value_after")),
+    )
+
+
+def contact_lead_ids(raw: dict[str, Any]) -> list[int]:
+    """The ids of the leads a contact read `with=leads` is linked to."""
+    return [int(lead["id"]) for lead in embedded(raw, "leads")]
+
+
+def parse_lifecycle_event(raw: dict[str, Any]) -> LifecycleEvent:
+    return LifecycleEvent(
+        id=str(raw.get("id")),
+        type=str(raw.get("type") or ""),
+        entity=str(raw.get("entity_type") or ""),
+        entity_id=int(raw.get("entity_id") or 0),
+        at=int(raw.get("created_at") or 0),
     )
 
 

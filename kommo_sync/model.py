@@ -208,6 +208,18 @@ class LeadEvent:
     after: tuple[int, int] | None = None
 
 
+@dataclass(frozen=True)
+class LifecycleEvent:
+    """A contact or lead deleted, restored or merged in Kommo (`type` is Kommo's event type,
+    `entity` "contact" or "lead"); Kommo gives no before/after values for these."""
+
+    id: str
+    type: str
+    entity: str
+    entity_id: int
+    at: int
+
+
 class FeedbackKind(StrEnum):
     """What a destination can report about a person; part of the destination contract: the
     first two withdraw consent (noted on the contact, never re-subscribed), the last two are

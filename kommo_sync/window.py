@@ -14,6 +14,7 @@ from dataclasses import dataclass
 CONTACTS = "kommo.updated_at"
 EVENTS = "kommo.events"
 EVENTS_START = "kommo.events.start"
+LIFECYCLE = "kommo.lifecycle"  # contacts and leads deleted, restored or merged
 START = ".start"  # suffix: where a source's history begins for this account
 
 
