@@ -52,7 +52,7 @@ def test_a_state_file_of_schema_1_upgrades_and_keeps_its_rows(tmp_path):
     with State.open(path) as state:
         assert state.cursor("kommo.updated_at") == 1767225600
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == len(MIGRATIONS)
     assert not db.execute(
         "SELECT 1 FROM sqlite_master WHERE name = 'contacts_by_company'"
     ).fetchall()
