@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
+from kommo_sync import forget
 from kommo_sync.batching import JobTimer
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config, NetworkConfig
@@ -70,3 +72,47 @@ def _as_seen(run: dict[str, Any], holder: LockHolder | None) -> dict[str, Any]:
     if holder is not None:
         return {**run, "holder": asdict(holder)}
     return {**run, "status": "interrupted", "error": run["error"] or NEVER_ENDED}
+
+
+def forget_person(
+    config: Config, clock: Clock, who: str, dry_run: bool, confirm: Callable[[str], bool]
+) -> tuple[list[str], int]:
+    """`forget`: under the run lock, erase a person at every destination that can and in the
+    state (see kommo_sync.forget); `confirm` is asked before anything is erased."""
+    key = forget.require_key(config.forget_key)
+    lock = FileLock.beside(config.state)
+    lock.acquire(clock.now())
+    try:
+        with State.open(config.state, dry_run=dry_run) as state:
+            target = forget.find_target(state, who)
+            if not target.emails:
+                return [f"contact {who} is not in the state's mirror: forget it by email"], 2
+            erasers = forget.erasers(build_destinations(config, clock))
+            if dry_run:
+                return forget.preview(state, erasers, target).lines, 0
+            if not confirm(forget.describe(target, erasers)):
+                return ["nothing was erased"], 0
+            done = forget.forget(state, erasers, key, target, int(clock.now()))
+            return done.lines, 0 if done.complete else 4
+    finally:
+        lock.release()
+
+
+def unforget_person(config: Config, clock: Clock, email: str, dry_run: bool) -> list[str]:
+    """`forget --undo`: lift an email's do-not-sync marker, under the run lock."""
+    key = forget.require_key(config.forget_key)
+    lock = FileLock.beside(config.state)
+    lock.acquire(clock.now())
+    try:
+        with State.open(config.state, dry_run=dry_run) as state:
+            lifted = forget.undo(state, key, email, int(clock.now()))
+    finally:
+        lock.release()
+    if not lifted:
+        return ["that email was not forgotten: nothing to undo"]
+    return [
+        "the do-not-sync marker is lifted" + (" (dry run: nothing was changed)" if dry_run else ""),
+        "the person is synced again when their Kommo contact next changes "
+        "(or with `backfill --since`); Mailchimp refuses an address erased there until the "
+        "person subscribes again through a Mailchimp form",
+    ]

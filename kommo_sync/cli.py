@@ -85,14 +85,19 @@ def cli(ctx: click.Context) -> None:
 @cli.command()
 @shared_options(before_subcommand=False)
 @click.option("--dry-run", is_flag=True, help="Show what the run would change; change nothing.")
+@click.option(
+    "--full-resync",
+    is_flag=True,
+    help="Also re-push every mirrored person's desired state, ignoring fingerprints.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema: README).")
 @output_options
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context, dry_run: bool, as_json: bool) -> int:
+def run(ctx: click.Context, dry_run: bool, full_resync: bool, as_json: bool) -> int:
     """One incremental run: everything changed in Kommo since the last run."""
     config = load(ctx)
-    result = _run(ctx, config, RunOptions(dry_run=dry_run))
+    result = _run(ctx, config, RunOptions(dry_run=dry_run, full_resync=full_resync))
     return _render(ctx, result, as_json, config.secrets)
 
 
@@ -150,6 +155,79 @@ def status(ctx: click.Context, as_json: bool, limit: int) -> int:
     return EXIT_OK
 
 
+def _filters(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--contact ID` and `--destination NAME`, shared by `rejections` and `retry`."""
+    command = click.option(
+        "--destination", help="Only this destination's rejections (mailchimp, klaviyo…)."
+    )(command)
+    return click.option("--contact", "contact_id", type=int, help="Only this Kommo contact id.")(
+        command
+    )
+
+
+@cli.command()
+@shared_options(before_subcommand=False)
+@_filters
+@click.option("--json", "as_json", is_flag=True, help="Print the rejections as JSON.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print the rejections as CSV.")
+@click.option(
+    "--clear",
+    is_flag=True,
+    help="Acknowledge them: not retried until the contact changes, not counted in exit code 1.",
+)
+@click.pass_context
+@handle_errors
+def rejections(
+    ctx: click.Context,
+    contact_id: int | None,
+    destination: str | None,
+    as_json: bool,
+    as_csv: bool,
+    clear: bool,
+) -> int:
+    """Records a destination refused (kind, reason, first seen, run); --clear acknowledges them."""
+    from kommo_sync import rejections as rejected
+
+    config = load(ctx)
+    if clear:
+        now = (ctx.obj.get("clock") or Clock()).now()
+        count = rejected.clear(config, now, contact_id, destination)
+        click.echo(f"{count} rejections acknowledged: held until the contact changes")
+        return EXIT_OK
+    rows = rejected.listed(config, contact_id, destination)
+    if as_json:
+        click.echo(json.dumps({"rejections": rows}, default=str))
+    elif as_csv:
+        click.echo(rejected.to_csv(rows), nl=False)
+    else:
+        rejected.render(Console(soft_wrap=True), rows)
+    return EXIT_OK
+
+
+@cli.command()
+@shared_options(before_subcommand=False)
+@_filters
+@click.option("--permanent", is_flag=True, help="Permanent rejections too, not only transient.")
+@click.option("--dry-run", is_flag=True, help="Say who would be re-queued; change nothing.")
+@click.pass_context
+@handle_errors
+def retry(
+    ctx: click.Context,
+    contact_id: int | None,
+    destination: str | None,
+    permanent: bool,
+    dry_run: bool,
+) -> int:
+    """Re-queue rejected people: the next run plans them again, though their data is unchanged."""
+    from kommo_sync import rejections as rejected
+
+    config = load(ctx)
+    now = (ctx.obj.get("clock") or Clock()).now()
+    rows = rejected.retry(config, now, permanent, dry_run, contact_id, destination)
+    click.echo("\n".join(rejected.retry_lines(rows, dry_run)))
+    return EXIT_OK
+
+
 @cli.command()
 @click.option(
     "--contacts",
@@ -188,6 +266,38 @@ def check(ctx: click.Context, as_json: bool) -> int:
     )
     click.echo(scrub("\n".join(lines), ctx.obj.get("secrets", ())))
     return checks.exit_code(found)
+
+
+@cli.command()
+@shared_options(before_subcommand=False)
+@click.argument("who", metavar="EMAIL|CONTACT_ID")
+@click.option("--dry-run", is_flag=True, help="Show what would be erased; change nothing.")
+@click.option("--yes", is_flag=True, help="Erase without asking (needed without a terminal).")
+@click.option("--undo", is_flag=True, help="Lift an email's do-not-sync marker.")
+@click.pass_context
+@handle_errors
+def forget(ctx: click.Context, who: str, dry_run: bool, yes: bool, undo: bool) -> int:
+    """Erase a person for good (GDPR/CCPA): Mailchimp member, Klaviyo profiles, every state row;
+    later runs skip them while Kommo holds the contact (Kommo is not changed)."""
+    from kommo_sync.app import forget_person, unforget_person
+
+    config, clock = load(ctx), ctx.obj.get("clock") or Clock()
+    if undo:
+        if who.strip().isdigit():
+            raise click.BadParameter("--undo takes the email that was forgotten", param_hint="WHO")
+        click.echo("\n".join(unforget_person(config, clock, who, dry_run)))
+        return EXIT_OK
+
+    def confirm(question: str) -> bool:
+        if yes:
+            return True
+        if not sys.stdin.isatty():
+            raise click.UsageError("forget erases for good: confirm with --yes (no terminal)")
+        return click.confirm(question)
+
+    lines, code = forget_person(config, clock, who, dry_run, confirm)
+    click.echo(scrub("\n".join(lines), config.secrets))
+    return code
 
 
 def _destination_options(vendor: Vendor) -> list[Callable[[Any], Any]]:

@@ -76,6 +76,7 @@ class Config:
     feedback: FeedbackConfig = field(default_factory=FeedbackConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    forget_key: str | None = field(default=None, repr=False)  # privacy.forget_key (HMAC key)
 
     def __getattr__(self, name: str) -> Any:
         """`config.<vendor>`: a registered destination's section, None when it is not
@@ -88,7 +89,7 @@ class Config:
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in every form it travels in (each section lists its own), longest
         first, so scrubbing masks it whole."""
-        values = [self.kommo.token]
+        values = [self.kommo.token, self.forget_key or ""]
         for section in self.destinations.values():
             values += section.secrets()
         return tuple(sorted({v for v in values if v}, key=lambda v: (-len(v), v)))
@@ -127,7 +128,9 @@ def parse_config(
     """Validate the parsed YAML tree into a Config, its ${VAR} references resolved first."""
     values, warnings = _resolve_secrets(raw, environ, base_dir, env_file)
     root = Section(raw, "", values)
-    root.only("kommo", "tags", "state", *registry.names(), "feedback", "network", "env_file")
+    root.only(
+        "kommo", "tags", "state", *registry.names(), "feedback", "network", "env_file", "privacy"
+    )
     return Config(
         kommo=_kommo(root.section("kommo")),
         state=base_dir / Path(root.text("state", "./kommo-sync.db")),
@@ -137,6 +140,7 @@ def parse_config(
         },
         feedback=_feedback(root.section("feedback", required=False)),
         network=_network(root.section("network", required=False)),
+        forget_key=_forget_key(root.section("privacy", required=False)),
         warnings=warnings + _literal_secret_warnings(root),
     )
 
@@ -236,6 +240,12 @@ def _tags(s: Section) -> dict[Stage, str]:
     if len(set(tags.values())) != len(tags):
         raise ConfigError("tags", "each stage needs its own tag name")
     return tags
+
+
+def _forget_key(s: Section) -> str | None:
+    """privacy.forget_key: the HMAC key of `forget`'s do-not-sync markers (a ${VAR})."""
+    s.only("forget_key")
+    return s.optional_text("forget_key")
 
 
 def _feedback(s: Section) -> FeedbackConfig:

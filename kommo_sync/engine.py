@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from functools import partial
+from typing import Any
 
 from kommo_sync import logs, window
 from kommo_sync.aside import SetAside
@@ -24,6 +25,7 @@ from kommo_sync.errors import ConfigError, FatalError, Interrupted, RecordReject
 from kommo_sync.event_sync import EventStage, rejection_row
 from kommo_sync.exits import exit_code_of
 from kommo_sync.feedback import FeedbackStage
+from kommo_sync.forget import without_forgotten
 from kommo_sync.kommo import KommoClient, resolve_fields
 from kommo_sync.masking import scrub
 from kommo_sync.memory import DestinationMemory
@@ -131,6 +133,8 @@ class _Run:
         self._flush_memories()
         with self.state.transaction():
             self.state.requeue_transient_rejections()
+            if self.options.full_resync:
+                self.state.mark_all_dirty()
         self.tally.enter("pull")
         self.pull.read(*self.result.window, after_contacts=lambda: self._process_ready(False))
         self.tally.enter("push")
@@ -231,7 +235,7 @@ class _Run:
     def _process_batch(self, batch: list[int]) -> None:
         seq = self.state.dirty_seq()
         batch = self._without_unknown_statuses(batch)
-        people = self.pull.people(batch)
+        people = self._without_forgotten(self.pull.people(batch))
         self.tally.count(people=len(people))
         self._remember_rows(people)
         work = [(d, self._plan(d, people)) for d in self.destinations]
@@ -251,6 +255,13 @@ class _Run:
                 self.state.clear_dirty(batch, seq)
 
         self.pipeline.submit(push, record)
+
+    def _without_forgotten(self, people: list[Person]) -> list[Person]:
+        """People `forget` erased are skipped everywhere while Kommo still holds them."""
+        kept, forgotten = without_forgotten(self.state, self.config.forget_key, people)
+        for destination in self.destinations:
+            self.tally.count(**{f"{destination.name}.skipped.forgotten": forgotten})
+        return kept
 
     def _pushed(
         self, destination: Destination, changes: list[Change]
@@ -298,6 +309,8 @@ class _Run:
     def _plan(self, destination: Destination, people: list[Person]) -> list[Change]:
         ids = [p.contact_id for p in people]
         pushed = self.state.pushed(destination.name, ids)
+        if self.options.full_resync:
+            pushed = {pid: _unverified(record) for pid, record in pushed.items()}
         suppressed = self.state.suppressed(p.email for p in people if p.email)
         plan = destination.plan(people, pushed, suppressed)
         changes = self._drop_known_rejections(destination.name, plan)
@@ -309,9 +322,10 @@ class _Run:
         return changes
 
     def _drop_known_rejections(self, name: str, plan: Plan) -> list[Change]:
-        """A permanent rejection is retried only when the person's data (fingerprint) changes."""
+        """A permanent rejection, or an acknowledged one (`rejections --clear`), is retried only
+        when the person's data (fingerprint) changes, or once `retry` re-queues it."""
         known = self.state.rejections(name, {c.person_id for c in plan.changes})
-        kept = [c for c in plan.changes if known.get(c.person_id) != ("permanent", c.fingerprint)]
+        kept = [c for c in plan.changes if not _held(known.get(c.person_id), c.fingerprint)]
         self.tally.count(**{f"{name}.still_rejected": len(plan.changes) - len(kept)})
         return kept
 
@@ -346,6 +360,18 @@ class _Run:
 
     def _remember_rows(self, people: list[Person]) -> None:
         self.tally.keep("people", (_person_row(p, self.config.tags[p.stage]) for p in people))
+
+
+def _held(rejection: tuple[str, str] | None, fingerprint: str) -> bool:
+    """Whether a recorded rejection holds back a change with this fingerprint."""
+    return rejection in {("permanent", fingerprint), ("acknowledged", fingerprint)}
+
+
+def _unverified(record: dict[str, Any]) -> dict[str, Any]:
+    """A pushed record without its fingerprint (`run --full-resync`): the destination no longer
+    trusts what it holds to match it, so it sends the whole desired state again, while the
+    identity and statuses in the record (an unsubscribe) still apply."""
+    return {key: value for key, value in record.items() if key != "fingerprint"}
 
 
 def _person_row(person: Person, tag: str) -> PersonRow:

@@ -19,6 +19,7 @@ class RunOptions:
     dry_run: bool = False
     since: int | None = None
     until: int | None = None
+    full_resync: bool = False  # every mirrored person re-planned, fingerprints ignored
 
     @property
     def mode(self) -> str:

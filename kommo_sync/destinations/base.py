@@ -6,7 +6,8 @@ and where it lives) and `prepare` (what the plan needs from the vendor, once per
 
 Optional capabilities, which the engine checks for (`isinstance`): a `SuppressionSource` knows
 who opted out before this tool was connected; a `FeedbackSource` reports what it learned since
-its cursor; a `DealEventSink` takes Kommo's deal events.
+its cursor; a `DealEventSink` takes Kommo's deal events; an `Eraser` erases a person for good
+(`forget`).
 
 The contract beyond the signatures: a pushed record (`Change.record`) carries the person's
 subscription status under `plan.STATUS` in `FeedbackKind` words, so feedback that only repeats
@@ -86,6 +87,17 @@ class DealEventSink(Protocol):
     def push_events(self, changes: list[Change], outcome_unknown: bool = False) -> list[Outcome]:
         """Send event changes; `outcome_unknown` ones were maybe sent before a crash and must go
         through a path that de-duplicates on the event's unique id."""
+        ...
+
+
+@runtime_checkable
+class Eraser(Protocol):
+    name: str
+
+    def erase(self, emails: list[str], phones: list[str]) -> str:
+        """Erase the people with these emails (and, where the vendor keys profiles by phone,
+        phones) for good; what was done, in words without the addresses. A person the vendor
+        never had is done. Raises our error kinds when the vendor did not confirm."""
         ...
 
 

@@ -60,5 +60,18 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN exit_code INTEGER;
     ALTER TABLE runs ADD COLUMN error TEXT;
     """,
+    # `rejections --clear` (acknowledged: held until the data changes) and `retry` (re-queued:
+    # planned again by the next run though the data is unchanged)
+    """
+    ALTER TABLE rejections ADD COLUMN acknowledged_at INTEGER;
+    ALTER TABLE rejections ADD COLUMN retry INTEGER NOT NULL DEFAULT 0;
+    """,
+    # `forget`: do-not-sync markers and the audit, both keyed by an HMAC of the email (no
+    # personal data)
+    """
+    CREATE TABLE forgotten (hmac TEXT PRIMARY KEY, at INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE forget_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, hmac TEXT NOT NULL,
+                               at INTEGER NOT NULL, action TEXT NOT NULL, done TEXT NOT NULL);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -45,11 +45,13 @@ class OutcomeTables(OwnedConnection):
         )
 
     def rejections(self, destination: str, person_ids: Iterable[int]) -> dict[int, tuple[str, str]]:
-        """(kind, fingerprint) of the recorded rejections among `person_ids`."""
+        """(kind, fingerprint) of the recorded rejections among `person_ids`; the kind reads
+        `acknowledged` once cleared and `retry` once re-queued by `retry`."""
         return {
             row[0]: (row[1], row[2])
             for row in self._select_in(
-                "SELECT person_id, kind, fingerprint FROM rejections "
+                "SELECT person_id, CASE WHEN acknowledged_at IS NOT NULL THEN 'acknowledged' "
+                "WHEN retry THEN 'retry' ELSE kind END, fingerprint FROM rejections "
                 "WHERE destination = ? AND person_id IN ({})",
                 person_ids,
                 prefix=(destination,),
@@ -67,11 +69,14 @@ class OutcomeTables(OwnedConnection):
         run_id: int | None,
         at: int,
     ) -> None:
-        """Store a rejection; a transient one that repeats keeps the time it was first seen."""
+        """Store a rejection; a transient one that repeats keeps the time it was first seen. A new
+        rejection is news: it is no longer acknowledged nor re-queued."""
         self.db.execute(
-            "INSERT INTO rejections VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "INSERT INTO rejections (destination, person_id, kind, reason, fingerprint, email, "
+            "run_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(destination, person_id) DO UPDATE "
             "SET kind = excluded.kind, reason = excluded.reason, "
+            "acknowledged_at = NULL, retry = 0, "
             "fingerprint = excluded.fingerprint, email = excluded.email, run_id = excluded.run_id, "
             "at = CASE WHEN rejections.kind = excluded.kind THEN rejections.at "
             "ELSE excluded.at END",
@@ -86,10 +91,11 @@ class OutcomeTables(OwnedConnection):
         )
 
     def requeue_transient_rejections(self) -> int:
-        """Transient rejections are retried by the next run: their contacts go back in the queue."""
+        """Transient rejections are retried by the next run: their contacts go back in the queue
+        (acknowledged ones wait until the contact changes)."""
         cursor = self.db.execute(
             "INSERT OR IGNORE INTO dirty SELECT person_id, ? FROM rejections "
-            "WHERE kind = 'transient'",
+            "WHERE kind = 'transient' AND acknowledged_at IS NULL",
             (self._seq,),
         )
         return cursor.rowcount

@@ -12,6 +12,7 @@ from kommo_sync.clock import Clock
 from kommo_sync.destinations.base import Destination
 from kommo_sync.destinations.klaviyo.api import klaviyo_http
 from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
+from kommo_sync.destinations.klaviyo.erase import erase_profiles
 from kommo_sync.destinations.klaviyo.events import DealEvents
 from kommo_sync.destinations.klaviyo.feedback import KlaviyoFeedback
 from kommo_sync.destinations.klaviyo.mapping import NAME, plan_events, plan_person
@@ -101,6 +102,10 @@ class KlaviyoDestination(Destination):
 
     def known_suppressions(self) -> Iterator[str]:
         return self.feedback.known_suppressions()
+
+    def erase(self, emails: list[str], phones: list[str]) -> str:
+        """`forget`: a data-privacy deletion job per email and phone number."""
+        return erase_profiles(self.http, emails, phones)
 
     def plan(
         self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]

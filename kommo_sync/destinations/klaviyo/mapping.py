@@ -181,10 +181,13 @@ def profile_row(email: str, desired: dict[str, Any], before: dict[str, Any]) -> 
 def list_moves(
     lists: list[str], pushed: dict[str, Any] | None, config: KlaviyoConfig
 ) -> tuple[list[str], list[str]]:
-    """Lists to join and to leave: we leave only lists we joined (the stage lists are ours)."""
+    """Lists to join and to leave: we leave only lists we joined (the stage lists are ours); a
+    record without its fingerprint (a full resync) joins every list it belongs in again."""
     if pushed is None:
         return lists, []
     before = set(pushed.get("lists") or [])
+    if pushed.get("fingerprint") is None:  # a full resync: memberships are not trusted
+        return sorted(lists), sorted(before - set(lists))
     return sorted(set(lists) - before), sorted(before - set(lists))
 
 

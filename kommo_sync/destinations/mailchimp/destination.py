@@ -14,6 +14,7 @@ from kommo_sync.destinations.base import Destination
 from kommo_sync.destinations.mailchimp import feedback
 from kommo_sync.destinations.mailchimp.api import AudienceApi, Result
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
+from kommo_sync.destinations.mailchimp.erase import erase_members
 from kommo_sync.destinations.mailchimp.fields import ensure_merge_fields
 from kommo_sync.destinations.mailchimp.mapping import ABSENT, NAME, plan_person
 from kommo_sync.destinations.mailchimp.push import MemberPush
@@ -87,6 +88,10 @@ class MailchimpDestination(Destination):
         results.update(MemberPush(self.api, mover, self.config.max_connections).push(to_send))
         self._remember_managed()
         return [_outcome(change, results[change.person_id]) for change in changes]
+
+    def erase(self, emails: list[str], phones: list[str]) -> str:
+        """`forget`: members deleted permanently (Mailchimp keys members by email only)."""
+        return erase_members(self.api, emails)
 
     def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
         yield from feedback.read_feedback(self.api, self._list_name(), since, until, activity)

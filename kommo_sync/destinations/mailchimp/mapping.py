@@ -110,15 +110,17 @@ def _plan_new(
 def _plan_existing(
     person: Person, email: str, record: dict[str, Any], pushed: dict[str, Any]
 ) -> Change:
-    """A member we pushed: only what changed goes, addressed by the hash it was pushed under."""
-    before = pushed.get("merge_fields") or {}
+    """A member we pushed: only what changed goes, addressed by the hash it was pushed under; a
+    record without its fingerprint (a full resync) is not trusted: every field and the tag go."""
+    trusted = pushed.get("fingerprint") is not None
+    before = (pushed.get("merge_fields") or {}) if trusted else {}
     changed = sorted(
         tag for tag, value in record["merge_fields"].items() if before.get(tag) != value
     )
     renamed = pushed.get("email") != email
     unsubscribe = pushed.get("consent") is True and person.consent is False
     old_tag = pushed.get("tag")
-    tag = TagChange(record["tag"], old_tag or None) if old_tag != record["tag"] else None
+    tag = _tag_change(record["tag"], old_tag, trusted)
     operation = Update(
         pushed["hash"],
         merge_fields=record["merge_fields"] if changed else None,
@@ -128,11 +130,19 @@ def _plan_existing(
     )
     summary = {"fields": changed, "renamed_from": pushed.get("email") if renamed else None}
     if tag is not None:
-        summary.update(_tag_summary(tag.tag, old_tag))
+        summary.update(_tag_summary(tag.tag, old_tag if old_tag != tag.tag else None))
     if not unsubscribe and pushed.get(STATUS):
         record[STATUS] = pushed[STATUS]
     action = "unsubscribe" if unsubscribe else "rename" if renamed else "update"
     return _change(person, action, operation, record, summary)
+
+
+def _tag_change(tag: str, old_tag: str | None, trusted: bool) -> TagChange | None:
+    """The stage tag to set: when it moved, or always when the record is not trusted (then any
+    managed tag may be on the member and comes off)."""
+    if not trusted:
+        return TagChange(tag)
+    return TagChange(tag, old_tag or None) if old_tag != tag else None
 
 
 def _tag_summary(added: str, removed: str | None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ It behaves like the real API wherever the syncer can notice: JSON:API bodies and
 `Retry-After`, cursor paging with absolute `links.next`, profile upsert by any identifier with
 409 on identifiers of different profiles, all-or-nothing validation of bulk requests,
 bulk-import jobs that advance with the injected clock, events de-duplicated on `unique_id`,
+data-privacy deletion jobs (applied at once),
 and consent kept apart from list membership: only Bulk Subscribe grants consent, and it lifts
 an earlier unsubscribe. Where Klaviyo's behaviour is unconfirmed the pessimistic variant is
 implemented.
@@ -22,6 +23,7 @@ from kommo_sync.sandbox.klaviyo.errors import ApiError
 from kommo_sync.sandbox.klaviyo.events import EventEndpoints
 from kommo_sync.sandbox.klaviyo.imports import ImportEndpoints
 from kommo_sync.sandbox.klaviyo.lists import ListEndpoints
+from kommo_sync.sandbox.klaviyo.privacy import PrivacyEndpoints
 from kommo_sync.sandbox.klaviyo.profiles import ProfileEndpoints
 from kommo_sync.sandbox.klaviyo.rules import PROFILE_ATTRIBUTES, as_timestamp
 from kommo_sync.sandbox.klaviyo.validation import attribute_errors, has_identifier
@@ -29,7 +31,12 @@ from kommo_sync.sandbox.server import Request, Response
 
 
 class KlaviyoSandbox(
-    ProfileEndpoints, ImportEndpoints, ListEndpoints, EventEndpoints, ConsentEndpoints
+    ProfileEndpoints,
+    ImportEndpoints,
+    ListEndpoints,
+    EventEndpoints,
+    ConsentEndpoints,
+    PrivacyEndpoints,
 ):
     """In-memory Klaviyo: profiles, lists, metrics, events, bulk-import jobs behind the REST API."""
 
@@ -193,6 +200,7 @@ class KlaviyoSandbox(
         add("GET", "/api/metrics/{metric_id}", self._get_metric, "M")
         add("POST", "/api/profile-subscription-bulk-create-jobs", self._bulk_subscribe, "L")
         add("POST", "/api/profile-subscription-bulk-delete-jobs", self._bulk_unsubscribe, "L")
+        add("POST", "/api/data-privacy-deletion-jobs", self._request_deletion, "S")
 
     def _add_route(
         self,
