@@ -27,6 +27,7 @@ from kommo_sync.exits import exit_code_of
 from kommo_sync.feedback import FeedbackStage
 from kommo_sync.forget import without_forgotten
 from kommo_sync.kommo import KommoClient, resolve_fields
+from kommo_sync.lifecycle import LifecycleStage
 from kommo_sync.masking import scrub
 from kommo_sync.memory import DestinationMemory
 from kommo_sync.model import Person
@@ -93,6 +94,7 @@ class _Run:
             state, self.kommo, self.pull, self.windows, self.tally, self.aside, self.pipeline,
             self.clock, options.dry_run, secrets,
         )  # fmt: skip
+        self.lifecycle = LifecycleStage(state, self.kommo, self.pull, self.windows, self.tally)
         self.watermark = -1
         self.held_unknown: set[int] = set()
 
@@ -135,6 +137,8 @@ class _Run:
             self.state.requeue_transient_rejections()
             if self.options.full_resync:
                 self.state.mark_all_dirty()
+        self.tally.enter("lifecycle")
+        self.lifecycle.read()
         self.tally.enter("pull")
         self.pull.read(*self.result.window, after_contacts=lambda: self._process_ready(False))
         self.tally.enter("push")
@@ -209,6 +213,7 @@ class _Run:
         )
         with self.state.transaction():
             self.state.set_cursor(window.CONTACTS, self.result.window[1])
+            self.state.set_cursor(window.LIFECYCLE, self.lifecycle.window[1])
             if sinks and not events_held:
                 self.state.set_cursor(window.EVENTS, self.result.window[1])
             self.feedback.advance_cursors([d.name for d in self._active()])

@@ -15,13 +15,14 @@ from pathlib import Path
 from kommo_sync.state.files import connect
 from kommo_sync.state.migrations import MIGRATIONS
 from kommo_sync.state.sqlite_forget import ForgetTables
+from kommo_sync.state.sqlite_lifecycle import LifecycleTables
 from kommo_sync.state.sqlite_mirror import MirrorTables
 from kommo_sync.state.sqlite_outcomes import OutcomeTables
 from kommo_sync.state.sqlite_rejections import RejectionTables
 from kommo_sync.state.sqlite_runs import RunTables
 
 
-class State(MirrorTables, OutcomeTables, RunTables, ForgetTables, RejectionTables):
+class State(MirrorTables, OutcomeTables, RunTables, ForgetTables, RejectionTables, LifecycleTables):
     """The state file. Use `State.open(path, dry_run=...)` as a context manager, on the thread
     that will use it: that thread owns it."""
 
