@@ -139,6 +139,7 @@ class _Run:
                 self.state.mark_all_dirty()
         self.tally.enter("lifecycle")
         self.lifecycle.read()
+        self.lifecycle.make_exits(self.destinations, self._push, self._record)
         self.tally.enter("pull")
         self.pull.read(*self.result.window, after_contacts=lambda: self._process_ready(False))
         self.tally.enter("push")

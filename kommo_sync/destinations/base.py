@@ -7,7 +7,7 @@ and where it lives) and `prepare` (what the plan needs from the vendor, once per
 Optional capabilities, which the engine checks for (`isinstance`): a `SuppressionSource` knows
 who opted out before this tool was connected; a `FeedbackSource` reports what it learned since
 its cursor; a `DealEventSink` takes Kommo's deal events; an `Eraser` erases a person for good
-(`forget`).
+(`forget`); a `PersonExit` says what a person deleted in Kommo leaves behind (`on_delete`).
 
 The contract beyond the signatures: a pushed record (`Change.record`) carries the person's
 subscription status under `plan.STATUS` in `FeedbackKind` words, so feedback that only repeats
@@ -99,6 +99,21 @@ class Eraser(Protocol):
         phones) for good; what was done, in words without the addresses. A person the vendor
         never had is done. Raises our error kinds when the vendor did not confirm."""
         ...
+
+
+@runtime_checkable
+class PersonExit(Protocol):
+    name: str
+
+    def exit_changes(self, pushed: dict[int, dict[str, Any]]) -> list[Change]:
+        """The exit (`on_delete`) of each deleted person, from what was last pushed for them, as
+        changes its `push` makes; none for a person whose exit is made already, or with `keep`.
+        The record of each says what the destination holds after it (archived, unsubscribed)."""
+        ...
+
+
+def person_exits(destinations: Iterable[Destination]) -> list[PersonExit]:
+    return [d for d in destinations if isinstance(d, PersonExit)]
 
 
 def event_sinks(destinations: Iterable[Destination]) -> list[DealEventSink]:

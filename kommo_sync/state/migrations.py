@@ -73,5 +73,10 @@ MIGRATIONS: list[str] = [
     CREATE TABLE forget_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, hmac TEXT NOT NULL,
                                at INTEGER NOT NULL, action TEXT NOT NULL, done TEXT NOT NULL);
     """,
+    # contacts deleted in Kommo whose exit (`on_delete`) some destination still has to make;
+    # ids only (the pushed records say what each destination holds)
+    """
+    CREATE TABLE exits_to_make (contact_id INTEGER PRIMARY KEY);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

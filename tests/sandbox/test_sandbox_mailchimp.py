@@ -241,6 +241,34 @@ def test_put_refuses_fake_looking_addresses(api: Api, list_id: str, email: str) 
     assert detail == f"{email} looks fake or invalid, please enter a real email address."
 
 
+def test_delete_archives_a_member_and_a_put_brings_it_back_as_it_was(
+    app: MailchimpSandbox, api: Api, list_id: str
+) -> None:
+    for email in ("kept@gmail.com", "gone@gmail.com"):
+        app.add_member(list_id, email)
+    app.unsubscribe(list_id, "gone@gmail.com")
+    for email in ("kept@gmail.com", "gone@gmail.com"):
+        assert api.call("DELETE", member_path(list_id, email)).status_code == 204
+        assert app.member(list_id, email)["status"] == "archived"  # type: ignore[index]
+    assert api.get(f"/lists/{list_id}/members").json()["total_items"] == 0
+    archived = api.get(f"/lists/{list_id}/members", status="archived").json()
+    assert archived["total_items"] == 2
+    assert_problem(
+        api.call("DELETE", member_path(list_id, "kept@gmail.com")), 405, "Method Not Allowed"
+    )
+    path = member_path(list_id, "kept@gmail.com")
+    assert_problem(api.patch(path, {"merge_fields": {"FNAME": "K"}}), 404, "Resource Not Found")
+    body = {"status_if_new": "subscribed"}
+    back = api.put(path, {"email_address": "kept@gmail.com", **body}).json()
+    assert back["status"] == "subscribed"
+    gone = member_path(list_id, "gone@gmail.com")
+    refused = api.put(gone, {"email_address": "gone@gmail.com", **body, "status": "subscribed"})
+    assert_problem(refused, 400, "Member In Compliance State")
+    assert app.member(list_id, "gone@gmail.com")["status"] == "archived"  # type: ignore[index]
+    kept = api.put(gone, {"email_address": "gone@gmail.com", **body}).json()
+    assert kept["status"] == "unsubscribed"
+
+
 def test_status_if_new_never_resubscribes_and_status_is_a_compliance_error(
     app: MailchimpSandbox, api: Api, list_id: str, clock: FakeClock
 ) -> None:

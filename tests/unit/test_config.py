@@ -101,6 +101,16 @@ def test_minimal_config_has_defaults_and_interpolated_token():
             "ISO date",
         ),
         (minimal(feedback={"activity": "yes"}), "feedback.activity", "true or false"),
+        (
+            minimal(mailchimp={"api_key": "k-us1", "list_id": "x", "on_delete": "archived"}),
+            "mailchimp.on_delete",
+            "did you mean archive?",
+        ),
+        (
+            minimal(klaviyo={"api_key": "k", "list_id": "L", "on_delete": "supress"}),
+            "klaviyo.on_delete",
+            "remove_from_lists, suppress, keep",
+        ),
     ],
 )
 def test_errors_name_the_key_and_the_problem(raw, key, words):

@@ -33,6 +33,7 @@ class KlaviyoConfig:
     currency: str = "EUR"
     phone_region: str | None = None
     events: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENTS))
+    on_delete: str = "remove_from_lists"
 
     def secrets(self) -> tuple[str, ...]:
         return (self.api_key,)
@@ -50,6 +51,7 @@ def parse_klaviyo(s: Section) -> KlaviyoConfig:
         "currency",
         "phone_region",
         "events",
+        "on_delete",
     )
     return KlaviyoConfig(
         api_key=s.text("api_key"),
@@ -62,6 +64,9 @@ def parse_klaviyo(s: Section) -> KlaviyoConfig:
         currency=_currency(s),
         phone_region=_phone_region(s),
         events={**DEFAULT_EVENTS, **_events(s)},
+        on_delete=s.choice(
+            "on_delete", ("remove_from_lists", "suppress", "keep"), "remove_from_lists"
+        ),
     )
 
 

@@ -14,6 +14,7 @@ from kommo_sync.destinations.klaviyo.api import klaviyo_http
 from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
 from kommo_sync.destinations.klaviyo.erase import erase_profiles
 from kommo_sync.destinations.klaviyo.events import DealEvents
+from kommo_sync.destinations.klaviyo.exits import exit_change, is_exit, push_exits
 from kommo_sync.destinations.klaviyo.feedback import KlaviyoFeedback
 from kommo_sync.destinations.klaviyo.mapping import NAME, plan_events, plan_person
 from kommo_sync.destinations.klaviyo.push import ProfilePush
@@ -123,8 +124,16 @@ class KlaviyoDestination(Destination):
     def plan_events(self, events: list[DealEvent]) -> Plan:
         return plan_events(events, self.config)
 
+    def exit_changes(self, pushed: dict[int, dict[str, Any]]) -> list[Change]:
+        """`on_delete` for deleted contacts this tool pushed (not part of `settings`: it shapes
+        no desired state, so changing it re-plans nobody)."""
+        changes = (exit_change(pid, pushed[pid], self.config) for pid in sorted(pushed))
+        return [change for change in changes if change is not None]
+
     def push(self, changes: list[Change]) -> list[Outcome]:
-        return self.profiles.push(changes)
+        exits = [c for c in changes if is_exit(c)]
+        others = [c for c in changes if not is_exit(c)]
+        return push_exits(self.http, exits) + (self.profiles.push(others) if others else [])
 
     def push_events(self, changes: list[Change], outcome_unknown: bool = False) -> list[Outcome]:
         return self.events.push(changes, outcome_unknown)

@@ -37,6 +37,7 @@ class MailchimpConfig:
     without_consent: str = "skip"
     merge_fields: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MERGE_FIELDS))
     max_connections: int = 5
+    on_delete: str = "archive"
 
     def secrets(self) -> tuple[str, ...]:
         """The key bare, without its data center, and inside the Basic-auth header."""
@@ -46,7 +47,15 @@ class MailchimpConfig:
 
 
 def parse_mailchimp(s: Section) -> MailchimpConfig:
-    s.only("api_key", "base_url", "list_id", "without_consent", "merge_fields", "max_connections")
+    s.only(
+        "api_key",
+        "base_url",
+        "list_id",
+        "without_consent",
+        "merge_fields",
+        "max_connections",
+        "on_delete",
+    )
     api_key = s.text("api_key")
     data_center = api_key.rsplit("-", 1)[1] if "-" in api_key else ""
     if not DATA_CENTER.fullmatch(data_center):  # never let a key's text choose the host
@@ -62,6 +71,7 @@ def parse_mailchimp(s: Section) -> MailchimpConfig:
         without_consent=s.choice("without_consent", ("skip", "transactional", "pending"), "skip"),
         merge_fields=_merge_fields(s),
         max_connections=int(s.number("max_connections", 5, low=1, high=10)),
+        on_delete=s.choice("on_delete", ("archive", "unsubscribe", "keep"), "archive"),
     )
 
 

@@ -15,6 +15,7 @@ from kommo_sync.destinations.mailchimp import feedback
 from kommo_sync.destinations.mailchimp.api import AudienceApi, Result
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
 from kommo_sync.destinations.mailchimp.erase import erase_members
+from kommo_sync.destinations.mailchimp.exits import exit_change, is_exit, push_exits
 from kommo_sync.destinations.mailchimp.fields import ensure_merge_fields
 from kommo_sync.destinations.mailchimp.mapping import ABSENT, NAME, plan_person
 from kommo_sync.destinations.mailchimp.push import MemberPush
@@ -81,8 +82,15 @@ class MailchimpDestination(Destination):
                 plan.changes.append(item)
         return plan
 
+    def exit_changes(self, pushed: dict[int, dict[str, Any]]) -> list[Change]:
+        """`on_delete` for deleted contacts this tool pushed (not part of `settings`: it shapes
+        no desired state, so changing it re-plans nobody)."""
+        changes = (exit_change(pid, pushed[pid], self.config.on_delete) for pid in sorted(pushed))
+        return [change for change in changes if change is not None]
+
     def push(self, changes: list[Change]) -> list[Outcome]:
-        results = self._absent_without_asking(changes)
+        results = push_exits(self.api, [c for c in changes if is_exit(c)])
+        results.update(self._absent_without_asking(changes))
         to_send = [c for c in changes if c.person_id not in results]
         mover = TagMover(self.api, self.segments, self.managed, self.tags.values())
         results.update(MemberPush(self.api, mover, self.config.max_connections).push(to_send))

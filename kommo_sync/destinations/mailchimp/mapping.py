@@ -26,6 +26,7 @@ from kommo_sync.plan import STATUS, Change, Skip, fingerprint
 NAME = "mailchimp"
 TEXT_LIMIT = 255
 ABSENT = "absent"  # the pushed status of someone Mailchimp said is not in the audience
+ARCHIVED = "archived"  # the pushed status of a member archived when its contact was deleted
 
 
 def subscriber_hash(email: str) -> str:
@@ -84,7 +85,7 @@ def plan_person(
     if pushed is not None and pushed.get("fingerprint") == digest:
         return None
     record = {**desired, "hash": subscriber_hash(person.email), "fingerprint": digest}
-    if pushed is None or pushed.get(STATUS) == ABSENT:
+    if pushed is None or pushed.get(STATUS) in (ABSENT, ARCHIVED):
         return _plan_new(person, person.email, record, suppressed, config)
     return _plan_existing(person, person.email, record, pushed)
 

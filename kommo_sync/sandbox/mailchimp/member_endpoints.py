@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kommo_sync.sandbox.mailchimp.errors import field_error, member_exists_error
+from kommo_sync.sandbox.mailchimp.errors import (
+    ApiError,
+    field_error,
+    member_exists_error,
+    not_found,
+)
 from kommo_sync.sandbox.mailchimp.members import MemberState
 from kommo_sync.sandbox.mailchimp.queries import (
     check_status_value,
@@ -16,6 +21,13 @@ from kommo_sync.sandbox.mailchimp.queries import (
 from kommo_sync.sandbox.mailchimp.records import Audience, Member
 from kommo_sync.sandbox.mailchimp.rules import JSON_CONTENT_TYPE, STATUSES, subscriber_hash
 from kommo_sync.sandbox.server import Request, Response
+
+ARCHIVED = "archived"
+OPTED_OUT = ("unsubscribed", "cleaned")
+CANNOT_ARCHIVE = (
+    "This list member cannot be removed. Can not archive a contact that is bounced, pending or "
+    "archived"
+)
 
 
 class MemberEndpoints(MemberState):
@@ -56,9 +68,36 @@ class MemberEndpoints(MemberState):
         member = audience.members.get(self._hash_param(request))
         if member is None:
             member = self._create_from_put(audience, request, body)
+        elif member.status == ARCHIVED:
+            self._revive(audience, member, body)
         else:
             self._update_member(audience, member, body)
         return Response(200, self._member_json(audience, member), JSON_CONTENT_TYPE)
+
+    def _revive(self, audience: Audience, member: Member, body: dict[str, Any]) -> None:
+        """An archived member upserted again comes back: unsubscribed or cleaned as it was
+        (`status: subscribed` is then a compliance error, and it stays archived), otherwise
+        with `status_if_new` (or `status`)."""
+        was = member.archived_from
+        member.status = was if was in OPTED_OUT else body["status_if_new"]
+        try:
+            self._update_member(audience, member, body)
+        except ApiError:
+            member.status = ARCHIVED
+            raise
+        member.archived_from = ""
+        member.last_changed = int(self.clock.now())
+
+    def _archive_member(self, request: Request) -> Response:
+        """DELETE: the member is archived (reversible), no longer listed with the audience; a
+        bounced, pending or archived one cannot be (405)."""
+        audience = self._audience(request)
+        member = self._member_or_404(audience, request)
+        if member.status in ("cleaned", "pending", ARCHIVED):
+            raise ApiError(405, "Method Not Allowed", CANNOT_ARCHIVE)
+        member.archived_from, member.status = member.status, ARCHIVED
+        member.last_changed = int(self.clock.now())
+        return Response(204)
 
     def _create_from_put(
         self, audience: Audience, request: Request, body: dict[str, Any]
@@ -76,6 +115,8 @@ class MemberEndpoints(MemberState):
     def _patch_member(self, request: Request) -> Response:
         audience = self._audience(request)
         member = self._member_or_404(audience, request)
+        if member.status == ARCHIVED:
+            raise not_found()  # an archived member comes back only by an upsert
         body = json_object(request)
         check_status_value(body, "status", STATUSES)
         self._update_member(audience, member, body)
@@ -131,7 +172,7 @@ class MemberEndpoints(MemberState):
         return [
             member
             for member in audience.members.values()
-            if (status is None or member.status == status)
+            if (member.status == status if status else member.status != ARCHIVED)
             and (lower is None or member.last_changed > lower)
             and (before is None or member.last_changed < before)
         ]

@@ -23,6 +23,7 @@ class Member:
     email_type: str = "html"
     language: str = ""
     vip: bool = False
+    archived_from: str = ""  # the status an archived member had; a PUT brings it back
 
     @property
     def id(self) -> str:

@@ -193,6 +193,7 @@ class MailchimpSandbox(
             ("GET", "/lists/{list_id}/members/{hash}", self._get_member),
             ("PUT", "/lists/{list_id}/members/{hash}", self._put_member),
             ("PATCH", "/lists/{list_id}/members/{hash}", self._patch_member),
+            ("DELETE", "/lists/{list_id}/members/{hash}", self._archive_member),
             (
                 "POST",
                 "/lists/{list_id}/members/{hash}/actions/delete-permanent",
