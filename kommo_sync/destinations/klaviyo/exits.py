@@ -14,8 +14,6 @@ from typing import Any
 from kommo_sync.batching import chunks
 from kommo_sync.destinations.klaviyo.api import (
     LIST_POINTER,
-    ROW_POINTER,
-    consent_body,
     index_locator,
     list_body,
 )
@@ -24,8 +22,8 @@ from kommo_sync.destinations.klaviyo.mapping import NAME
 from kommo_sync.destinations.klaviyo.profiles import Result, Results, apply
 from kommo_sync.destinations.klaviyo.push import (
     LIST_CHANGE_SIZE,
-    UNSUBSCRIBE_JOBS,
     UNSUBSCRIBE_SIZE,
+    bulk_unsubscribe,
 )
 from kommo_sync.destinations.klaviyo.sending import Request, send
 from kommo_sync.http import HttpClient
@@ -89,7 +87,7 @@ def push_exits(http: HttpClient, changes: list[Change]) -> list[Outcome]:
         for chunk in chunks(members, LIST_CHANGE_SIZE):
             _remove_from_list(http, list_id, chunk, results)
     for chunk in chunks([c for c in changes if _exit(c).suppress], UNSUBSCRIBE_SIZE):
-        _suppress(http, chunk, results)
+        bulk_unsubscribe(http, chunk, results)
     return [_outcome(change, results[change.person_id]) for change in changes]
 
 
@@ -116,23 +114,6 @@ def _remove_from_list(
         lambda part: (
             list_body([results[c.person_id].profile_id for c in part]),
             index_locator(LIST_POINTER),
-        ),
-    )
-    apply(chunk, sent, results)
-
-
-def _suppress(http: HttpClient, chunk: list[Change], results: Results) -> None:
-    sent = send(
-        http,
-        UNSUBSCRIBE_JOBS,
-        chunk,
-        lambda part: (
-            consent_body(
-                "profile-subscription-bulk-delete-job",
-                "UNSUBSCRIBED",
-                [(None, c.email or "") for c in part],
-            ),
-            index_locator(ROW_POINTER),
         ),
     )
     apply(chunk, sent, results)

@@ -139,20 +139,25 @@ class ProfilePush:
         """Consent withdrawn in Kommo: unsubscribed from email marketing (globally, no list)."""
         withdrawn = [c for c in changes if sync_of(c).unsubscribe]
         for chunk in chunks(withdrawn, UNSUBSCRIBE_SIZE):
-            sent = send(
-                self.http,
-                UNSUBSCRIBE_JOBS,
-                chunk,
-                lambda part: (
-                    consent_body(
-                        "profile-subscription-bulk-delete-job",
-                        "UNSUBSCRIBED",
-                        [(None, c.email or "") for c in part],
-                    ),
-                    index_locator(ROW_POINTER),
-                ),
-            )
-            apply(chunk, sent, results)
+            bulk_unsubscribe(self.http, chunk, results)
+
+
+def bulk_unsubscribe(http: HttpClient, chunk: list[Change], results: Results) -> None:
+    """One Bulk Unsubscribe job for these people's emails; the rows Klaviyo points at fail."""
+    sent = send(
+        http,
+        UNSUBSCRIBE_JOBS,
+        chunk,
+        lambda part: (
+            consent_body(
+                "profile-subscription-bulk-delete-job",
+                "UNSUBSCRIBED",
+                [(None, c.email or "") for c in part],
+            ),
+            index_locator(ROW_POINTER),
+        ),
+    )
+    apply(chunk, sent, results)
 
 
 def _outcome(change: Change, result: Result) -> Outcome:
