@@ -92,7 +92,7 @@ class _Run:
         )
         self.events = EventStage(
             state, self.kommo, self.pull, self.windows, self.tally, self.aside, self.pipeline,
-            self.clock, options.dry_run, secrets,
+            self.clock, options.dry_run, secrets, self.config.forget_key,
         )  # fmt: skip
         self.lifecycle = LifecycleStage(state, self.kommo, self.pull, self.windows, self.tally)
         self.watermark = -1

@@ -15,9 +15,10 @@ from kommo_sync.clock import Clock
 from kommo_sync.deal_events import deal_event, statuses_known
 from kommo_sync.destinations.base import DealEventSink, Destination, event_sinks
 from kommo_sync.errors import ConfigError, FatalError, RecordRejected, RetryLater
+from kommo_sync.forget import without_forgotten
 from kommo_sync.kommo import KommoClient
 from kommo_sync.masking import scrub
-from kommo_sync.model import DealEvent, LeadEvent
+from kommo_sync.model import DealEvent, LeadEvent, Person
 from kommo_sync.pipeline import PushPipeline
 from kommo_sync.plan import Change, Outcome
 from kommo_sync.pull import Pull
@@ -42,10 +43,12 @@ class EventStage:
         clock: Clock,
         dry_run: bool,
         secrets: tuple[str, ...],
+        forget_key: str | None = None,
     ):
         self.state, self.kommo, self.pull, self.windows = state, kommo, pull, windows
         self.tally, self.aside, self.pipeline = tally, aside, pipeline
         self.clock, self.dry_run, self.secrets = clock, dry_run, secrets
+        self.forget_key = forget_key
 
     def sync(self, destinations: list[Destination]) -> None:
         """Kommo's lead events since the events cursor, pushed in batches of EVENT_BATCH."""
@@ -77,6 +80,12 @@ class EventStage:
         floor = start or 0
         return self.windows.of(self.state.cursor(EVENTS), floor=floor, initial=floor)
 
+    def _without_forgotten(self, people: dict[int, Person]) -> dict[int, Person]:
+        """People `forget` erased send no deal event: an event would make their profile again."""
+        kept, _ = without_forgotten(self.state, self.forget_key, list(people.values()))
+        still = {id(person) for person in kept}
+        return {cid: person for cid, person in people.items() if id(person) in still}
+
     def _push_batch(self, targets: list[DealEventSink], events: list[DealEvent]) -> None:
         if events:
             for destination in targets:
@@ -86,7 +95,9 @@ class EventStage:
     def _deal_events(self, page: list[LeadEvent]) -> list[DealEvent]:
         leads = self.pull.leads({e.lead_id for e in page if e.lead_id})
         main_contacts = {lead.main_contact_id for lead in leads.values() if lead.main_contact_id}
-        people = self.pull.people_by_contact(main_contacts)
+        everyone = self.pull.people_by_contact(main_contacts)
+        people = self._without_forgotten(everyone)
+        forgotten = everyone.keys() - people.keys()
         events = []
         for raw in sorted(page, key=lambda e: (e.at, e.id)):
             lead = leads.get(raw.lead_id)
@@ -94,6 +105,9 @@ class EventStage:
                 continue
             if not statuses_known(raw, lead, self.pull.catalog):
                 self.tally.count(events_held_unknown_status=1)
+                continue
+            if lead.main_contact_id in forgotten:
+                self.tally.count(events_skipped_forgotten=1)
                 continue
             person = people.get(lead.main_contact_id or 0)
             backfill = self.windows.backfill is not None

@@ -100,6 +100,23 @@ def test_a_later_run_skips_the_forgotten_person_though_kommo_still_holds_them(wo
     assert world.klaviyo.profile_by_email(ADA) is None
 
 
+def test_a_forgotten_persons_deal_events_are_not_sent_so_no_profile_comes_back(world, sales):
+    connected(world)
+    ada, _ = people(world, sales)
+    own = world.kommo.add_lead("Her own engine", 70, sales, contact_ids=[ada])
+    assert run(world).exit_code == 0
+    assert forget(world, ADA, "--yes").exit_code == 0
+    world.kommo.update_contact(ada, first_name="Augusta")  # Kommo still holds her: re-mirrored
+    world.kommo.move_lead(own, 142)  # won: a Deal Won event for her alone
+
+    result = run(world, "--json")
+
+    counts = json.loads(result.stdout)["counts"]
+    assert counts["events_skipped_forgotten"] >= 1  # her Deal Won (and any re-read in the overlap)
+    assert [e for e in world.klaviyo.events() if e["email"] == ADA] == []
+    assert world.klaviyo.profile_by_email(ADA) is None
+
+
 def test_undo_lets_the_next_run_push_the_person_again(world, sales):
     connected(world)
     ada, _ = people(world, sales)
