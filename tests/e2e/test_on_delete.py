@@ -107,16 +107,21 @@ def test_a_vendor_fault_keeps_the_exit_queued_for_the_next_run(world: World, sal
     assert member(world)["status"] == "archived"
 
 
-def test_a_restore_after_archive_brings_the_member_back_subscribed(
-    world: World, sales: int
-) -> None:
-    world.with_mailchimp()
+def deleted_then_restored(world: World, sales: int) -> None:
+    """A pushed contact deleted in Kommo (its exit made by a run), then restored and synced."""
     contact = pushed_then_deleted(world, sales)
     world.run()
     world.clock.advance(600)
     world.kommo.restore_contact(contact)
     world.clock.advance(600)
     world.run()
+
+
+def test_a_restore_after_archive_brings_the_member_back_subscribed(
+    world: World, sales: int
+) -> None:
+    world.with_mailchimp()
+    deleted_then_restored(world, sales)
     assert member(world)["status"] == "subscribed"
 
 
@@ -124,12 +129,7 @@ def test_an_unsubscribed_member_stays_unsubscribed_through_delete_and_restore(
     world: World, sales: int
 ) -> None:
     world.with_mailchimp(on_delete="unsubscribe")
-    contact = pushed_then_deleted(world, sales)
-    world.run()
-    world.clock.advance(600)
-    world.kommo.restore_contact(contact)
-    world.clock.advance(600)
-    world.run()
+    deleted_then_restored(world, sales)
     assert member(world)["status"] == "unsubscribed"
 
 
