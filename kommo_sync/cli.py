@@ -17,7 +17,7 @@ import click
 from rich.console import Console
 
 from kommo_sync import __version__, report, setup
-from kommo_sync.app import build_engine, read_status
+from kommo_sync.app import read_status
 from kommo_sync.cli_common import (
     configure_logging,
     handle_errors,
@@ -26,49 +26,13 @@ from kommo_sync.cli_common import (
     output_options,
     shared_options,
 )
+from kommo_sync.cli_reconcile import reconcile
+from kommo_sync.cli_run import render_run, run_engine
 from kommo_sync.clock import Clock
-from kommo_sync.config import Config
 from kommo_sync.exits import EXIT_OK
 from kommo_sync.init_flags import init_options
 from kommo_sync.masking import scrub
-from kommo_sync.results import RunOptions, RunResult
-from kommo_sync.signals import stop_on_signals
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
-
-
-def _run(ctx: click.Context, config: Config, options: RunOptions) -> RunResult:
-    """Run the engine with live progress on stderr (a status line on a terminal, else a heartbeat
-    log line); none with --quiet, and log lines only with --log-format json."""
-    clock = ctx.obj.get("clock") or Clock()
-    live = False if ctx.obj.get("quiet") or ctx.obj.get("log_format") == "json" else None
-    progress = report.ProgressReporter(
-        Console(stderr=True), clock, ctx.obj.get("heartbeat", 30.0), live
-    )
-    try:
-        with stop_on_signals(clock.stop):
-            return build_engine(config, clock, progress).run(options)
-    finally:
-        progress.close()
-
-
-def _render(ctx: click.Context, result: RunResult, as_json: bool, secrets: tuple[str, ...]) -> int:
-    """JSON; else nothing when --quiet and all went well; tables on a terminal, for --details and
-    for a dry run (its plan is what was asked for); else the compact report."""
-    code = result.exit_code
-    quiet = ctx.obj.get("quiet", False)
-    if as_json:
-        click.echo(scrub(json.dumps(report.result_to_json(result, code), default=str), secrets))
-    elif quiet and code == EXIT_OK:
-        pass
-    elif ctx.obj.get("details") or (not quiet and (result.dry_run or stdout_is_terminal())):
-        report.render_result(Console(soft_wrap=True), result)
-    else:
-        lines = report.compact_report(result, code, ctx.obj.get("show_emails", False))
-        click.echo(scrub("\n".join(lines), secrets))
-    return code
+from kommo_sync.results import RunOptions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,8 +61,8 @@ def cli(ctx: click.Context) -> None:
 def run(ctx: click.Context, dry_run: bool, full_resync: bool, as_json: bool) -> int:
     """One incremental run: everything changed in Kommo since the last run."""
     config = load(ctx)
-    result = _run(ctx, config, RunOptions(dry_run=dry_run, full_resync=full_resync))
-    return _render(ctx, result, as_json, config.secrets)
+    result = run_engine(ctx, config, RunOptions(dry_run=dry_run, full_resync=full_resync))
+    return render_run(ctx, result, as_json, config.secrets)
 
 
 @cli.command()
@@ -128,8 +92,8 @@ def backfill(
             "it is in the future: there is nothing to backfill yet", param_hint="--since"
         )
     config = load(ctx)
-    result = _run(ctx, config, RunOptions(dry_run=dry_run, since=since, until=until))
-    return _render(ctx, result, as_json, config.secrets)
+    result = run_engine(ctx, config, RunOptions(dry_run=dry_run, since=since, until=until))
+    return render_run(ctx, result, as_json, config.secrets)
 
 
 @cli.command()
@@ -209,6 +173,9 @@ def rejections(
 @_filters
 @click.option("--permanent", is_flag=True, help="Permanent rejections too, not only transient.")
 @click.option("--dry-run", is_flag=True, help="Say who would be re-queued; change nothing.")
+@click.option("--now", is_flag=True, help="Then run at once for them only (lock, feedback first).")
+@click.option("--json", "as_json", is_flag=True, help="With --now: print the run as JSON.")
+@output_options
 @click.pass_context
 @handle_errors
 def retry(
@@ -217,15 +184,24 @@ def retry(
     destination: str | None,
     permanent: bool,
     dry_run: bool,
+    now: bool,
+    as_json: bool,
 ) -> int:
-    """Re-queue rejected people: the next run plans them again, though their data is unchanged."""
+    """Re-queue rejected people: the next run plans them again, though their data is unchanged
+    (with --now, a run limited to them does, right away)."""
     from kommo_sync import rejections as rejected
 
     config = load(ctx)
-    now = (ctx.obj.get("clock") or Clock()).now()
-    rows = rejected.retry(config, now, permanent, dry_run, contact_id, destination)
-    click.echo("\n".join(rejected.retry_lines(rows, dry_run)))
-    return EXIT_OK
+    at = (ctx.obj.get("clock") or Clock()).now()
+    rows = rejected.retry(config, at, permanent, dry_run, contact_id, destination)
+    lines = rejected.retry_lines(rows, dry_run)
+    if not now or dry_run or not rows:
+        click.echo("\n".join(lines + (["--now: nothing to run"] if now and not rows else [])))
+        return EXIT_OK
+    if not as_json:
+        click.echo("\n".join(lines))
+    only = frozenset(row["contact_id"] for row in rows)
+    return render_run(ctx, run_engine(ctx, config, RunOptions(only=only)), as_json, config.secrets)
 
 
 @cli.command()
@@ -342,6 +318,9 @@ def sandbox(ctx: click.Context, folder: Path | None, contacts: int) -> int:
     from kommo_sync.sandbox.serve import serve
 
     return serve(folder, contacts, click.echo)
+
+
+cli.add_command(reconcile)
 
 
 def main() -> None:

@@ -8,9 +8,7 @@ Each stage gets its collaborators (state, clients, windows, the tally), never th
 
 from __future__ import annotations
 
-from collections import Counter
 from functools import partial
-from typing import Any
 
 from kommo_sync import logs, window
 from kommo_sync.aside import SetAside
@@ -33,9 +31,11 @@ from kommo_sync.memory import DestinationMemory
 from kommo_sync.model import Person
 from kommo_sync.pipeline import PushPipeline, side_by_side
 from kommo_sync.pipelines import pipeline_errors
-from kommo_sync.plan import Change, Outcome, Plan
+from kommo_sync.plan import Change, Outcome
+from kommo_sync.planning import plan_changes
 from kommo_sync.prepare import check_catalog, connect, replan_on_new_settings
 from kommo_sync.pull import Pull
+from kommo_sync.reconcile import ReconcileStage
 from kommo_sync.results import PersonRow, RunOptions, RunResult
 from kommo_sync.state import FileLock, State
 from kommo_sync.tally import Progress, Tally
@@ -94,7 +94,12 @@ class _Run:
             state, self.kommo, self.pull, self.windows, self.tally, self.aside, self.pipeline,
             self.clock, options.dry_run, secrets, self.config.forget_key,
         )  # fmt: skip
-        self.lifecycle = LifecycleStage(state, self.kommo, self.pull, self.windows, self.tally)
+        self.reconcile = ReconcileStage(
+            state, self.feedback, self.tally, self.aside, options.reconcile
+        )
+        self.lifecycle = LifecycleStage(
+            state, self.kommo, self.pull, self.windows, self.tally, options.reconcile_kommo
+        )
         self.watermark = -1
         self.held_unknown: set[int] = set()
 
@@ -133,6 +138,7 @@ class _Run:
         for source in feedback_sources(self._active()):
             self.aside.guarded(source.name, partial(self.feedback.read, source))
         self._flush_memories()
+        self.reconcile.read(self._active())
         with self.state.transaction():
             self.state.requeue_transient_rejections()
             if self.options.full_resync:
@@ -140,12 +146,14 @@ class _Run:
         self.tally.enter("lifecycle")
         self.lifecycle.read()
         self.lifecycle.make_exits(self.destinations, self._push, self._record)
-        self.tally.enter("pull")
-        self.pull.read(*self.result.window, after_contacts=lambda: self._process_ready(False))
+        if self.options.only is None:
+            self.tally.enter("pull")
+            self.pull.read(*self.result.window, after_contacts=lambda: self._process_ready(False))
         self.tally.enter("push")
         self._process_ready(final=True)
-        self.tally.enter("events")
-        self.events.sync(self.destinations)
+        if self.options.only is None:
+            self.tally.enter("events")
+            self.events.sync(self.destinations)
         self.pipeline.close()
         self.tally.enter("notes")
         if not self.options.dry_run:
@@ -205,17 +213,20 @@ class _Run:
 
     def _advance_cursors(self) -> None:
         """The contacts cursor moves (every contact's outcome is recorded, or held for a
-        destination that was set aside); events and feedback only where nothing was held."""
+        destination that was set aside; not after `retry --now`, which reads no contacts);
+        events and feedback only where nothing was held."""
         if self.windows.backfill is not None:
             return
         sinks = event_sinks(self.destinations)
         events_held = self.result.counts["events_held_unknown_status"] or any(
             self.aside.reason(d.name) for d in sinks
         )
+        pulled = self.options.only is None
         with self.state.transaction():
-            self.state.set_cursor(window.CONTACTS, self.result.window[1])
+            if pulled:
+                self.state.set_cursor(window.CONTACTS, self.result.window[1])
             self.state.set_cursor(window.LIFECYCLE, self.lifecycle.window[1])
-            if sinks and not events_held:
+            if sinks and not events_held and pulled:
                 self.state.set_cursor(window.EVENTS, self.result.window[1])
             self.feedback.advance_cursors([d.name for d in self._active()])
 
@@ -240,11 +251,17 @@ class _Run:
 
     def _process_batch(self, batch: list[int]) -> None:
         seq = self.state.dirty_seq()
+        if self.options.only is not None:  # `retry --now`: the rest stays queued
+            batch = [cid for cid in batch if cid in self.options.only]
         batch = self._without_unknown_statuses(batch)
         people = self._without_forgotten(self.pull.people(batch))
         self.tally.count(people=len(people))
         self._remember_rows(people)
-        work = [(d, self._plan(d, people)) for d in self.destinations]
+        full_resync = self.options.full_resync
+        work = [
+            (d, plan_changes(self.state, d, people, self.tally, full_resync))
+            for d in self.destinations
+        ]
         work = [(d, changes) for d, changes in work if changes and not self.options.dry_run]
         self._note_own_optouts(work)
 
@@ -312,29 +329,6 @@ class _Run:
                 emails = (c.email for c in changes if c.opts_out and c.email)
                 self.state.note_own_optouts(destination.name, emails, now)
 
-    def _plan(self, destination: Destination, people: list[Person]) -> list[Change]:
-        ids = [p.contact_id for p in people]
-        pushed = self.state.pushed(destination.name, ids)
-        if self.options.full_resync:
-            pushed = {pid: _unverified(record) for pid, record in pushed.items()}
-        suppressed = self.state.suppressed(p.email for p in people if p.email)
-        plan = destination.plan(people, pushed, suppressed)
-        changes = self._drop_known_rejections(destination.name, plan)
-        name = destination.name
-        self.tally.count(**Counter(f"{name}.skipped.{skip.reason}" for skip in plan.skipped))
-        for change in changes:
-            self.tally.count(**{f"{name}.{change.action}": 1})
-        self.tally.keep("changes", changes)
-        return changes
-
-    def _drop_known_rejections(self, name: str, plan: Plan) -> list[Change]:
-        """A permanent rejection, or an acknowledged one (`rejections --clear`), is retried only
-        when the person's data (fingerprint) changes, or once `retry` re-queues it."""
-        known = self.state.rejections(name, {c.person_id for c in plan.changes})
-        kept = [c for c in plan.changes if not _held(known.get(c.person_id), c.fingerprint)]
-        self.tally.count(**{f"{name}.still_rejected": len(plan.changes) - len(kept)})
-        return kept
-
     def _record(self, name: str, outcomes: list[Outcome]) -> None:
         reason = self.aside.reason(name)
         if reason:
@@ -366,18 +360,6 @@ class _Run:
 
     def _remember_rows(self, people: list[Person]) -> None:
         self.tally.keep("people", (_person_row(p, self.config.tags[p.stage]) for p in people))
-
-
-def _held(rejection: tuple[str, str] | None, fingerprint: str) -> bool:
-    """Whether a recorded rejection holds back a change with this fingerprint."""
-    return rejection in {("permanent", fingerprint), ("acknowledged", fingerprint)}
-
-
-def _unverified(record: dict[str, Any]) -> dict[str, Any]:
-    """A pushed record without its fingerprint (`run --full-resync`): the destination no longer
-    trusts what it holds to match it, so it sends the whole desired state again, while the
-    identity and statuses in the record (an unsubscribe) still apply."""
-    return {key: value for key, value in record.items() if key != "fingerprint"}
 
 
 def _person_row(person: Person, tag: str) -> PersonRow:

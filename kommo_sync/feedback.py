@@ -79,9 +79,9 @@ class FeedbackStage:
         for item in destination.read_feedback(since, until, self.settings.activity):
             chunk.append(item)
             if len(chunk) >= READ_CHUNK:
-                self._take(destination, chunk)
+                self._take(destination.name, chunk)
                 chunk = []
-        self._take(destination, chunk)
+        self._take(destination.name, chunk)
 
     def _window(self, destination: FeedbackSource) -> tuple[int, int]:
         """A first run starts now, so connecting an account never turns years of old
@@ -90,16 +90,23 @@ class FeedbackStage:
         start = self.state.cursor(cursor + window.START) or 0
         return self.windows.of(self.state.cursor(cursor), floor=start, initial=self.windows.started)
 
-    def _take(self, destination: FeedbackSource, items: list[Feedback]) -> None:
+    def take_found(self, name: str, items: list[Feedback]) -> None:
+        """Opt-outs a reconcile found in what the destination holds: suppressions at once, as a
+        read's are; notes only for those after feedback began (older ones predate the tool)."""
+        start = self.state.cursor(window.feedback(name) + window.START)
+        self._take(name, items, notes_after=self.windows.started if start is None else start)
+
+    def _take(self, name: str, items: list[Feedback], notes_after: int | None = None) -> None:
         items = self._unseen(items)
         if not items:
             return
         suppressing = [i for i in items if i.kind in SUPPRESSING and self.settings.unsubscribes]
         backfill = self.windows.backfill is not None
-        news = suppressing if backfill else self._news(destination, suppressing)
+        news = suppressing if backfill else self._news(name, suppressing)
         activity = [i for i in items if i.kind in ACTIVITY] if self.settings.activity else []
+        noted = [i for i in news if notes_after is None or i.at > notes_after]
         notes = [
-            n for item in news for n in self._notes(item.email, item.key, unsubscribe_text(item))
+            n for item in noted for n in self._notes(item.email, item.key, unsubscribe_text(item))
         ]
         by_email: dict[str, list[Feedback]] = defaultdict(list)
         for item in activity:
@@ -107,28 +114,26 @@ class FeedbackStage:
         key_suffix = f"{self.windows.end}"
         for email, found in by_email.items():
             notes += self._notes(
-                email, f"{destination.name}:activity:{email}:{key_suffix}", activity_text(found)
+                email, f"{name}:activity:{email}:{key_suffix}", activity_text(found)
             )
-        to_clear = self._contacts_of(news) if self.settings.consent_field_write else set()
+        to_clear = self._contacts_of(noted) if self.settings.consent_field_write else set()
         with self.state.transaction():
             self.state.queue_consent_clear(to_clear)
             self.state.remember_feedback(i.key for i in items)
-            self.state.suppress((i.email, destination.name, i.at) for i in suppressing)
+            self.state.suppress((i.email, name, i.at) for i in suppressing)
             for item in news:
-                self.state.set_pushed_status(
-                    destination.name, self._match(item.email)[:1], item.kind
-                )
+                self.state.set_pushed_status(name, self._match(item.email)[:1], item.kind)
             planned = self.state.plan_notes(notes, int(self.clock.now()), self.run_id)
-        kinds = Counter(f"{destination.name}.feedback.{i.kind}" for i in items)
+        kinds = Counter(f"{name}.feedback.{i.kind}" for i in items)
         self.tally.count(**kinds, notes_planned=planned)
         self.tally.keep("notes", map(_note_row, notes))
 
-    def _news(self, destination: FeedbackSource, items: list[Feedback]) -> list[Feedback]:
+    def _news(self, name: str, items: list[Feedback]) -> list[Feedback]:
         """Drop statuses we already knew: a member that was unsubscribed when we pushed it is
         not news when our own update moves its last-changed time; nor is an unsubscribe we
         made ourselves (noted before the push, so a crash before recording it changes nothing)."""
         own = self.state.own_optouts(
-            destination.name, {i.email for i in items if i.kind == FeedbackKind.UNSUBSCRIBED}
+            name, {i.email for i in items if i.kind == FeedbackKind.UNSUBSCRIBED}
         )
         items = [
             i
@@ -136,7 +141,7 @@ class FeedbackStage:
             if not (i.kind == FeedbackKind.UNSUBSCRIBED and _ours(own.get(i.email), i.at))
         ]
         persons = {item.email: (self._match(item.email) or [0])[0] for item in items}
-        pushed = self.state.pushed(destination.name, set(persons.values()))
+        pushed = self.state.pushed(name, set(persons.values()))
         return [i for i in items if (pushed.get(persons[i.email]) or {}).get(STATUS) != i.kind]
 
     def _unseen(self, items: list[Feedback]) -> list[Feedback]:

@@ -41,11 +41,22 @@ class Pull:
         for page in read_ahead(self.kommo.changed("leads", since, until), READ_AHEAD_PAGES):
             self.store_leads(page)
         for page in read_ahead(self.kommo.changed("contacts", since, until), READ_AHEAD_PAGES):
-            self._store_contacts(page)
+            self.store_contacts(page)
             after_contacts()
         missing = self.state.dirty_missing_from_mirror()
+        returned: set[int] = set()
         for page in self.kommo.by_ids("contacts", missing):
-            self._store_contacts(page, count_as="contacts_by_id")
+            returned |= {raw["id"] for raw in page}
+            self.store_contacts(page, count_as="contacts_by_id")
+        self._unqueue_gone([cid for cid in missing if cid not in returned])
+
+    def _unqueue_gone(self, contact_ids: list[int]) -> None:
+        """Queued contacts Kommo no longer returns by id have nothing to plan: they leave the
+        queue (their deletion is the lifecycle read's, or `reconcile --kommo`'s)."""
+        if contact_ids:
+            with self.state.transaction():
+                self.state.clear_dirty(contact_ids, self.state.dirty_seq())
+            self.tally.count(queued_gone_from_kommo=len(contact_ids))
 
     def store_leads(self, page: list[dict[str, Any]]) -> None:
         leads = [parse_lead(raw) for raw in page]
@@ -78,9 +89,7 @@ class Pull:
         people = self.people(sorted(contact_ids)) if contact_ids else []
         return {cid: person for person in people for cid in person.contact_ids}
 
-    def _store_contacts(
-        self, page: list[dict[str, Any]], count_as: str = "pulled_contacts"
-    ) -> None:
+    def store_contacts(self, page: list[dict[str, Any]], count_as: str = "pulled_contacts") -> None:
         contacts = [parse_contact(raw, self.fields) for raw in page]
         changed = mirror_contacts(self.state, contacts)
         self.tally.count(**{count_as: len(page), "changed_contacts": changed})

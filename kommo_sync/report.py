@@ -362,6 +362,12 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
         console.print(_rejections_table(status["rejections"]))
     else:
         console.print("No pending rejections.")
+    acknowledged = status.get("rejection_counts", {}).get("acknowledged", 0)
+    if acknowledged:
+        console.print(
+            f"Acknowledged rejections: {acknowledged} (rejections --clear: not retried until "
+            "the contact changes; listed by `kommo-sync rejections`)"
+        )
 
 
 def _table(title: str, columns: tuple[str, ...]) -> Table:

@@ -20,9 +20,16 @@ class RunOptions:
     since: int | None = None
     until: int | None = None
     full_resync: bool = False  # every mirrored person re-planned, fingerprints ignored
+    reconcile: tuple[str, ...] = ()  # destinations whose holdings are read and repaired first
+    reconcile_kommo: bool = False  # every mirrored contact checked against Kommo by id
+    only: frozenset[int] | None = None  # `retry --now`: plan and push only these contacts
 
     @property
     def mode(self) -> str:
+        if self.only is not None:
+            return "retry"
+        if self.reconcile or self.reconcile_kommo:
+            return "reconcile"
         return "backfill" if self.since is not None else "run"
 
 
@@ -51,6 +58,7 @@ class RunResult:
     warnings: list[str] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)
+    drift: list[dict[str, Any]] = field(default_factory=list)  # what a reconcile found
     destinations: dict[str, dict[str, str]] = field(default_factory=dict)
     started_at: int = 0
     finished_at: int = 0

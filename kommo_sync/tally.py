@@ -37,6 +37,10 @@ class Tally:
         """Rows for one of the report's listings (changes, people, notes, rejections)."""
         self.result.keep(listing, rows)
 
+    def warn(self, text: str) -> None:
+        """Something the user must know although the run went on."""
+        self.result.warnings.append(text)
+
     def unmatched(self, email: str) -> None:
         """An address a destination reported that no Kommo contact holds."""
         self.result.unmatched.append(email)

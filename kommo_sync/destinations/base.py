@@ -7,7 +7,8 @@ and where it lives) and `prepare` (what the plan needs from the vendor, once per
 Optional capabilities, which the engine checks for (`isinstance`): a `SuppressionSource` knows
 who opted out before this tool was connected; a `FeedbackSource` reports what it learned since
 its cursor; a `DealEventSink` takes Kommo's deal events; an `Eraser` erases a person for good
-(`forget`); a `PersonExit` says what a person deleted in Kommo leaves behind (`on_delete`).
+(`forget`); a `PersonExit` says what a person deleted in Kommo leaves behind (`on_delete`); a
+`Reconcilable` reads what it holds for the people pushed there and reports the drift (`reconcile`).
 
 The contract beyond the signatures: a pushed record (`Change.record`) carries the person's
 subscription status under `plan.STATUS` in `FeedbackKind` words, so feedback that only repeats
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
 from kommo_sync.memory import DestinationMemory
@@ -110,6 +113,63 @@ class PersonExit(Protocol):
         changes its `push` makes; none for a person whose exit is made already, or with `keep`.
         The record of each says what the destination holds after it (archived, unsubscribed)."""
         ...
+
+    def tombstone(self, record: dict[str, Any]) -> dict[str, Any]:
+        """What is kept of a pushed record once its contact has left Kommo and its exit is
+        made: only what a restore needs to stay safe (the address the destination knows the
+        person by, the last status, the fingerprint, the lists joined), no names or fields."""
+        ...
+
+
+class DriftKind(StrEnum):
+    """How what a destination holds differs from what this tool pushed there."""
+
+    MISSING = "missing"  # not at the destination at all
+    ARCHIVED = "archived"  # archived there by hand
+    UNSUBSCRIBED = "unsubscribed"  # opted out (or cleaned) there, unknown to the state
+    WRONG_TAG = "wrong_tag"  # the managed stage tag is missing, or another managed tag is on
+    WRONG_FIELD = "wrong_field"  # a field holds another value than the one pushed
+    NOT_IN_LIST = "not_in_list"  # out of a managed list it was pushed into
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference for one person, with a short detail (the fields, tags or list named).
+    `status`: what the person's pushed record says from now on (under `plan.STATUS`, in the
+    destination's words: a member gone), so the plan adds them back by its own rules."""
+
+    person_id: int
+    kind: DriftKind
+    detail: str = ""
+    status: str | None = None
+
+
+@dataclass
+class DriftFound:
+    """What a reconcile read found: the drift, the opt-outs among it as feedback (suppressed at
+    once, like a feedback read's), and how many requests the read made."""
+
+    drift: list[Drift] = field(default_factory=list)
+    unsubscribes: list[Feedback] = field(default_factory=list)
+    requests: int = 0
+
+
+@runtime_checkable
+class Reconcilable(Protocol):
+    name: str
+
+    def reconcile_cost(self, people: int) -> int:
+        """The requests a `read_drift` of this many pushed people is expected to make."""
+        ...
+
+    def read_drift(self, pushed: dict[int, dict[str, Any]]) -> DriftFound:
+        """Read what the destination holds for these people (their last pushed records, by
+        person id) through its paged reads, and compare: the drift per person. Reads only."""
+        ...
+
+
+def reconcilables(destinations: Iterable[Destination]) -> list[Reconcilable]:
+    return [d for d in destinations if isinstance(d, Reconcilable)]
 
 
 def person_exits(destinations: Iterable[Destination]) -> list[PersonExit]:

@@ -26,6 +26,18 @@ class OutcomeTables(OwnedConnection):
             )
         }
 
+    def pushed_ids(self, destination: str) -> list[int]:
+        """Every person pushed to the destination who is still in the mirror (a deleted
+        contact's record stays for its exit, but it is no longer managed)."""
+        return [
+            row[0]
+            for row in self.db.execute(
+                "SELECT person_id FROM pushed JOIN contacts ON contacts.id = person_id "
+                "WHERE destination = ? ORDER BY person_id",
+                (destination,),
+            )
+        ]
+
     def record_pushed(
         self, destination: str, rows: Iterable[tuple[int, str, dict[str, Any]]]
     ) -> None:
@@ -103,14 +115,20 @@ class OutcomeTables(OwnedConnection):
     def pending_rejections(self, limit: int = 50) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT destination, person_id, kind, reason, email, at FROM rejections "
-            "ORDER BY at DESC LIMIT ?",
+            "WHERE acknowledged_at IS NULL ORDER BY at DESC LIMIT ?",
             (limit,),
         )
         keys = ("destination", "contact_id", "kind", "reason", "email", "at")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def rejection_counts(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT kind, COUNT(*) FROM rejections GROUP BY kind"))
+        """How many of each kind; acknowledged ones (`rejections --clear`) on their own."""
+        return dict(
+            self.db.execute(
+                "SELECT CASE WHEN acknowledged_at IS NULL THEN kind ELSE 'acknowledged' END AS k, "
+                "COUNT(*) FROM rejections GROUP BY k"
+            )
+        )
 
     def held_back(self) -> list[dict[str, Any]]:
         """Transient rejections per destination: how many, since when (the oldest)."""

@@ -67,7 +67,8 @@ class RejectionTables(OwnedConnection):
         self, permanent: bool, contact_id: int | None = None, destination: str | None = None
     ) -> list[dict[str, Any]]:
         """Re-queue rejected people (transient ones; permanent ones too when asked): the next run
-        plans them again though their data is unchanged. Returns the rows re-queued."""
+        plans them again though their data is unchanged; a refused exit of a contact that left
+        Kommo goes back in the exits queue. Returns the rows re-queued."""
         kinds = "kind IN ('transient', 'permanent')" if permanent else "kind = 'transient'"
         chosen = [
             row
@@ -76,8 +77,14 @@ class RejectionTables(OwnedConnection):
         ]
         where, values = _where(contact_id, destination, kinds)
         self.db.execute(f"UPDATE rejections SET retry = 1, acknowledged_at = NULL{where}", values)
+        ids = {row["contact_id"] for row in chosen}
+        mirrored = {
+            row[0] for row in self._select_in("SELECT id FROM contacts WHERE id IN ({})", ids)
+        }
         self.db.executemany(
-            "INSERT OR IGNORE INTO dirty VALUES (?, ?)",
-            [(row["contact_id"], self._seq) for row in chosen],
+            "INSERT OR IGNORE INTO dirty VALUES (?, ?)", [(cid, self._seq) for cid in mirrored]
+        )
+        self.db.executemany(
+            "INSERT OR IGNORE INTO exits_to_make VALUES (?)", [(cid,) for cid in ids - mirrored]
         )
         return chosen

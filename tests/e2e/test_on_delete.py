@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kommo_sync.sandbox.faults import Fault
+from kommo_sync.state import State
 from tests.conftest import World
 
 WON = 142
@@ -101,6 +103,7 @@ def test_a_vendor_fault_keeps_the_exit_queued_for_the_next_run(world: World, sal
     world.mailchimp.faults.add(Fault(method="DELETE", path=path, status=503, times=5))
     result = world.run()
     assert result.counts["mailchimp.exits_held"] == 1
+    assert any("1 deleted contacts still have an exit to make" in w for w in result.warnings)
     assert member(world)["status"] == "subscribed"
     world.clock.advance(600)
     assert world.run().counts["mailchimp.exit_archive"] == 1
@@ -131,6 +134,28 @@ def test_an_unsubscribed_member_stays_unsubscribed_through_delete_and_restore(
     world.with_mailchimp(on_delete="unsubscribe")
     deleted_then_restored(world, sales)
     assert member(world)["status"] == "unsubscribed"
+
+
+def test_someone_who_unsubscribed_then_was_archived_is_never_subscribed_by_a_restore(
+    world: World, sales: int
+) -> None:
+    world.with_mailchimp()
+    contact = world.kommo.add_contact("Ada", "Lovelace", email=EMAIL, consent=True)
+    world.kommo.add_lead("Engines", 5000, sales, WON, contact_ids=[contact])
+    world.run()
+    world.clock.advance(600)
+    world.mailchimp.unsubscribe(world.list_id, EMAIL)
+    world.clock.advance(600)
+    world.run()  # the unsubscribe is read back: a suppression
+    world.kommo.delete_contact(contact)
+    world.clock.advance(600)
+    assert world.run().counts["mailchimp.exit_archive"] == 1
+    world.kommo.restore_contact(contact)
+    world.clock.advance(600)
+    world.run()
+    assert member(world)["status"] in ("archived", "unsubscribed")
+    subscribed = [m for m in world.mailchimp.members(world.list_id) if m["status"] == "subscribed"]
+    assert subscribed == []
 
 
 def test_klaviyo_removal_covers_the_stage_lists_and_a_restore_rejoins_them(
@@ -170,3 +195,50 @@ def test_a_member_mailchimp_will_not_archive_is_done(world: World, sales: int) -
     assert result.counts["mailchimp.exit_archive"] == 1 and result.counts["mailchimp.done"] == 1
     assert result.rejected == 0 and member(world)["status"] == "cleaned"
     assert world.run().counts["mailchimp.exit_archive"] == 0
+
+
+def test_what_is_kept_of_a_departed_person_is_a_tombstone_without_names(
+    world: World, sales: int
+) -> None:
+    world.with_mailchimp().with_klaviyo()
+    contact = pushed_then_deleted(world, sales)
+    world.run()
+    with State.open(world.config().state, dry_run=True) as state:
+        kept = {name: state.pushed(name, [contact])[contact] for name in ("mailchimp", "klaviyo")}
+    assert "Lovelace" not in json.dumps(kept) and "Ada" not in json.dumps(kept)
+    assert kept["mailchimp"]["status"] == "archived" and kept["mailchimp"]["email"] == EMAIL
+    assert "merge_fields" not in kept["mailchimp"]
+    assert kept["klaviyo"]["lists"] == [] and "properties" not in kept["klaviyo"]
+    world.clock.advance(600)
+    world.kommo.restore_contact(contact)
+    world.clock.advance(600)
+    world.run()
+    assert member(world)["status"] == "subscribed"
+    assert member(world)["merge_fields"]["LNAME"] == "Lovelace"
+    assert world.klaviyo.profile_by_email(EMAIL)["last_name"] == "Lovelace"
+
+
+def test_a_refused_exit_is_a_rejection_and_retry_permanent_makes_it(
+    world: World, sales: int
+) -> None:
+    world.with_mailchimp()
+    pushed_then_deleted(world, sales)
+    refusal = {"title": "Invalid Resource", "status": 400, "detail": "This member is locked."}
+    path = f"/3.0/lists/{world.list_id}/members/"
+    world.mailchimp.faults.add(Fault(method="DELETE", path=path, status=400, body=refusal))
+    result = world.cli("run")
+    assert result.exit_code == 1  # rejected: named by the vendor for this one member
+    [row] = json.loads(world.cli("rejections", "--json").stdout)["rejections"]
+    assert row["kind"] == "permanent" and "locked" in row["reason"]
+    assert member(world)["status"] == "subscribed"
+    world.clock.advance(600)
+    assert world.run().counts["mailchimp.exit_archive"] == 0  # not retried on its own
+    retried = world.cli("retry", "--permanent")
+    assert "1 re-queued" in retried.output
+    world.clock.advance(600)
+    again = world.run()
+    assert again.counts["mailchimp.exit_archive"] == 1 and again.exit_code == 0
+    assert member(world)["status"] == "archived"
+    assert json.loads(world.cli("rejections", "--json").stdout)["rejections"] == []
+    with State.open(world.config().state, dry_run=True) as state:
+        assert state.dirty_count() == 0 and state.exits_to_make() == []

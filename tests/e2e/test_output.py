@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from kommo_sync import cli as cli_module
+from kommo_sync import cli_run as cli_module
 from kommo_sync.report import SCHEMA_VERSION, result_to_json, run_report_schema
 from kommo_sync.results import DETAIL_LIMIT, PersonRow, RunResult
 from kommo_sync.sandbox.faults import Fault

@@ -165,6 +165,50 @@ def test_retry_brings_back_a_cleared_transient_rejection(world, sales):
     assert world.mailchimp.member(world.list_id, "ada@analytical.io")["status"] == "subscribed"
 
 
+def test_retry_now_pushes_the_retried_people_at_once_and_nobody_else(world, sales, monkeypatch):
+    world.with_mailchimp()
+    fake_contact(world)
+    world.run()
+    fix_the_cause(monkeypatch)
+    world.clock.advance(600)
+    other = world.kommo.add_contact("Other", email="other@firm.io", consent=True)
+    world.clock.advance(600)
+    result = world.cli("retry", "--permanent", "--now", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["mode"] == "retry" and report["counts"]["mailchimp.create"] == 1
+    assert world.mailchimp.member(world.list_id, "test@example.com")["status"] == "subscribed"
+    assert world.mailchimp.member(world.list_id, "other@firm.io") is None  # the next run's
+    assert listed(world) == []
+    world.clock.advance(600)
+    later = world.run()
+    assert later.counts["mailchimp.create"] == 1  # the cursor did not move past Other
+    assert [row.contact_id for row in later.people] == [other]
+    assert world.mailchimp.member(world.list_id, "other@firm.io")["status"] == "subscribed"
+
+
+def test_retry_now_with_nobody_to_retry_runs_nothing(world, sales):
+    world.with_mailchimp()
+    world.run()
+    result = world.cli("retry", "--now")
+    assert result.exit_code == 0 and "--now: nothing to run" in result.output
+    runs = json.loads(world.cli("status", "--json").stdout)["runs"]
+    assert [run["mode"] for run in runs] == ["run"]
+
+
+def test_status_shows_acknowledged_rejections_apart_from_pending_ones(world, sales):
+    world.with_mailchimp()
+    fake_contact(world)
+    world.run()
+    assert "Acknowledged" not in world.cli("status").output
+    world.cli("rejections", "--clear")
+    status = world.cli("status")
+    assert "Acknowledged rejections: 1" in status.output
+    assert "No pending rejections." in status.output
+    counts = json.loads(world.cli("status", "--json").stdout)["rejection_counts"]
+    assert counts == {"acknowledged": 1}
+
+
 @pytest.mark.parametrize(
     "command", [("retry",), ("retry", "--permanent"), ("rejections", "--clear")]
 )

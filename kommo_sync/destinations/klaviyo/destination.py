@@ -9,12 +9,13 @@ from typing import Any
 
 from kommo_sync.batching import JobTimer
 from kommo_sync.clock import Clock
-from kommo_sync.destinations.base import Destination
+from kommo_sync.destinations.base import Destination, DriftFound
+from kommo_sync.destinations.klaviyo import reconcile
 from kommo_sync.destinations.klaviyo.api import klaviyo_http
 from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
 from kommo_sync.destinations.klaviyo.erase import erase_profiles
 from kommo_sync.destinations.klaviyo.events import DealEvents
-from kommo_sync.destinations.klaviyo.exits import exit_change, is_exit, push_exits
+from kommo_sync.destinations.klaviyo.exits import exit_change, is_exit, push_exits, tombstone
 from kommo_sync.destinations.klaviyo.feedback import KlaviyoFeedback
 from kommo_sync.destinations.klaviyo.mapping import NAME, plan_events, plan_person
 from kommo_sync.destinations.klaviyo.push import ProfilePush
@@ -121,6 +122,16 @@ class KlaviyoDestination(Destination):
                 plan.changes.append(change)
         return plan
 
+    def reconcile_cost(self, people: int) -> int:
+        return reconcile.reconcile_cost(people, len(self._managed_lists()))
+
+    def read_drift(self, pushed: dict[int, dict[str, Any]]) -> DriftFound:
+        """`reconcile`: the managed lists' profiles, read back."""
+        return reconcile.read_drift(self.http, pushed, self._managed_lists())
+
+    def _managed_lists(self) -> set[str]:
+        return set(self._configured_lists().values())
+
     def plan_events(self, events: list[DealEvent]) -> Plan:
         return plan_events(events, self.config)
 
@@ -129,6 +140,9 @@ class KlaviyoDestination(Destination):
         no desired state, so changing it re-plans nobody)."""
         changes = (exit_change(pid, pushed[pid], self.config) for pid in sorted(pushed))
         return [change for change in changes if change is not None]
+
+    def tombstone(self, record: dict[str, Any]) -> dict[str, Any]:
+        return tombstone(record)
 
     def push(self, changes: list[Change]) -> list[Outcome]:
         exits = [c for c in changes if is_exit(c)]

@@ -69,6 +69,16 @@ def exit_change(person_id: int, record: dict[str, Any], config: KlaviyoConfig) -
     return Change(NAME, person_id, email, "exit_remove_from_lists", "", after, {}, payload)
 
 
+TOMBSTONE_KEYS = frozenset(
+    {"email", "profile_id", "lists", "consent", "subscribe", STATUS, EXITED, "fingerprint"}
+)
+
+
+def tombstone(record: dict[str, Any]) -> dict[str, Any]:
+    """A departed contact's profile record without its attributes and properties."""
+    return {key: value for key, value in record.items() if key in TOMBSTONE_KEYS}
+
+
 def is_exit(change: Change) -> bool:
     return isinstance(change.payload, Exit)
 

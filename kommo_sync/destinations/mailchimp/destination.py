@@ -10,12 +10,12 @@ from typing import Any
 
 from kommo_sync.batching import JobTimer
 from kommo_sync.clock import Clock
-from kommo_sync.destinations.base import Destination
-from kommo_sync.destinations.mailchimp import feedback
+from kommo_sync.destinations.base import Destination, DriftFound
+from kommo_sync.destinations.mailchimp import feedback, reconcile
 from kommo_sync.destinations.mailchimp.api import AudienceApi, Result
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
 from kommo_sync.destinations.mailchimp.erase import erase_members
-from kommo_sync.destinations.mailchimp.exits import exit_change, is_exit, push_exits
+from kommo_sync.destinations.mailchimp.exits import exit_change, is_exit, push_exits, tombstone
 from kommo_sync.destinations.mailchimp.fields import ensure_merge_fields
 from kommo_sync.destinations.mailchimp.mapping import ABSENT, NAME, plan_person
 from kommo_sync.destinations.mailchimp.push import MemberPush
@@ -88,6 +88,9 @@ class MailchimpDestination(Destination):
         changes = (exit_change(pid, pushed[pid], self.config.on_delete) for pid in sorted(pushed))
         return [change for change in changes if change is not None]
 
+    def tombstone(self, record: dict[str, Any]) -> dict[str, Any]:
+        return tombstone(record)
+
     def push(self, changes: list[Change]) -> list[Outcome]:
         results = push_exits(self.api, [c for c in changes if is_exit(c)])
         results.update(self._absent_without_asking(changes))
@@ -103,6 +106,13 @@ class MailchimpDestination(Destination):
 
     def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
         yield from feedback.read_feedback(self.api, self._list_name(), since, until, activity)
+
+    def reconcile_cost(self, people: int) -> int:
+        return reconcile.reconcile_cost(people)
+
+    def read_drift(self, pushed: dict[int, dict[str, Any]]) -> DriftFound:
+        """`reconcile`: the members pushed, read back; the managed tags are the run's."""
+        return reconcile.read_drift(self.api, pushed, self.managed, self._list_name)
 
     def _absent_without_asking(self, changes: list[Change]) -> dict[int, Result]:
         """ "Update if already a member" needs no request when the audience held nobody before

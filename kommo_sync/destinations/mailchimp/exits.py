@@ -49,6 +49,14 @@ def exit_change(person_id: int, record: dict[str, Any], on_delete: str) -> Chang
     )
 
 
+TOMBSTONE_KEYS = frozenset({"email", "hash", "tag", "consent", STATUS, "fingerprint"})
+
+
+def tombstone(record: dict[str, Any]) -> dict[str, Any]:
+    """A departed contact's member record without its merge fields (names, company…)."""
+    return {key: value for key, value in record.items() if key in TOMBSTONE_KEYS}
+
+
 def is_exit(change: Change) -> bool:
     return isinstance(change.payload, Exit)
 

@@ -1,0 +1,57 @@
+"""Running the engine from a command and rendering its result, shared by `run`, `backfill`,
+`retry --now` and `reconcile`."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from rich.console import Console
+
+from kommo_sync import report
+from kommo_sync.app import build_engine
+from kommo_sync.clock import Clock
+from kommo_sync.config import Config
+from kommo_sync.exits import EXIT_OK
+from kommo_sync.masking import scrub
+from kommo_sync.results import RunOptions, RunResult
+from kommo_sync.signals import stop_on_signals
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def run_engine(ctx: click.Context, config: Config, options: RunOptions) -> RunResult:
+    """Run the engine with live progress on stderr (a status line on a terminal, else a heartbeat
+    log line); none with --quiet, and log lines only with --log-format json."""
+    clock = ctx.obj.get("clock") or Clock()
+    live = False if ctx.obj.get("quiet") or ctx.obj.get("log_format") == "json" else None
+    progress = report.ProgressReporter(
+        Console(stderr=True), clock, ctx.obj.get("heartbeat", 30.0), live
+    )
+    try:
+        with stop_on_signals(clock.stop):
+            return build_engine(config, clock, progress).run(options)
+    finally:
+        progress.close()
+
+
+def render_run(
+    ctx: click.Context, result: RunResult, as_json: bool, secrets: tuple[str, ...]
+) -> int:
+    """JSON; else nothing when --quiet and all went well; tables on a terminal, for --details and
+    for a dry run (its plan is what was asked for); else the compact report."""
+    code = result.exit_code
+    quiet = ctx.obj.get("quiet", False)
+    if as_json:
+        click.echo(scrub(json.dumps(report.result_to_json(result, code), default=str), secrets))
+    elif quiet and code == EXIT_OK:
+        pass
+    elif ctx.obj.get("details") or (not quiet and (result.dry_run or stdout_is_terminal())):
+        report.render_result(Console(soft_wrap=True), result)
+    else:
+        lines = report.compact_report(result, code, ctx.obj.get("show_emails", False))
+        click.echo(scrub("\n".join(lines), secrets))
+    return code
