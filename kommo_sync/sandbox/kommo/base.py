@@ -61,7 +61,6 @@ class KommoBase(App):
         self.leads: dict[int, dict[str, Any]] = {}
         self.deleted_contacts: dict[int, dict[str, Any]] = {}  # in the trash: restorable
         self.deleted_leads: dict[int, dict[str, Any]] = {}
-        self.custom_fields: dict[int, dict[str, Any]] = {}
         self.events: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []
         self._search_text: dict[int, str] = {}
@@ -77,11 +76,21 @@ class KommoBase(App):
             "note": itertools.count(76787983),
             "event": itertools.count(1),
             "event_note": itertools.count(42743871),
+            "user": itertools.count(8375358),
+            "tag": itertools.count(100667),
+            "loss_reason": itertools.count(4203748),
         }
         self._events_sorted = True
         self._version = 0
         self._cache: dict[tuple[Any, ...], list[Any]] = {}
         self._cache_version = -1
+
+    def _records_of(self, entity: str) -> dict[int, dict[str, Any]]:
+        """The store behind an entity type as the API names it ("contacts", "leads", ...)."""
+        stores = {"contacts": self.contacts, "leads": self.leads, "companies": self.companies}
+        if entity not in stores:
+            raise ValueError(f"no {entity!r} in a Kommo account")
+        return stores[entity]
 
     def _timestamp(self, given: int | None) -> int:
         return int(self.clock.now()) if given is None else int(given)

@@ -53,7 +53,7 @@ class ContactEndpoints(KommoRecords):
         body["_links"] = link(base, f"/api/v4/contacts/{contact['id']}")
         company_id = contact["company_id"]
         embedded: dict[str, Any] = {
-            "tags": [],
+            "tags": self._embedded_tags("contacts", contact["id"]),
             "companies": [reference(base, "companies", company_id)] if company_id else [],
         }
         if with_leads:

@@ -1,4 +1,4 @@
-"""Kommo's read endpoints for leads, pipelines, companies, custom fields and events."""
+"""Kommo's read endpoints for leads, pipelines and events."""
 
 from __future__ import annotations
 
@@ -18,15 +18,15 @@ from kommo_sync.sandbox.server import Request, Response
 
 
 class LeadEndpoints(KommoRecords):
-    """Leads, pipelines, companies, custom fields and events, read."""
+    """Leads, pipelines and events, read."""
 
     def _get_leads(self, request: Request) -> Response:
         if "only_deleted" in self._with(request):
             return self._get_deleted_leads(request)
         ids = self._cached("leads", request, lambda: self._select_leads(request.query))
-        base, with_contacts = self._base(request), "contacts" in self._with(request)
+        base, wanted = self._base(request), self._with(request)
         return self._page(
-            request, "leads", ids, lambda i: self._render_lead(base, self.leads[i], with_contacts)
+            request, "leads", ids, lambda i: self._render_lead(base, self.leads[i], wanted)
         )
 
     def _select_leads(self, query: dict[str, list[str]]) -> list[int]:
@@ -83,17 +83,20 @@ class LeadEndpoints(KommoRecords):
         lead = self.leads.get(int(lead_id))
         if lead is None:
             return Response(204)
-        return hal(self._render_lead(self._base(request), lead, "contacts" in self._with(request)))
+        return hal(self._render_lead(self._base(request), lead, self._with(request)))
 
-    def _render_lead(self, base: str, lead: dict[str, Any], with_contacts: bool) -> dict[str, Any]:
+    def _render_lead(self, base: str, lead: dict[str, Any], wanted: set[str]) -> dict[str, Any]:
         body = {key: lead[key] for key in LEAD_FIELDS}
         body["_links"] = link(base, f"/api/v4/leads/{lead['id']}")
         company_id = lead["company_id"]
         embedded: dict[str, Any] = {
-            "tags": [],
+            "tags": self._embedded_tags("leads", lead["id"]),
             "companies": [reference(base, "companies", company_id)] if company_id else [],
         }
-        if with_contacts:
+        reason = self.loss_reasons.get(lead["loss_reason_id"])
+        if "loss_reason" in wanted and reason:
+            embedded["loss_reason"] = [self._render_loss_reason(base, reason)]
+        if "contacts" in wanted:
             embedded["contacts"] = [
                 {
                     **reference(base, "contacts", contact_id),
@@ -127,40 +130,6 @@ class LeadEndpoints(KommoRecords):
             for status in self._statuses[pipeline["id"]]
         ]
         return {**pipeline, "_links": link(base, path), "_embedded": {"statuses": statuses}}
-
-    def _get_companies(self, request: Request) -> Response:
-        ids = self._cached("companies", request, lambda: self._select_companies(request.query))
-        base = self._base(request)
-        return self._page(
-            request, "companies", ids, lambda i: self._render_company(base, self.companies[i])
-        )
-
-    def _select_companies(self, query: dict[str, list[str]]) -> list[int]:
-        needle = self._search_needle(query)
-        keep = (lambda c: needle in c["name"].lower()) if needle else None
-        return self._select(self.companies, query, ("updated_at", "created_at"), keep)
-
-    @staticmethod
-    def _render_company(base: str, company: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **company,
-            "_links": link(base, f"/api/v4/companies/{company['id']}"),
-            "_embedded": {"tags": []},
-        }
-
-    def _get_custom_fields(self, request: Request) -> Response:
-        types = set(filter_values(request.query, "type"))
-        fields = sorted(
-            (f for f in self.custom_fields.values() if not types or f["type"] in types),
-            key=lambda f: (f["sort"], f["id"]),
-        )
-        base = self._base(request)
-        return self._page(
-            request,
-            "custom_fields",
-            fields,
-            lambda f: {**f, "_links": link(base, f"/api/v4/contacts/custom_fields/{f['id']}")},
-        )
 
     def _get_events(self, request: Request) -> Response:
         events = self._cached("events", request, lambda: self._select_events(request.query))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from kommo_sync.sandbox.kommo.catalog import KommoCatalog
+from kommo_sync.sandbox.kommo.account import KommoAccount
 from kommo_sync.sandbox.kommo.rules import (
     ACCOUNT_ID,
     CONTACT_CHANGES,
@@ -18,7 +18,7 @@ from kommo_sync.sandbox.kommo.rules import (
 )
 
 
-class KommoRecords(KommoCatalog):
+class KommoRecords(KommoAccount):
     """Companies, contacts, leads and events, changed by tests and by the endpoints."""
 
     def add_company(self, name: str, *, created_at: int | None = None) -> int:

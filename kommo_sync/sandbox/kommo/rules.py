@@ -158,6 +158,84 @@ DUMMY_FIELD_TYPES = (
 DUMMY_FIELD_COUNT = 58
 
 
+# GET /api/v4/account without `with`, in the order of Kommo's account-parameters example.
+ACCOUNT_DEFAULTS: dict[str, Any] = {
+    "id": ACCOUNT_ID,
+    "name": "Sandbox",
+    "subdomain": "sandbox",
+    "current_user_id": USER_ID,
+    "country": "ES",
+    "currency": "EUR",
+    "currency_symbol": "€",
+    "customers_mode": "disabled",
+    "is_unsorted_on": True,
+    "mobile_feature_version": 0,
+    "is_loss_reason_enabled": True,
+    "is_helpbot_enabled": False,
+    "is_technical_account": False,
+    "contact_name_display_order": 1,
+}
+
+
+# `_embedded.datetime_settings` (with=datetime_settings) as the PHP library reads it; the pattern
+# values are PHP date formats (their exact defaults per country are unconfirmed).
+DATETIME_DEFAULTS = {
+    "date_pattern": "d.m.Y H:i",
+    "short_date_pattern": "d.m.Y",
+    "short_time_pattern": "H:i",
+    "date_format": "d.m.Y",
+    "time_format": "H:i:s",
+    "timezone": "Europe/Madrid",
+}
+
+
+ENTITY_TYPES = ("contacts", "leads", "companies")
+
+
+FIELD_TYPES = frozenset(
+    {
+        "text",
+        "textarea",
+        "numeric",
+        "price",
+        "monetary",
+        "checkbox",
+        "select",
+        "radiobutton",
+        "multiselect",
+        "multitext",
+        "date",
+        "date_time",
+        "birthday",
+        "url",
+        "streetaddress",
+        "smart_address",
+        "legal_entity",
+        "category",
+        "chained_list",
+        "tracking_data",
+        "items",
+        "linked_entity",
+        "file",
+    }
+)
+
+
+# The types whose definitions carry `enums`: the PHP library's WithEnumCustomFieldModel kinds,
+# and category (its choices are enums in field_types.py; the PHP model names them `nested`).
+ENUM_FIELD_TYPES = frozenset(
+    {
+        "select",
+        "multiselect",
+        "radiobutton",
+        "multitext",
+        "smart_address",
+        "legal_entity",
+        "category",
+    }
+)
+
+
 STATUSES_KEY = re.compile(r"^filter\[statuses\]\[(\d+)\]\[(pipeline_id|status_id)\]$")
 
 
@@ -173,6 +251,25 @@ def stored_values(record: dict[str, Any], field_id: int) -> list[Any]:
         if entry["field_id"] == field_id:
             return [value.get("value") for value in entry["values"]]
     return []
+
+
+def user_rights(is_admin: bool, is_active: bool) -> dict[str, Any]:
+    """A user's `rights` as Kommo's users list shows them: "A" (all) on every entity."""
+    entity = {action: "A" for action in ("view", "edit", "add", "delete", "export")}
+    return {
+        "leads": dict(entity),
+        "contacts": dict(entity),
+        "companies": dict(entity),
+        "tasks": {"edit": "A", "delete": "A"},
+        "mail_access": False,
+        "catalog_access": False,
+        "status_rights": [],
+        "is_admin": is_admin,
+        "is_free": False,
+        "is_active": is_active,
+        "group_id": None,
+        "role_id": None,
+    }
 
 
 def is_checked(value: Any) -> bool:
