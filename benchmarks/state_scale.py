@@ -43,6 +43,7 @@ from kommo_sync.model import (
     LOST_STATUS_ID,
     WON_STATUS_ID,
     Catalog,
+    Company,
     Contact,
     Lead,
     Person,  # noqa: E402 (after sys.path)
@@ -50,7 +51,7 @@ from kommo_sync.model import (
     Status,
 )
 from kommo_sync.plan import STATUS, Change  # noqa: E402 (after sys.path)
-from kommo_sync.state import State  # noqa: E402 (after sys.path)
+from kommo_sync.state import State, company_to_row  # noqa: E402 (after sys.path)
 
 PAGE = 250
 BATCH = 2000
@@ -173,7 +174,9 @@ def write_mirror(state: State, account: Account) -> int:
     """Every page diffed against the mirror and written in one transaction, as the engine does."""
     for names in account.company_names():
         with state.transaction():
-            state.save_companies(names)
+            state.upsert_companies(
+                company_to_row(Company(cid, 0, name)) for cid, name in names.items()
+            )
     written = 0
     for page in account.pages():
         written += store_page(state, page)

@@ -21,7 +21,8 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import FeedbackConfig
 from kommo_sync.destinations.base import FeedbackSource
 from kommo_sync.errors import OutcomeUnknown, RequestRefused
-from kommo_sync.kommo import KommoClient, contact_emails, kommo_refused_items
+from kommo_sync.kommo import KommoClient, kommo_refused_items
+from kommo_sync.kommo_records import contact_emails
 from kommo_sync.masking import scrub
 from kommo_sync.model import Feedback, FeedbackKind
 from kommo_sync.notes import (

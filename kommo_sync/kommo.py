@@ -1,10 +1,9 @@
-"""Kommo API v4 client (thin, over HttpClient) and Kommo JSON → model parsing."""
+"""Kommo API v4 client, thin, over HttpClient (its JSON becomes records in kommo_records)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -14,7 +13,14 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import KommoConfig
 from kommo_sync.errors import ConfigError, FatalError
 from kommo_sync.http import HttpClient
-from kommo_sync.model import Catalog, Contact, Lead, LeadEvent, LifecycleEvent, Pipeline, Status
+from kommo_sync.kommo_records import (
+    FieldMap,
+    embedded,
+    parse_catalog,
+    parse_lead_event,
+    parse_lifecycle_event,
+)
+from kommo_sync.model import Catalog, LeadEvent, LifecycleEvent
 from kommo_sync.paging import numbered_pages
 
 log = logging.getLogger("kommo_sync.kommo")
@@ -28,7 +34,6 @@ LIFECYCLE_TYPES = (
     "lead_restored",
     "entity_merged",
 )
-TRUE_VALUES = {True, "1", "true", "True", "Y", "y", "yes"}
 
 
 def kommo_retry_after(response: requests.Response) -> float | None:
@@ -53,19 +58,6 @@ def kommo_http(config: KommoConfig, clock: Clock, timeout: float = 60.0) -> Http
         auth_hint="the long-lived token has expired or was revoked: generate a new one in the "
         "private integration's 'Keys and scopes' tab and update KOMMO_TOKEN",
     )
-
-
-@dataclass(frozen=True)
-class FieldMap:
-    """Where the configured custom fields live in this account."""
-
-    consent_id: int | None = None
-    lead_source_id: int | None = None
-
-
-def embedded(body: dict[str, Any] | None, key: str) -> list[Any]:
-    """A HAL body's `_embedded[key]` list; [] for a 204, a missing key or null."""
-    return ((body or {}).get("_embedded") or {}).get(key) or []
 
 
 def iter_pages(
@@ -116,13 +108,16 @@ class KommoClient:
         return fields
 
     def changed(self, entity: str, since: int, until: int) -> Iterator[list[dict[str, Any]]]:
-        """Pages of contacts or leads with updated_at in [since, until], oldest id first."""
-        params = {
+        """Pages of contacts, leads or companies with updated_at in [since, until], oldest id
+        first (contacts with their leads, leads with their contacts)."""
+        params: dict[str, Any] = {
             "filter[updated_at][from]": since,
             "filter[updated_at][to]": until,
             "order[id]": "asc",
-            "with": "leads" if entity == "contacts" else "contacts",
         }
+        links = {"contacts": "leads", "leads": "contacts"}.get(entity)
+        if links:
+            params["with"] = links
         return iter_pages(self.http, f"/api/v4/{entity}", entity, params)
 
     def by_ids(self, entity: str, ids: Iterable[int]) -> Iterator[list[dict[str, Any]]]:
@@ -191,11 +186,6 @@ class KommoClient:
                 found |= {(int(n["entity_id"]), _note_text(n)) for n in page}
         return found
 
-    def company_names(self, ids: Iterable[int]) -> Iterator[dict[int, str]]:
-        """Company names by id, one `{id: name}` per request of up to 250."""
-        for page in self.by_ids("companies", ids):
-            yield {int(raw["id"]): raw.get("name") or "" for raw in page}
-
     def clear_checkbox(self, contact_ids: list[int], field_id: int) -> None:
         """Uncheck one checkbox field on many contacts, 250 a request."""
         for chunk in chunks(contact_ids, PAGE_SIZE):
@@ -237,10 +227,6 @@ def kommo_refused_items(body: Any) -> dict[str, str]:
     return named
 
 
-def contact_emails(raw: dict[str, Any]) -> set[str]:
-    return {str(v).strip().lower() for v in field_values(raw, code="EMAIL") if v}
-
-
 def resolve_fields(config: KommoConfig, fields: list[dict[str, Any]]) -> FieldMap:
     """Find the configured consent and lead-source fields; a missing one is a config error."""
     return FieldMap(
@@ -267,114 +253,3 @@ def _find_field(
     raise ConfigError(
         key, f"no contact field {wanted!r} in this Kommo account (custom fields: {names})"
     )
-
-
-def parse_catalog(body: dict[str, Any]) -> Catalog:
-    pipelines = {}
-    for raw in embedded(body, "pipelines"):
-        statuses = tuple(
-            Status(
-                id=int(s["id"]),
-                pipeline_id=int(raw["id"]),
-                name=s.get("name") or "",
-                sort=int(s.get("sort") or 0),
-                type=int(s.get("type") or 0),
-            )
-            for s in embedded(raw, "statuses")
-        )
-        pipelines[int(raw["id"])] = Pipeline(
-            id=int(raw["id"]),
-            name=raw.get("name") or "",
-            statuses=statuses,
-            is_unsorted_on=bool(raw.get("is_unsorted_on", True)),
-        )
-    return Catalog(pipelines)
-
-
-def field_values(
-    raw: dict[str, Any], *, code: str | None = None, field_id: int | None = None
-) -> list[Any]:
-    """The values of one custom field of an entity (by field_code or id); [] when absent."""
-    for field in raw.get("custom_fields_values") or []:
-        if (code and field.get("field_code") == code) or (
-            field_id and field.get("field_id") == field_id
-        ):
-            return [v.get("value") for v in field.get("values") or [] if isinstance(v, dict)]
-    return []
-
-
-def parse_consent(raw: dict[str, Any], fields: FieldMap) -> bool | None:
-    """None when consent is not tracked; an absent checkbox value counts as unchecked."""
-    if fields.consent_id is None:
-        return None
-    values = field_values(raw, field_id=fields.consent_id)
-    return bool(values) and values[0] in TRUE_VALUES
-
-
-def parse_contact(raw: dict[str, Any], fields: FieldMap) -> Contact:
-    emails = tuple(str(v).strip() for v in field_values(raw, code="EMAIL") if v and str(v).strip())
-    phones = [str(v).strip() for v in field_values(raw, code="PHONE") if v and str(v).strip()]
-    source = field_values(raw, field_id=fields.lead_source_id) if fields.lead_source_id else []
-    companies = embedded(raw, "companies")
-    return Contact(
-        id=int(raw["id"]),
-        updated_at=int(raw.get("updated_at") or 0),
-        first_name=(raw.get("first_name") or "").strip(),
-        last_name=(raw.get("last_name") or "").strip(),
-        emails=emails,
-        phone=phones[0] if phones else None,
-        company_id=int(companies[0]["id"]) if companies else None,
-        lead_source=str(source[0]) if source and source[0] not in (None, "") else None,
-        consent=parse_consent(raw, fields),
-    )
-
-
-def parse_lead(raw: dict[str, Any]) -> Lead:
-    contacts = embedded(raw, "contacts")
-    main = next((c for c in contacts if c.get("is_main")), contacts[0] if contacts else None)
-    return Lead(
-        id=int(raw["id"]),
-        updated_at=int(raw.get("updated_at") or 0),
-        name=raw.get("name") or "",
-        price=raw.get("price") or 0,
-        pipeline_id=int(raw.get("pipeline_id") or 0),
-        status_id=int(raw.get("status_id") or 0),
-        created_at=int(raw.get("created_at") or 0),
-        contact_ids=tuple(int(c["id"]) for c in contacts),
-        main_contact_id=int(main["id"]) if main else None,
-    )
-
-
-def parse_lead_event(raw: dict[str, Any]) -> LeadEvent:
-    return LeadEvent(
-        id=str(raw.get("id")),
-        type=str(raw.get("type") or ""),
-        lead_id=int(raw.get("entity_id") or 0),
-        at=int(raw.get("created_at") or 0),
-        before=_lead_status(raw.get("value_before")),
-        after=_lead_status(raw.get("value_after")),
-    )
-
-
-def contact_lead_ids(raw: dict[str, Any]) -> list[int]:
-    """The ids of the leads a contact read `with=leads` is linked to."""
-    return [int(lead["id"]) for lead in embedded(raw, "leads")]
-
-
-def parse_lifecycle_event(raw: dict[str, Any]) -> LifecycleEvent:
-    return LifecycleEvent(
-        id=str(raw.get("id")),
-        type=str(raw.get("type") or ""),
-        entity=str(raw.get("entity_type") or ""),
-        entity_id=int(raw.get("entity_id") or 0),
-        at=int(raw.get("created_at") or 0),
-    )
-
-
-def _lead_status(values: Any) -> tuple[int, int] | None:
-    """(pipeline_id, status_id) from an event's value_before / value_after."""
-    for value in values if isinstance(values, list) else []:
-        status = value.get("lead_status") if isinstance(value, dict) else None
-        if status:
-            return int(status.get("pipeline_id") or 0), int(status["id"])
-    return None

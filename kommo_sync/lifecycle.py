@@ -26,7 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from kommo_sync.destinations.base import Destination, PersonExit, person_exits
-from kommo_sync.kommo import KommoClient, contact_emails, contact_lead_ids
+from kommo_sync.kommo import KommoClient
+from kommo_sync.kommo_records import contact_emails, contact_lead_ids
 from kommo_sync.model import LifecycleEvent
 from kommo_sync.plan import Change, Outcome
 from kommo_sync.pull import Pull

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kommo_sync.model import Catalog, Contact, Lead, Person
+from kommo_sync.model import Catalog, Company, Contact, Lead, Person
 from kommo_sync.people import group_by_email, person_from_contacts
 from kommo_sync.state import (
     StateStore,
+    company_to_row,
     contact_from_json,
     contact_to_row,
     lead_from_json,
@@ -50,6 +51,19 @@ def mirror_contacts(state: StateStore, contacts: list[Contact]) -> int:
     with state.transaction():
         state.upsert_contacts(changed)
         state.mark_dirty([row[0] for row in changed] + neighbours)
+    return len(changed)
+
+
+def mirror_companies(state: StateStore, companies: list[Company], requeue: bool = True) -> int:
+    """Write the changed companies; with `requeue`, their mirrored contacts are planned again
+    (a company renamed or edited changes what its people carry). Returns how many changed."""
+    rows = {c.id: company_to_row(c) for c in companies}
+    known = state.company_rows(rows)
+    changed = [rows[c.id] for c in companies if known.get(c.id) != rows[c.id][3]]
+    with state.transaction():
+        state.upsert_companies(changed)
+        if requeue and changed:
+            state.mark_dirty(state.contacts_of_companies(row[0] for row in changed))
     return len(changed)
 
 

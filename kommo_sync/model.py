@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from functools import cached_property
+from typing import Any
 
 WON_STATUS_ID = 142
 LOST_STATUS_ID = 143
@@ -38,6 +40,10 @@ class Contact:
     company_id: int | None = None
     lead_source: str | None = None
     consent: bool | None = None
+    created_at: int = 0
+    responsible_user_id: int | None = None
+    tags: tuple[str, ...] = ()
+    custom: Mapping[str, Any] = field(default_factory=dict, hash=False)  # field id → raw values
 
     @property
     def email(self) -> str | None:
@@ -56,10 +62,28 @@ class Lead:
     created_at: int = 0
     contact_ids: tuple[int, ...] = ()
     main_contact_id: int | None = None
+    closed_at: int = 0
+    responsible_user_id: int | None = None
+    tags: tuple[str, ...] = ()
+    loss_reason_id: int | None = None
+    custom: Mapping[str, Any] = field(default_factory=dict, hash=False)  # field id → raw values
 
     @property
     def is_closed(self) -> bool:
         return self.status_id in (WON_STATUS_ID, LOST_STATUS_ID)
+
+
+@dataclass(frozen=True, slots=True)
+class Company:
+    """A Kommo company: its name (the COMPANY merge field) and what a field map may read."""
+
+    id: int
+    updated_at: int
+    name: str = ""
+    created_at: int = 0
+    responsible_user_id: int | None = None
+    tags: tuple[str, ...] = ()
+    custom: Mapping[str, Any] = field(default_factory=dict, hash=False)  # field id → raw values
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,18 @@
-"""Kommo's changed leads and contacts into the mirror, and people out of it.
+"""Kommo's changed companies, leads and contacts into the mirror, and people out of it.
 
-Leads are read first, so a contact's leads are all in the mirror when it is planned. Pages are
-read ahead on their own thread (Kommo's pacing is the floor of every run); company names are
-fetched in full pages of 250, so they cost the fewest Kommo requests."""
+Companies are read first (a company edited re-plans its contacts in the same run), then leads,
+so a contact's leads are all in the mirror when it is planned. Pages are read ahead on their own
+thread (Kommo's pacing is the floor of every run); companies a contact names that the mirror
+lacks are fetched in full pages of 250, so they cost the fewest Kommo requests."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from kommo_sync.kommo import FieldMap, KommoClient, parse_contact, parse_lead
-from kommo_sync.mirror import mirror_contacts, mirror_leads, people_of
+from kommo_sync.kommo import KommoClient
+from kommo_sync.kommo_records import FieldMap, parse_company, parse_contact, parse_lead
+from kommo_sync.mirror import mirror_companies, mirror_contacts, mirror_leads, people_of
 from kommo_sync.model import Catalog, Lead, Person
 from kommo_sync.pipeline import read_ahead
 from kommo_sync.state import StateStore
@@ -35,9 +37,11 @@ class Pull:
         self.companies_missing: set[int] = set()
 
     def read(self, since: int, until: int, after_contacts: Callable[[], None]) -> None:
-        """Every lead and contact changed in (since, until]; `after_contacts` runs after each
-        page of contacts (to plan the batches that are complete), then the queued contacts
-        missing from the mirror are read by id."""
+        """Every company, lead and contact changed in (since, until]; `after_contacts` runs
+        after each page of contacts (to plan the batches that are complete), then the queued
+        contacts missing from the mirror are read by id."""
+        for page in self.kommo.changed("companies", since, until):
+            self._store_companies(page, requeue=True)
         for page in read_ahead(self.kommo.changed("leads", since, until), READ_AHEAD_PAGES):
             self.store_leads(page)
         for page in read_ahead(self.kommo.changed("contacts", since, until), READ_AHEAD_PAGES):
@@ -110,12 +114,16 @@ class Pull:
         return {**names, **self._fetch_companies(ids - set(names))}
 
     def _fetch_companies(self, ids: set[int]) -> dict[int, str]:
+        """Companies by id, stored whole; their contacts are being planned already."""
         fetched: dict[int, str] = {}
-        for names in self.kommo.company_names(ids):
-            fetched.update(names)
-            self.tally.count(pulled_companies=len(names))
+        for page in self.kommo.by_ids("companies", ids):
+            fetched.update(self._store_companies(page, requeue=False))
         self.companies_missing -= ids
-        if fetched:
-            with self.state.transaction():
-                self.state.save_companies(fetched)
         return fetched
+
+    def _store_companies(self, page: list[dict[str, Any]], requeue: bool) -> dict[int, str]:
+        companies = [parse_company(raw) for raw in page]
+        changed = mirror_companies(self.state, companies, requeue)
+        self.companies_seen |= {c.id for c in companies}
+        self.tally.count(pulled_companies=len(page), changed_companies=changed)
+        return {c.id: c.name for c in companies}

@@ -78,5 +78,11 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE exits_to_make (contact_id INTEGER PRIMARY KEY);
     """,
+    # companies mirrored whole (their fields and tags, for the field map), read by their own
+    # updated_at window; a row from before keeps its name and no data
+    """
+    ALTER TABLE companies ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE companies ADD COLUMN data TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,16 +9,19 @@ from operator import attrgetter
 from typing import Any
 
 from kommo_sync.encoding import compact_json
-from kommo_sync.model import Contact, Lead
+from kommo_sync.model import Company, Contact, Lead
 
 ContactRow = tuple[
     int, int, "str | None", "int | None", str
 ]  # id, updated_at, email, company, data
 LeadRow = tuple[int, int, str]  # id, updated_at, data
+CompanyRow = tuple[int, int, str, str]  # id, updated_at, name, data
 CONTACT_FIELDS = tuple(f.name for f in fields(Contact))
 LEAD_FIELDS = tuple(f.name for f in fields(Lead))
+COMPANY_FIELDS = tuple(f.name for f in fields(Company))
 _contact_values = attrgetter(*CONTACT_FIELDS)
 _lead_values = attrgetter(*LEAD_FIELDS)
+_company_values = attrgetter(*COMPANY_FIELDS)
 encode_record = compact_json()  # a record's field values, in declaration order: the mirror's format
 encode_sorted = compact_json(sort_keys=True)  # what was pushed, keys sorted
 _scan_json = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__, not in the stubs
@@ -42,10 +45,22 @@ def contact_to_row(contact: Contact) -> ContactRow:
     )
 
 
+def _tuples(values: list[Any], *positions: int) -> list[Any]:
+    """JSON arrays back to the tuples the records hold (a row written before a field existed
+    is shorter: its defaults apply)."""
+    for position in positions:
+        if position < len(values):
+            values[position] = tuple(values[position])
+    return values
+
+
+_CONTACT_TUPLES = (CONTACT_FIELDS.index("emails"), CONTACT_FIELDS.index("tags"))
+_LEAD_TUPLES = (LEAD_FIELDS.index("contact_ids"), LEAD_FIELDS.index("tags"))
+_COMPANY_TUPLES = (COMPANY_FIELDS.index("tags"),)
+
+
 def contact_from_json(data: str) -> Contact:
-    values = decode_record(data)
-    values[4] = tuple(values[4])  # emails
-    return Contact(*values)
+    return Contact(*_tuples(decode_record(data), *_CONTACT_TUPLES))
 
 
 def lead_to_row(lead: Lead) -> LeadRow:
@@ -53,6 +68,12 @@ def lead_to_row(lead: Lead) -> LeadRow:
 
 
 def lead_from_json(data: str) -> Lead:
-    values = decode_record(data)
-    values[7] = tuple(values[7])  # contact_ids
-    return Lead(*values)
+    return Lead(*_tuples(decode_record(data), *_LEAD_TUPLES))
+
+
+def company_to_row(company: Company) -> CompanyRow:
+    return company.id, company.updated_at, company.name, encode_record(_company_values(company))
+
+
+def company_from_json(data: str) -> Company:
+    return Company(*_tuples(decode_record(data), *_COMPANY_TUPLES))

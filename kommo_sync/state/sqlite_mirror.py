@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from kommo_sync.model import Contact, Lead
-from kommo_sync.state.rows import LEAD_FIELDS, contact_from_json, lead_from_json
+from kommo_sync.model import Company, Contact, Lead
+from kommo_sync.state.rows import (
+    LEAD_FIELDS,
+    CompanyRow,
+    company_from_json,
+    contact_from_json,
+    lead_from_json,
+)
 from kommo_sync.state.sqlite_base import OwnedConnection
 
 
@@ -89,12 +95,33 @@ class MirrorTables(OwnedConnection):
     def company_names(self, ids: Iterable[int]) -> dict[int, str]:
         return dict(self._select_in("SELECT id, name FROM companies WHERE id IN ({})", ids))
 
-    def save_companies(self, names: dict[int, str]) -> None:
+    def company_rows(self, ids: Iterable[int]) -> dict[int, str]:
+        """The mirror's encoded companies (none for a row kept from before they were whole)."""
+        rows = self._select_in("SELECT id, data FROM companies WHERE id IN ({})", ids)
+        return {cid: data for cid, data in rows if data is not None}
+
+    def companies(self, ids: Iterable[int]) -> dict[int, Company]:
+        """Companies by id; a row from before companies were mirrored whole has its name only."""
+        return {
+            cid: company_from_json(data) if data is not None else Company(cid, 0, name)
+            for cid, name, data in self._select_in(
+                "SELECT id, name, data FROM companies WHERE id IN ({})", ids
+            )
+        }
+
+    def upsert_companies(self, rows: Iterable[CompanyRow]) -> None:
+        """Write companies given as `company_to_row` rows."""
         self.db.executemany(
-            "INSERT INTO companies VALUES (?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET name = excluded.name",
-            names.items(),
+            "INSERT INTO companies (id, updated_at, name, data) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET updated_at = excluded.updated_at, "
+            "name = excluded.name, data = excluded.data",
+            rows,
         )
+
+    def contacts_of_companies(self, ids: Iterable[int]) -> list[int]:
+        """The mirrored contacts linked to these companies (a scan: rare, once a run)."""
+        found = self._select_in("SELECT id FROM contacts WHERE company_id IN ({})", ids)
+        return sorted(row[0] for row in found)
 
     # the queue of contacts whose outcome is not yet recorded ----------------------------------
     def mark_dirty(self, contact_ids: Iterable[int]) -> None:

@@ -8,15 +8,8 @@ import vcr
 from kommo_sync.clock import FakeClock
 from kommo_sync.config import KommoConfig
 from kommo_sync.errors import ConfigError, FatalError
-from kommo_sync.kommo import (
-    FieldMap,
-    KommoClient,
-    iter_pages,
-    kommo_http,
-    parse_contact,
-    parse_lead,
-    resolve_fields,
-)
+from kommo_sync.kommo import KommoClient, iter_pages, kommo_http, resolve_fields
+from kommo_sync.kommo_records import FieldMap, parse_contact, parse_lead
 
 CASSETTES = Path(__file__).parent / "cassettes"
 replay = vcr.VCR(
