@@ -23,6 +23,7 @@ from kommo_sync.errors import ConfigError, FatalError, Interrupted, RecordReject
 from kommo_sync.event_sync import EventStage, rejection_row
 from kommo_sync.exits import exit_code_of
 from kommo_sync.feedback import FeedbackStage
+from kommo_sync.field_setup import field_map
 from kommo_sync.forget import without_forgotten
 from kommo_sync.kommo import KommoClient, resolve_fields
 from kommo_sync.lifecycle import LifecycleStage
@@ -133,7 +134,7 @@ class _Run:
 
     def _stages(self) -> None:
         self._prepare()
-        self.result.window = self.windows.of(self.state.cursor(window.CONTACTS))
+        self.result.window = self._contacts_window()
         self.tally.enter("feedback")
         for source in feedback_sources(self._active()):
             self.aside.guarded(source.name, partial(self.feedback.read, source))
@@ -189,7 +190,11 @@ class _Run:
         errors = pipeline_errors(self.config.kommo.pipelines, catalog)
         if errors:
             raise errors[0]
-        self.pull.fields = resolve_fields(self.config.kommo, self.kommo.custom_fields())
+        contact_fields = self.kommo.custom_fields()
+        self.pull.fields = resolve_fields(self.config.kommo, contact_fields)
+        self.pull.reader = field_map(
+            self.kommo, self.destinations, catalog, contact_fields, self.tally
+        )
         if self.pull.fields.consent_id is None:
             self.result.warnings.append(
                 "kommo.consent_field is not set: consent is not tracked and every "
@@ -211,6 +216,18 @@ class _Run:
         connect(self.state, destination, memory, int(self.clock.now()), self.tally)
         memory.flush()
 
+    def _contacts_window(self) -> tuple[int, int]:
+        """The incremental window; read whole once when a field map needs what a mirror kept
+        from before it (custom fields, tags, companies) lacks."""
+        cursor = self.state.cursor(window.CONTACTS)
+        if cursor is not None and self.pull.reader and self.state.cursor(window.WHOLE) is None:
+            self.tally.warn(
+                "the field map needs every value Kommo holds, and the mirror predates it: this "
+                "run reads Kommo whole once (later runs are incremental again)"
+            )
+            cursor = None
+        return self.windows.of(cursor)
+
     def _advance_cursors(self) -> None:
         """The contacts cursor moves (every contact's outcome is recorded, or held for a
         destination that was set aside; not after `retry --now`, which reads no contacts);
@@ -225,6 +242,8 @@ class _Run:
         with self.state.transaction():
             if pulled:
                 self.state.set_cursor(window.CONTACTS, self.result.window[1])
+                if self.result.window[0] == 0 and self.state.cursor(window.WHOLE) is None:
+                    self.state.set_cursor(window.WHOLE, self.result.window[1])
             self.state.set_cursor(window.LIFECYCLE, self.lifecycle.window[1])
             if sinks and not events_held and pulled:
                 self.state.set_cursor(window.EVENTS, self.result.window[1])

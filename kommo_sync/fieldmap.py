@@ -18,6 +18,7 @@ from typing import Any
 
 from kommo_sync.config_reader import Section, did_you_mean
 from kommo_sync.errors import ConfigError
+from kommo_sync.fieldvalues import KommoField, builtin_type
 
 ENTITIES = {"contact": "contacts", "lead": "leads", "company": "companies"}
 BUILT_IN: Mapping[str, tuple[str, ...]] = {
@@ -57,26 +58,31 @@ class Entry:
 
 
 @dataclass(frozen=True)
-class CustomField:
-    """A Kommo custom field as `GET /api/v4/{entity}/custom_fields` lists it."""
-
-    id: int
-    name: str
-    type: str
-    entity: str  # contact | lead | company
-    choices: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
 class Resolved:
     """An entry whose custom field was found in the account (`field` None for a built-in)."""
 
     entry: Entry
-    field: CustomField | None
+    field: KommoField | None
 
     @property
     def key(self) -> str:
         return self.entry.source.key
+
+    @property
+    def type(self) -> str:
+        """The Kommo field type its values convert as (a built-in's is fixed)."""
+        if self.field is not None:
+            return self.field.type
+        source = self.entry.source
+        return builtin_type(ENTITIES[source.entity], source.name) or "text"
+
+    @property
+    def kommo_field(self) -> KommoField:
+        """The field as the conversions take it (a built-in as a field of its type)."""
+        if self.field is not None:
+            return self.field
+        source = self.entry.source
+        return KommoField(0, source.name, self.type, ENTITIES[source.entity])
 
 
 def parse_source(where: str, text: Any) -> Source:
@@ -118,21 +124,21 @@ def _entry(where: str, item: Any, check_target: Callable[[str, str], str]) -> En
     return Entry(source, check_target(f"{where}.to", target.strip()), where)
 
 
-def resolve(entries: Iterable[Entry], fields: Iterable[CustomField]) -> tuple[Resolved, ...]:
+def resolve(entries: Iterable[Entry], fields: Iterable[KommoField]) -> tuple[Resolved, ...]:
     """Match each custom-field entry against the account's fields: by id, else by exact name;
     a config error names the entry, and the closest name, when none matches or two share it."""
-    by_entity: dict[str, list[CustomField]] = {}
+    by_entity: dict[str, list[KommoField]] = {}
     for found in fields:
-        by_entity.setdefault(found.entity, []).append(found)
+        by_entity.setdefault(found.entity, []).append(found)  # contacts, leads, companies
     return tuple(
         Resolved(entry, None if entry.source.builtin else _field(entry, by_entity))
         for entry in entries
     )
 
 
-def _field(entry: Entry, by_entity: Mapping[str, list[CustomField]]) -> CustomField:
+def _field(entry: Entry, by_entity: Mapping[str, list[KommoField]]) -> KommoField:
     source = entry.source
-    candidates = by_entity.get(source.entity, [])
+    candidates = by_entity.get(ENTITIES[source.entity], [])
     if source.name.isdigit():
         matches = [f for f in candidates if f.id == int(source.name)]
     else:

@@ -94,6 +94,30 @@ class KommoClient:
             )
         return catalog
 
+    def entity_fields(self, entity: str) -> list[dict[str, Any]]:
+        """The custom fields of leads or companies (an account may have none: 204)."""
+        path = f"/api/v4/{entity}/custom_fields"
+        return [
+            field for page in iter_pages(self.http, path, "custom_fields", {}) for field in page
+        ]
+
+    def timezone(self) -> str | None:
+        """The account's timezone (`_embedded.datetime_settings.timezone`), dates' day basis."""
+        body = self.http.get_json("/api/v4/account", params={"with": "datetime_settings"})
+        settings = ((body or {}).get("_embedded") or {}).get("datetime_settings") or {}
+        zone = settings.get("timezone")
+        return zone if isinstance(zone, str) and zone else None
+
+    def user_names(self) -> dict[int, str]:
+        """Every user's name by id (responsible users), read once a run when a map needs it."""
+        pages = iter_pages(self.http, "/api/v4/users", "users", {})
+        return {int(user["id"]): str(user.get("name") or "") for page in pages for user in page}
+
+    def loss_reasons(self) -> dict[int, str]:
+        body = self.http.get_json("/api/v4/leads/loss_reasons", allow_empty=True)
+        reasons = embedded(body, "loss_reasons")
+        return {int(reason["id"]): str(reason.get("name") or "") for reason in reasons}
+
     def custom_fields(self) -> list[dict[str, Any]]:
         """Contact fields; every account has some (EMAIL and PHONE), so none is a fault, not a
         config error."""

@@ -8,9 +8,11 @@ written and queued, and people are rebuilt from it with all their leads and same
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
+from kommo_sync.field_reader import FieldReader
 from kommo_sync.model import Catalog, Company, Contact, Lead, Person
-from kommo_sync.people import group_by_email, person_from_contacts
+from kommo_sync.people import ValuesOf, group_by_email, person_from_contacts
 from kommo_sync.state import (
     StateStore,
     company_to_row,
@@ -72,15 +74,22 @@ def people_of(
     contact_ids: list[int],
     catalog: Catalog,
     company_names: Callable[[set[int]], dict[int, str]],
+    reader: FieldReader | None = None,
 ) -> list[Person]:
-    """The people these contacts belong to, each with every contact sharing its email."""
+    """The people these contacts belong to, each with every contact sharing its email (and,
+    with a field map's `reader`, the values it maps)."""
     dirty = state.contacts(contact_ids)
     emails = {email for c in dirty.values() if (email := c.email)}
     group_ids = {cid for ids in state.contact_ids_by_email(emails).values() for cid in ids}
     contacts = {**state.contacts(group_ids - set(dirty)), **dirty}
     leads = state.leads_of(contacts)
-    companies = company_names({c.company_id for c in contacts.values() if c.company_id})
+    company_ids = {c.company_id for c in contacts.values() if c.company_id}
+    companies = company_names(company_ids)
+    values: ValuesOf | None = None
+    if reader is not None and reader.resolved:
+        records = state.companies(company_ids) if reader.needs_companies else {}
+        values = partial(reader.values, companies=records)
     return [
-        person_from_contacts(group, leads, companies, catalog)
+        person_from_contacts(group, leads, companies, catalog, values)
         for group in group_by_email(contacts.values())
     ]

@@ -177,6 +177,7 @@ class Person:
     stage: Stage
     deal: Deal | None = None
     contact_ids: tuple[int, ...] = ()
+    values: Mapping[str, Any] = field(default_factory=dict, hash=False)  # field map → typed
 
     def attribute(self, name: str) -> object:
         """A value by the attribute names config may refer to (merge field mapping)."""

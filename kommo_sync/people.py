@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from kommo_sync.model import Catalog, Contact, Lead, Person, Stage
 from kommo_sync.stages import contact_stage, deal_of
+
+ValuesOf = Callable[[Contact, Lead | None], Mapping[str, Any]]  # the field map's, per person
 
 
 def person_from_contacts(
@@ -13,6 +16,7 @@ def person_from_contacts(
     leads_by_contact: Mapping[int, list[Lead]],
     companies: Mapping[int, str],
     catalog: Catalog,
+    values: ValuesOf | None = None,
 ) -> Person:
     """One person from the contacts that share an email; the more advanced stage decides.
 
@@ -33,6 +37,7 @@ def person_from_contacts(
         stage=stage,
         deal=deal_of(lead, catalog),
         contact_ids=tuple(ids),
+        values=values(owner, lead) if values else {},
     )
 
 

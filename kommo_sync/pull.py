@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from kommo_sync.field_reader import FieldReader
 from kommo_sync.kommo import KommoClient
 from kommo_sync.kommo_records import FieldMap, parse_company, parse_contact, parse_lead
 from kommo_sync.mirror import mirror_companies, mirror_contacts, mirror_leads, people_of
@@ -33,6 +34,7 @@ class Pull:
         self.state, self.kommo, self.tally, self.pipelines = state, kommo, tally, pipelines
         self.catalog = Catalog()
         self.fields = FieldMap()
+        self.reader: FieldReader | None = None  # the field map's, set once a run
         self.companies_seen: set[int] = set()
         self.companies_missing: set[int] = set()
 
@@ -87,7 +89,7 @@ class Pull:
         )
 
     def people(self, contact_ids: list[int]) -> list[Person]:
-        return people_of(self.state, contact_ids, self.catalog, self._company_names)
+        return people_of(self.state, contact_ids, self.catalog, self._company_names, self.reader)
 
     def people_by_contact(self, contact_ids: set[int]) -> dict[int, Person]:
         people = self.people(sorted(contact_ids)) if contact_ids else []

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 CONTACTS = "kommo.updated_at"
 EVENTS = "kommo.events"
 EVENTS_START = "kommo.events.start"
-LIFECYCLE = "kommo.lifecycle"  # contacts and leads deleted, restored or merged
+LIFECYCLE = "kommo.lifecycle"
+# when the mirror was last read whole by this format (every custom field, tag, company kept)
+WHOLE = "kommo.mirror_whole"  # contacts and leads deleted, restored or merged
 START = ".start"  # suffix: where a source's history begins for this account
 
 

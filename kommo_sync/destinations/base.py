@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
 
+from kommo_sync.fieldmap import Entry, Resolved
 from kommo_sync.memory import DestinationMemory
 from kommo_sync.model import DealEvent, Feedback, Person
 from kommo_sync.plan import Change, Outcome, Plan
@@ -41,6 +42,14 @@ class Destination(ABC):
     def target(self) -> str:
         """Where the data lives (an audience, an account); when it changes, pushed state is void."""
         return ""
+
+    def field_entries(self) -> tuple[Entry, ...]:
+        """The section's field map (`fields:`), resolved by the engine against Kommo's fields."""
+        return ()
+
+    def take_fields(self, resolved: tuple[Resolved, ...]) -> None:  # noqa: B027 (optional)
+        """The field map resolved (each entry's Kommo field and type), before `prepare`; people
+        then carry each entry's value under its source key (`Person.values`)."""
 
     def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:  # noqa: B027 (optional)
         """Load what the plan needs from the vendor once per run (e.g. merge fields)."""
