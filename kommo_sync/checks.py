@@ -20,6 +20,7 @@ from kommo_sync.errors import (
     ConfigError,
 )
 from kommo_sync.exits import EXIT_CONFIG, EXIT_OK
+from kommo_sync.field_checks import field_map_checks
 from kommo_sync.kommo import KommoClient, kommo_http, resolve_fields
 from kommo_sync.model import Catalog
 from kommo_sync.pipelines import find_pipeline, pipeline_errors
@@ -100,6 +101,7 @@ def state_check(path: Path) -> Check:
 def remote_checks(config: Config, clock: Clock) -> list[Check]:
     timeout = config.network.timeout_seconds
     checks = kommo_checks(config.kommo, clock, timeout)
+    checks += field_map_checks(config, clock, timeout)
     for vendor in registry.vendors():
         section = config.destinations.get(vendor.name)
         if section is not None and vendor.checks is not None:
