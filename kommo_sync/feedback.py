@@ -27,6 +27,7 @@ from kommo_sync.masking import scrub
 from kommo_sync.model import Feedback, FeedbackKind
 from kommo_sync.notes import (
     ACTIVITY,
+    OPTING_OUT,
     SUPPRESSING,
     PlannedNote,
     activity_text,
@@ -101,9 +102,10 @@ class FeedbackStage:
         items = self._unseen(items)
         if not items:
             return
-        suppressing = [i for i in items if i.kind in SUPPRESSING and self.settings.unsubscribes]
+        optouts = [i for i in items if i.kind in OPTING_OUT and self.settings.unsubscribes]
+        suppressing = [i for i in optouts if i.kind in SUPPRESSING]
         backfill = self.windows.backfill is not None
-        news = suppressing if backfill else self._news(name, suppressing)
+        news = optouts if backfill else self._news(name, optouts)
         activity = [i for i in items if i.kind in ACTIVITY] if self.settings.activity else []
         noted = [i for i in news if notes_after is None or i.at > notes_after]
         notes = [
@@ -117,13 +119,15 @@ class FeedbackStage:
             notes += self._notes(
                 email, f"{name}:activity:{email}:{key_suffix}", activity_text(found)
             )
-        to_clear = self._contacts_of(noted) if self.settings.consent_field_write else set()
+        email_noted = [i for i in noted if i.kind in SUPPRESSING]  # the Kommo box is email's
+        to_clear = self._contacts_of(email_noted) if self.settings.consent_field_write else set()
         with self.state.transaction():
             self.state.queue_consent_clear(to_clear)
             self.state.remember_feedback(i.key for i in items)
             self.state.suppress((i.email, name, i.at) for i in suppressing)
             for item in news:
-                self.state.set_pushed_status(name, self._match(item.email)[:1], item.kind)
+                if item.kind in SUPPRESSING:  # an SMS opt-out is the destination's to keep
+                    self.state.set_pushed_status(name, self._match(item.email)[:1], item.kind)
             planned = self.state.plan_notes(notes, int(self.clock.now()), self.run_id)
         kinds = Counter(f"{name}.feedback.{i.kind}" for i in items)
         self.tally.count(**kinds, notes_planned=planned)
@@ -143,7 +147,12 @@ class FeedbackStage:
         ]
         persons = {item.email: (self._match(item.email) or [0])[0] for item in items}
         pushed = self.state.pushed(name, set(persons.values()))
-        return [i for i in items if (pushed.get(persons[i.email]) or {}).get(STATUS) != i.kind]
+        return [
+            i
+            for i in items
+            if i.kind not in SUPPRESSING
+            or (pushed.get(persons[i.email]) or {}).get(STATUS) != i.kind
+        ]
 
     def _unseen(self, items: list[Feedback]) -> list[Feedback]:
         """Items not read by an earlier run (the overlap below the cursor re-reads some)."""

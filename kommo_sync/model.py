@@ -247,11 +247,13 @@ class LifecycleEvent:
 
 class FeedbackKind(StrEnum):
     """What a destination can report about a person; part of the destination contract: the
-    first two withdraw consent (noted on the contact, never re-subscribed), the last two are
-    activity (noted only with `feedback.activity`)."""
+    first two withdraw email consent (noted on the contact, suppressed, never re-subscribed), an
+    SMS opt-out is noted and the destination keeps it from SMS only (email goes on), the last
+    two are activity (noted only with `feedback.activity`)."""
 
     UNSUBSCRIBED = "unsubscribed"
     CLEANED = "cleaned"
+    SMS_UNSUBSCRIBED = "sms_unsubscribed"  # SMS only: noted, email goes on
     OPEN = "open"
     CLICK = "click"
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from kommo_sync.model import Feedback, FeedbackKind
 
 SUPPRESSING = frozenset({FeedbackKind.UNSUBSCRIBED, FeedbackKind.CLEANED})
+OPTING_OUT = SUPPRESSING | {FeedbackKind.SMS_UNSUBSCRIBED}  # noted on the contact
 ACTIVITY = frozenset({FeedbackKind.OPEN, FeedbackKind.CLICK})
 TIMES = {1: "once", 2: "twice"}
 
@@ -30,9 +31,10 @@ def day(timestamp: int) -> str:
 
 
 def unsubscribe_text(item: Feedback) -> str:
-    verb = "Unsubscribed from" if item.kind == "unsubscribed" else "Removed (cleaned) from"
+    verb = "Removed (cleaned) from" if item.kind == "cleaned" else "Unsubscribed from"
     reason = f" (reason: {item.detail})" if item.detail else ""
-    return f"{verb} {item.place} on {day(item.at)}{reason}. Do not include in email campaigns."
+    channel = "SMS" if item.kind == FeedbackKind.SMS_UNSUBSCRIBED else "email"
+    return f"{verb} {item.place} on {day(item.at)}{reason}. Do not include in {channel} campaigns."
 
 
 def activity_text(items: Iterable[Feedback]) -> str:

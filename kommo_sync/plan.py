@@ -5,6 +5,7 @@ is unchanged. Pure data: the engine, the state and the report read them; no vend
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,8 +61,12 @@ class Skip:
 
 @dataclass
 class Plan:
+    """`counts`: what planning noticed beyond changes and skips (a mapped value skipped or cut),
+    by full counter name (`mailchimp.fields.truncated`); the engine adds them to the run's."""
+
     changes: list[Change] = field(default_factory=list)
     skipped: list[Skip] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
 
 
 def fingerprint(value: Any) -> str:

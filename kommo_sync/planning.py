@@ -30,6 +30,7 @@ def plan_changes(
     changes = _without_known_rejections(state, name, plan, tally)
     tally.count(**Counter(f"{name}.skipped.{skip.reason}" for skip in plan.skipped))
     tally.count(**Counter(f"{name}.{change.action}" for change in changes))
+    tally.count(**plan.counts)
     tally.keep("changes", changes)
     return changes
 

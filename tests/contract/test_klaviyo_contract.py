@@ -116,6 +116,49 @@ def test_every_body_we_send_validates_against_klaviyos_spec(world, sales):
     assert seen == set(OPERATIONS)
 
 
+def exercise_field_map_and_sms(world: World, sales: int) -> None:
+    """Mapped properties of every JSON type (set, then unset), kommo_tags, and SMS consent on an
+    age-gated account given, refused (no date of birth) and withdrawn, single and bulk."""
+    world.klaviyo.age_gated = True
+    box = world.kommo.add_custom_field("SMS consent", "checkbox")
+    born = world.kommo.add_custom_field("Date of birth", "birthday")
+    interests = world.kommo.add_custom_field("Topics", "multiselect", enum_values=["A", "B"])
+    world.with_klaviyo(
+        phone_region="DE",
+        fields=[{"from": "contact.Topics", "to": "topics"}],
+        kommo_tags={"from": ["contact", "lead"]},
+        sms_consent_field="SMS consent",
+        age_gated=True,
+        birthday_field="Date of birth",
+    )
+    people = [
+        world.kommo.add_contact(f"P{n}", email=f"p{n}@firm.io", phone=f"+49 30 12345{n:02}")
+        for n in range(12)
+    ]
+    for n, cid in enumerate(people):
+        world.kommo.add_lead(f"Deal {n}", 10, sales, contact_ids=[cid])
+        world.kommo.tag("contacts", cid, "vip")
+        world.kommo.set_field_values("contacts", cid, box, [{"value": True}])
+        world.kommo.set_field_values("contacts", cid, interests, [{"value": "A"}, {"value": "B"}])
+        if n:
+            world.kommo.set_field_values("contacts", cid, born, [{"value": 647049600}])
+    world.run()  # bulk imports, SMS subscriptions with dates of birth
+    world.clock.advance(3600)
+    world.kommo.set_field_values("contacts", people[1], box, [{"value": False}])
+    world.kommo.clear_field_values("contacts", people[1], interests)
+    world.run()  # single import with unset, SMS unsubscribe
+
+
+def test_field_map_and_sms_bodies_validate_against_klaviyos_spec(world, sales):
+    exercise_field_map_and_sms(world, sales)
+    sms_jobs = 0
+    for request in world.klaviyo.writes():
+        operation = operation_of(request.method, request.path)
+        assert errors_of(operation, request.json()) == [], f"{request.method} {request.path}"
+        sms_jobs += operation.startswith("bulk_") and '"sms"' in request.body.decode()
+    assert sms_jobs == 2
+
+
 def test_every_request_carries_the_key_the_revision_and_json_api_media_types(world, sales):
     exercise_every_path(world, sales)
     for request in world.klaviyo.log:

@@ -18,6 +18,8 @@ from typing import Any
 
 from jsonschema import Draft4Validator
 
+from tests.e2e.test_mailchimp_fields import EXPECTED, field_of, person_with_a_deal
+
 SPECS = Path(__file__).parent / "specs"
 API_ROOT = "/3.0"
 BULK_LIMIT = 500
@@ -29,6 +31,7 @@ MEMBER_TAGS = "POST /lists/{list_id}/members/{subscriber_hash}/tags"
 CREATE_SEGMENT = "POST /lists/{list_id}/segments"
 SEGMENT_MEMBERS = "POST /lists/{list_id}/segments/{segment_id}"
 MERGE_FIELDS = "POST /lists/{list_id}/merge-fields"
+MERGE_FIELD_CHOICES = "PATCH /lists/{list_id}/merge-fields/{merge_id}"
 BATCHES = "POST /batches"
 
 
@@ -406,3 +409,34 @@ def test_the_overlay_admits_the_newer_batch_fields_and_nothing_looser():
     assert contract.problems("POST", "/lists/abc", tag_objects) == [
         "POST /lists/abc: {'name': 'x'} is not of type 'string' at ['members', 0, 'tags', 0]"
     ]
+
+
+def test_a_field_map_sends_valid_merge_field_creates_choice_patches_and_typed_values(world, sales):
+    records = person_with_a_deal(world, sales)
+    world.kommo.tag("contacts", records["contacts"], "vip")
+    world.mailchimp.add_merge_field(
+        world.list_id, "F06", "Client", "dropdown", options={"choices": ["New"]}
+    )
+    entries = [
+        {"from": field_of(world, kind, records)[1], "to": f"F{n:02d}"}
+        for n, kind in enumerate(EXPECTED)
+    ]
+    for i in range(12):  # enough people for batch subscribe and a /batches job
+        world.kommo.add_contact(f"P{i}", email=f"p{i}@firm.io", consent=True)
+    world.with_mailchimp(fields=entries, kommo_tags={"from": ["contact", "lead"]})
+    assert world.run().rejected == 0
+    world.clock.advance(60)
+    world.kommo.untag("contacts", records["contacts"], "vip")
+    assert world.run().rejected == 0
+    seen = checked_writes(world)
+    assert {MERGE_FIELDS, MERGE_FIELD_CHOICES, BATCH_SUBSCRIBE} <= seen
+    creates = [w.json() for w in world.mailchimp.writes() if w.path.endswith("/merge-fields")]
+    assert {c["type"] for c in creates} >= {"number", "date", "birthday", "radio", "url"}
+    subscribed = [
+        m
+        for w in world.mailchimp.writes()
+        if w.path == f"/3.0/lists/{world.list_id}"
+        for m in w.json()["members"]
+    ]
+    ada = next(m for m in subscribed if m["email_address"] == "ada@acme.io")
+    assert ada["merge_fields"]["F10"] == "03/15/2024" and "kommo:vip" in ada["tags"]

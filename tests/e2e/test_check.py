@@ -222,3 +222,28 @@ def test_check_json_holds_every_check_with_its_key_outcome_and_the_exit_code(rea
         ("klaviyo.lists_by_stage.won", True, 0),
     ]
     assert document["checks"][3]["message"] == "no pipeline 'Salse' (did you mean 'Sales'?)"
+
+
+def test_every_field_map_entry_is_found_in_kommo_or_named_with_the_closest_name(ready):
+    ready.kommo.add_custom_field("Customer tier", "select", enum_values=("Gold", "Silver"))
+    ready.kommo.add_custom_field("Renewal date", "date", entity="leads")
+    ready.raw["mailchimp"]["fields"] = [
+        {"from": "contact.Customer tier", "to": "TIER"},
+        {"from": "lead.price", "to": "DEALVALUE"},
+    ]
+    ready.raw["klaviyo"]["fields"] = [{"from": "lead.Renewal dat", "to": "renewal_date"}]
+    result = checked(ready)
+    assert result.exit_code == 2
+    assert (
+        "ok     mailchimp.fields[0].from: contact field 'Customer tier' (select, id "
+        in result.stdout
+    )
+    assert (
+        "ok     mailchimp.fields[1].from: the lead's price (built in, as price) → DEALVALUE"
+        in result.stdout
+    )
+    [line] = [line for line in failed_lines(result) if "fields" in line]
+    assert line == (
+        "failed klaviyo.fields[0].from: Kommo has no lead field 'Renewal dat'; "
+        "did you mean Renewal date?"
+    )

@@ -238,3 +238,18 @@ def test_opening_the_old_state_brings_it_forward_and_keeps_every_row(upgraded):
     finally:
         db.close()
     assert rows_of_fixture_tables(path) == before
+
+
+def test_a_field_map_on_an_old_mirror_reads_kommo_whole_once(upgraded):
+    """Rows kept from before issue 14 lack custom fields and tags: the first run with a map
+    reads Kommo whole (so no value is wrongly cleared downstream), later runs are incremental."""
+    upgraded.raw["mailchimp"]["fields"] = [{"from": "lead.price", "to": "DEALVALUE"}]
+    code, first = upgraded.cli_json("run")
+    assert code in (0, 1), first
+    assert any("reads Kommo whole once" in w for w in first["warnings"])
+    assert first["window"]["from"].startswith("1970-01-01")
+    assert first["counts"]["pulled_contacts"] == 36
+    upgraded.clock.advance(600)
+    code, second = upgraded.cli_json("run")
+    assert not any("whole once" in w for w in second["warnings"])
+    assert not second["window"]["from"].startswith("1970-01-01")

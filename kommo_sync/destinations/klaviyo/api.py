@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -69,11 +70,27 @@ def list_body(profile_ids: list[str | None]) -> dict[str, Any]:
     return {"data": [{"type": "profile", "id": profile_id} for profile_id in profile_ids]}
 
 
+@dataclass(frozen=True)
+class ConsentRow:
+    """One profile of a Bulk Subscribe / Unsubscribe job: the profile id when known, the email,
+    and for SMS the E.164 phone and (age-gated accounts) the date of birth."""
+
+    profile_id: str | None
+    email: str
+    phone: str | None = None
+    birth_date: str | None = None
+
+
 def consent_body(
-    job_type: str, consent: str, rows: list[tuple[str | None, str]], list_id: str | None = None
+    job_type: str,
+    consent: str,
+    rows: list[ConsentRow],
+    list_id: str | None = None,
+    channel: str = "email",
 ) -> dict[str, Any]:
-    """Bulk Subscribe / Unsubscribe body for (profile id, email) rows."""
-    attributes: dict[str, Any] = {"profiles": {"data": [_consent_row(consent, r) for r in rows]}}
+    """Bulk Subscribe / Unsubscribe body for one channel's marketing (email or sms)."""
+    profiles = [_consent_row(consent, row, channel) for row in rows]
+    attributes: dict[str, Any] = {"profiles": {"data": profiles}}
     if consent == "SUBSCRIBED":
         attributes["custom_source"] = CUSTOM_SOURCE
     data: dict[str, Any] = {"type": job_type, "attributes": attributes}
@@ -82,18 +99,17 @@ def consent_body(
     return {"data": data}
 
 
-def _consent_row(consent: str, profile: tuple[str | None, str]) -> dict[str, Any]:
-    profile_id, email = profile
-    row: dict[str, Any] = {
-        "type": "profile",
-        "attributes": {
-            "email": email,
-            "subscriptions": {"email": {"marketing": {"consent": consent}}},
-        },
-    }
-    if profile_id:
-        row["id"] = profile_id
-    return row
+def _consent_row(consent: str, row: ConsentRow, channel: str) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"email": row.email}
+    if row.phone:
+        attributes["phone_number"] = row.phone
+    attributes["subscriptions"] = {channel: {"marketing": {"consent": consent}}}
+    if row.birth_date:
+        attributes["age_gated_date_of_birth"] = row.birth_date
+    resource: dict[str, Any] = {"type": "profile", "attributes": attributes}
+    if row.profile_id:
+        resource["id"] = row.profile_id
+    return resource
 
 
 def events_job_body(payloads: list[dict[str, Any]]) -> tuple[dict[str, Any], Locator]:

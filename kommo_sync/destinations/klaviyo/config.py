@@ -8,6 +8,7 @@ from datetime import datetime
 
 from kommo_sync import codes
 from kommo_sync.config_reader import Section, did_you_mean, origin
+from kommo_sync.destinations.klaviyo.field_config import FieldMap, parse_field_map
 from kommo_sync.errors import ConfigError
 from kommo_sync.model import Stage
 
@@ -34,6 +35,7 @@ class KlaviyoConfig:
     phone_region: str | None = None
     events: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_EVENTS))
     on_delete: str = "remove_from_lists"
+    field_map: FieldMap = field(default_factory=FieldMap)
 
     def secrets(self) -> tuple[str, ...]:
         return (self.api_key,)
@@ -52,6 +54,11 @@ def parse_klaviyo(s: Section) -> KlaviyoConfig:
         "phone_region",
         "events",
         "on_delete",
+        "fields",
+        "kommo_tags",
+        "sms_consent_field",
+        "age_gated",
+        "birthday_field",
     )
     return KlaviyoConfig(
         api_key=s.text("api_key"),
@@ -67,6 +74,7 @@ def parse_klaviyo(s: Section) -> KlaviyoConfig:
         on_delete=s.choice(
             "on_delete", ("remove_from_lists", "suppress", "keep"), "remove_from_lists"
         ),
+        field_map=parse_field_map(s),
     )
 
 

@@ -4,6 +4,7 @@ back is `feedback`; this class wires them to one HTTP client and the run's memor
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -17,9 +18,12 @@ from kommo_sync.destinations.klaviyo.erase import erase_profiles
 from kommo_sync.destinations.klaviyo.events import DealEvents
 from kommo_sync.destinations.klaviyo.exits import exit_change, is_exit, push_exits, tombstone
 from kommo_sync.destinations.klaviyo.feedback import KlaviyoFeedback
+from kommo_sync.destinations.klaviyo.field_config import check_resolved
 from kommo_sync.destinations.klaviyo.mapping import NAME, plan_events, plan_person
 from kommo_sync.destinations.klaviyo.push import ProfilePush
+from kommo_sync.destinations.klaviyo.sms import SmsOptOuts
 from kommo_sync.errors import ConfigError
+from kommo_sync.fieldmap import Entry, Resolved
 from kommo_sync.http import HttpClient
 from kommo_sync.memory import DestinationMemory
 from kommo_sync.model import DealEvent, Feedback, Person, Stage
@@ -54,9 +58,11 @@ class KlaviyoDestination(Destination):
     def _wire(self, memory: DestinationMemory) -> None:
         """Collaborators for one run, remembering in `memory`."""
         self.memory = memory
-        self.feedback = KlaviyoFeedback(self.config, self.http, self.clock, memory)
+        self.sms_optouts = SmsOptOuts(memory)
+        sms = self.sms_optouts if self.config.field_map.sms_consent else None
+        self.feedback = KlaviyoFeedback(self.config, self.http, self.clock, memory, sms)
         self.profiles = ProfilePush(
-            self.config, self.http, self.clock, self.job_timer, self.feedback
+            self.config, self.http, self.clock, self.job_timer, self.feedback, self.sms_optouts
         )
         self.events = DealEvents(self.http)
 
@@ -90,11 +96,21 @@ class KlaviyoDestination(Destination):
         return int(moment.timestamp()) if moment else None
 
     def settings(self) -> Any:
+        """The field map joins only when configured: an unchanged config re-plans nobody."""
         return {
             "lists_by_stage": {s.value: i for s, i in self.config.lists_by_stage.items()},
             "subscribe_with_consent": self.config.subscribe_with_consent,
             "phone_region": self.config.phone_region,
+            **self.config.field_map.settings(),
         }
+
+    def field_entries(self) -> tuple[Entry, ...]:
+        return self.config.field_map.entries()
+
+    def take_fields(self, resolved: tuple[Resolved, ...]) -> None:
+        """Only checked: people carry the values by source key, which the config names
+        already; the SMS consent must be a checkbox and the birthday a day."""
+        check_resolved(resolved)
 
     def target(self) -> str:
         return self.config.list_id
@@ -112,14 +128,24 @@ class KlaviyoDestination(Destination):
     def plan(
         self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]
     ) -> Plan:
-        plan = Plan()
+        plan, counts = Plan(), Counter[str]()
+        sms_optouts = self.sms_optouts.emails() if self.config.field_map.sms_consent else set()
         for person in people:
             suppressed_now = person.email in suppressed
             record = pushed.get(person.contact_id)
-            change, notes = plan_person(person, record, suppressed_now, self.config, self.tags)
+            change, notes = plan_person(
+                person,
+                record,
+                suppressed_now,
+                self.config,
+                self.tags,
+                sms_blocked=person.email in sms_optouts,
+                counts=counts,
+            )
             plan.skipped.extend(notes)
             if change is not None:
                 plan.changes.append(change)
+        plan.counts.update({f"{NAME}.{key}": n for key, n in counts.items()})
         return plan
 
     def reconcile_cost(self, people: int) -> int:

@@ -1,5 +1,6 @@
 """What Klaviyo tells back: email suppressions (feedback, the plan's suppression list, and the
-read right before Bulk Subscribe) and, optionally, opens and clicks.
+read right before Bulk Subscribe), SMS opt-outs (kept in the destination's memory: see `sms`)
+and, optionally, opens and clicks.
 
 Bulk Subscribe lifts unsubscribes, so it is never sent for a profile Klaviyo reports
 unsubscribed or suppressed: right before the jobs, the profiles suppressed since the last read
@@ -17,6 +18,7 @@ from kommo_sync.clock import Clock, epoch_of, iso_utc
 from kommo_sync.destinations.klaviyo.api import PAGE_SIZE, bodies, error_text, pages
 from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
 from kommo_sync.destinations.klaviyo.mapping import NAME
+from kommo_sync.destinations.klaviyo.sms import SmsOptOuts
 from kommo_sync.errors import RequestRefused
 from kommo_sync.http import HttpClient
 from kommo_sync.memory import DestinationMemory
@@ -29,6 +31,7 @@ CLOCK_SKEW = 60
 FEEDBACK_SORT = "feedback_sort"
 SORT_WORD = re.compile(r"\bsort\b", re.IGNORECASE)
 ACTIVITY_PAGE_SIZE = 200
+SMS_UNSUBSCRIBED_METRIC = "Unsubscribed from SMS Marketing"
 ACTIVITY_METRICS = {"Opened Email": FeedbackKind.OPEN, "Clicked Email": FeedbackKind.CLICK}
 SUPPRESSION_KINDS = {
     "UNSUBSCRIBE": (FeedbackKind.UNSUBSCRIBED, ""),
@@ -44,9 +47,15 @@ class KlaviyoFeedback:
     `suppressed_since_last_read`, `lock` makes its read-and-remember one step)."""
 
     def __init__(
-        self, config: KlaviyoConfig, http: HttpClient, clock: Clock, memory: DestinationMemory
+        self,
+        config: KlaviyoConfig,
+        http: HttpClient,
+        clock: Clock,
+        memory: DestinationMemory,
+        sms_optouts: SmsOptOuts | None = None,
     ):
         self.config, self.http, self.clock, self.memory = config, http, clock, memory
+        self.sms_optouts = sms_optouts
         self.lock = threading.Lock()
 
     def read_feedback(self, since: int, until: int, activity: bool) -> Iterator[Feedback]:
@@ -68,8 +77,12 @@ class KlaviyoFeedback:
         }
         for profile in self._suppressed_profiles(params):
             yield from suppression_feedback(profile, since, until)
+        metrics = self._metric_ids() if activity or self.sms_optouts is not None else {}
+        if self.sms_optouts is not None:
+            for email, at in self.sms_optouts.add(self._sms_optouts(metrics, since, until)).items():
+                yield sms_optout_feedback(email, at)
         if activity:
-            yield from self._activity(since, until)
+            yield from self._activity(metrics, since, until)
 
     def _suppressed_profiles(self, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Sorted by suppression time, unless Klaviyo refuses a sort beside a subscriptions filter
@@ -86,24 +99,42 @@ class KlaviyoFeedback:
                 self.memory.set(FEEDBACK_SORT, False)
         yield from pages(self.http, "/api/profiles", params)
 
-    def _activity(self, since: int, until: int) -> Iterator[Feedback]:
-        metrics = {
-            m["attributes"].get("name"): m["id"] for m in pages(self.http, "/api/metrics", {})
-        }
-        for name, kind in ACTIVITY_METRICS.items():
-            if name not in metrics:
-                continue
-            params = {
-                "filter": f'equals(metric_id,"{metrics[name]}"),'
-                f"greater-than(datetime,{iso_utc(since)}),"
-                f"less-or-equal(datetime,{iso_utc(until)})",
-                "include": "profile",
-                "fields[profile]": "email",
-                "page[size]": ACTIVITY_PAGE_SIZE,
-            }
-            yield from self._activity_events(params, kind)
+    def _metric_ids(self) -> dict[str, str]:
+        """The account's metric ids by name (a metric exists once it first happened)."""
+        return {m["attributes"].get("name"): m["id"] for m in pages(self.http, "/api/metrics", {})}
 
-    def _activity_events(self, params: dict[str, Any], kind: FeedbackKind) -> Iterator[Feedback]:
+    def _sms_optouts(self, metrics: dict[str, str], since: int, until: int) -> dict[str, int]:
+        """Who opted out of SMS marketing in (since, until], by email: the profiles API cannot
+        filter on SMS consent (its filters name only email suppressions), so the events of
+        Klaviyo's SMS unsubscribe metric are read (STOP replies, carrier deactivations,
+        unsubscribes by hand or API all record it)."""
+        metric_id = metrics.get(SMS_UNSUBSCRIBED_METRIC)
+        if metric_id is None:
+            return {}
+        found: dict[str, int] = {}
+        for event, email in self._events_with_email(metric_id, since, until):
+            at = epoch_of(event["attributes"]["datetime"])
+            found[email] = max(found.get(email, at), at)
+        return found
+
+    def _activity(self, metrics: dict[str, str], since: int, until: int) -> Iterator[Feedback]:
+        for name, kind in ACTIVITY_METRICS.items():
+            if name in metrics:
+                for event, email in self._events_with_email(metrics[name], since, until):
+                    yield activity_feedback(event, email, kind)
+
+    def _events_with_email(
+        self, metric_id: str, since: int, until: int
+    ) -> Iterator[tuple[dict[str, Any], str]]:
+        """Each event of the metric in (since, until] with its profile's email."""
+        params = {
+            "filter": f'equals(metric_id,"{metric_id}"),'
+            f"greater-than(datetime,{iso_utc(since)}),"
+            f"less-or-equal(datetime,{iso_utc(until)})",
+            "include": "profile",
+            "fields[profile]": "email",
+            "page[size]": ACTIVITY_PAGE_SIZE,
+        }
         for body in bodies(self.http, "/api/events", params):
             emails = {
                 p["id"]: str(p["attributes"].get("email") or "").lower()
@@ -112,7 +143,7 @@ class KlaviyoFeedback:
             for event in body.get("data") or []:
                 email = emails.get(_profile_id_of(event))
                 if email:
-                    yield activity_feedback(event, email, kind)
+                    yield event, email
 
     def known_suppressions(self) -> Iterator[str]:
         """Everyone Klaviyo must not email: global suppressions and suppressions on our list.
@@ -166,6 +197,12 @@ def suppression_feedback(profile: dict[str, Any], since: int, until: int) -> Ite
                 f"klaviyo:{reason}:{profile['id']}:{at}",
                 detail=detail,
             )
+
+
+def sms_optout_feedback(email: str, at: int) -> Feedback:
+    """An SMS opt-out, noted on the contact (the destination keeps it from SMS; email goes on)."""
+    kind = FeedbackKind.SMS_UNSUBSCRIBED
+    return Feedback(NAME, kind, email, at, "Klaviyo SMS marketing", f"klaviyo:{kind}:{email}:{at}")
 
 
 def activity_feedback(event: dict[str, Any], email: str, kind: FeedbackKind) -> Feedback:

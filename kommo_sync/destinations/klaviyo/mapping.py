@@ -4,6 +4,7 @@ phone, stage lists, consent), the change from what was last pushed, and deal eve
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -12,6 +13,13 @@ import phonenumbers
 
 from kommo_sync.clock import iso_utc
 from kommo_sync.destinations.klaviyo.config import KlaviyoConfig
+from kommo_sync.destinations.klaviyo.field_config import FieldMap
+from kommo_sync.destinations.klaviyo.fields import (
+    birth_date,
+    kommo_tags,
+    mapped_properties,
+    sms_consent,
+)
 from kommo_sync.destinations.klaviyo.operations import ListMoves, ProfileRow, ProfileSync
 from kommo_sync.model import DealEvent, DealEventKind, FeedbackKind, Person, Stage
 from kommo_sync.plan import STATUS, Change, Plan, Skip, fingerprint
@@ -63,17 +71,70 @@ def lists_for(stage: Stage, config: KlaviyoConfig) -> list[str]:
     return sorted({config.list_id, stage_list} if stage_list else {config.list_id})
 
 
-def desired_profile(person: Person, config: KlaviyoConfig, suppressed: bool) -> dict[str, Any]:
-    """What the profile should hold; its fingerprint and, as pushed, the state's record."""
+def desired_profile(
+    person: Person,
+    config: KlaviyoConfig,
+    suppressed: bool,
+    sms_blocked: bool = False,
+    counts: Counter[str] | None = None,
+) -> dict[str, Any]:
+    """What the profile should hold; its fingerprint and, as pushed, the state's record.
+    The field map adds keys only when configured, so configs without one keep their
+    fingerprints. `sms_blocked`: the person opted out of SMS in Klaviyo; `counts` receives what
+    the field map skipped and noted."""
     phone = e164(person.phone, config.phone_region)
-    return {
+    properties, field_counts = field_map_properties(person, config.field_map)
+    desired = {
         "email": person.email,
         "attributes": profile_attributes(person, phone),
-        "properties": profile_properties(person),
+        "properties": {**profile_properties(person), **properties},
         "lists": lists_for(person.stage, config),
         "consent": person.consent,
         "subscribe": config.subscribe_with_consent and person.consent is True and not suppressed,
     }
+    if config.field_map.sms_consent is not None:
+        desired["sms"] = desired_sms(person, config.field_map, phone, sms_blocked)
+    if counts is not None:
+        counts.update(field_counts)
+    return desired
+
+
+def field_map_properties(
+    person: Person, field_map: FieldMap
+) -> tuple[dict[str, Any], Counter[str]]:
+    """The mapped properties and `kommo_tags` (when configured), with the field counts."""
+    properties, counts = mapped_properties(person, field_map)
+    if field_map.tags:
+        properties["kommo_tags"] = kommo_tags(person, field_map)
+    return properties, counts
+
+
+def desired_sms(
+    person: Person, field_map: FieldMap, phone: str | None, blocked: bool
+) -> dict[str, Any]:
+    """SMS consent in Kommo, and whether the profile should be subscribed to SMS marketing:
+    only with an E.164 phone, never after an SMS opt-out in Klaviyo, and on an age-gated
+    account only with a date of birth."""
+    consent = sms_consent(person, field_map)
+    sms: dict[str, Any] = {"consent": consent, "subscribe": consent and bool(phone) and not blocked}
+    if field_map.age_gated:
+        sms["birth_date"] = birth_date(person, field_map)
+        sms["subscribe"] = sms["subscribe"] and sms["birth_date"] is not None
+    return sms
+
+
+def sms_held(
+    person: Person, desired: dict[str, Any], before: dict[str, Any], blocked: bool
+) -> str | None:
+    """Why a checked SMS box gives no subscription now (counted as `sms.<reason>`)."""
+    sms = desired.get("sms") or {}
+    if not sms.get("consent") or sms["subscribe"] or (before.get("sms") or {}).get("subscribe"):
+        return None
+    if blocked:
+        return "kept_unsubscribed"
+    if desired["attributes"]["phone_number"] is None:
+        return "bad_phone" if person.phone else "no_phone"
+    return "no_birthday"
 
 
 def may_subscribe(marketing: dict[str, Any] | None, list_id: str) -> bool:
@@ -94,14 +155,22 @@ def plan_person(
     suppressed: bool,
     config: KlaviyoConfig,
     tags: Mapping[Stage, str],
+    sms_blocked: bool = False,
+    counts: Counter[str] | None = None,
 ) -> tuple[Change | None, list[Skip]]:
-    """The one change this person needs in Klaviyo (None when in step), and notes to count."""
+    """The one change this person needs in Klaviyo (None when in step), and notes to count;
+    `counts` (when given) receives the field map's skips and notes and the SMS holds of a
+    person with a change."""
     if not person.email:
         return None, [Skip(person.contact_id, "no_email")]
-    desired = desired_profile(person, config, suppressed)
+    found: Counter[str] = Counter()
+    desired = desired_profile(person, config, suppressed, sms_blocked, found)
     digest = fingerprint(desired)
     if pushed is not None and pushed.get("fingerprint") == digest:
         return None, []
+    held = sms_held(person, desired, pushed or {}, sms_blocked)
+    if counts is not None:
+        counts.update(found + Counter([f"sms.{held}"] if held else []))
     bad_phone = bool(person.phone) and desired["attributes"]["phone_number"] is None
     change = profile_change(person, desired, digest, pushed, config)
     summary = {
@@ -126,6 +195,7 @@ def profile_change(
     unsubscribe = before.get("consent") is True and person.consent is False
     subscribe = desired["subscribe"] and not before.get("subscribe")
     renamed = pushed is not None and before.get("email") != person.email
+    sms_subscribe, sms_unsubscribe = sms_moves(desired, before)
     action = (
         "unsubscribe" if unsubscribe else "rename" if renamed else "update" if pushed else "create"
     )
@@ -134,6 +204,9 @@ def profile_change(
         ListMoves(tuple(add), tuple(remove)),
         subscribe=subscribe,
         unsubscribe=unsubscribe,
+        sms_subscribe=sms_subscribe,
+        sms_unsubscribe=sms_unsubscribe,
+        birth_date=(desired.get("sms") or {}).get("birth_date"),
     )
     summary = {
         "fields": changed_fields(desired, before),
@@ -143,6 +216,8 @@ def profile_change(
         "unsubscribe": unsubscribe or None,
         "renamed_from": before.get("email") if renamed else None,
     }
+    if "sms" in desired:
+        summary.update(sms_subscribe=sms_subscribe or None, sms_unsubscribe=sms_unsubscribe or None)
     record = {**desired, "profile_id": before.get("profile_id"), "fingerprint": digest}
     if unsubscribe:  # our own unsubscribe is not news for the notes
         record[STATUS] = FeedbackKind.UNSUBSCRIBED.value
@@ -157,6 +232,16 @@ def profile_change(
         operation,
         opts_out=unsubscribe,
     )
+
+
+def sms_moves(desired: dict[str, Any], before: dict[str, Any]) -> tuple[bool, bool]:
+    """(subscribe, unsubscribe) for SMS marketing: a subscription once, when it is due and was
+    not pushed; an unsubscribe when a box we subscribed for is unchecked."""
+    sms, pushed_sms = desired.get("sms"), before.get("sms") or {}
+    if sms is None:
+        return False, False
+    subscribed = bool(pushed_sms.get("subscribe"))
+    return sms["subscribe"] and not subscribed, subscribed and not sms["consent"]
 
 
 def profile_row(email: str, desired: dict[str, Any], before: dict[str, Any]) -> ProfileRow:

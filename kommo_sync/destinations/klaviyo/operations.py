@@ -64,14 +64,18 @@ class ListMoves:
 
 @dataclass(frozen=True)
 class ProfileSync:
-    """One person's profile change: the import row, then the list moves and the consent call
-    (Bulk Subscribe for `subscribe`, Bulk Unsubscribe for `unsubscribe`) for the profile the
-    row lands on."""
+    """One person's profile change: the import row, then the list moves and the consent calls
+    (Bulk Subscribe for `subscribe`, Bulk Unsubscribe for `unsubscribe`, the same for SMS
+    marketing with the row's phone, `birth_date` going with an age-gated SMS subscription) for
+    the profile the row lands on."""
 
     row: ProfileRow
     lists: ListMoves
     subscribe: bool = False
     unsubscribe: bool = False
+    sms_subscribe: bool = False
+    sms_unsubscribe: bool = False
+    birth_date: str | None = None
 
     def without_phone(self) -> ProfileSync:
         return replace(self, row=self.row.without_phone())

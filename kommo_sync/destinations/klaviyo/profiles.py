@@ -27,6 +27,7 @@ class Result:
 
     profile_id: str | None = None
     marketing: dict[str, Any] | None = None
+    sms_marketing: dict[str, Any] | None = None
     joined: tuple[str, ...] = ()
     failure: Failure | None = None
     notes: dict[str, Any] = field(default_factory=dict)
@@ -35,10 +36,12 @@ class Result:
         self.failure = self.failure or failure
 
     def take(self, profile: dict[str, Any]) -> None:
-        """The profile Klaviyo answered with: its id and, when read, its email consent."""
+        """The profile Klaviyo answered with: its id and, when read, its email and SMS
+        consent."""
         self.profile_id = profile["id"]
         subscriptions = (profile.get("attributes") or {}).get("subscriptions") or {}
         self.marketing = (subscriptions.get("email") or {}).get("marketing")
+        self.sms_marketing = (subscriptions.get("sms") or {}).get("marketing")
 
 
 Results = dict[int, Result]

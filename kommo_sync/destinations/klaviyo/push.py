@@ -2,7 +2,8 @@
 
 A handful of profiles go through `POST /api/profile-import` one by one, more through bulk
 import jobs. Stage lists then move by relationship calls (≤ 1,000 ids), consent by Bulk
-Subscribe (≤ 1,000) and Bulk Unsubscribe (≤ 100), each only for the people whose import held.
+Subscribe (≤ 1,000) and Bulk Unsubscribe (≤ 100), email first, then SMS (`sms`), each only for
+the people whose import held.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from kommo_sync.destinations.klaviyo.api import (
     LIST_POINTER,
     ROW_POINTER,
     SMALL_RUN,
+    ConsentRow,
     consent_body,
     index_locator,
     list_body,
@@ -24,6 +26,7 @@ from kommo_sync.destinations.klaviyo.mapping import may_subscribe
 from kommo_sync.destinations.klaviyo.operations import sync_of
 from kommo_sync.destinations.klaviyo.profiles import Result, Results, SingleImports, apply
 from kommo_sync.destinations.klaviyo.sending import Request, send
+from kommo_sync.destinations.klaviyo.sms import SmsConsent, SmsOptOuts
 from kommo_sync.http import HttpClient
 from kommo_sync.pipeline import map_side_by_side
 from kommo_sync.plan import Change, Outcome
@@ -46,10 +49,12 @@ class ProfilePush:
         clock: Clock,
         job_timer: JobTimer,
         feedback: KlaviyoFeedback,
+        sms_optouts: SmsOptOuts,
     ):
         self.config, self.http, self.feedback = config, http, feedback
         self.single = SingleImports(http)
         self.imports = ImportJobs(http, clock, job_timer, self.single)
+        self.sms = SmsConsent(http, clock, config.list_id, sms_optouts)
 
     def push(self, changes: list[Change]) -> list[Outcome]:
         changes = self.single.with_known_ids(changes)
@@ -59,7 +64,14 @@ class ProfilePush:
                 self.single.import_one(change, results[change.person_id])
         else:
             self.imports.import_bulk(changes, results)
-        for step in (self._move_lists, self._subscribe, self._unsubscribe):
+        steps = (
+            self._move_lists,
+            self._subscribe,
+            self._unsubscribe,
+            self.sms.subscribe,
+            self.sms.unsubscribe,
+        )
+        for step in steps:
             step([c for c in changes if not results[c.person_id].failure], results)
         return [_outcome(change, results[change.person_id]) for change in changes]
 
@@ -117,7 +129,7 @@ class ProfilePush:
                 consent_body(
                     "profile-subscription-bulk-create-job",
                     "SUBSCRIBED",
-                    [(results[c.person_id].profile_id, c.email or "") for c in part],
+                    [ConsentRow(results[c.person_id].profile_id, c.email or "") for c in part],
                     self.config.list_id,
                 ),
                 index_locator(ROW_POINTER),
@@ -152,7 +164,7 @@ def bulk_unsubscribe(http: HttpClient, chunk: list[Change], results: Results) ->
             consent_body(
                 "profile-subscription-bulk-delete-job",
                 "UNSUBSCRIBED",
-                [(None, c.email or "") for c in part],
+                [ConsentRow(None, c.email or "") for c in part],
             ),
             index_locator(ROW_POINTER),
         ),

@@ -16,10 +16,19 @@ from kommo_sync.destinations.mailchimp.api import AudienceApi, Result
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
 from kommo_sync.destinations.mailchimp.erase import erase_members
 from kommo_sync.destinations.mailchimp.exits import exit_change, is_exit, push_exits, tombstone
+from kommo_sync.destinations.mailchimp.field_plan import (
+    KOMMO_TAGS,
+    FieldPlan,
+    MappedField,
+    tag_cost,
+)
+from kommo_sync.destinations.mailchimp.field_specs import ensure_field_specs
 from kommo_sync.destinations.mailchimp.fields import ensure_merge_fields
 from kommo_sync.destinations.mailchimp.mapping import ABSENT, NAME, plan_person
+from kommo_sync.destinations.mailchimp.operations import operation_of
 from kommo_sync.destinations.mailchimp.push import MemberPush
 from kommo_sync.destinations.mailchimp.tags import Segments, TagMover
+from kommo_sync.fieldmap import Entry, Resolved, Source
 from kommo_sync.http import HttpClient
 from kommo_sync.memory import DestinationMemory
 from kommo_sync.model import Feedback, Person, Stage
@@ -46,13 +55,37 @@ class MailchimpDestination(Destination):
         self.dry_run = False
         self.audience_was_empty: bool | None = False
         self.audience_lock = threading.Lock()
+        self.resolved: tuple[Resolved, ...] = ()
+        self.field_plan = FieldPlan(kommo_tags=config.kommo_tags)
 
     def settings(self) -> Any:
-        return {
+        """The field map and the Kommo tags are in it only when configured: a config without
+        them re-plans nobody after an upgrade."""
+        settings: dict[str, Any] = {
             "tags": {stage.value: name for stage, name in self.tags.items()},
             "merge_fields": dict(self.config.merge_fields),
             "without_consent": self.config.without_consent,
         }
+        if self.config.fields:
+            settings["fields"] = [[e.source.key, e.target] for e in self.config.fields]
+        if self.config.kommo_tags is not None:
+            kommo = self.config.kommo_tags
+            settings["kommo_tags"] = [list(kommo.sources), kommo.prefix, kommo.max]
+        return settings
+
+    def field_entries(self) -> tuple[Entry, ...]:
+        """`mailchimp.fields`, and the built-in tag sources `mailchimp.kommo_tags` reads."""
+        return self.config.fields + self._tag_entries()
+
+    def take_fields(self, resolved: tuple[Resolved, ...]) -> None:
+        self.resolved = tuple(r for r in resolved if r.entry.target != KOMMO_TAGS)
+
+    def _tag_entries(self) -> tuple[Entry, ...]:
+        kommo = self.config.kommo_tags
+        if kommo is None:
+            return ()
+        where = "mailchimp.kommo_tags.from"
+        return tuple(Entry(Source(s, "tags", True), KOMMO_TAGS, where) for s in kommo.sources)
 
     def target(self) -> str:
         return self.config.list_id
@@ -61,13 +94,24 @@ class MailchimpDestination(Destination):
         self.memory, self.dry_run = memory, dry_run
         self.managed = sorted(set(memory.get("managed_tags", [])) | set(self.tags.values()))
         ensure_merge_fields(self.api, self.config, memory, dry_run)
+        self._prepare_fields(memory, dry_run)
         self.segments = Segments(self.api, memory.get("segments", {}))
         self.audience_was_empty = False if memory.get("members_pushed") else None
+
+    def _prepare_fields(self, memory: DestinationMemory, dry_run: bool) -> None:
+        """The merge field of every `fields:` entry, and the Kommo tags managed so far."""
+        specs = ensure_field_specs(self.api, self.resolved, memory, dry_run)
+        fields = tuple(
+            MappedField(r.entry.target, r.key, specs[r.entry.target]) for r in self.resolved
+        )
+        admitted = set(memory.get(KOMMO_TAGS, []))
+        self.field_plan = FieldPlan(fields, self.config.kommo_tags, admitted)
 
     def plan(
         self, people: list[Person], pushed: dict[int, dict[str, Any]], suppressed: set[str]
     ) -> Plan:
         plan = Plan()
+        extra = self.field_plan
         for person in people:
             item = plan_person(
                 person,
@@ -75,11 +119,16 @@ class MailchimpDestination(Destination):
                 person.email in suppressed,
                 self.config,
                 self.tags,
+                extra,
             )
             if isinstance(item, Skip):
                 plan.skipped.append(item)
             elif item is not None:
                 plan.changes.append(item)
+        plan.counts.update(extra.counts)
+        extra.counts.clear()
+        moves = (operation_of(c).kommo for c in plan.changes)
+        plan.counts.update(tag_cost(move for move in moves if move is not None))
         return plan
 
     def exit_changes(self, pushed: dict[int, dict[str, Any]]) -> list[Change]:
@@ -136,6 +185,8 @@ class MailchimpDestination(Destination):
             self.memory.set("managed_tags", list(self.managed))
             self.memory.set("segments", self.segments.snapshot())
             self.memory.set("members_pushed", True)
+            if self.config.kommo_tags is not None:
+                self.memory.set(KOMMO_TAGS, sorted(self.field_plan.admitted))
 
     def _list_name(self) -> str:
         """The audience's name for notes, asked once and remembered."""

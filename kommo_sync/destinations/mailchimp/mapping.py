@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
+from kommo_sync.destinations.mailchimp.field_plan import FieldPlan
 from kommo_sync.destinations.mailchimp.operations import (
+    KommoTagMove,
     MemberOperation,
     Subscribe,
     TagChange,
@@ -34,7 +36,7 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
 
 
-def merge_fields(person: Person, mapping: Mapping[str, str]) -> dict[str, str]:
+def merge_fields(person: Person, mapping: Mapping[str, str]) -> dict[str, Any]:
     """FNAME, LNAME and the configured merge fields, as text Mailchimp accepts (≤ 255 bytes)."""
     values: dict[str, object] = {"FNAME": person.first_name, "LNAME": person.last_name}
     values.update({tag: person.attribute(attribute) for tag, attribute in mapping.items()})
@@ -52,15 +54,26 @@ def _text(value: object) -> str:
 
 
 def desired_member(
-    person: Person, config: MailchimpConfig, tags: Mapping[Stage, str]
+    person: Person,
+    config: MailchimpConfig,
+    tags: Mapping[Stage, str],
+    extra: FieldPlan | None = None,
 ) -> dict[str, Any]:
-    """What the member should hold; its fingerprint says whether anything changed."""
-    return {
+    """What the member should hold; its fingerprint says whether anything changed. The field
+    map's values and the Kommo tags are in it only when configured, so a config without them
+    keeps the fingerprints it always had."""
+    fields = merge_fields(person, config.merge_fields)
+    if extra is not None and extra.fields:
+        fields.update(extra.merge_values(person))
+    desired: dict[str, Any] = {
         "email": person.email,
-        "merge_fields": merge_fields(person, config.merge_fields),
+        "merge_fields": fields,
         "tag": tags[person.stage],
         "consent": person.consent,
     }
+    if extra is not None and extra.kommo_tags is not None:
+        desired["kommo_tags"] = extra.tags_of(person)
+    return desired
 
 
 def status_for_new(consenting: bool, without_consent: str) -> str | None:
@@ -76,40 +89,62 @@ def plan_person(
     suppressed: bool,
     config: MailchimpConfig,
     tags: Mapping[Stage, str],
+    extra: FieldPlan | None = None,
 ) -> Change | Skip | None:
     """The one change this person needs in Mailchimp, a Skip, or None when all is in step."""
     if not person.email:
         return Skip(person.contact_id, "no_email")
-    desired = desired_member(person, config, tags)
+    desired = desired_member(person, config, tags, extra)
     digest = fingerprint(desired)
     if pushed is not None and pushed.get("fingerprint") == digest:
         return None
     record = {**desired, "hash": subscriber_hash(person.email), "fingerprint": digest}
     if pushed is None or pushed.get(STATUS) in (ABSENT, ARCHIVED):
-        return _plan_new(person, person.email, record, suppressed, config)
-    return _plan_existing(person, person.email, record, pushed)
+        kommo = extra.move(record.get("kommo_tags"), None, True) if extra else None
+        return _plan_new(person, person.email, record, suppressed, config, kommo)
+    trusted = pushed.get("fingerprint") is not None
+    kommo = (
+        extra.move(record.get("kommo_tags"), pushed.get("kommo_tags"), trusted) if extra else None
+    )
+    return _plan_existing(person, person.email, record, pushed, kommo)
 
 
 def _plan_new(
-    person: Person, email: str, record: dict[str, Any], suppressed: bool, config: MailchimpConfig
+    person: Person,
+    email: str,
+    record: dict[str, Any],
+    suppressed: bool,
+    config: MailchimpConfig,
+    kommo: KommoTagMove | None,
 ) -> Change:
     """Someone not in the audience as far as we know: subscribed only with consent."""
     consenting = person.consent is not False and not suppressed
     status = status_for_new(consenting, config.without_consent)
     tag = TagChange(record["tag"])
-    summary = _tag_summary(tag.tag, None)
+    summary = {**_tag_summary(tag.tag, None), **_kommo_summary(kommo)}
     if status is None:
         operation: MemberOperation = UpdateIfMember(
-            record["hash"], email, record["merge_fields"], tag
+            record["hash"], email, record["merge_fields"], tag, kommo
         )
         reason = "no consent: updated only if already a member"
         return _change(person, "update_if_exists", operation, record, {"reason": reason, **summary})
-    operation = Subscribe(record["hash"], email, record["merge_fields"], status, tag)
+    operation = Subscribe(record["hash"], email, record["merge_fields"], status, tag, kommo)
     return _change(person, "create", operation, record, {"status_if_new": status, **summary})
 
 
+def _kommo_summary(kommo: KommoTagMove | None) -> dict[str, Any]:
+    """The Kommo tags moved, for the report (nothing when none move)."""
+    if kommo is None:
+        return {}
+    return {"kommo_tags_added": list(kommo.add), "kommo_tags_removed": list(kommo.remove)}
+
+
 def _plan_existing(
-    person: Person, email: str, record: dict[str, Any], pushed: dict[str, Any]
+    person: Person,
+    email: str,
+    record: dict[str, Any],
+    pushed: dict[str, Any],
+    kommo: KommoTagMove | None,
 ) -> Change:
     """A member we pushed: only what changed goes, addressed by the hash it was pushed under; a
     record without its fingerprint (a full resync) is not trusted: every field and the tag go."""
@@ -128,8 +163,10 @@ def _plan_existing(
         new_email=email if renamed else None,
         unsubscribe=unsubscribe,
         tag=tag,
+        kommo=kommo,
     )
     summary = {"fields": changed, "renamed_from": pushed.get("email") if renamed else None}
+    summary.update(_kommo_summary(kommo))
     if tag is not None:
         summary.update(_tag_summary(tag.tag, old_tag if old_tag != tag.tag else None))
     if not unsubscribe and pushed.get(STATUS):

@@ -29,15 +29,25 @@ class TagChange:
 
 
 @dataclass(frozen=True)
+class KommoTagMove:
+    """The member's Kommo tags (`mailchimp.kommo_tags`, prefixed) to add and to remove; only
+    tags this tool manages are ever named here, so a marketer's own tags stay."""
+
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Subscribe:
     """Someone never pushed, who may be subscribed: a PUT (or batch subscribe) with
     `status_if_new`, so a member already in the audience keeps the status it has."""
 
     member_hash: str
     email: str
-    merge_fields: Mapping[str, str]
+    merge_fields: Mapping[str, Any]
     status_if_new: str
     tag: TagChange
+    kommo: KommoTagMove | None = None
 
     def body(self) -> dict[str, Any]:
         return {
@@ -54,8 +64,9 @@ class UpdateIfMember:
 
     member_hash: str
     email: str
-    merge_fields: Mapping[str, str]
+    merge_fields: Mapping[str, Any]
     tag: TagChange
+    kommo: KommoTagMove | None = None
 
     def body(self) -> dict[str, Any]:
         return {"email_address": self.email, "merge_fields": dict(self.merge_fields)}
@@ -68,10 +79,11 @@ class Update:
     request at all, only the tag move."""
 
     member_hash: str
-    merge_fields: Mapping[str, str] | None = None
+    merge_fields: Mapping[str, Any] | None = None
     new_email: str | None = None
     unsubscribe: bool = False
     tag: TagChange | None = None
+    kommo: KommoTagMove | None = None
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {}
@@ -93,6 +105,11 @@ def operation_of(change: Change) -> MemberOperation:
     if not isinstance(payload, Subscribe | UpdateIfMember | Update):
         raise TypeError(f"change {change.action!r} of person {change.person_id} is not Mailchimp's")
     return payload
+
+
+def moves_tags(operation: MemberOperation) -> bool:
+    """Whether the operation moves a managed tag: the stage tag or a Kommo tag."""
+    return operation.tag is not None or operation.kommo is not None
 
 
 def method_of(operation: MemberOperation) -> str:

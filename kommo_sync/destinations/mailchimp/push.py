@@ -28,6 +28,7 @@ from kommo_sync.destinations.mailchimp.operations import (
     Subscribe,
     UpdateIfMember,
     method_of,
+    moves_tags,
     operation_of,
 )
 from kommo_sync.destinations.mailchimp.tags import SegmentCall, TagMover, reject_movers
@@ -99,8 +100,8 @@ class MemberPush:
                 if response.status_code == 404:
                     return Result(True, status=ABSENT)
                 status = response.json().get("status")
-            if operation.tag is not None:
-                self.tags.tag_member(subscriber_hash(change.email or ""), operation.tag.tag)
+            if moves_tags(operation):
+                self.tags.tag_member(subscriber_hash(change.email or ""), operation)
             return Result(True, status=status)
         except (RecordRejected, RetryLater) as exc:
             return failed(exc, attributed=True)
@@ -160,7 +161,7 @@ class MemberPush:
         exist already, and Mailchimp ignores addresses not in the audience)."""
         members = [c for c in changes if operation_of(c).body()]
         results = {c.person_id: Result(True) for c in changes if not operation_of(c).body()}
-        calls = self.tags.calls([c for c in changes if operation_of(c).tag is not None], results)
+        calls = self.tags.calls([c for c in changes if moves_tags(operation_of(c))], results)
         if not members and len(calls) <= DIRECT_TAG_CALLS:
             for call in calls:
                 self.tags.send(call, results)
@@ -220,10 +221,12 @@ class MemberPush:
 
 
 def _subscriber(change: Change) -> dict[str, Any]:
-    """A new person as a member of a batch subscribe call, with their stage tag."""
+    """A new person as a member of a batch subscribe call, with their stage tag and Kommo tags
+    (tags given here apply when the member is made, which is all this call does)."""
     operation = operation_of(change)
     assert operation.tag is not None  # a new person always gets their stage tag
-    return {**operation.body(), "tags": [operation.tag.tag]}
+    kommo = operation.kommo.add if operation.kommo is not None else ()
+    return {**operation.body(), "tags": [operation.tag.tag, *kommo]}
 
 
 def _subscribe_answer(chunk: list[Change], body: dict[str, Any]) -> Pushed:

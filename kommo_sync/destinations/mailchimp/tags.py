@@ -21,7 +21,12 @@ from kommo_sync.destinations.mailchimp.api import (
     failed,
     settle,
 )
-from kommo_sync.destinations.mailchimp.operations import operation_of
+from kommo_sync.destinations.mailchimp.operations import (
+    KommoTagMove,
+    MemberOperation,
+    TagChange,
+    operation_of,
+)
 from kommo_sync.errors import OutcomeUnknown, RecordRejected, RequestRefused, RetryLater
 from kommo_sync.plan import Change
 
@@ -137,12 +142,10 @@ class TagMover:
         self.api, self.segments = api, segments
         self.managed, self.current = managed, current
 
-    def tag_member(self, member_hash: str, tag: str) -> None:
-        """One member's tags: `tag` active, every other managed tag inactive."""
-        tags = [
-            {"name": name, "status": "active" if name == tag else "inactive"}
-            for name in self.managed
-        ]
+    def tag_member(self, member_hash: str, operation: MemberOperation) -> None:
+        """One member's tags in one call: the stage tag active and every other managed stage tag
+        inactive (when the stage tag moves), the Kommo tags added and removed."""
+        tags = _stage_tags(operation.tag, self.managed) + _kommo_tags(operation.kommo)
         self.api.http.request(
             "POST", f"{self.api.member_path(member_hash)}/tags", json={"tags": tags}
         )
@@ -161,15 +164,32 @@ class TagMover:
             ]
             if name not in self.current and not remove:
                 continue
-            try:
-                segment_id = self.segments.id_of(name, create=bool(add))
-            except (RecordRejected, RetryLater) as exc:
-                for change in add + remove:
-                    settle(results, change.person_id, failed(exc))
-                continue
-            if segment_id is not None:
-                calls += _split(name, segment_id, add, remove)
+            calls += self._calls_of(name, add, remove, results)
+        return calls + self._kommo_calls(movers, results)
+
+    def _kommo_calls(self, movers: list[Change], results: dict[int, Result]) -> list[SegmentCall]:
+        """Per Kommo tag moved, the calls adding it to and removing it from its people."""
+        moves = [(c, k) for c in movers if (k := operation_of(c).kommo) is not None]
+        names = sorted({name for _, k in moves for name in (*k.add, *k.remove)})
+        calls: list[SegmentCall] = []
+        for name in names:
+            add = [c for c, k in moves if name in k.add]
+            remove = [c for c, k in moves if name in k.remove]
+            calls += self._calls_of(name, add, remove, results)
         return calls
+
+    def _calls_of(
+        self, name: str, add: list[Change], remove: list[Change], results: dict[int, Result]
+    ) -> list[SegmentCall]:
+        """One tag's calls; its people are rejected in `results` when it cannot be found or made
+        (a tag only removed and not in the audience needs no call)."""
+        try:
+            segment_id = self.segments.id_of(name, create=bool(add))
+        except (RecordRejected, RetryLater) as exc:
+            for change in add + remove:
+                settle(results, change.person_id, failed(exc))
+            return []
+        return [] if segment_id is None else _split(name, segment_id, add, remove)
 
     def send(self, call: SegmentCall, results: dict[int, Result]) -> None:
         """One static-segment call made directly (a few tag moves cost less than a job)."""
@@ -197,6 +217,21 @@ class TagMover:
         else:
             failure = answer(status, *problem, attributed=False)  # a tag move names no one record
         reject_movers(call, failure, results)
+
+
+def _stage_tags(tag: TagChange | None, managed: Collection[str]) -> list[dict[str, str]]:
+    if tag is None:
+        return []
+    return [
+        {"name": name, "status": "active" if name == tag.tag else "inactive"} for name in managed
+    ]
+
+
+def _kommo_tags(kommo: KommoTagMove | None) -> list[dict[str, str]]:
+    if kommo is None:
+        return []
+    active = [{"name": name, "status": "active"} for name in kommo.add]
+    return active + [{"name": name, "status": "inactive"} for name in kommo.remove]
 
 
 def reject_movers(call: SegmentCall, failure: Result, results: dict[int, Result]) -> None:

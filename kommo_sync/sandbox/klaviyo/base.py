@@ -105,6 +105,8 @@ class KlaviyoBase(App):
         self.jobs_finish_at_once = False
         self.refuse_sort_with_subscription_filter = False
         self.rate_limited = True
+        # An age-gated account: SMS consent needs a date of birth at least AGE_GATE_YEARS ago.
+        self.age_gated = False
 
     def before(self, request: Request) -> Response | None:
         try:

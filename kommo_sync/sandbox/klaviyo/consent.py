@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 from kommo_sync.sandbox.klaviyo.errors import ApiError, invalid, invalid_object
 from kommo_sync.sandbox.klaviyo.records import KlaviyoList, Profile
 from kommo_sync.sandbox.klaviyo.resources import KlaviyoResources
 from kommo_sync.sandbox.klaviyo.rules import (
+    AGE_GATE_YEARS,
     JSONAPI,
     MAX_SUBSCRIBE,
     MAX_UNSUBSCRIBE,
@@ -71,12 +73,37 @@ class ConsentEndpoints(KlaviyoResources):
             return errors
         if not (attributes.get("email") or attributes.get("phone_number") or row.get("id")):
             errors.append(invalid_object("An email or phone_number is required.", pointer))
-        marketing = ((attributes.get("subscriptions") or {}).get("email") or {}).get("marketing")
-        if marketing is not None:
-            errors += self._consent_errors(
-                marketing, f"{pointer}/subscriptions/email/marketing", historical
-            )
+        for channel in ("email", "sms"):
+            marketing = _marketing(attributes, channel)
+            if marketing is not None:
+                errors += self._consent_errors(
+                    marketing, f"{pointer}/subscriptions/{channel}/marketing", historical
+                )
+        if _marketing(attributes, "sms") is not None and not errors:
+            errors += self._sms_subscribe_errors(row, attributes, pointer)
         return errors
+
+    def _sms_subscribe_errors(
+        self, row: dict[str, Any], attributes: dict[str, Any], pointer: str
+    ) -> list[dict[str, Any]]:
+        """SMS consent needs a phone (given or on the profile) and, on an age-gated account, a
+        date of birth old enough."""
+        known = self.profiles.get(row.get("id")) or self.profiles.find(
+            "email", attributes.get("email")
+        )
+        if not (attributes.get("phone_number") or (known and known.fields.get("phone_number"))):
+            return [
+                invalid_object(
+                    "A phone_number is required to subscribe to SMS.", f"{pointer}/phone_number"
+                )
+            ]
+        if self.age_gated:
+            return _age_gate_errors(
+                attributes.get("age_gated_date_of_birth"),
+                f"{pointer}/age_gated_date_of_birth",
+                datetime.fromtimestamp(self.clock.now(), UTC).date(),
+            )
+        return []
 
     def _consent_errors(
         self, marketing: Any, pointer: str, historical: bool
@@ -120,16 +147,22 @@ class ConsentEndpoints(KlaviyoResources):
         source: str | None,
     ) -> None:
         attributes = row["attributes"]
-        marketing = ((attributes.get("subscriptions") or {}).get("email") or {}).get("marketing")
         profile = self._consent_profile(row)
-        if marketing is None:
-            return
         if klaviyo_list and klaviyo_list.opt_in_process == "double_opt_in" and not historical:
             return  # waits for the person to confirm; nothing changes yet
-        consented_at = parse_datetime(marketing["consented_at"]) if historical else self.clock.now()
-        self._subscribe(
-            profile, consented_at, "API", source, klaviyo_list.id if klaviyo_list else None
-        )
+        for channel in ("email", "sms"):
+            marketing = _marketing(attributes, channel)
+            if marketing is None:
+                continue
+            at = parse_datetime(marketing["consented_at"]) if historical else self.clock.now()
+            if channel == "sms":
+                if not profile.fields.get("phone_number"):
+                    self.profiles.set_identifier(
+                        profile, "phone_number", attributes["phone_number"]
+                    )
+                self._sms_consent(profile, "SUBSCRIBED", at, "API")
+                continue
+            self._subscribe(profile, at, "API", source, klaviyo_list.id if klaviyo_list else None)
 
     def _consent_profile(self, row: dict[str, Any]) -> Profile:
         """The profile a consent row names (id, email, then phone), created when unknown."""
@@ -164,6 +197,10 @@ class ConsentEndpoints(KlaviyoResources):
         now = self.clock.now()
         for row in rows:
             profile = self._consent_profile(row)
+            if _marketing(row["attributes"], "sms") is not None:
+                self._sms_consent(profile, "UNSUBSCRIBED", now, "API")
+            if _marketing(row["attributes"], "email") is None:
+                continue
             if klaviyo_list and profile.id in klaviyo_list.members:
                 self._unsubscribe_from_list(profile, klaviyo_list.id, now)
             else:
@@ -180,14 +217,37 @@ class ConsentEndpoints(KlaviyoResources):
             return errors
         if not (attributes.get("email") or attributes.get("phone_number")):
             return [invalid_object("An email or phone_number is required.", pointer)]
-        marketing = ((attributes.get("subscriptions") or {}).get("email") or {}).get(
-            "marketing"
-        ) or {}
-        if marketing.get("consent") != "UNSUBSCRIBED":
-            return [
-                invalid_object(
-                    "The only supported consent value is 'UNSUBSCRIBED'.",
-                    f"{pointer}/subscriptions/email/marketing/consent",
-                )
-            ]
-        return []
+        blocks = {c: _marketing(attributes, c) for c in ("email", "sms")}
+        given = {c: b for c, b in blocks.items() if b is not None} or {"email": {}}
+        return [
+            invalid_object(
+                "The only supported consent value is 'UNSUBSCRIBED'.",
+                f"{pointer}/subscriptions/{channel}/marketing/consent",
+            )
+            for channel, block in given.items()
+            if not isinstance(block, dict) or block.get("consent") != "UNSUBSCRIBED"
+        ]
+
+
+def _marketing(attributes: dict[str, Any], channel: str) -> Any:
+    """A row's `subscriptions.<channel>.marketing` block (None when absent)."""
+    return ((attributes.get("subscriptions") or {}).get(channel) or {}).get("marketing")
+
+
+def _age_gate_errors(raw: Any, pointer: str, today: date) -> list[dict[str, Any]]:
+    """An age-gated account refuses SMS consent without a date of birth, or under the age."""
+    try:
+        born = date.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        born = None
+    if born is None:
+        detail = (
+            "This account uses age-gating: 'age_gated_date_of_birth' is required to update "
+            "SMS consent."
+        )
+        return [invalid_object(detail, pointer)]
+    years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    if years < AGE_GATE_YEARS:
+        detail = f"The profile is under this account's age-gating minimum of {AGE_GATE_YEARS}."
+        return [invalid_object(detail, pointer)]
+    return []

@@ -16,6 +16,19 @@ from kommo_sync.sandbox.klaviyo.rules import (
 
 
 @dataclass
+class SmsConsent:
+    """A profile's SMS marketing consent; `blocked`: the number cannot receive SMS (a carrier
+    deactivation), whatever the consent says."""
+
+    consent: str = "NEVER_SUBSCRIBED"
+    timestamp: float | None = None
+    method: str | None = None
+    method_detail: str | None = None
+    updated: float | None = None
+    blocked: bool = False
+
+
+@dataclass
 class Profile:
     id: str
     created: float
@@ -33,6 +46,7 @@ class Profile:
     suppressions: list[dict[str, Any]] = field(default_factory=list)
     list_suppressions: list[dict[str, Any]] = field(default_factory=list)
     last_event_date: float | None = None
+    sms: SmsConsent = field(default_factory=SmsConsent)
 
     def filter_values(self, name: str) -> list[Any]:
         if name == "id":

@@ -81,14 +81,16 @@ class KlaviyoResources(KlaviyoState):
                 for s in profile.list_suppressions
             ],
         }
+        consent = profile.sms
         sms = {
             "marketing": {
-                "can_receive_sms_marketing": False,
-                "consent": "NEVER_SUBSCRIBED",
-                "consent_timestamp": None,
-                "method": None,
-                "method_detail": None,
-                "last_updated": None,
+                "can_receive_sms_marketing": consent.consent == "SUBSCRIBED"
+                and not consent.blocked,
+                "consent": consent.consent,
+                "consent_timestamp": iso(consent.timestamp),
+                "method": consent.method,
+                "method_detail": consent.method_detail,
+                "last_updated": iso(consent.updated),
             }
         }
         return {"email": {"marketing": marketing}, "sms": sms}

@@ -106,6 +106,15 @@ UNSUBSCRIBED_METRIC = "Unsubscribed from Email Marketing"
 SUBSCRIBED_METRIC = "Subscribed to Email Marketing"
 
 
+SMS_UNSUBSCRIBED_METRIC = "Unsubscribed from SMS Marketing"
+
+
+SMS_SUBSCRIBED_METRIC = "Subscribed to SMS Marketing"
+
+
+AGE_GATE_YEARS = 21
+
+
 METRIC_FOR_SUPPRESSION = {
     "UNSUBSCRIBE": UNSUBSCRIBED_METRIC,
     "SPAM_COMPLAINT": "Marked Email as Spam",
@@ -122,6 +131,8 @@ KLAVIYO_METRICS = {
     "Marked Email as Spam",
     "Bounced Email",
     "Unsubscribed from List",
+    SMS_UNSUBSCRIBED_METRIC,
+    SMS_SUBSCRIBED_METRIC,
 }
 
 

@@ -112,6 +112,19 @@ class KlaviyoSandbox(
                 self._suppress(profile, moment, reason, method)
             return profile.id
 
+    def unsubscribe_sms(
+        self, email: str, at: float | str | None = None, method: str = "TEXT", blocked: bool = False
+    ) -> str:
+        """A person opts out of SMS in Klaviyo (a STOP reply by default); `blocked`: the number
+        is suppressed for SMS as well (a carrier deactivation). Email consent is untouched;
+        "Unsubscribed from SMS Marketing" is recorded. Returns the profile id."""
+        with self.lock:
+            self._finish_due_jobs()
+            profile = self._profile_for_email(email)
+            profile.sms.blocked = profile.sms.blocked or blocked
+            self._sms_consent(profile, "UNSUBSCRIBED", as_timestamp(at, self.clock.now()), method)
+            return profile.id
+
     def add_activity(
         self,
         email: str,

@@ -24,6 +24,8 @@ from kommo_sync.sandbox.klaviyo.rules import (
     METRIC_FOR_SUPPRESSION,
     PLAIN_FIELDS,
     REVOKES_CONSENT,
+    SMS_SUBSCRIBED_METRIC,
+    SMS_UNSUBSCRIBED_METRIC,
     SUBSCRIBED_METRIC,
     YEAR_SECONDS,
     merge_into,
@@ -165,6 +167,14 @@ class KlaviyoState(KlaviyoBase):
             self._record_event(
                 metric, profile, moment, {"Method": method}, unique_id=str(uuid.uuid4())
             )
+
+    def _sms_consent(self, profile: Profile, consent: str, moment: float, method: str) -> None:
+        """SMS marketing consent given or withdrawn, with Klaviyo's event for it."""
+        sms = profile.sms
+        sms.consent, sms.timestamp, sms.method, sms.method_detail = consent, moment, method, ""
+        sms.updated = profile.updated = self.clock.now()
+        metric = SMS_SUBSCRIBED_METRIC if consent == "SUBSCRIBED" else SMS_UNSUBSCRIBED_METRIC
+        self._record_event(metric, profile, moment, {"Method": method}, unique_id=str(uuid.uuid4()))
 
     def _unsubscribe_from_list(self, profile: Profile, list_id: str, moment: float) -> None:
         self.lists[list_id].members.pop(profile.id, None)

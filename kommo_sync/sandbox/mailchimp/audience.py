@@ -41,6 +41,13 @@ class AudienceEndpoints(MemberState):
         self._check_new_merge_field(audience, body)
         return Response(200, self._store_merge_field(audience, body), JSON_CONTENT_TYPE)
 
+    def _patch_merge_field(self, request: Request) -> Response:
+        audience = self._audience(request)
+        merge_field = self._update_merge_field(
+            audience, request.params["merge_id"], json_object(request)
+        )
+        return Response(200, merge_field, JSON_CONTENT_TYPE)
+
     def _get_segments(self, request: Request) -> Response:
         """All segments here are static (tags); counts follow the include_* flags."""
         audience = self._audience(request)

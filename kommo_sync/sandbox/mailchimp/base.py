@@ -26,6 +26,7 @@ from kommo_sync.sandbox.mailchimp.rules import (
     ARCHIVE_PREFIX,
     DEFAULT_TITLES,
     MEMBER_TAGS_SHOWN,
+    MERGE_FIELD_LIMIT,
     NOT_FOUND_DETAIL,
     PROBLEM_CONTENT_TYPE,
     STATUSES,
@@ -43,10 +44,12 @@ class MailchimpBase(App):
         clock: Clock | None = None,
         api_key: str = "sandboxkey0000000000000000000000-us1",
         max_connections: int = 10,
+        merge_field_limit: int = MERGE_FIELD_LIMIT,
     ):
         super().__init__(clock)
         self.api_key = api_key
         self.max_connections = max_connections
+        self.merge_field_limit = merge_field_limit  # merge fields per audience (30 on Mailchimp)
         self.bodiless_throttle = False
         # Test switches: collections ignore `offset`; /batches jobs never finish, or finish at once.
         self.ignore_offset = False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from kommo_sync.sandbox.mailchimp.base import MailchimpBase
@@ -14,12 +13,13 @@ from kommo_sync.sandbox.mailchimp.errors import (
     forgotten_error,
     invalid,
     member_exists_error,
+    not_found,
 )
+from kommo_sync.sandbox.mailchimp.merge_values import merge_value_problem
 from kommo_sync.sandbox.mailchimp.queries import require, truncate_bytes
 from kommo_sync.sandbox.mailchimp.records import Audience, Member, Segment
 from kommo_sync.sandbox.mailchimp.rules import (
     DEFAULT_UNSUBSCRIBE_REASON,
-    MERGE_FIELD_LIMIT,
     MERGE_INVALID,
     MERGE_TAG_PATTERN,
     MERGE_TYPES,
@@ -178,7 +178,7 @@ class MemberState(MailchimpBase):
                 message = f"Merge field {tag} does not exist on this audience."
                 errors.append({"field": tag, "message": message})
                 continue
-            message = self._merge_value_problem(merge_field, value)
+            message = merge_value_problem(merge_field, value)
             if message:
                 errors.append({"field": tag, "message": message})
             else:
@@ -186,25 +186,6 @@ class MemberState(MailchimpBase):
         if errors:
             raise invalid(MERGE_INVALID, errors, field_name=errors[0]["field"])
         return cleaned
-
-    @staticmethod
-    def _merge_value_problem(merge_field: dict[str, Any], value: Any) -> str:
-        kind = merge_field["type"]
-        if value in (None, ""):
-            return ""
-        if kind == "address":
-            complete = isinstance(value, dict) and all(
-                value.get(key) for key in ("addr1", "city", "state", "zip")
-            )
-            return "" if complete else "Please enter a complete address"
-        if isinstance(value, (dict, list)):
-            return "Data did not match any of the schemas described in anyOf"
-        if kind == "number" and not re.fullmatch(r"-?\d+(\.\d+)?", str(value)):
-            return "Please enter a number"
-        choices = merge_field.get("options", {}).get("choices")
-        if kind in ("radio", "dropdown") and choices and value not in choices:
-            return "Please choose one of the options"
-        return ""
 
     @staticmethod
     def _normalised_merge_value(merge_field: dict[str, Any], value: Any) -> Any:
@@ -259,10 +240,27 @@ class MemberState(MailchimpBase):
             )
         if tag == "EMAIL" or tag in audience.merge_fields:
             raise invalid(f'A Merge Field with the tag "{tag}" already exists for this list.')
-        if len(audience.merge_fields) >= MERGE_FIELD_LIMIT:
-            raise invalid(
-                f"This audience already has the maximum of {MERGE_FIELD_LIMIT} merge fields."
+        if len(audience.merge_fields) >= self.merge_field_limit:
+            raise invalid(  # wording UNCONFIRMED; the limit is 30 (mc-magento#957)
+                f"This audience already has the maximum of {self.merge_field_limit} merge fields."
             )
+
+    def _update_merge_field(self, audience: Audience, merge_id: str, body: dict[str, Any]) -> Any:
+        """PATCH: name, options (a new choices list replaces the old one), public, help text."""
+        merge_field = next(
+            (f for f in audience.merge_fields.values() if str(f["merge_id"]) == merge_id), None
+        )
+        if merge_field is None:
+            raise not_found()
+        require(body, ("name",))
+        options = body.get("options") or {}
+        if not isinstance(options, dict) or not isinstance(options.get("choices", []), list):
+            raise field_error("options", "Data did not match any of the schemas described in anyOf")
+        merge_field["options"].update(options)
+        for key in ("name", "public", "help_text", "required", "default_value"):
+            if key in body:
+                merge_field[key] = body[key]
+        return merge_field
 
     @staticmethod
     def _find_tag(audience: Audience, name: str) -> Segment | None:

@@ -24,6 +24,7 @@ from kommo_sync.sandbox.mailchimp.rules import (
     API_ROOT,
     ARCHIVE_PREFIX,
     DEFAULT_MERGE_FIELDS,
+    MERGE_FIELD_LIMIT,
     subscriber_hash,
 )
 from kommo_sync.sandbox.server import Handler, Request, Response
@@ -39,8 +40,9 @@ class MailchimpSandbox(
         clock: Clock | None = None,
         api_key: str = "sandboxkey0000000000000000000000-us1",
         max_connections: int = 10,
+        merge_field_limit: int = MERGE_FIELD_LIMIT,
     ):
-        super().__init__(clock, api_key, max_connections)
+        super().__init__(clock, api_key, max_connections, merge_field_limit)
         self._register_routes()
 
     def add_list(self, name: str, list_id: str | None = None) -> str:
@@ -64,13 +66,24 @@ class MailchimpSandbox(
             return list_id
 
     def add_merge_field(
-        self, list_id: str, tag: str, name: str, field_type: str = "text", required: bool = False
+        self,
+        list_id: str,
+        tag: str,
+        name: str,
+        field_type: str = "text",
+        required: bool = False,
+        options: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        """Seed a merge field as a marketer makes one (`options`: choices, date_format…)."""
+        spec = {"tag": tag, "name": name, "type": field_type, "required": required}
         with self.lock:
             return self._store_merge_field(
-                self._audience_or_raise(list_id),
-                {"tag": tag, "name": name, "type": field_type, "required": required},
+                self._audience_or_raise(list_id), {**spec, "options": options or {}}
             )
+
+    def merge_field(self, list_id: str, tag: str) -> dict[str, Any] | None:
+        with self.lock:
+            return self._audience_or_raise(list_id).merge_fields.get(tag)
 
     def add_tag(self, list_id: str, name: str) -> int:
         """Create (or find) a tag; returns its id, which is also its static segment id."""
@@ -203,6 +216,7 @@ class MailchimpSandbox(
             ("POST", "/lists/{list_id}/members/{hash}/tags", self._post_member_tags),
             ("GET", "/lists/{list_id}/merge-fields", self._get_merge_fields),
             ("POST", "/lists/{list_id}/merge-fields", self._post_merge_field),
+            ("PATCH", "/lists/{list_id}/merge-fields/{merge_id}", self._patch_merge_field),
             ("GET", "/lists/{list_id}/segments", self._get_segments),
             ("POST", "/lists/{list_id}/segments", self._post_segment),
             ("GET", "/lists/{list_id}/segments/{segment_id}", self._get_segment),
