@@ -7,9 +7,8 @@ from dataclasses import asdict
 from typing import Any
 
 from kommo_sync import forget
-from kommo_sync.batching import JobTimer
 from kommo_sync.clock import Clock
-from kommo_sync.config import Config, NetworkConfig
+from kommo_sync.config import Config
 from kommo_sync.destinations import registry
 from kommo_sync.destinations.base import Destination
 from kommo_sync.destinations.registry import Wiring
@@ -23,17 +22,16 @@ NEVER_ENDED = "ended without recording its end (killed, or stopped at once)"
 
 def build_destinations(config: Config, clock: Clock) -> list[Destination]:
     """The configured destinations, in registry order."""
-    wiring = Wiring(config.tags, clock, config.network.timeout_seconds, _job_timer(config.network))
+    network = config.network
+    wiring = Wiring(
+        config.tags, clock, network.timeout_seconds, network.first_poll_seconds,
+        network.job_limit_seconds,
+    )  # fmt: skip
     return [
         vendor.build(config.destinations[vendor.name], wiring)
         for vendor in registry.vendors()
         if vendor.name in config.destinations
     ]
-
-
-def _job_timer(network: NetworkConfig) -> JobTimer:
-    """When a destination's bulk jobs are first polled, and when one is given up."""
-    return JobTimer(network.first_poll_seconds, network.job_limit_seconds)
 
 
 def build_engine(

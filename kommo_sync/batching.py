@@ -5,12 +5,19 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from kommo_sync.errors import RetryLater
 
 T = TypeVar("T")
 J = TypeVar("J")
+
+
+class Memory(Protocol):
+    """A destination's memory as the timer uses it (DestinationMemory)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+    def set(self, key: str, value: Any) -> None: ...
 
 
 def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -20,13 +27,19 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield list(values[start : start + size])
 
 
+JOB_TIMES = "job_times"  # a destination's memory key for its timer's samples
+
+
 class JobTimer:
     """When to poll a vendor's bulk jobs. It learns from the jobs that finished how long one of
     n items takes (a fixed part plus a part per item, fitted on the vendor's own created and
     completed times), so the first poll lands about when the job is done: one poll per job and
     little idle time. Until a job has finished it polls as Mailchimp advises for its batches:
     after about 5 s, then backing off (×1.5) to a minute. A job still not done after `limit`
-    seconds is given up (transient), so a stuck vendor job never holds a run for long."""
+    seconds is given up (transient), so a stuck vendor job never holds a run for long.
+
+    One timer a destination (its jobs are alike); the samples are kept in the destination's
+    memory across runs (`remembered`/`restore`), so a cron run's first poll is well aimed too."""
 
     FIRST = 5.0
     LONGEST = 60.0
@@ -75,6 +88,30 @@ class JobTimer:
             waited += delay
             job = poll(job)
         return job
+
+    def remembered(self) -> list[list[float]]:
+        """The samples, as the destination's memory keeps them."""
+        with self.lock:
+            return [[n, t] for n, t in self.samples]
+
+    def restore(self, samples: object) -> None:
+        """Samples an earlier run kept (anything malformed is ignored: the timer relearns)."""
+        rows = samples if isinstance(samples, list) else []
+        pairs = [
+            (int(row[0]), float(row[1]))
+            for row in rows
+            if isinstance(row, list)
+            and len(row) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row)
+        ]
+        with self.lock:
+            self.samples.extend(pairs[-self.SAMPLES :])
+
+    def keep_in(self, memory: Memory) -> None:
+        """Kept in the destination's memory, for the next run (a process of its own)."""
+        samples = self.remembered()
+        if samples and samples != memory.get(JOB_TIMES):
+            memory.set(JOB_TIMES, samples)
 
     def finished(self, items: int, seconds: float) -> None:
         """A job of `items` items took `seconds`, by the vendor's clock."""

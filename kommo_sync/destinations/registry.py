@@ -39,7 +39,12 @@ class Wiring:
     tags: Mapping[Stage, str]
     clock: Clock
     timeout: float
-    job_timer: JobTimer
+    first_poll: float = JobTimer.FIRST
+    job_limit: float = JobTimer.LIMIT
+
+    def job_timer(self) -> JobTimer:
+        """A destination's own timer: each vendor's jobs take their own time."""
+        return JobTimer(self.first_poll, self.job_limit)
 
 
 @dataclass(frozen=True)

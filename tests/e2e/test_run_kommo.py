@@ -224,3 +224,25 @@ def test_a_misspelt_pipeline_stops_the_run_before_anything_is_pushed(world, sale
     assert result.exit_code == 2
     assert "kommo.pipelines[0]: no pipeline 'Salse' (did you mean 'Sales'?)" in result.output
     assert world.mailchimp.writes() == []
+
+
+def test_the_cli_collects_garbage_rarely_during_a_run_only(world, sales, monkeypatch):
+    import gc
+
+    from kommo_sync.engine import Engine
+
+    seen = []
+    real_run = Engine.run
+
+    def run(self, options):
+        seen.append(gc.get_threshold())
+        return real_run(self, options)
+
+    monkeypatch.setattr(Engine, "run", run)
+    before = gc.get_threshold()
+    world.with_mailchimp()
+    assert world.cli("run").exit_code == 0
+    assert seen == [(100_000, 50, 100)]
+    assert gc.get_threshold() == before  # the process's own setting is back
+    world.run()  # the engine itself (what the Python API calls) leaves it alone
+    assert seen[-1] == before

@@ -71,3 +71,45 @@ def test_a_job_not_done_at_the_limit_is_given_up_as_transient_with_the_last_poll
     )
     assert sum(slept) == pytest.approx(120) and len(polled) == len(slept) == 7
     assert JobTimer().limit == 600
+
+
+class Memory(dict):  # type: ignore[type-arg]
+    def set(self, key, value):
+        self[key] = value
+
+
+def test_what_a_timer_learned_is_kept_and_a_new_timer_aims_its_first_poll_with_it():
+    learned = JobTimer()
+    learned.finished(1000, 10.0)
+    learned.finished(3000, 14.0)
+    memory = Memory()
+    learned.keep_in(memory)
+    fresh = JobTimer()
+    assert next(fresh.delays(2000)) == 5.0  # knows nothing: Mailchimp's advice
+    fresh.restore(memory["job_times"])
+    assert fresh.estimate(2000) == pytest.approx(12.0)
+    assert next(fresh.delays(2000)) == pytest.approx(13.0)  # the estimate and the margin
+
+
+def test_a_timer_restores_only_well_formed_samples_and_keeps_the_newest():
+    timer = JobTimer()
+    timer.restore([[10, 1.0], ["x", 2], [5], None, [True, 1.0], *([[100, 3.0]] * 30)])
+    assert len(timer.remembered()) == JobTimer.SAMPLES
+    assert timer.remembered()[-1] == [100, 3.0]
+    timer.restore("nonsense")
+    assert len(timer.remembered()) == JobTimer.SAMPLES
+
+
+def test_keeping_unchanged_samples_writes_nothing():
+    timer, memory = JobTimer(), Memory()
+    timer.keep_in(memory)
+    assert memory == {}  # nothing learned yet
+    timer.finished(10, 2.0)
+    timer.keep_in(memory)
+    writes = dict(memory)
+    memory.clear()
+    memory.update(writes)
+    calls = []
+    memory.set = lambda key, value: calls.append(key)  # type: ignore[method-assign]
+    timer.keep_in(memory)
+    assert calls == []

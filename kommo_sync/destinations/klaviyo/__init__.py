@@ -12,7 +12,7 @@ from kommo_sync.destinations.registry import Vendor, Wiring
 
 
 def _build(config: KlaviyoConfig, wiring: Wiring) -> KlaviyoDestination:
-    return build_klaviyo(config, wiring.tags, wiring.clock, wiring.timeout, wiring.job_timer)
+    return build_klaviyo(config, wiring.tags, wiring.clock, wiring.timeout, wiring.job_timer())
 
 
 VENDOR = Vendor(

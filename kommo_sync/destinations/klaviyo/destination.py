@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from kommo_sync.batching import JobTimer
+from kommo_sync.batching import JOB_TIMES, JobTimer
 from kommo_sync.clock import Clock
 from kommo_sync.destinations.base import Destination, DriftFound
 from kommo_sync.destinations.klaviyo import reconcile
@@ -58,6 +58,7 @@ class KlaviyoDestination(Destination):
     def _wire(self, memory: DestinationMemory) -> None:
         """Collaborators for one run, remembering in `memory`."""
         self.memory = memory
+        self.job_timer.restore(memory.get(JOB_TIMES))
         self.sms_optouts = SmsOptOuts(memory)
         sms = self.sms_optouts if self.config.field_map.sms_consent else None
         self.feedback = KlaviyoFeedback(self.config, self.http, self.clock, memory, sms)
@@ -173,7 +174,10 @@ class KlaviyoDestination(Destination):
     def push(self, changes: list[Change]) -> list[Outcome]:
         exits = [c for c in changes if is_exit(c)]
         others = [c for c in changes if not is_exit(c)]
-        return push_exits(self.http, exits) + (self.profiles.push(others) if others else [])
+        outcomes = push_exits(self.http, exits) + (self.profiles.push(others) if others else [])
+        if self.memory is not None:
+            self.job_timer.keep_in(self.memory)
+        return outcomes
 
     def push_events(self, changes: list[Change], outcome_unknown: bool = False) -> list[Outcome]:
         return self.events.push(changes, outcome_unknown)

@@ -21,7 +21,7 @@ def build_mailchimp(config: MailchimpConfig, wiring: Wiring) -> MailchimpDestina
     )
     http = mailchimp_http(config, wiring.clock, wiring.timeout)
     return MailchimpDestination(
-        config, dict(wiring.tags), http, archive, wiring.clock, job_timer=wiring.job_timer
+        config, dict(wiring.tags), http, archive, wiring.clock, job_timer=wiring.job_timer()
     )
 
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from kommo_sync.batching import JobTimer
+from kommo_sync.batching import JOB_TIMES, JobTimer
 from kommo_sync.clock import Clock
 from kommo_sync.destinations.base import Destination, DriftFound
 from kommo_sync.destinations.mailchimp import feedback, reconcile
@@ -92,6 +92,7 @@ class MailchimpDestination(Destination):
 
     def prepare(self, memory: DestinationMemory, dry_run: bool) -> None:
         self.memory, self.dry_run = memory, dry_run
+        self.api.job_timer.restore(memory.get(JOB_TIMES))
         self.managed = sorted(set(memory.get("managed_tags", [])) | set(self.tags.values()))
         ensure_merge_fields(self.api, self.config, memory, dry_run)
         self._prepare_fields(memory, dry_run)
@@ -147,6 +148,8 @@ class MailchimpDestination(Destination):
         mover = TagMover(self.api, self.segments, self.managed, self.tags.values())
         results.update(MemberPush(self.api, mover, self.config.max_connections).push(to_send))
         self._remember_managed()
+        if self.memory is not None:
+            self.api.job_timer.keep_in(self.memory)
         return [_outcome(change, results[change.person_id]) for change in changes]
 
     def erase(self, emails: list[str], phones: list[str]) -> str:
