@@ -187,7 +187,8 @@ FIELDS_BEFORE = {"contacts": 9, "leads": 9}  # a mirror row's fields then; issue
 
 def comparable(tables: dict[str, list[tuple[object, ...]]]) -> dict[str, list[tuple[object, ...]]]:
     """The rows, less what the run's timing decides rather than the format: cursors added by
-    later releases (the lifecycle read), when suppressions were last read, the ULIDs Klaviyo
+    later releases (the lifecycle read), when suppressions were last read, how long the vendors'
+    jobs took (kept since issue 15), the ULIDs Klaviyo
     derives from the time (each extra Kommo request moves the simulated clock on a slot); mirror
     rows compared on the fields they had then (later releases append fields)."""
     return {
@@ -206,7 +207,7 @@ def _as_then(table: str, row: tuple[object, ...]) -> tuple[object, ...]:
 def _timing(table: str, row: tuple[object, ...]) -> bool:
     if table == "cursors":
         return row[0] in CURSORS_ADDED_SINCE
-    return table == "destination_meta" and row[1] == "suppressions_read_at"
+    return table == "destination_meta" and row[1] in ("suppressions_read_at", "job_times")
 
 
 def _masked(row: tuple[object, ...]) -> tuple[object, ...]:
