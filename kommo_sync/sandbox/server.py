@@ -3,7 +3,8 @@
 A sandbox is an `App` (routes + in-memory vendor state) served by `SandboxServer` on a local
 port in a background thread. Latency, rate windows and job progress read the injected Clock,
 so tests run in simulated time and benchmarks in real time. Every App also carries a
-`FaultSwitch` (faults.py) that dispatch consults before anything else.
+`FaultSwitch` (faults.py) that dispatch consults before anything else, and a `Latency`
+(network.py) that delays each answer once the handler has made it: none by default.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from kommo_sync.clock import Clock
 from kommo_sync.sandbox.faults import EARLY_KINDS, Fault, FaultSwitch
+from kommo_sync.sandbox.network import Latency
 
 # How _Handler puts a Response on the wire: whole, closed unanswered, or half the body then closed.
 WHOLE, DROP, HALF_BODY = "whole", "drop", "half_body"
@@ -91,7 +93,9 @@ class LoggedRequest:
 
 
 Handler = Callable[[Request], Response]
-NOT_DATA = frozenset({"routes", "log", "faults", "lock", "clock"})
+# Not the vendor's data: a snapshot neither keeps nor restores these (latency and job timing are
+# the network a test or benchmark chose, not the account's state).
+NOT_DATA = frozenset({"routes", "log", "faults", "lock", "clock", "latency", "timing"})
 _LOCK, _RLOCK = type(threading.Lock()), type(threading.RLock())
 
 
@@ -131,7 +135,7 @@ class App:
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self.log: list[LoggedRequest] = []
         self.lock = threading.RLock()
-        self.latency: tuple[float, float] = (0.0, 0.0)
+        self.latency = Latency()
         self.faults = FaultSwitch()
         self._random = random.Random(7)
 
@@ -151,7 +155,7 @@ class App:
         return Response(status, body if body is not None else {"status": status})
 
     def dispatch(self, request: Request) -> Response:
-        """Faults first, then latency, `before` and the route; every request is logged."""
+        """Faults first, then `before` and the route, then latency; every request is logged."""
         fault = self.faults.pick(request)
         response = self._handle(request) if fault is None else self._faulted(fault, request)
         with self.lock:
@@ -168,9 +172,10 @@ class App:
         return response
 
     def _handle(self, request: Request) -> Response:
-        self._simulate_latency()
         early = self.before(request)
-        return early if early is not None else self._route(request)
+        response = early if early is not None else self._route(request)
+        self._simulate_latency(request, response)
+        return response
 
     def _faulted(self, fault: Fault, request: Request) -> Response:
         """The response `fault` makes of `request`; DROP ones are logged with status 0."""
@@ -237,10 +242,20 @@ class App:
             "application/problem+json",
         )
 
-    def _simulate_latency(self) -> None:
-        low, high = self.latency
-        if high > 0:
-            self.clock.sleep(self._random.uniform(low, high))
+    def _simulate_latency(self, request: Request, response: Response) -> None:
+        """Wait as long as the latency model says this answer takes. A size-dependent delay
+        encodes the body here, once: `raw` then carries it to the wire."""
+        if self.latency.silent:
+            return
+        size = 0
+        if self.latency.sized(request.method, request.path):
+            response.raw = response.encode()
+            size = len(response.raw)
+        seconds = self.latency.seconds(
+            request.method, request.path, request.body, size, self._random
+        )
+        if seconds > 0:
+            self.clock.sleep(seconds)
 
     def requests(self, method: str | None = None, path_prefix: str = "") -> list[LoggedRequest]:
         """The logged requests, optionally by method and path prefix (for test assertions)."""

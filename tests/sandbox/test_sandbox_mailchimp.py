@@ -15,6 +15,7 @@ import requests
 
 from kommo_sync.clock import FakeClock
 from kommo_sync.sandbox.mailchimp import MailchimpSandbox, subscriber_hash
+from kommo_sync.sandbox.network import uniform
 from kommo_sync.sandbox.server import App, Request, Response, SandboxServer
 
 KEY = "sandboxkey0000000000000000000000-us1"
@@ -152,7 +153,7 @@ class GateClock(FakeClock):
 def test_more_than_ten_simultaneous_requests_get_429() -> None:
     clock = GateClock()
     app = MailchimpSandbox(clock)
-    app.latency = (0.1, 0.1)
+    app.latency = uniform(0.1, 0.1)
     statuses: list[requests.Response] = []
     with SandboxServer(app) as srv:
         threads = [

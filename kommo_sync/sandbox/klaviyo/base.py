@@ -39,6 +39,7 @@ from kommo_sync.sandbox.klaviyo.rules import (
     TIERS,
     ulid,
 )
+from kommo_sync.sandbox.network import KlaviyoJobs
 from kommo_sync.sandbox.server import App, Request, Response, SlidingWindow
 
 
@@ -90,6 +91,10 @@ class KlaviyoBase(App):
         self.event_keys: set[tuple[str, str, str]] = set()
         self.jobs: dict[str, ImportJob] = {}
         self.pending_jobs: list[ImportJob] = []
+        self.timing = KlaviyoJobs()  # how long import, subscribe and event jobs take
+        # Accepted subscribe and event jobs not applied yet: (due, method name, its arguments);
+        # data rather than closures, so a snapshot can pickle them.
+        self.deferred: list[tuple[float, str, tuple[Any, ...]]] = []
         self.failures: deque[ApiError | Response] = deque()
         self.route_info: dict[tuple[str, str], tuple[str, str, int | None]] = {}
         self.limits: dict[str, RateLimit] = {}
@@ -332,6 +337,21 @@ class KlaviyoBase(App):
         if name not in allowed:
             raise invalid(f"'{raw}' is not a valid sort field.", parameter="sort")
         return allowed[name], raw.startswith("-")
+
+    def _later(self, seconds: float, method: str, *args: Any) -> None:
+        """Call `method(*args)` `seconds` from now on the clock (at once when 0): a job Klaviyo
+        accepts with 202 and applies in the background."""
+        if seconds <= 0 or self.jobs_finish_at_once:
+            getattr(self, method)(*args)
+            return
+        self.deferred.append((self.clock.now() + seconds, method, args))
+        self.deferred.sort(key=lambda entry: entry[0])
+
+    def _apply_deferred(self, now: float) -> None:
+        """Apply, in order, every deferred job due by `now` (call under the lock)."""
+        while self.deferred and (self.deferred[0][0] <= now or self.jobs_finish_at_once):
+            _, method, args = self.deferred.pop(0)
+            getattr(self, method)(*args)
 
     def _next_id(self) -> str:
         self.sequence += 1

@@ -61,9 +61,20 @@ class ConsentEndpoints(KlaviyoResources):
             raise ApiError(400, errors)
         if self.jobs_never_finish:
             return Response(202, None, JSONAPI)
-        for row in rows:
-            self._subscribe_row(row, historical, klaviyo_list, attributes.get("custom_source"))
+        list_id = klaviyo_list.id if klaviyo_list else None
+        source = attributes.get("custom_source")
+        self._later(
+            self.timing.subscribe_after, "_subscribe_rows", rows, historical, list_id, source
+        )
         return Response(202, None, JSONAPI)
+
+    def _subscribe_rows(
+        self, rows: list[Any], historical: bool, list_id: str | None, source: str | None
+    ) -> None:
+        """An accepted bulk subscribe, applied (at once, or later as `timing` says)."""
+        klaviyo_list = self.lists.get(list_id) if list_id else None
+        for row in rows:
+            self._subscribe_row(row, historical, klaviyo_list, source)
 
     def _subscribe_row_errors(self, index: int, row: Any, historical: bool) -> list[dict[str, Any]]:
         pointer = f"/data/attributes/profiles/data/{index}/attributes"

@@ -146,6 +146,11 @@ class EventEndpoints(KlaviyoResources):
             self._resolve(profile_data.get("id"), profile_data.get("attributes") or {})
         if self.jobs_never_finish:
             return Response(202, None, JSONAPI)
+        self._later(self.timing.events_after, "_store_bulk_events", entries)
+        return Response(202, None, JSONAPI)
+
+    def _store_bulk_events(self, entries: list[dict[str, Any]]) -> None:
+        """An accepted event bulk-create job, applied (at once, or later as `timing` says)."""
         for entry in entries:
             profile_data = entry["attributes"]["profile"]["data"]
             profile = self._event_profile(
@@ -155,7 +160,6 @@ class EventEndpoints(KlaviyoResources):
             )
             for event in entry["attributes"]["events"]["data"]:
                 self._store_event(event["attributes"], profile)
-        return Response(202, None, JSONAPI)
 
     def _bulk_entry_errors(self, entry: Any, pointer: str) -> list[dict[str, Any]]:
         attributes = entry.get("attributes") if isinstance(entry, dict) else None

@@ -56,7 +56,7 @@ class ImportEndpoints(KlaviyoResources):
         ]
         if errors:
             raise ApiError(400, errors)
-        job = ImportJob(self._next_id(), self.clock.now(), rows, list_ids)
+        job = ImportJob(self._next_id(), self.clock.now(), rows, list_ids, self.timing)
         self.jobs[job.id] = job
         self.pending_jobs.append(job)
         return Response(
@@ -94,7 +94,8 @@ class ImportEndpoints(KlaviyoResources):
         return errors
 
     def _finish_due_jobs(self) -> None:
-        """Complete every job whose processing time has passed on the injected clock."""
+        """Complete every job whose processing time has passed on the injected clock, then
+        apply the subscribe and event jobs that are due."""
         if self.jobs_never_finish:
             return
         for job in self.pending_jobs:
@@ -107,6 +108,7 @@ class ImportEndpoints(KlaviyoResources):
             self.pending_jobs.remove(job)
             self._run_import_job(job)
             job.completed_at = job.finishes
+        self._apply_deferred(now)
 
     def _run_import_job(self, job: ImportJob) -> None:
         for index, row in enumerate(job.rows):

@@ -7,12 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kommo_sync.sandbox.klaviyo.filters import LIST_SUPPRESSIONS, SUPPRESSION, normalized
-from kommo_sync.sandbox.klaviyo.rules import (
-    IDENTIFIERS,
-    JOB_SECONDS_PER_PROFILE,
-    JOB_STAGE_SECONDS,
-    sort_text,
-)
+from kommo_sync.sandbox.klaviyo.rules import IDENTIFIERS, sort_text
+from kommo_sync.sandbox.network import KlaviyoJobs
 
 
 @dataclass
@@ -105,6 +101,7 @@ class ImportJob:
     created: float
     rows: list[dict[str, Any]]
     list_ids: list[str]
+    timing: KlaviyoJobs  # the account's job timing when the job was created
     completed_at: float | None = None
     profile_ids: list[str] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
@@ -112,13 +109,13 @@ class ImportJob:
 
     @property
     def started(self) -> float:
-        return self.created if self.rushed else self.created + JOB_STAGE_SECONDS
+        return self.created if self.rushed else self.created + self.timing.import_queued
 
     @property
     def finishes(self) -> float:
         if self.rushed:
             return self.created
-        return self.started + JOB_STAGE_SECONDS + JOB_SECONDS_PER_PROFILE * len(self.rows)
+        return self.created + self.timing.import_seconds(len(self.rows))
 
     def status(self, now: float) -> str:
         if self.completed_at is not None:

@@ -33,6 +33,7 @@ from kommo_sync.sandbox.mailchimp.rules import (
     iso,
     subscriber_hash,
 )
+from kommo_sync.sandbox.network import MailchimpJobs
 from kommo_sync.sandbox.server import App, Handler, Request, Response
 
 
@@ -55,6 +56,7 @@ class MailchimpBase(App):
         self.ignore_offset = False
         self.batches_never_finish = False
         self.jobs_finish_at_once = False
+        self.timing = MailchimpJobs()  # how long /batches jobs take (network.py)
         self.in_flight = 0
         self.peak_in_flight = 0
         self.audiences: dict[str, Audience] = {}

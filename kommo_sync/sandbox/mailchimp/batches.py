@@ -27,18 +27,18 @@ class BatchEndpoints(MemberState):
     """`/batches` and the archive download."""
 
     def _post_batch(self, request: Request) -> Response:
-        """Queue a batch; batches run one at a time: start ≥ 1 s after submit, 1 s + 1 ms/op."""
+        """Queue a batch; batches run one at a time, as `self.timing` says (network.py)."""
         body = json_object(request)
         operations: Any = body.get("operations")  # a list once _check_operations passes
         self._check_operations(operations)
-        now = self.clock.now()
-        starts_at = max(now + 1.0, self._last_batch_finish)
+        now, timing = self.clock.now(), self.timing
+        starts_at = max(now + timing.pending, self._last_batch_finish)
         batch = Batch(
             self._make_id("batch", next(self._ids)),
             operations,
             now,
             starts_at,
-            starts_at + 1.0 + 0.001 * len(operations),
+            starts_at + timing.base + timing.per_operation * len(operations),
         )
         self._last_batch_finish = batch.finishes_at
         self.batches[batch.id] = batch
