@@ -9,7 +9,9 @@ from kommo_sync.state import State
 from tests.conftest import World
 
 
-def test_each_destination_keeps_its_own_job_times_for_the_next_run(world: World, sales: int) -> None:
+def test_each_destination_keeps_its_own_job_times_for_the_next_run(
+    world: World, sales: int
+) -> None:
     world.with_mailchimp().with_klaviyo()
     for n in range(40):  # past both destinations' small-run paths: bulk jobs
         world.kommo.add_contact(f"P{n}", email=f"p{n}@firm.io", consent=True)
