@@ -8,8 +8,8 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.errors import ConfigError
 from kommo_sync.exits import EXIT_CONFIG
-from kommo_sync.field_setup import kommo_field
-from kommo_sync.fieldmap import ENTITIES, Entry, Resolved, resolve
+from kommo_sync.field_setup import account_fields
+from kommo_sync.fieldmap import Entry, Resolved, resolve
 from kommo_sync.fieldvalues import KommoField
 from kommo_sync.kommo import KommoClient, kommo_http
 
@@ -24,19 +24,10 @@ def field_map_checks(config: Config, clock: Clock, timeout: float) -> list[Check
     client = KommoClient(kommo_http(config.kommo, clock, timeout))
     try:
         with vendor_failures("kommo", "token", "field maps not checked"):
-            fields = _fields(client, entries)
+            fields = account_fields(client, entries)
     except Failed as failed:
         return [failed.check]
     return [_entry_check(entry, fields) for entry in entries]
-
-
-def _fields(client: KommoClient, entries: list[Entry]) -> list[KommoField]:
-    wanted = {ENTITIES[e.source.entity] for e in entries if not e.source.builtin}
-    raw = {
-        entity: client.custom_fields() if entity == "contacts" else client.entity_fields(entity)
-        for entity in wanted
-    }
-    return [kommo_field(entity, item) for entity, items in raw.items() for item in items]
 
 
 def _entry_check(entry: Entry, fields: list[KommoField]) -> Check:

@@ -32,7 +32,7 @@ def field_map(
     every = [entry for mine in entries.values() for entry in mine]
     if not every:
         return None
-    fields = _fields(kommo, every, contact_fields)
+    fields = account_fields(kommo, every, contact_fields)
     resolved_by_key: dict[str, Resolved] = {}
     for destination in destinations:
         resolved = resolve(entries[destination.name], fields)
@@ -48,12 +48,17 @@ def field_map(
     )
 
 
-def _fields(
-    kommo: KommoClient, entries: list[Entry], contact_fields: list[dict[str, Any]]
+def account_fields(
+    kommo: KommoClient,
+    entries: list[Entry],
+    contact_fields: list[dict[str, Any]] | None = None,
 ) -> list[KommoField]:
-    """The custom fields of each entity a custom-field entry names (contacts' are read already)."""
+    """The custom fields of each entity a custom-field entry names (a run has read the
+    contacts' already and passes them; `check` has not)."""
     wanted = {ENTITIES[e.source.entity] for e in entries if not e.source.builtin}
-    raw = {"contacts": contact_fields} if "contacts" in wanted else {}
+    raw: dict[str, list[dict[str, Any]]] = {}
+    if "contacts" in wanted:
+        raw["contacts"] = kommo.custom_fields() if contact_fields is None else contact_fields
     raw.update((entity, kommo.entity_fields(entity)) for entity in wanted - {"contacts"})
     return [kommo_field(entity, item) for entity, items in raw.items() for item in items]
 

@@ -175,8 +175,7 @@ class KlaviyoDestination(Destination):
         exits = [c for c in changes if is_exit(c)]
         others = [c for c in changes if not is_exit(c)]
         outcomes = push_exits(self.http, exits) + (self.profiles.push(others) if others else [])
-        if self.memory is not None:
-            self.job_timer.keep_in(self.memory)
+        self.job_timer.keep_in(self.memory)
         return outcomes
 
     def push_events(self, changes: list[Change], outcome_unknown: bool = False) -> list[Outcome]:
