@@ -52,6 +52,7 @@ class Clock:
     """Wall-clock time and real sleeping, in slices so a stop ends a sleep at once."""
 
     _stop: StopFlag | None = None
+    simulated = False  # whether sleeps of several threads fail to overlap (FakeClock)
 
     @property
     def stop(self) -> StopFlag:
@@ -88,6 +89,8 @@ class Clock:
 class FakeClock(Clock):
     """Simulated time: sleep() advances the clock at once; shared safely between threads. Its
     sleeps honour the stop flag too; `advance` (time passing in a test) does not."""
+
+    simulated = True
 
     def __init__(self, start: float = 1_767_225_600.0):  # 2026-01-01T00:00:00Z
         self._now = start

@@ -20,6 +20,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from kommo_sync.clock import Clock
 from kommo_sync.errors import FatalError, OutcomeUnknown, RequestRefused, VendorDown
 from kommo_sync.failures import SERVER_FAULTS, Kind, classify
+from kommo_sync.pacing import Pacer
 
 log = logging.getLogger("kommo_sync.http")
 
@@ -45,24 +46,7 @@ class _Transient(Exception):
 
 
 NOT_SENT = (requests.exceptions.ConnectTimeout,)
-
-
-class Pacer:
-    """Spaces requests at most `rate` per second across all threads sharing it."""
-
-    def __init__(self, rate: float | None, clock: Clock):
-        self.interval = 1.0 / rate if rate else 0.0
-        self.clock = clock
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait_turn(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            start = max(self.clock.monotonic(), self._next)
-            self._next = start + self.interval
-        self.clock.sleep_until(start)
+HOLD_AFTER_429 = 1.0  # seconds every thread waits after a 429 that names no wait
 
 
 def parse_retry_after(value: str | None, clock: Clock) -> float | None:
@@ -212,9 +196,10 @@ class HttpClient:
     ) -> requests.Response:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         self.clock.check()  # before each attempt: a safe point to stop at
-        self.pacer.wait_turn()
         try:
             with self.slots:
+                self.pacer.wait_turn()
+                started = self.clock.monotonic()
                 try:
                     response = self.session.request(
                         method, url, params=params, json=body, headers=headers, timeout=self.timeout
@@ -226,6 +211,8 @@ class HttpClient:
                 except requests.RequestException as exc:
                     raise _Transient(f"{type(exc).__name__} on {method} {_short(path)}") from None
             log.debug("%s %s %s -> %s", self.vendor, method, _short(path), response.status_code)
+            if method == "GET" and response.status_code < 400:
+                self.pacer.answered(self.clock.monotonic() - started)
             return self._check(response, method, path, allow, need_body)
         except _Transient as exc:
             if not repeatable and exc.processed:
@@ -290,6 +277,7 @@ class HttpClient:
     def _too_many(self, response: requests.Response) -> requests.Response:
         streak = self.too_many.add()
         wait = self._server_wait(response)
+        self.pacer.hold(min(wait, self.max_wait) if wait is not None else HOLD_AFTER_429)
         if streak >= self.max_consecutive_429:
             raise VendorDown(
                 f"{self.vendor} answered 429 Too Many Requests {streak} times "

@@ -21,7 +21,9 @@ from kommo_sync.kommo_records import (
     parse_lifecycle_event,
 )
 from kommo_sync.model import Catalog, LeadEvent, LifecycleEvent
+from kommo_sync.pacing import MAX_IN_FLIGHT
 from kommo_sync.paging import numbered_pages
+from kommo_sync.pipeline import Prefetch
 
 log = logging.getLogger("kommo_sync.kommo")
 
@@ -53,7 +55,7 @@ def kommo_http(config: KommoConfig, clock: Clock, timeout: float = 60.0) -> Http
         timeout=timeout,
         headers={"Authorization": f"Bearer {config.token}", "Accept": "application/json"},
         rate_per_second=config.requests_per_second,
-        max_connections=1,  # one in flight, as Kommo advises
+        max_connections=MAX_IN_FLIGHT,  # starts are paced; several answers may be awaited
         retry_after_from_body=kommo_retry_after,
         auth_hint="the long-lived token has expired or was revoked: generate a new one in the "
         "private integration's 'Keys and scopes' tab and update KOMMO_TOKEN",
@@ -63,7 +65,8 @@ def kommo_http(config: KommoConfig, clock: Clock, timeout: float = 60.0) -> Http
 def iter_pages(
     http: HttpClient, path: str, key: str, params: dict[str, Any], limit: int = PAGE_SIZE
 ) -> Iterator[list[dict[str, Any]]]:
-    """Pages of a Kommo list; ends on 204 (Kommo's empty list), an empty or a short page."""
+    """Pages of a Kommo list; ends on 204 (Kommo's empty list), an empty or a short page. Past
+    the first page, as many pages are kept in flight as the answer times call for."""
 
     def fetch(page: int) -> list[dict[str, Any]]:
         body = http.get_json(
@@ -71,7 +74,8 @@ def iter_pages(
         )
         return embedded(body, key)
 
-    return numbered_pages(fetch, limit, f"Kommo {path}")
+    with Prefetch(fetch, http.pacer.depth, name=path.rsplit("/", 1)[-1]) as ahead:
+        yield from numbered_pages(ahead.get, limit, f"Kommo {path}")
 
 
 class KommoClient:

@@ -17,12 +17,13 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 _END = object()
 CHECK_EVERY = 0.1
+MAX_PREFETCH = 8  # threads of one read's pages fetched ahead
 
 
 class PushPipeline:
@@ -108,6 +109,54 @@ def read_ahead(pages: Iterator[T], depth: int) -> Iterator[T]:
     finally:
         stop.set()
         reader.join(timeout=1.0)  # one mid-request ends on its own and stops at its next offer
+
+
+class Prefetch(Generic[T]):
+    """Numbered pages fetched ahead: `get(n)` answers `fetch(n)` and keeps pages n+1 … in
+    flight, up to `depth()` at once, so a page's answer time overlaps the next pages' slots.
+    Page 1 is fetched alone (a list that fits one page costs one request), and a page is
+    fetched ahead only once the page before it was asked for, so a read ends at most
+    `depth() - 1` requests past its last page. A page asked for twice (an empty page confirmed)
+    is fetched again, not answered from memory. Errors of pages never asked for are dropped."""
+
+    def __init__(self, fetch: Callable[[int], T], depth: Callable[[], int], name: str = "ahead"):
+        self.fetch, self.depth, self.name = fetch, depth, name
+        self.futures: dict[int, Future[T]] = {}
+        self.executor: ThreadPoolExecutor | None = None
+        self.highest = 0
+
+    def get(self, page: int) -> T:
+        future = self.futures.pop(page, None)
+        asked_again = future is None and page <= self.highest
+        depth = self.depth() if page > 1 and not asked_again else 1
+        if future is None and depth < 2:
+            self.highest = max(self.highest, page)
+            return self.fetch(page)
+        if future is None:
+            future = self._submit(page)
+        for ahead in range(max(page, self.highest) + 1, page + depth):
+            self.futures[ahead] = self._submit(ahead)
+        return future.result()
+
+    def _submit(self, page: int) -> Future[T]:
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(
+                MAX_PREFETCH, thread_name_prefix=f"kommo-{self.name}"
+            )
+        self.highest = max(self.highest, page)
+        return self.executor.submit(self.fetch, page)
+
+    def close(self) -> None:
+        """Pages in flight finish on their own; their answers are dropped."""
+        self.futures.clear()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> Prefetch[T]:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 class _Raised:

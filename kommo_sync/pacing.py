@@ -1,0 +1,96 @@
+"""Kommo's pace: request starts spaced on a slot schedule, several requests in flight.
+
+Kommo counts arrivals (about 7 a second, blocks after a streak of 429s), so what is spaced is
+when each request starts, not when the previous one ended: a page that takes 300 ms to come back
+does not hold the next start back. The slots come from a `SlotSchedule`; the one here lives in
+the process (`LocalSchedule`), and one kept outside it (a file or a database row shared by
+several processes) only has to give the same two answers. A 429 holds the schedule, so every
+thread waits out the vendor's hint instead of each meeting its own 429 (no streak forms).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from typing import Protocol
+
+from kommo_sync.clock import Clock
+
+MAX_IN_FLIGHT = 8  # Kommo requests at once, at most (pages read ahead and the main thread's)
+EWMA_WEIGHT = 0.2  # the weight of the newest answer time in the running estimate
+HEADROOM = 1.5  # answers vary (the model's ±30 %): enough in flight for a slow one
+
+
+class SlotSchedule(Protocol):
+    """Where request starts are booked. Moments are on `clock.monotonic()`'s scale; a schedule
+    kept outside the process converts from its own (shared wall time) when it answers."""
+
+    def take(self, interval: float) -> float:
+        """Book the next start at least `interval` after the previous one; return its moment."""
+        ...
+
+    def hold(self, seconds: float) -> None:
+        """No start earlier than `seconds` from now (a 429's wait)."""
+        ...
+
+
+class LocalSchedule:
+    """The slot schedule of one process: burst of one, starts spaced by the interval."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def take(self, interval: float) -> float:
+        with self._lock:
+            start = max(self.clock.monotonic(), self._next)
+            self._next = start + interval
+            return start
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, self.clock.monotonic() + seconds)
+
+    @property
+    def next_start(self) -> float:
+        """The earliest moment the next booking can get (for tests and reports)."""
+        with self._lock:
+            return self._next
+
+
+class Pacer:
+    """Spaces request starts at most `rate` per second across every thread sharing it, and says
+    how many requests to keep in flight so answers slower than a slot do not slow the pace."""
+
+    def __init__(self, rate: float | None, clock: Clock, schedule: SlotSchedule | None = None):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.clock = clock
+        self.schedule = schedule or LocalSchedule(clock)
+        self.answer_time = 0.0  # running estimate, seconds from start to a read answer
+        self._lock = threading.Lock()
+
+    def wait_turn(self) -> None:
+        if self.interval:
+            self.clock.sleep_until(self.schedule.take(self.interval))
+
+    def hold(self, seconds: float) -> None:
+        """Every thread waits `seconds` before its next start (a 429 names the wait)."""
+        if self.interval:
+            self.schedule.hold(seconds)
+
+    def answered(self, seconds: float) -> None:
+        """An answer took `seconds` from its start: the estimate moves toward it."""
+        with self._lock:
+            if self.answer_time:
+                seconds = (1 - EWMA_WEIGHT) * self.answer_time + EWMA_WEIGHT * seconds
+            self.answer_time = seconds
+
+    def depth(self, most: int = MAX_IN_FLIGHT) -> int:
+        """Requests to keep in flight: one more than the slots an answer spans, with headroom.
+        On simulated time waits of several threads cannot overlap (a FakeClock jumps to the
+        latest), so requests there go one at a time."""
+        if not self.interval or self.clock.simulated:
+            return 1
+        spans = math.floor(HEADROOM * self.answer_time / self.interval)
+        return max(1, min(most, 1 + spans))
