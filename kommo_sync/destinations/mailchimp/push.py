@@ -1,9 +1,9 @@
 """Pushing members: the cheapest safe path for the run's size.
 
 - a handful of changes go one by one (PUT / PATCH / member tags);
-- otherwise new people go through batch subscribe (500 a call, `status_if_new` and their stage
-  tag; an "already a member" answer falls back to the PUT form), while updates, renames,
-  unsubscribes and tag moves are operations of one `/batches` job.
+- otherwise new people go first through batch subscribe (500 a call, their stage tag; an
+  "already a member" answer falls back to the PUT form, with `status_if_new`), then those PUTs,
+  updates, renames, unsubscribes and tag moves are operations of one `/batches` job.
 A request refused whole is transient for all it held; a 413 is first sent again in halves.
 """
 
@@ -33,7 +33,7 @@ from kommo_sync.destinations.mailchimp.operations import (
 )
 from kommo_sync.destinations.mailchimp.tags import SegmentCall, TagMover, reject_movers
 from kommo_sync.errors import RecordRejected, RequestRefused, RetryLater
-from kommo_sync.pipeline import map_side_by_side, side_by_side
+from kommo_sync.pipeline import map_side_by_side
 from kommo_sync.plan import Change
 
 SMALL_RUN = 10
@@ -108,21 +108,16 @@ class MemberPush:
 
     # bulk ------------------------------------------------------------------------------------
     def push_bulk(self, changes: list[Change]) -> dict[int, Result]:
-        """New people by batch subscribe while everyone else's member operations and tag moves
-        run as one `/batches` job at the same time; those batch subscribe found already in the
-        audience follow in a second job."""
+        """New people by batch subscribe first (its calls run side by side and take seconds),
+        then everyone else's member operations and tag moves, with the PUT form of those batch
+        subscribe found already in the audience, as one `/batches` job: Mailchimp runs a
+        list's jobs one at a time, each with a fixed cost of seconds, so one job, not two
+        queued one after the other."""
         creates = [c for c in changes if isinstance(c.payload, Subscribe)]
         others = [c for c in changes if not isinstance(c.payload, Subscribe)]
-        subscribed, operated = side_by_side(
-            [
-                lambda: self._batch_subscribe(creates),
-                lambda: Pushed(self._batch_operations(others)),
-            ],
-            limit=2,
-            name="mailchimp",
-        )
-        results = subscribed.merged(operated).results
-        results.update(self._batch_operations(subscribed.existing))
+        subscribed = self._batch_subscribe(creates)
+        results = dict(subscribed.results)
+        results.update(self._batch_operations(others + subscribed.existing))
         return results
 
     def _batch_subscribe(self, creates: list[Change]) -> Pushed:
