@@ -30,7 +30,7 @@ from kommo_sync.lifecycle import LifecycleStage
 from kommo_sync.masking import scrub
 from kommo_sync.memory import DestinationMemory
 from kommo_sync.model import Person
-from kommo_sync.pipeline import PushPipeline, side_by_side
+from kommo_sync.pipeline import IN_FLIGHT_RECORDS, PushPipeline, side_by_side
 from kommo_sync.pipelines import pipeline_errors
 from kommo_sync.plan import Change, Outcome
 from kommo_sync.planning import plan_changes
@@ -83,7 +83,11 @@ class _Run:
         self.windows = _windows(options, self.started, self.config.kommo.overlap_seconds)
         self.aside = SetAside(self.tally)
         self.pipeline = PushPipeline(
-            overlap=not options.dry_run, depth=10, workers=8, check=self.clock.check
+            not options.dry_run,
+            depth=10,
+            workers=8,
+            check=self.clock.check,
+            budget=IN_FLIGHT_RECORDS,
         )
         self.memories = {d.name: DestinationMemory(state, d.name) for d in self.destinations}
         self.pull = Pull(state, self.kommo, self.tally, self.config.kommo.pipelines)
@@ -296,7 +300,7 @@ class _Run:
             with self.state.transaction():
                 self.state.clear_dirty(batch, seq)
 
-        self.pipeline.submit(push, record)
+        self.pipeline.submit(push, record, size=len(batch))
 
     def _without_forgotten(self, people: list[Person]) -> list[Person]:
         """People `forget` erased are skipped everywhere while Kommo still holds them."""

@@ -24,6 +24,7 @@ R = TypeVar("R")
 _END = object()
 CHECK_EVERY = 0.1
 MAX_PREFETCH = 8  # threads of one read's pages fetched ahead
+IN_FLIGHT_RECORDS = 20_000  # records with the vendors at once (5,000 hold about 30 MB)
 
 
 class PushPipeline:
@@ -33,18 +34,20 @@ class PushPipeline:
         depth: int = 2,
         workers: int = 1,
         check: Callable[[], None] = lambda: None,
+        budget: int | None = None,
     ):
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="push") if overlap else None
-        self.depth, self.check = depth, check
-        self.in_flight: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
+        self.depth, self.check, self.budget = depth, check, budget
+        self.in_flight: deque[tuple[Future[Any], Callable[[Any], None], int]] = deque()
 
-    def submit(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
+    def submit(self, work: Callable[[], Any], then: Callable[[Any], None], size: int = 0) -> None:
         """Run `work` (off the main thread when overlapping); `then(result)` runs on the main
-        thread."""
+        thread. `size` (the records it holds) counts against `budget`: what is in flight is
+        bounded by its size too, so batches waiting at a slow vendor do not pile up in memory."""
         if self.executor is None:
             then(work())
             return
-        self.in_flight.append((self.executor.submit(work), then))
+        self.in_flight.append((self.executor.submit(work), then, size))
         self.collect(wait_until=self.depth - 1)
 
     @property
@@ -53,13 +56,20 @@ class PushPipeline:
         return bool(self.in_flight)
 
     def collect(self, wait_until: int = 0) -> None:
-        """Record finished batches in order; block while more than `wait_until` are in flight."""
-        while self.in_flight and (self.in_flight[0][0].done() or len(self.in_flight) > wait_until):
-            future, then = self.in_flight[0]
+        """Record finished batches in order; block while more than `wait_until` are in flight,
+        or while more than `budget` records are (the newest batch always may be)."""
+        while self.in_flight and (self.in_flight[0][0].done() or self._over(wait_until)):
+            future, then, _ = self.in_flight[0]
             while not wait([future], timeout=CHECK_EVERY).done:
                 self.check()
             self.in_flight.popleft()
             then(future.result())
+
+    def _over(self, wait_until: int) -> bool:
+        if len(self.in_flight) > wait_until:
+            return True
+        held = sum(size for _, _, size in self.in_flight)
+        return self.budget is not None and len(self.in_flight) > 1 and held > self.budget
 
     def close(self) -> None:
         """Record everything still in flight (the normal end of a run)."""

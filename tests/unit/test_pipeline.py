@@ -39,6 +39,21 @@ def test_no_more_than_depth_batches_are_in_flight():
     pipeline.close()
 
 
+def test_what_is_in_flight_is_bounded_by_its_size_but_one_batch_always_goes():
+    first, middle, last = threading.Event(), threading.Event(), threading.Event()
+    for delay, event in ((0.1, first), (0.2, middle), (0.3, last)):
+        threading.Timer(delay, event.set).start()
+    pipeline = PushPipeline(overlap=True, depth=10, workers=4, budget=10)
+    recorded: list[int] = []
+    held: list[int] = []
+    for size, done in ((4, first), (4, middle), (4, middle), (30, last)):
+        pipeline.submit(lambda s=size, d=done: d.wait() and s, recorded.append, size=size)
+        held.append(sum(entry[2] for entry in pipeline.in_flight))
+    pipeline.close()
+    assert held == [4, 8, 8, 30]  # 12 > 10: the first was waited for; 30 alone still goes
+    assert recorded == [4, 4, 4, 30]
+
+
 def test_an_error_in_a_push_reaches_the_main_thread():
     pipeline = PushPipeline(overlap=True)
 
