@@ -4,7 +4,10 @@ Kommo counts arrivals (about 7 a second, blocks after a streak of 429s), so what
 when each request starts, not when the previous one ended: a page that takes 300 ms to come back
 does not hold the next start back. The slots come from a `SlotSchedule`; the one here lives in
 the process (`LocalSchedule`), and one kept outside it (a file or a database row shared by
-several processes) only has to give the same two answers. A 429 holds the schedule, so every
+several processes) only has to give the same three answers. A booked slot is claimed when the
+request really starts: a thread that wakes late (a pause of the interpreter, a busy core) must
+not start right before the next one, or Kommo would count two arrivals at once; so a start is
+never less than one interval after the last real start. A 429 holds the schedule, so every
 thread waits out the vendor's hint instead of each meeting its own 429 (no streak forms).
 """
 
@@ -18,7 +21,8 @@ from kommo_sync.clock import Clock
 
 MAX_IN_FLIGHT = 8  # Kommo requests at once, at most (pages read ahead and the main thread's)
 EWMA_WEIGHT = 0.2  # the weight of the newest answer time in the running estimate
-HEADROOM = 1.5  # answers vary (the model's ±30 %): enough in flight for a slow one
+HEADROOM = 1.2  # answers vary (the model's ±30 %): enough in flight for a slow one
+CLAIM_SLACK = 0.002  # seconds a claim may come early (sleep granularity)
 
 
 class SlotSchedule(Protocol):
@@ -27,6 +31,11 @@ class SlotSchedule(Protocol):
 
     def take(self, interval: float) -> float:
         """Book the next start at least `interval` after the previous one; return its moment."""
+        ...
+
+    def claim(self, interval: float) -> float | None:
+        """Start now if the last real start is at least `interval` ago (None), else the moment
+        to wait for before claiming again."""
         ...
 
     def hold(self, seconds: float) -> None:
@@ -40,6 +49,8 @@ class LocalSchedule:
     def __init__(self, clock: Clock):
         self.clock = clock
         self._next = 0.0
+        self._last_start = -math.inf
+        self._held_until = -math.inf
         self._lock = threading.Lock()
 
     def take(self, interval: float) -> float:
@@ -48,9 +59,21 @@ class LocalSchedule:
             self._next = start + interval
             return start
 
+    def claim(self, interval: float) -> float | None:
+        with self._lock:
+            now = self.clock.monotonic()
+            earliest = max(self._last_start + interval, self._held_until)
+            if now < earliest - CLAIM_SLACK:
+                return earliest
+            self._last_start = now
+            self._next = max(self._next, now + interval)
+            return None
+
     def hold(self, seconds: float) -> None:
         with self._lock:
-            self._next = max(self._next, self.clock.monotonic() + seconds)
+            until = self.clock.monotonic() + seconds
+            self._next = max(self._next, until)
+            self._held_until = max(self._held_until, until)
 
     @property
     def next_start(self) -> float:
@@ -71,8 +94,12 @@ class Pacer:
         self._lock = threading.Lock()
 
     def wait_turn(self) -> None:
-        if self.interval:
-            self.clock.sleep_until(self.schedule.take(self.interval))
+        if not self.interval:
+            return
+        moment: float | None = self.schedule.take(self.interval)
+        while moment is not None:
+            self.clock.sleep_until(moment)
+            moment = self.schedule.claim(self.interval)
 
     def hold(self, seconds: float) -> None:
         """Every thread waits `seconds` before its next start (a 429 names the wait)."""

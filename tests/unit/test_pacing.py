@@ -43,6 +43,26 @@ def test_a_hold_pushes_every_later_start_past_it_and_never_pulls_one_earlier():
     assert schedule.next_start == clock.monotonic() + 2.5
 
 
+def test_a_start_that_comes_late_pushes_the_next_one_a_whole_interval_after_it():
+    clock = FakeClock()
+    schedule = LocalSchedule(clock)
+    late, next_slot = schedule.take(0.5), schedule.take(0.5)
+    clock.advance(0.4)  # the first thread woke 0.4 s after its slot
+    assert schedule.claim(0.5) is None  # it starts now
+    clock.advance(next_slot - clock.monotonic())  # the second wakes on time ...
+    assert schedule.claim(0.5) == pytest.approx(late + 0.9)  # ... and waits: never two at once
+    clock.advance(0.4)
+    assert schedule.claim(0.5) is None
+
+
+def test_a_booked_slot_is_not_claimed_while_a_hold_lasts():
+    clock = FakeClock()
+    schedule = LocalSchedule(clock)
+    slot = schedule.take(0.5)
+    schedule.hold(3.0)
+    assert schedule.claim(0.5) == pytest.approx(slot + 3.0)
+
+
 def test_the_pacer_sleeps_until_its_slot():
     clock = FakeClock()
     pacer = Pacer(4.0, clock)
@@ -54,7 +74,7 @@ def test_the_pacer_sleeps_until_its_slot():
 
 @pytest.mark.parametrize(
     ("answer_time", "depth"),
-    [(0.0, 1), (0.05, 1), (0.1, 1), (0.22, 3), (1.0, 8), (5.0, MAX_IN_FLIGHT)],
+    [(0.0, 1), (0.05, 1), (0.1, 1), (0.22, 2), (0.5, 4), (1.0, 8), (5.0, MAX_IN_FLIGHT)],
 )
 def test_requests_in_flight_follow_the_answer_time(answer_time, depth):
     pacer = Pacer(6.3, Clock())
