@@ -273,13 +273,14 @@ class _Run:
             self.pipeline.collect()
 
     def _process_batch(self, batch: list[int]) -> None:
+        self.pull.complete_leads()
         seq = self.state.dirty_seq()
         if self.options.only is not None:  # `retry --now`: the rest stays queued
             batch = [cid for cid in batch if cid in self.options.only]
         batch = self._without_unknown_statuses(batch)
         people = self._without_forgotten(self.pull.people(batch))
         self.tally.count(people=len(people))
-        self._remember_rows(people)
+        self.tally.keep("people", (PersonRow.of(p, self.config.tags[p.stage]) for p in people))
         full_resync = self.options.full_resync
         work = [
             (d, plan_changes(self.state, d, people, self.tally, full_resync))
@@ -380,21 +381,6 @@ class _Run:
         )  # fmt: skip
         self.tally.count(rejected=1, **{f"{name}.rejected.{outcome.kind}": 1})
         self.tally.keep("rejections", [rejection_row(name, outcome, outcome.reason)])
-
-    def _remember_rows(self, people: list[Person]) -> None:
-        self.tally.keep("people", (_person_row(p, self.config.tags[p.stage]) for p in people))
-
-
-def _person_row(person: Person, tag: str) -> PersonRow:
-    deal = person.deal
-    return PersonRow(
-        contact_id=person.contact_id,
-        email=person.email,
-        stage=person.stage.value,
-        tag=tag,
-        deal=deal.name if deal else None,
-        deal_id=deal.id if deal else None,
-    )
 
 
 def _windows(options: RunOptions, started: int, overlap: int) -> Windows:

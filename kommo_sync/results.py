@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_OK, EXIT_REJECTED
+from kommo_sync.model import Person
 from kommo_sync.plan import Change
 
 DETAIL_LIMIT = 2000
@@ -43,6 +44,18 @@ class PersonRow:
     tag: str
     deal: str | None
     deal_id: int | None
+
+    @classmethod
+    def of(cls, person: Person, tag: str) -> PersonRow:
+        deal = person.deal
+        return cls(
+            contact_id=person.contact_id,
+            email=person.email,
+            stage=person.stage.value,
+            tag=tag,
+            deal=deal.name if deal else None,
+            deal_id=deal.id if deal else None,
+        )
 
 
 @dataclass

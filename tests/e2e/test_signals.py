@@ -165,7 +165,7 @@ def test_sigterm_during_a_long_retry_after_wait_ends_the_run_within_seconds(live
 
 
 def test_a_second_ctrl_c_stops_at_once_while_a_vendor_answer_hangs(live):
-    live.kommo.faults.add(Fault(method="GET", path=r"^/api/v4/leads$", kind="delay", delay=15.0))
+    live.kommo.faults.add(Fault(method="GET", path=r"^/api/v4/contacts$", kind="delay", delay=15.0))
     proc = start_run(live)
     wait_for(lambda: bool(live.kommo.faults.faults[0].hits), proc)
     exit_code, err, took = stop(proc, signal.SIGINT, signal.SIGINT)

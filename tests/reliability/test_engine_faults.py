@@ -64,7 +64,7 @@ def test_people_who_opt_out_after_an_interrupted_first_sync_are_never_subscribed
     world.with_klaviyo(subscribe_with_consent=True)
     people(world, 15)
     if interruption == "expired token":
-        world.kommo.faults.add(Fault(method="GET", path=r"^/api/v4/leads$", status=401, times=0))
+        world.kommo.faults.add(Fault(method="GET", path=r"^/api/v4/contacts$", status=401, times=0))
         assert world.cli("run").exit_code == 4
         world.kommo.faults.clear()
     else:  # killed as Kommo's first contacts page is asked for

@@ -151,7 +151,7 @@ def test_people_who_opt_out_in_klaviyo_after_an_interrupted_first_sync_are_never
     world.with_klaviyo()
     world.raw["feedback"] = {"unsubscribes": False}  # no feedback read tells the plan about them
     consenting(world, 12)
-    world.kommo.faults.add(Fault(method="GET", path=r"^/api/v4/leads$", status=401, times=0))
+    world.kommo.faults.add(Fault(method="GET", path=r"^/api/v4/contacts$", status=401, times=0))
     assert world.cli("run").exit_code == 4  # suppressions were loaded, nothing pushed
     world.kommo.faults.clear()
     world.clock.advance(120)
