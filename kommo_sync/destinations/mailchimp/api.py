@@ -20,6 +20,7 @@ import requests
 
 from kommo_sync.batching import JobTimer
 from kommo_sync.clock import Clock, epoch_of
+from kommo_sync.destinations.mailchimp.batch_queue import BatchQueue
 from kommo_sync.destinations.mailchimp.config import MAILCHIMP_USER, MailchimpConfig
 from kommo_sync.destinations.mailchimp.mapping import ABSENT, NAME
 from kommo_sync.errors import ConfigError, RecordRejected, RequestRefused, RetryLater
@@ -154,6 +155,7 @@ class AudienceApi:
         self.list_id, self.http, self.archive_http = config.list_id, http, archive_http
         self.clock, self.job_timer = clock, job_timer
         self.list_path = f"/lists/{config.list_id}"
+        self.batch_queue = BatchQueue(self._run_one_batch, check=self.clock.check)
 
     def member_path(self, member_hash: str) -> str:
         return f"{self.list_path}/members/{member_hash}"
@@ -192,6 +194,11 @@ class AudienceApi:
 
     # /batches --------------------------------------------------------------------------------
     def run_batch(self, operations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """The archive's result item of each operation, by id, from the /batches job they went in:
+        operations other threads hand in while a job runs go together in the next (BatchQueue)."""
+        return self.batch_queue.run(operations)
+
+    def _run_one_batch(self, operations: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         """One /batches job, waited for: the archive's result item of each operation, by id."""
         batch = self.http.request("POST", "/batches", json={"operations": operations}).json()
         batch = self._wait_for_batch(batch, len(operations))
