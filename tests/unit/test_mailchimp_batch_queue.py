@@ -55,8 +55,9 @@ class Jobs:
     `failures[n]` (n counting jobs from 0) is raised by job n. Each item echoes its operation's
     body, so a caller handed another's item would see it."""
 
-    def __init__(self, failures: dict[int, Exception] | None = None):
+    def __init__(self, failures: dict[int, Exception] | None = None, blocked: int = 1):
         self.calls: list[Operations] = []
+        self.blocked = blocked  # how many of the first jobs run until `end_first`
         self.end_first = threading.Event()
         self.failures = failures or {}
         self._lock = threading.Lock()
@@ -65,7 +66,7 @@ class Jobs:
         with self._lock:
             self.calls.append(copy.deepcopy(operations))
             number = len(self.calls) - 1
-        if number == 0:
+        if number < self.blocked:
             assert self.end_first.wait(GUARD)
         if number in self.failures:
             raise self.failures[number]
@@ -137,7 +138,7 @@ def setup(
     failures: dict[int, Exception] | None = None, most: int = 20_000, stopped: tuple[str, ...] = ()
 ) -> tuple[BatchQueue, Jobs, Waiters]:
     jobs, waiters = Jobs(failures), Waiters(stopped)
-    return BatchQueue(jobs, waiters, most=most), jobs, waiters
+    return BatchQueue(jobs, waiters, most=most, jobs_out=1), jobs, waiters
 
 
 def three_later() -> dict[str, Operations]:
@@ -147,6 +148,24 @@ def three_later() -> dict[str, Operations]:
 
 
 # merging -----------------------------------------------------------------------------------------
+def test_the_next_job_is_out_while_one_runs_and_what_comes_after_waits_for_one_to_end():
+    jobs, waiters = Jobs(blocked=2), Waiters()
+    queue = BatchQueue(jobs, waiters, jobs_out=2)
+    callers = [Caller(queue, name, tag_operations(name, 2)) for name in ("one", "two")]
+    for caller in callers:
+        caller.start()
+    eventually(lambda: len(jobs.calls) == 2)  # the second did not wait for the first
+    later = [Caller(queue, name, tag_operations(name, 3)) for name in ("three", "four")]
+    for caller in later:
+        caller.start()
+        eventually(lambda name=caller.name: name in waiters.seen)
+    assert len(jobs.calls) == 2  # two out: the rest waits
+    jobs.end_first.set()
+    finished = [caller.finish() for caller in callers + later]
+    assert len(jobs.calls) == 3 and len(jobs.calls[2]) == 6  # three and four as one job
+    assert all(caller.result == own_items(caller.handed_in) for caller in finished)
+
+
 def test_what_is_handed_in_during_a_job_goes_as_one_job_when_it_ends():
     queue, jobs, waiters = setup()
     one, later = behind_a_running_job(queue, jobs, waiters, tag_operations("one", 2), three_later())

@@ -1,8 +1,10 @@
 """Mailchimp runs an account's /batches jobs one at a time, and each job has a fixed cost of
 seconds: jobs that several threads hand in at once would queue one behind the other at Mailchimp,
-each paying it. So while a job of this destination runs, the operations other threads hand in
-wait here, and when it ends everything waiting goes as one job (fewer fixed costs); each caller
-gets back the result items of its own operations, by its own operation ids.
+each paying it. So at most two jobs of this destination are out at once (one running, the next
+waiting in Mailchimp's queue, so Mailchimp never idles while we poll), the operations other
+threads hand in meanwhile wait here, and when a job ends everything waiting goes as one job
+(fewer fixed costs); each caller gets back the result items of its own operations, by its own
+operation ids.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from kommo_sync.errors import RequestRefused
 MAX_MERGED_OPERATIONS = 20_000
 TOO_LARGE = 413
 WAIT = 0.1  # a waiting caller notices a stop within this many seconds
+JOBS_OUT = 2  # jobs of ours at Mailchimp at once: the one it runs and the next in its queue
 
 Operations = list[dict[str, Any]]
 Items = dict[str, dict[str, Any]]
@@ -39,22 +42,23 @@ class _Ticket:
 
 
 class BatchQueue:
-    """/batches jobs of one destination, one at a time: the caller that finds no job running
-    leads (sends what waits as one job), the others wait for it. `run(operations)` is one job,
-    waited for, giving each operation's result item by id; `check()` raises Interrupted once a
-    stop was asked for; `most` caps the operations of a merged job (one caller's own operations
-    go alone whatever their number)."""
+    """/batches jobs of one destination, at most `jobs_out` at once: a caller that finds room
+    leads (sends what waits as one job), the others wait for a job to end. `run(operations)` is
+    one job, waited for, giving each operation's result item by id; `check()` raises Interrupted
+    once a stop was asked for; `most` caps the operations of a merged job (one caller's own
+    operations go alone whatever their number)."""
 
     def __init__(
         self,
         run: Callable[[Operations], Items],
         check: Callable[[], None],
         most: int = MAX_MERGED_OPERATIONS,
+        jobs_out: int = JOBS_OUT,
     ):
-        self._run, self._check, self._most = run, check, most
+        self._run, self._check, self._most, self._jobs_out = run, check, most, jobs_out
         self._condition = threading.Condition()
         self._waiting: list[_Ticket] = []
-        self._running = False
+        self._running = 0
         self._numbers = itertools.count(1)
 
     def run(self, operations: Operations) -> Items:
@@ -65,7 +69,7 @@ class BatchQueue:
             self._waiting.append(ticket)
             try:
                 while not ticket.done:
-                    if self._running:
+                    if self._running >= self._jobs_out or ticket not in self._waiting:
                         self._wait_for_job()
                     else:
                         self._lead()
@@ -86,7 +90,7 @@ class BatchQueue:
         """Send what waits (up to the cap) as one job, letting go of the lock while it runs, then
         hand each of its callers their part."""
         tickets = self._take()
-        self._running = True
+        self._running += 1
         self._condition.release()
         try:
             outcomes = self._outcomes(tickets)
@@ -96,7 +100,7 @@ class BatchQueue:
             self._condition.acquire()
         for ticket, outcome in outcomes:
             _settle(ticket, outcome)
-        self._running = False
+        self._running -= 1
         self._condition.notify_all()
 
     def _take(self) -> list[_Ticket]:
