@@ -120,7 +120,10 @@ class JobTimer:
                 self.samples.append((items, seconds))
 
     def estimate(self, items: int) -> float | None:
-        """Seconds for `items`, by a least-squares line through the samples (None without any)."""
+        """Seconds for `items`, by a least-squares line through the samples (None without any).
+        With one size seen, a job of another size is guessed half fixed, half per item: a small
+        job after large ones (an incremental run after the first sync) is then polled about
+        when it ends, not when a large one would."""
         with self.lock:
             samples = list(self.samples)
         if not samples:
@@ -128,11 +131,9 @@ class JobTimer:
         mean_n = sum(n for n, _ in samples) / len(samples)
         mean_t = sum(t for _, t in samples) / len(samples)
         spread = sum((n - mean_n) ** 2 for n, _ in samples)
-        per_item = (
-            max(0.0, sum((n - mean_n) * (t - mean_t) for n, t in samples) / spread)
-            if spread
-            else 0.0
-        )
+        if not spread:  # one size seen: no line to fit, so half fixed and half per item
+            return mean_t / 2 + (mean_t / 2) * items / mean_n if mean_n else mean_t
+        per_item = max(0.0, sum((n - mean_n) * (t - mean_t) for n, t in samples) / spread)
         fixed = max(0.0, mean_t - per_item * mean_n)
         return fixed + per_item * items
 

@@ -32,12 +32,14 @@ def test_the_first_poll_lands_when_jobs_of_that_size_took_to_finish():
     )  # a quick recheck, then backing off
 
 
-def test_one_size_seen_predicts_that_duration_and_nonsense_is_ignored():
+def test_one_size_seen_is_taken_as_half_fixed_half_per_item_and_nonsense_is_ignored():
     timer = JobTimer()
     timer.finished(2500, 4.0)
     timer.finished(2500, -30.0)  # a clock skew, not a duration
-    assert timer.estimate(10) == pytest.approx(4.0)
-    assert next(timer.delays(10)) == pytest.approx(5.0)
+    assert timer.estimate(2500) == pytest.approx(4.0)
+    assert timer.estimate(10) == pytest.approx(2.0 + 2.0 * 10 / 2500)
+    assert timer.estimate(5000) == pytest.approx(6.0)
+    assert next(timer.delays(10)) == pytest.approx(2.0 + 0.008 + 1.0)  # and the margin
 
 
 def test_wait_polls_until_the_job_is_done_sleeping_as_the_delays_say():
