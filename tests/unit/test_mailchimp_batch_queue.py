@@ -13,8 +13,13 @@ from typing import Any
 
 import pytest
 
-from kommo_sync.destinations.mailchimp.batch_queue import BatchQueue
+from kommo_sync.batching import JobTimer
+from kommo_sync.clock import FakeClock
+from kommo_sync.destinations.mailchimp.api import AudienceApi
+from kommo_sync.destinations.mailchimp.batch_queue import LEAD, BatchQueue
+from kommo_sync.destinations.mailchimp.config import MailchimpConfig
 from kommo_sync.errors import Interrupted, RequestRefused, RetryLater
+from kommo_sync.http import HttpClient
 
 GUARD = 5.0  # seconds before a test that waits for its threads gives up (never a timing assert)
 
@@ -148,21 +153,47 @@ def three_later() -> dict[str, Operations]:
 
 
 # merging -----------------------------------------------------------------------------------------
-def test_the_next_job_is_out_while_one_runs_and_what_comes_after_waits_for_one_to_end():
+def test_one_batch_alone_waits_for_the_running_job_but_two_go_out_beside_it():
     jobs, waiters = Jobs(blocked=2), Waiters()
-    queue = BatchQueue(jobs, waiters, jobs_out=2)
-    callers = [Caller(queue, name, tag_operations(name, 2)) for name in ("one", "two")]
-    for caller in callers:
-        caller.start()
-    eventually(lambda: len(jobs.calls) == 2)  # the second did not wait for the first
-    later = [Caller(queue, name, tag_operations(name, 3)) for name in ("three", "four")]
+    queue = BatchQueue(jobs, waiters, jobs_out=2)  # no estimate of when jobs end
+    one = Caller(queue, "one", tag_operations("one", 2))
+    one.start()
+    eventually(lambda: len(jobs.calls) == 1)
+    two = Caller(queue, "two", tag_operations("two", 3))
+    two.start()
+    eventually(lambda: "two" in waiters.seen)
+    assert len(jobs.calls) == 1  # one batch alone: it waits for the running job to end
+    three = Caller(queue, "three", tag_operations("three", 3))
+    three.start()
+    eventually(lambda: len(jobs.calls) == 2)  # two waiting: they go, beside the running one
+    assert len(jobs.calls[1]) == 6
+    four = Caller(queue, "four", tag_operations("four", 1))
+    four.start()
+    eventually(lambda: "four" in waiters.seen)
+    assert len(jobs.calls) == 2  # two out: the rest waits
+    jobs.end_first.set()
+    finished = [caller.finish() for caller in (one, two, three, four)]
+    assert len(jobs.calls) == 3
+    assert all(caller.result == own_items(caller.handed_in) for caller in finished)
+
+
+def test_the_next_job_goes_shortly_before_the_running_one_is_due_holding_all_that_came_meanwhile():
+    clock = FakeClock()
+    jobs, waiters = Jobs(blocked=2), Waiters()
+    queue = BatchQueue(jobs, waiters, jobs_out=2, clock=clock, duration=lambda n: 10.0)
+    one = Caller(queue, "one", tag_operations("one", 2))
+    one.start()
+    eventually(lambda: len(jobs.calls) == 1)
+    later = [Caller(queue, name, tag_operations(name, 2)) for name in ("two", "three")]
     for caller in later:
         caller.start()
         eventually(lambda name=caller.name: name in waiters.seen)
-    assert len(jobs.calls) == 2  # two out: the rest waits
+    assert len(jobs.calls) == 1  # the running job is due in 10 s: the rest waits
+    clock.advance(10.0 - LEAD)
+    eventually(lambda: len(jobs.calls) == 2)
+    assert len(jobs.calls[1]) == 4  # two and three as one job, out before the first ended
     jobs.end_first.set()
-    finished = [caller.finish() for caller in callers + later]
-    assert len(jobs.calls) == 3 and len(jobs.calls[2]) == 6  # three and four as one job
+    finished = [caller.finish() for caller in [one, *later]]
     assert all(caller.result == own_items(caller.handed_in) for caller in finished)
 
 
@@ -289,3 +320,26 @@ def test_a_waiting_caller_stopped_leaves_and_its_operations_are_never_sent():
     assert isinstance(stopped.error, Interrupted)
     assert jobs.calls == [one.handed_in, after.handed_in]
     assert after.result == own_items(after.handed_in)
+
+
+# what the job timer learns ---------------------------------------------------------------------
+def test_a_job_queued_behind_ours_is_timed_from_the_end_of_ours_not_from_its_submission():
+    clock = FakeClock()
+    http = HttpClient(base_url="http://127.0.0.1:9", vendor="Mailchimp", clock=clock)
+    timer = JobTimer()
+    api = AudienceApi(
+        MailchimpConfig("key-us1", "L", "http://127.0.0.1:9"), http, http, clock, timer
+    )
+    first = {
+        "submitted_at": "2026-01-01T00:00:00+00:00",
+        "completed_at": "2026-01-01T00:00:10+00:00",
+    }
+    queued = {
+        "submitted_at": "2026-01-01T00:00:07+00:00",
+        "completed_at": "2026-01-01T00:00:18+00:00",
+    }
+    alone = {
+        "submitted_at": "2026-01-01T00:01:00+00:00",
+        "completed_at": "2026-01-01T00:01:09+00:00",
+    }
+    assert [api._ran_for(batch) for batch in (first, queued, alone)] == [10, 8, 9]

@@ -1,10 +1,10 @@
 """Mailchimp runs an account's /batches jobs one at a time, and each job has a fixed cost of
 seconds: jobs that several threads hand in at once would queue one behind the other at Mailchimp,
-each paying it. So at most two jobs of this destination are out at once (one running, the next
-waiting in Mailchimp's queue, so Mailchimp never idles while we poll), the operations other
-threads hand in meanwhile wait here, and when a job ends everything waiting goes as one job
-(fewer fixed costs); each caller gets back the result items of its own operations, by its own
-operation ids.
+each paying it. So the operations threads hand in while a job of ours runs wait here and go
+together as one job (fewer fixed costs); each caller gets back the result items of its own
+operations, by its own operation ids. The next job is sent shortly before the running one is
+due to end (by the job timer's estimate), so it waits in Mailchimp's queue instead of Mailchimp
+idling while we poll, and it holds everything handed in until then.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from kommo_sync.clock import Clock
 from kommo_sync.errors import RequestRefused
 
 # Mailchimp documents no cap on operations per job; this bounds a job's duration and body size.
@@ -22,6 +23,7 @@ MAX_MERGED_OPERATIONS = 20_000
 TOO_LARGE = 413
 WAIT = 0.1  # a waiting caller notices a stop within this many seconds
 JOBS_OUT = 2  # jobs of ours at Mailchimp at once: the one it runs and the next in its queue
+LEAD = 3.0  # seconds before the running job is due to end that the next one is sent
 
 Operations = list[dict[str, Any]]
 Items = dict[str, dict[str, Any]]
@@ -42,11 +44,12 @@ class _Ticket:
 
 
 class BatchQueue:
-    """/batches jobs of one destination, at most `jobs_out` at once: a caller that finds room
-    leads (sends what waits as one job), the others wait for a job to end. `run(operations)` is
-    one job, waited for, giving each operation's result item by id; `check()` raises Interrupted
-    once a stop was asked for; `most` caps the operations of a merged job (one caller's own
-    operations go alone whatever their number)."""
+    """/batches jobs of one destination, at most `jobs_out` at once, a further one only near
+    the end of those out (by `duration`, a job's estimated seconds): a caller that finds room
+    leads (sends what waits as one job), the others wait. `run(operations)` is one job, waited
+    for, giving each operation's result item by id; `check()` raises Interrupted once a stop was
+    asked for; `most` caps the operations of a merged job (one caller's own operations go alone
+    whatever their number)."""
 
     def __init__(
         self,
@@ -54,11 +57,14 @@ class BatchQueue:
         check: Callable[[], None],
         most: int = MAX_MERGED_OPERATIONS,
         jobs_out: int = JOBS_OUT,
+        clock: Clock | None = None,
+        duration: Callable[[int], float | None] = lambda operations: None,
     ):
         self._run, self._check, self._most, self._jobs_out = run, check, most, jobs_out
+        self._clock, self._duration = clock or Clock(), duration
         self._condition = threading.Condition()
         self._waiting: list[_Ticket] = []
-        self._running = 0
+        self._due: list[float | None] = []  # when each job out is due to end, if known
         self._numbers = itertools.count(1)
 
     def run(self, operations: Operations) -> Items:
@@ -69,10 +75,10 @@ class BatchQueue:
             self._waiting.append(ticket)
             try:
                 while not ticket.done:
-                    if self._running >= self._jobs_out or ticket not in self._waiting:
-                        self._wait_for_job()
-                    else:
+                    if ticket in self._waiting and self._room():
                         self._lead()
+                    else:
+                        self._wait_for_job()
             finally:
                 if ticket in self._waiting:  # a caller stopped while waiting: nobody sends it
                     self._waiting.remove(ticket)
@@ -80,6 +86,18 @@ class BatchQueue:
             raise ticket.error
         assert ticket.items is not None
         return ticket.items
+
+    def _room(self) -> bool:
+        """Whether a job may be sent now: none is out, or fewer than `jobs_out` are, every one
+        out is due to end within LEAD seconds (or its end cannot be told), and at least two
+        callers wait: one caller's batch alone waits for the running job to end, so the next
+        job holds more (each job's fixed cost counts more than a short idle at Mailchimp)."""
+        if not self._due:
+            return True
+        if len(self._due) >= self._jobs_out or len(self._waiting) < 2:
+            return False
+        now = self._clock.monotonic()
+        return all(due is None or due - LEAD <= now for due in self._due)
 
     def _wait_for_job(self) -> None:
         """Another caller's job runs: wait for it to end, stopping if a stop was asked for."""
@@ -90,7 +108,9 @@ class BatchQueue:
         """Send what waits (up to the cap) as one job, letting go of the lock while it runs, then
         hand each of its callers their part."""
         tickets = self._take()
-        self._running += 1
+        estimate = self._duration(sum(len(ticket.operations) for ticket in tickets))
+        due = None if estimate is None else self._clock.monotonic() + estimate
+        self._due.append(due)
         self._condition.release()
         try:
             outcomes = self._outcomes(tickets)
@@ -100,7 +120,7 @@ class BatchQueue:
             self._condition.acquire()
         for ticket, outcome in outcomes:
             _settle(ticket, outcome)
-        self._running -= 1
+        self._due.remove(due)
         self._condition.notify_all()
 
     def _take(self) -> list[_Ticket]:
