@@ -31,7 +31,7 @@ from kommo_sync.state import StateStore
 from kommo_sync.tally import Tally
 
 READ_AHEAD_PAGES = 40  # pages of 250: two batches of contacts
-COMPANY_PAGE = 250  # companies and leads read by id, a request
+BY_ID_PAGE = 250  # companies and leads read by id, a request
 
 
 class Pull:
@@ -90,8 +90,7 @@ class Pull:
         """Leads by id from the mirror, those it lacks read from Kommo first."""
         leads = self.state.known_leads(ids)
         missing = ids - set(leads)
-        for fetched in self.kommo.by_ids("leads", missing):
-            self.store_leads(fetched)
+        self._fetch_leads(missing)
         leads.update(self.state.known_leads(missing))
         return leads
 
@@ -130,8 +129,8 @@ class Pull:
         new = ids - self.leads_named
         self.leads_named |= new
         self.leads_missing |= new if self.first_sync else new - set(self.state.lead_rows(new))
-        while len(self.leads_missing) >= COMPANY_PAGE:
-            self._fetch_leads(set(sorted(self.leads_missing)[:COMPANY_PAGE]))
+        while len(self.leads_missing) >= BY_ID_PAGE:
+            self._fetch_leads(set(sorted(self.leads_missing)[:BY_ID_PAGE]))
 
     def _fetch_leads(self, ids: set[int]) -> None:
         for page in self.kommo.by_ids("leads", ids):
@@ -144,8 +143,8 @@ class Pull:
         new = ids - self.companies_seen
         self.companies_seen |= new
         self.companies_missing |= new - set(self.state.company_names(new))
-        while len(self.companies_missing) >= COMPANY_PAGE:
-            self._fetch_companies(set(sorted(self.companies_missing)[:COMPANY_PAGE]))
+        while len(self.companies_missing) >= BY_ID_PAGE:
+            self._fetch_companies(set(sorted(self.companies_missing)[:BY_ID_PAGE]))
 
     def _company_names(self, ids: set[int]) -> dict[int, str]:
         """Names from the state, fetching the unknown ones from Kommo."""
