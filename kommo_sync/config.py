@@ -6,6 +6,7 @@ config_reader."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ DEFAULT_TAGS = {
 }
 KOMMO_SECRET = ("kommo", "token")
 READABLE_BY_OTHERS = 0o044
+ACCOUNT_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     warnings: tuple[str, ...] = field(default=(), compare=False)
     forget_key: str | None = field(default=None, repr=False)  # privacy.forget_key (HMAC key)
+    account: str = "default"  # the label on logs, JSON, metrics and alerts (`account:`)
 
     def __getattr__(self, name: str) -> Any:
         """`config.<vendor>`: a registered destination's section, None when it is not
@@ -129,9 +132,11 @@ def parse_config(
     values, warnings = _resolve_secrets(raw, environ, base_dir, env_file)
     root = Section(raw, "", values)
     root.only(
-        "kommo", "tags", "state", *registry.names(), "feedback", "network", "env_file", "privacy"
-    )
+        "account", "kommo", "tags", "state", *registry.names(), "feedback", "network",
+        "env_file", "privacy",
+    )  # fmt: skip
     return Config(
+        account=_account(root, base_dir),
         kommo=_kommo(root.section("kommo")),
         state=base_dir / Path(root.text("state", "./kommo-sync.db")),
         tags=_tags(root.section("tags", required=False)),
@@ -232,6 +237,20 @@ def _kommo_url(s: Section) -> str:
             s.key("base_url"), f"give the account's address without {what}, like {origin(parts)}"
         )
     return parts.geturl()
+
+
+def _account(root: Section, base_dir: Path) -> str:
+    """`account:`, else the name of the folder holding the config (one folder per account),
+    made a label (characters outside ACCOUNT_LABEL become '-')."""
+    name = root.optional_text("account")
+    if name is None:
+        folder = re.sub(r"[^A-Za-z0-9._-]+", "-", base_dir.resolve().name).strip("-._")
+        return folder[:63] or "default"
+    if not ACCOUNT_LABEL.fullmatch(name):
+        raise ConfigError(
+            "account", f"{name!r}: use letters, digits, '.', '_' or '-' (at most 63), like acme-co"
+        )
+    return name
 
 
 def _tags(s: Section) -> dict[Stage, str]:
