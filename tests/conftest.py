@@ -4,6 +4,7 @@ helpers to run the real CLI (click's CliRunner) or the engine, all in simulated 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from kommo_sync.sandbox.klaviyo import KlaviyoSandbox
 from kommo_sync.sandbox.kommo import KommoSandbox
 from kommo_sync.sandbox.mailchimp import MailchimpSandbox
 from kommo_sync.sandbox.server import SandboxServer
+from tests.postgres_cluster import server_bin_dir, start_cluster
 
 KOMMO_TOKEN = "kommo-secret-token-0001"
 MAILCHIMP_KEY = "0123456789abcdef0123456789abcdef-us1"
@@ -134,3 +136,20 @@ def assert_no_secret(*texts: str) -> None:
     for text in texts:
         for secret in SECRETS:
             assert secret not in text, "a secret leaked into output"
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the session (tests/postgres_cluster.py). Without the
+    server binaries the tests that need it are skipped, except under CI=true, where they fail."""
+    bin_dir = server_bin_dir()
+    if bin_dir is None:
+        message = "PostgreSQL server binaries not found (Debian package `postgresql`)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + ": .ci/run installs them")
+        pytest.skip(message)
+    cluster = start_cluster(bin_dir)
+    try:
+        yield cluster.url
+    finally:
+        cluster.stop()
