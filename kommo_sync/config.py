@@ -241,12 +241,12 @@ def _kommo(s: Section, base_dir: Path, state: Path) -> KommoConfig:
     s.only(
         "base_url",
         "token",
-        "oauth",
         "consent_field",
         "lead_source_field",
         "pipelines",
         "requests_per_second",
         "overlap_seconds",
+        "oauth",
     )
     _one_auth(s)
     return KommoConfig(
