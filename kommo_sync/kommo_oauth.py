@@ -4,6 +4,7 @@ store before the new access token is used (the old refresh token dies at that fi
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -14,9 +15,11 @@ import requests
 from requests.auth import AuthBase
 
 from kommo_sync.clock import Clock
-from kommo_sync.config import KommoConfig, OAuthConfig
+from kommo_sync.config import READABLE_BY_OTHERS, KommoConfig, OAuthConfig
 from kommo_sync.errors import FatalError
 from kommo_sync.http import HttpClient
+
+log = logging.getLogger("kommo_sync.kommo_oauth")
 
 TOKEN_PATH = "/oauth2/access_token"
 MAX_MARGIN = 300.0  # refresh 5 min before expiry, or at 90 % of a shorter lifetime
@@ -30,7 +33,10 @@ class TokenStore:
         self.path = path
 
     def load(self) -> str | None:
+        """The stored token; a store group or others can read is warned about (chmod 600)."""
         try:
+            if self.path.stat().st_mode & READABLE_BY_OTHERS:
+                log.warning("%s holds a secret and is readable by others: chmod 600", self.path)
             return self.path.read_text(encoding="utf-8").strip() or None
         except FileNotFoundError:
             return None

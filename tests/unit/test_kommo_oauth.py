@@ -134,3 +134,13 @@ def test_a_re_authorised_config_token_is_tried_when_the_stored_one_is_refused(
     env = {**ENV, "KOMMO_REFRESH_TOKEN": "refresh-reauthorised"}
     assert client(url, tmp_path, clock, env).get_json("/api/v4/account")["id"]
     assert (tmp_path / "state.db.kommo-token").read_text().strip() == "sandbox-refresh-000002"
+
+
+def test_a_store_others_can_read_is_warned_about(kommo, tmp_path, clock, caplog):
+    url, _ = kommo
+    client(url, tmp_path, clock).get_json("/api/v4/account")
+    store = tmp_path / "state.db.kommo-token"
+    store.chmod(0o644)
+    client(url, tmp_path, clock).get_json("/api/v4/account")
+    assert any("chmod 600" in r.getMessage() for r in caplog.records)
+    assert store.read_text().strip() == "sandbox-refresh-000002"
