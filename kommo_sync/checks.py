@@ -117,8 +117,17 @@ def kommo_account(
 ) -> tuple[Catalog, list[dict[str, Any]]]:
     """The account's pipelines and contact fields (raises Failed naming the key)."""
     client = KommoClient(kommo_http(config, clock, timeout))
-    with vendor_failures("kommo", "token", skipped):
+    with vendor_failures("kommo", _auth_key(config), skipped):
         return client.catalog(), client.custom_fields()
+
+
+def _auth_key(config: KommoConfig) -> str:
+    """The key a refused login points at: the OAuth refresh token or the long-lived token."""
+    return "token" if config.oauth is None else "oauth.refresh_token"
+
+
+def _auth_what(config: KommoConfig) -> str:
+    return "token" if config.oauth is None else "OAuth integration's token (refreshed and stored)"
 
 
 def kommo_checks(config: KommoConfig, clock: Clock, timeout: float) -> list[Check]:
@@ -128,7 +137,7 @@ def kommo_checks(config: KommoConfig, clock: Clock, timeout: float) -> list[Chec
         return [failed.check]
     found = f"{len(catalog.pipelines)} pipelines, {len(fields)} contact fields"
     return [
-        Check("kommo.token", f"Kommo accepted the token ({found})"),
+        Check(f"kommo.{_auth_key(config)}", f"Kommo accepted the {_auth_what(config)} ({found})"),
         *pipeline_checks(config.pipelines, catalog),
         *[field_check(config, fields, name) for name in FIELDS_NOT_SET],
     ]

@@ -35,20 +35,37 @@ DEFAULT_TAGS = {
     Stage.WON: "Customer",
     Stage.LOST: "Lost Lead",
 }
-KOMMO_SECRET = ("kommo", "token")
+KOMMO_SECRETS = (
+    ("kommo", "token"),
+    ("kommo.oauth", "client_secret"),
+    ("kommo.oauth", "refresh_token"),
+)
 READABLE_BY_OTHERS = 0o044
 ACCOUNT_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 @dataclass(frozen=True)
+class OAuthConfig:
+    """`kommo.oauth`: an OAuth integration's keys; `refresh_token` is the one a human got when
+    authorising (the rotated ones are kept in `token_store`, a file beside the config)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    redirect_uri: str
+    refresh_token: str = field(repr=False)
+    token_store: Path
+
+
+@dataclass(frozen=True)
 class KommoConfig:
     base_url: str
-    token: str
+    token: str  # the long-lived token; "" when `oauth` is set
     consent_field: str | int | None = None
     lead_source_field: str | int | None = None
     pipelines: tuple[str | int, ...] = ()
     requests_per_second: float = 6.3
     overlap_seconds: int = 300
+    oauth: OAuthConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +110,8 @@ class Config:
         """Every secret value in every form it travels in (each section lists its own), longest
         first, so scrubbing masks it whole."""
         values = [self.kommo.token, self.forget_key or ""]
+        if self.kommo.oauth is not None:
+            values += [self.kommo.oauth.client_secret, self.kommo.oauth.refresh_token]
         for section in self.destinations.values():
             values += section.secrets()
         return tuple(sorted({v for v in values if v}, key=lambda v: (-len(v), v)))
@@ -135,10 +154,11 @@ def parse_config(
         "account", "kommo", "tags", "state", *registry.names(), "feedback", "network",
         "env_file", "privacy",
     )  # fmt: skip
+    state = Path(root.text("state", "./kommo-sync.db"))
     return Config(
         account=_account(root, base_dir),
-        kommo=_kommo(root.section("kommo")),
-        state=base_dir / Path(root.text("state", "./kommo-sync.db")),
+        kommo=_kommo(root.section("kommo"), base_dir, base_dir / state),
+        state=base_dir / state,
         tags=_tags(root.section("tags", required=False)),
         destinations={
             v.name: v.parse(root.section(v.name)) for v in registry.vendors() if root.has(v.name)
@@ -178,13 +198,23 @@ def _literal_secrets(root: Section) -> list[str]:
     return [
         f"{section}.{name}"
         for section, name in _secret_keys()
-        if root.has(section) and root.section(section).is_literal(name)
+        if (s := _nested(root, section)) is not None and s.is_literal(name)
     ]
+
+
+def _nested(root: Section, dotted: str) -> Section | None:
+    """The section at a dotted path, None when any part is absent."""
+    section = root
+    for part in dotted.split("."):
+        if not section.has(part):
+            return None
+        section = section.section(part)
+    return section
 
 
 def _secret_keys() -> list[tuple[str, str]]:
     vendors = registry.vendors()
-    return [KOMMO_SECRET, *((v.name, key) for v in vendors for key in v.secret_keys)]
+    return [*KOMMO_SECRETS, *((v.name, key) for v in vendors for key in v.secret_keys)]
 
 
 def _literal_secret_warnings(root: Section) -> tuple[str, ...]:
@@ -207,7 +237,7 @@ def _network(s: Section) -> NetworkConfig:
     )
 
 
-def _kommo(s: Section) -> KommoConfig:
+def _kommo(s: Section, base_dir: Path, state: Path) -> KommoConfig:
     s.only(
         "base_url",
         "token",
@@ -216,15 +246,43 @@ def _kommo(s: Section) -> KommoConfig:
         "pipelines",
         "requests_per_second",
         "overlap_seconds",
+        "oauth",
     )
+    _one_auth(s)
     return KommoConfig(
         base_url=_kommo_url(s),
-        token=s.text("token"),
+        token=s.text("token") if not s.has("oauth") else "",
+        oauth=_oauth(s.section("oauth"), base_dir, state) if s.has("oauth") else None,
         consent_field=s.name_or_id("consent_field"),
         lead_source_field=s.name_or_id("lead_source_field"),
         pipelines=tuple(s.items("pipelines", name_or_id)),
         requests_per_second=s.number("requests_per_second", 6.3, low=0.1, high=7.0),
         overlap_seconds=int(s.number("overlap_seconds", 300, low=0, high=86400)),
+    )
+
+
+def _one_auth(s: Section) -> None:
+    """Exactly one of `kommo.token` (a long-lived token) and `kommo.oauth` (an integration)."""
+    if s.has("token") and s.has("oauth"):
+        raise ConfigError(s.key("oauth"), "give either kommo.token or kommo.oauth, not both")
+    if not s.has("token") and not s.has("oauth"):
+        raise ConfigError(
+            s.key("token"), "required: a long-lived token, or a kommo.oauth section instead"
+        )
+
+
+def _oauth(s: Section, base_dir: Path, state: Path) -> OAuthConfig:
+    """`token_store` (a relative path is resolved beside the config) defaults to
+    `<state file>.kommo-token` beside the state: the rotated token lives with the run's memory."""
+    s.only("client_id", "client_secret", "redirect_uri", "refresh_token", "token_store")
+    given = s.optional_text("token_store")
+    store = base_dir / given if given else state.with_name(f"{state.name}.kommo-token")
+    return OAuthConfig(
+        client_id=s.text("client_id"),
+        client_secret=s.text("client_secret"),
+        redirect_uri=s.text("redirect_uri"),
+        refresh_token=s.text("refresh_token"),
+        token_store=store,
     )
 
 

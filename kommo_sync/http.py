@@ -116,7 +116,7 @@ class HttpClient:
     base_url: str
     vendor: str
     headers: dict[str, str] = field(default_factory=dict)
-    auth: tuple[str, str] | None = None
+    auth: tuple[str, str] | requests.auth.AuthBase | None = None
     clock: Clock = field(default_factory=Clock)
     rate_per_second: float | None = None
     max_connections: int = 4

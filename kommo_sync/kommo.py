@@ -13,6 +13,7 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import KommoConfig
 from kommo_sync.errors import ConfigError, FatalError
 from kommo_sync.http import HttpClient
+from kommo_sync.kommo_oauth import kommo_auth
 from kommo_sync.kommo_records import (
     FieldMap,
     embedded,
@@ -38,6 +39,14 @@ LIFECYCLE_TYPES = (
 )
 
 
+AUTH_HINTS = {
+    False: "the long-lived token has expired or was revoked: generate a new one in the "
+    "private integration's 'Keys and scopes' tab and update KOMMO_TOKEN",
+    True: "Kommo refused a freshly refreshed OAuth access token: check the integration's "
+    "access to this account (kommo.oauth.client_id)",
+}
+
+
 def kommo_retry_after(response: requests.Response) -> float | None:
     """Kommo puts the wait in the 429 JSON body as `retry_after`, not in a header."""
     try:
@@ -48,17 +57,22 @@ def kommo_retry_after(response: requests.Response) -> float | None:
 
 
 def kommo_http(config: KommoConfig, clock: Clock, timeout: float = 60.0) -> HttpClient:
+    """With `kommo.oauth` the OAuth auth sets each request's token; else the long-lived one."""
+    oauth = kommo_auth(config, clock, timeout)
+    headers = {"Accept": "application/json"}
+    if oauth is None:
+        headers["Authorization"] = f"Bearer {config.token}"
     return HttpClient(
         base_url=config.base_url,
         vendor="Kommo",
         clock=clock,
         timeout=timeout,
-        headers={"Authorization": f"Bearer {config.token}", "Accept": "application/json"},
+        headers=headers,
+        auth=oauth,
         rate_per_second=config.requests_per_second,
         max_connections=MAX_IN_FLIGHT,  # starts are paced; several answers may be awaited
         retry_after_from_body=kommo_retry_after,
-        auth_hint="the long-lived token has expired or was revoked: generate a new one in the "
-        "private integration's 'Keys and scopes' tab and update KOMMO_TOKEN",
+        auth_hint=AUTH_HINTS[oauth is not None],
     )
 
 

@@ -10,6 +10,8 @@ from http import HTTPStatus
 from typing import Any
 
 from kommo_sync.clock import Clock
+from kommo_sync.sandbox.kommo.oauth import PATH as OAUTH_PATH
+from kommo_sync.sandbox.kommo.oauth import OAuthIssuer
 from kommo_sync.sandbox.kommo.queries import (
     filter_ints,
     order_spec,
@@ -50,7 +52,14 @@ class KommoBase(App):
             None  # a test switch: "empty" (200, none) or "no_content"
         )
         self._failures: deque[tuple[int, Any]] = deque()
+        self.oauth: OAuthIssuer | None = None  # set by `use_oauth`; else the long-lived token
         self._init_store()
+
+    def use_oauth(self, client_id: str, client_secret: str, refresh_token: str,
+                  expires_in: int = 86_400) -> OAuthIssuer:  # fmt: skip
+        """OAuth mode: /oauth2/access_token issues the tokens /api/v4 accepts."""
+        self.oauth = OAuthIssuer(self.clock, client_id, client_secret, refresh_token, expires_in)
+        return self.oauth
 
     def _init_store(self) -> None:
         self.pipelines: dict[int, dict[str, Any]] = {}
@@ -152,7 +161,12 @@ class KommoBase(App):
                 return self.failure_response(*self._failures.popleft())
         if self.rate_window is not None and not self.rate_window.admit():
             return too_many_requests()
-        if request.header("authorization") != f"Bearer {self.token}":
+        if self.oauth is not None:
+            if request.path == OAUTH_PATH:
+                return self.oauth.token(request)
+            if not self.oauth.admits(request.header("authorization")):
+                return problem(401, "Invalid user name or password", "Unauthorized")
+        elif request.header("authorization") != f"Bearer {self.token}":
             return problem(401, "Invalid user name or password", "Unauthorized")
         return None
 
