@@ -62,6 +62,7 @@ def expected(world, pipelines=("Sales", "Leads"), lead_source="Lead source") -> 
             lead_source_field=lead_source,
             pipelines=pipelines,
         ),
+        account=world.folder.resolve().name,
         state=world.folder / "kommo-sync.db",
         destinations={
             "mailchimp": MailchimpConfig(
