@@ -26,6 +26,7 @@ from kommo_sync.cli_common import (
     output_options,
     shared_options,
 )
+from kommo_sync.cli_deploy import deploy
 from kommo_sync.cli_reconcile import reconcile
 from kommo_sync.cli_run import render_run, run_engine
 from kommo_sync.clock import Clock
@@ -321,6 +322,7 @@ def sandbox(ctx: click.Context, folder: Path | None, contacts: int) -> int:
 
 
 cli.add_command(reconcile)
+cli.add_command(deploy)
 
 
 def main() -> None:

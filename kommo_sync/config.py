@@ -123,14 +123,7 @@ def load_config(
     """Read, interpolate and validate a sync.yaml file; `env_file` (--env-file) replaces the
     config's own `env_file:`."""
     path = Path(path)
-    if not path.exists():
-        raise ConfigError("--config", f"file {path} not found (create it from sync.yaml.example)")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), f"not valid YAML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError("--config", f"cannot read {path}: {reason_of(exc)}") from None
+    raw = read_yaml(path)
     config = parse_config(
         raw,
         os.environ if environ is None else environ,
@@ -142,6 +135,24 @@ def load_config(
             config, warnings=config.warnings + (_mode_warning(path, "holds a secret and is"),)
         )
     return config
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML tree of a config file, its ${VAR} references left as they are."""
+    if not path.exists():
+        raise ConfigError("--config", f"file {path} not found (create it from sync.yaml.example)")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("--config", f"cannot read {path}: {reason_of(exc)}") from None
+
+
+def account_of(raw: Any, base_dir: Path) -> str:
+    """The account label of a parsed config in `base_dir`, without resolving its secrets
+    (`deploy` renders manifests where the secrets are not)."""
+    return _account(Section(raw, "", {}), base_dir)
 
 
 def parse_config(
