@@ -2,7 +2,8 @@
 
 Exit codes: 0 done; 1 done but records were rejected; 2 config or usage error; 3 another run
 holds the lock; 4 fatal (auth, unreachable API, repeated 429); 130 / 143 interrupted by SIGINT /
-SIGTERM (the run stopped at a safe point; a second signal stops it at once).
+SIGTERM (the run stopped at a safe point; a second signal stops it at once); 5 `status --check`
+found the last run failed or the last success too old.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import click
 from rich.console import Console
 
-from kommo_sync import __version__, report, setup
+from kommo_sync import __version__, freshness, report, setup
 from kommo_sync.app import read_status
 from kommo_sync.cli_common import (
     configure_logging,
@@ -30,7 +31,7 @@ from kommo_sync.cli_deploy import deploy
 from kommo_sync.cli_reconcile import reconcile
 from kommo_sync.cli_run import render_run, run_engine
 from kommo_sync.clock import Clock
-from kommo_sync.exits import EXIT_OK
+from kommo_sync.exits import EXIT_OK, EXIT_STALE
 from kommo_sync.init_flags import init_options
 from kommo_sync.masking import scrub
 from kommo_sync.results import RunOptions
@@ -97,6 +98,14 @@ def backfill(
     return render_run(ctx, result, as_json, config.secrets)
 
 
+def _age(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    """`--max-age` in seconds."""
+    try:
+        return None if value is None else freshness.parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 @cli.command()
 @shared_options(before_subcommand=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
@@ -107,11 +116,29 @@ def backfill(
     type=click.IntRange(min=1),
     help="How many runs to show, newest first.",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Print one line instead: exit 0 if the last run succeeded (exit 0 or 1), else 5.",
+)
+@click.option(
+    "--max-age",
+    callback=_age,
+    metavar="AGE",
+    help="Implies --check: exit 0 if the last success (exit 0 or 1) ended within AGE (90m, 2h).",
+)
 @click.pass_context
 @handle_errors
-def status(ctx: click.Context, as_json: bool, limit: int) -> int:
+def status(ctx: click.Context, as_json: bool, limit: int, check: bool, max_age: int | None) -> int:
     """Last runs (status, exit code, error), cursors, queued contacts and pending rejections."""
     config = load(ctx)
+    if check or max_age is not None:
+        now = (ctx.obj.get("clock") or Clock()).now()
+        healthy, line = freshness.check(
+            read_status(config, freshness.CHECK_RUNS)["runs"], now, max_age
+        )
+        click.echo(line, err=not healthy)
+        return EXIT_OK if healthy else EXIT_STALE
     data = read_status(config, limit)
     if as_json:
         click.echo(json.dumps(data, default=str))

@@ -15,6 +15,7 @@ from kommo_sync.errors import (
 )
 
 EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_LOCKED, EXIT_FATAL = 0, 1, 2, 3, 4
+EXIT_STALE = 5  # `status --check`: the last run failed, or the last success is older than --max-age
 EXIT_UNEXPECTED = 1  # what Python exits with when an exception escapes (a bug)
 _BY_KIND: tuple[tuple[type[BaseException], int], ...] = (
     (ConfigError, EXIT_CONFIG),
