@@ -99,7 +99,19 @@ def render(accounts: list[Account], options: Options) -> list[dict[str, Any]]:
 
 
 def to_yaml(manifests: list[dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(manifests, sort_keys=False, explicit_start=True)
+    return yaml.dump_all(manifests, Dumper=_Dumper, sort_keys=False, explicit_start=True)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (a ConfigMap's sync.yaml) as `|` blocks, readable in the manifest."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
 
 
 def _names(accounts: list[Account]) -> dict[str, str]:
@@ -123,6 +135,9 @@ def _names(accounts: list[Account]) -> dict[str, str]:
 
 
 def _check_options(options: Options) -> None:
+    """What the schemas leave unchecked (they take any string) but the cluster would refuse."""
+    if len(options.schedule.split()) != 5 and not options.schedule.startswith("@"):
+        raise ConfigError("--schedule", "give five cron fields, like '*/15 * * * *', or @hourly")
     if not DNS_LABEL.fullmatch(f"{options.secret_prefix}x"):
         raise ConfigError("--secret-prefix", "use lower-case letters, digits and '-', like kommo-")
     if options.namespace is not None and not DNS_LABEL.fullmatch(options.namespace):

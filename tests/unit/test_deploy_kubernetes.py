@@ -166,6 +166,7 @@ def test_the_cli_renders_folders_and_labels_to_a_file(tmp_path: Path) -> None:
         ("CronJob", "kommo-sync-beta"),
     ]
     assert manifests[0]["data"]["sync.yaml"] == SYNC_YAML
+    assert "  sync.yaml: |\n    state: ${KOMMO_SYNC_STATE}\n" in out.read_text()
     assert all(m["spec"]["suspend"] is True for m in manifests[1:])
     for manifest in manifests:
         validate(manifest)
@@ -205,9 +206,17 @@ def test_bad_accounts_exit_2_with_one_line(
     assert message in result.stderr
 
 
-def test_bad_options_exit_2_naming_the_option() -> None:
-    result = deploy("acme", "--namespace", "Not_DNS")
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--namespace", "Not_DNS"), ("--secret-prefix", "Kommo_"), ("--schedule", "*/15 * *")],
+)
+def test_bad_options_exit_2_naming_the_option(option: str, value: str) -> None:
+    result = deploy("acme", option, value)
     assert result.exit_code == 2
-    assert result.stderr.startswith("config error: --namespace:")
+    assert result.stderr.startswith(f"config error: {option}:")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_a_missing_image_is_a_usage_error() -> None:
     missing = CliRunner().invoke(cli, ["deploy", "kubernetes", "acme"])
     assert missing.exit_code == 2 and "--image" in missing.stderr
