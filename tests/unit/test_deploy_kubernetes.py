@@ -117,17 +117,13 @@ def test_a_folder_account_gets_a_config_map_mounted_at_etc_kommo_sync() -> None:
     assert {"name": "config", "mountPath": "/etc/kommo-sync", "readOnly": True} in mounts
 
 
-def test_every_manifest_carries_the_app_and_account_labels() -> None:
-    for manifest in rendered(Account("Beta_Co.eu", SYNC_YAML)):
-        assert manifest["metadata"]["labels"] == {
-            "app.kubernetes.io/name": "kommo-sync",
-            "kommo-sync/account": "Beta_Co.eu",
-        }
-    assert pod_spec(manifest)  # the CronJob, last
-    assert (
-        manifest["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
-        == (manifest["metadata"]["labels"])
-    )
+def test_every_manifest_the_job_and_its_pod_carry_the_app_and_account_labels() -> None:
+    config_map, job = rendered(Account("Beta_Co.eu", SYNC_YAML))
+    labels = {"app.kubernetes.io/name": "kommo-sync", "kommo-sync/account": "Beta_Co.eu"}
+    assert config_map["metadata"]["labels"] == job["metadata"]["labels"] == labels
+    job_template = job["spec"]["jobTemplate"]
+    assert job_template["metadata"]["labels"] == labels
+    assert job_template["spec"]["template"]["metadata"]["labels"] == labels
 
 
 def test_labels_map_to_dns_names_and_the_secret_follows_the_prefix() -> None:
