@@ -6,6 +6,10 @@ name each account."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +22,7 @@ from kommo_sync.clock import Clock
 from kommo_sync.report import run_report_schema
 from kommo_sync.state import FileLock
 from tests.conftest import ENV, World
+from tests.e2e.test_signals import ROOT, last_run, polls, wait_for
 
 NAMES = ("acme", "beta", "gamma")
 BAD = "beta"
@@ -127,3 +132,40 @@ def test_a_locked_account_counts_as_done_for_the_set(accounts, tmp_path):
         "p0@gamma.io",
         "p1@gamma.io",
     }
+
+
+def test_sigterm_to_the_runner_stops_the_run_going_on_and_starts_no_other(tmp_path):
+    root = tmp_path / "accounts"
+    stuck, later = account(root, "a-stuck"), account(root, "b-later")
+    try:
+        stuck.raw["network"] = {"first_poll_seconds": 0.2, "timeout_seconds": 20}
+        for i in range(12):  # members already: their updates go through a /batches job
+            stuck.kommo.add_contact(f"P{i}", email=f"m{i}@firm.io", consent=True)
+            stuck.mailchimp.add_member(stuck.list_id, f"m{i}@firm.io")
+        stuck.write_config()
+        stuck.mailchimp.batches_never_finish = True
+        command = [sys.executable, "-m", "kommo_sync.cli", "run", "--accounts", str(root)]
+        proc = subprocess.Popen(
+            [*command, "--parallel", "1", "--json"],
+            cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if k not in ENV},
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        wait_for(polls(stuck.mailchimp), proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        assert proc.returncode == 143, err
+        *documents, last = [json.loads(line) for line in out.splitlines()]
+        assert [(d["account"], d["exit_code"]) for d in documents] == [
+            ("a-stuck", 143),
+            ("b-later", 143),
+        ]
+        assert documents[0]["error"]["kind"] == "interrupted"
+        assert [a["status"] for a in last["summary"]["accounts"]] == ["interrupted", "not started"]
+        assert last_run(stuck)["status"] == "interrupted"  # the run ended at its safe point
+        assert later.kommo.requests("GET") == []
+    finally:
+        stuck.close()
+        later.close()
