@@ -18,7 +18,8 @@ Errors, each mapping to the CLI's exit code (kommo_sync.exits):
 - Interrupted (128 + signal): `stop` was requested; what was recorded stays recorded.
 
 A destination set aside or records rejected do not raise: they are in the report and its
-`exit_code` (4 or 2, and 1).
+`exit_code` (4 or 2, and 1); `report.raise_for_exit_code()` raises RunFailed for them (an
+orchestrator's task then fails).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from kommo_sync.errors import (
     LockedError,
     RecordRejected,
     RetryLater,
+    RunFailed,
     SyncError,
 )
 from kommo_sync.exits import exit_code_of
@@ -52,6 +54,7 @@ __all__ = [
     "LockedError",
     "RecordRejected",
     "RetryLater",
+    "RunFailed",
     "RunReport",
     "StopFlag",
     "SyncError",
@@ -88,6 +91,21 @@ class RunReport:
 
     def as_json(self) -> dict[str, Any]:
         return self.data
+
+    def raise_for_exit_code(self) -> RunReport:
+        """Raise RunFailed unless the run exited 0; else return the report."""
+        if self.exit_code:
+            raise RunFailed(self.account, self.exit_code)
+        return self
+
+    def headline(self) -> dict[str, Any]:
+        """The account, exit code and headline counts: small enough for an XCom or a log."""
+        counts = self.counts
+        return {
+            "account": self.account,
+            "exit_code": self.exit_code,
+            **{key: counts[key] for key in report.HEADLINE},
+        }
 
 
 def sync(
