@@ -1,8 +1,8 @@
 """`run --accounts`: each account a `kommo-sync run --json` process of its own, at most
 `parallel` at a time. An account's failure, crash or hang touches no other; its stderr lines
 reach ours labelled with its name. A stop (SIGTERM, SIGINT to the runner) is forwarded to the
-runs going on, which end at their next safe point; accounts not yet started are not started; the
-runner waits GRACE_SECONDS for them, then kills what is left."""
+runs going on, which end at their next safe point (a second one: at once); accounts not yet
+started are not started; the runner waits GRACE_SECONDS for them, then kills what is left."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ class Runner:
         self.args, self.parallel, self.clock = tuple(args), parallel, clock
         self.write_line, self.label_lines = write_line, label_lines
         self.children: dict[str, subprocess.Popen[str]] = {}
+        self.signals = 0  # how many the runner got (forward counts them)
+        self.sent: dict[str, int] = {}  # how many each child got (the waiting loop sends them)
         self._writing = threading.Lock()
 
     @property
@@ -72,24 +74,30 @@ class Runner:
             return [future.result() for future in futures]
 
     def forward(self) -> None:
-        """Pass the stop's signal to every run going on (from the signal handler: no lock)."""
-        signum = self.stop.signum
-        if signum is None:
-            return
-        for child in list(self.children.values()):
-            if child.poll() is None:
-                child.send_signal(signum)
+        """From the signal handler: count the signal, which the waiting loop passes on (a
+        handler must take no lock, and one sender never signals a child twice by mistake)."""
+        self.signals += 1
 
     def _wait(self, futures: list[Future[Outcome]]) -> None:
         deadline: float | None = None
         pending = set(futures)
         while pending:
             _, pending = wait(pending, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            self._pass_on()
             if self.stop.requested and deadline is None:
                 deadline = self.clock.monotonic() + GRACE_SECONDS
             if deadline is not None and self.clock.monotonic() > deadline:
                 for child in list(self.children.values()):
                     child.kill()
+
+    def _pass_on(self) -> None:
+        """Each run going on gets as many of the runner's signals as it has not yet had (the
+        first stops it at a safe point, a second at once)."""
+        signum = self.stop.signum
+        for key, child in list(self.children.items()):
+            while signum and self.sent.get(key, 0) < min(self.signals, 2) and child.poll() is None:
+                child.send_signal(signum)
+                self.sent[key] = self.sent.get(key, 0) + 1
 
     def _one(self, account: Account) -> Outcome:
         if self.stop.requested:
@@ -97,7 +105,6 @@ class Runner:
         began = self.clock.monotonic()
         with tempfile.TemporaryFile("w+", encoding="utf-8") as stdout:
             with self._child(account, stdout) as child:
-                self.forward()  # a stop that came while it started
                 for line in child.stderr or ():
                     self._write(account, line.rstrip("\n"))
                 code = child.wait()
