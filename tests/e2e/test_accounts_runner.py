@@ -169,3 +169,10 @@ def test_sigterm_to_the_runner_stops_the_run_going_on_and_starts_no_other(tmp_pa
     finally:
         stuck.close()
         later.close()
+
+
+def test_a_path_without_accounts_is_a_config_error_naming_the_option(tmp_path):
+    result = run_set(tmp_path / "nowhere", "--json")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("config error: --accounts: ")
+    assert json.loads(result.stdout)["error"]["kind"] == "config"

@@ -321,6 +321,15 @@ def test_a_listing_capped_at_the_detail_limit_says_so_with_its_total():
     assert body["duration_seconds"] == 60 and body["counts"]["rejected"] == 0
 
 
+def test_the_schema_takes_an_account_label_and_refuses_what_config_would_refuse():
+    result = RunResult(7, "run", False, (0, 60), account="acme-co", finished_at=60)
+    body = result_to_json(result, exit_code=0)
+    validate(body)
+    assert body["account"] == "acme-co"
+    validator = Draft202012Validator(run_report_schema(), format_checker=FormatChecker())
+    assert not validator.is_valid({**body, "account": "acme co"})
+
+
 def test_the_schema_ships_inside_the_package_and_is_a_valid_json_schema():
     text = resources.files("kommo_sync").joinpath("schema/run-report.schema.json").read_text()
     schema = json.loads(text)
