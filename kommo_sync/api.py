@@ -8,7 +8,9 @@ Unlike the CLI, a call leaves its process alone: it installs no signal handler, 
 logging (records go to the `kommo_sync` loggers, for the caller's handlers; add
 `kommo_sync.logs.ContextFilter` to stamp them with account, run and phase), keeps Python's gc
 thresholds and the working directory as they are. A caller stops a run at its next safe point
-with `stop` (a StopFlag: `stop.request(signal.SIGTERM)`, from any thread).
+with `stop` (a StopFlag: `stop.request(signal.SIGTERM)`, from any thread). Calls for different
+accounts may run in parallel threads; they share the log context (kommo_sync.logs), so a record's
+account and run id are those of the run that began last.
 
 Errors, each mapping to the CLI's exit code (kommo_sync.exits):
 
