@@ -57,11 +57,37 @@ def cli(ctx: click.Context) -> None:
     help="Also re-push every mirrored person's desired state, ignoring fingerprints.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema: README).")
+@click.option(
+    "--accounts",
+    multiple=True,
+    metavar="PATH",
+    help="Run many accounts, each in its own process: a folder of account folders (each with "
+    "its sync.yaml) or a sync.yaml; repeatable. --config is then not read.",
+)
+@click.option(
+    "--parallel",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="With --accounts: how many accounts run at a time.",
+)
 @output_options
 @click.pass_context
 @handle_errors
-def run(ctx: click.Context, dry_run: bool, full_resync: bool, as_json: bool) -> int:
-    """One incremental run: everything changed in Kommo since the last run."""
+def run(
+    ctx: click.Context,
+    dry_run: bool,
+    full_resync: bool,
+    as_json: bool,
+    accounts: tuple[str, ...],
+    parallel: int,
+) -> int:
+    """One incremental run: everything changed in Kommo since the last run (of each account,
+    with --accounts)."""
+    if accounts:
+        from kommo_sync.cli_accounts import run_accounts
+
+        return run_accounts(ctx, accounts, parallel, dry_run, full_resync, as_json)
     config = load(ctx)
     result = run_engine(ctx, config, RunOptions(dry_run=dry_run, full_resync=full_resync))
     return render_run(ctx, result, as_json, config.secrets)

@@ -94,14 +94,15 @@ def _fail(message: str, code: int, secrets: tuple[str, ...]) -> int:
         logs.json_line(logging.ERROR, "kommo_sync.cli", message) if as_log else message, err=True
     )
     if ctx.params.get("as_json"):
-        click.echo(json.dumps(report.error_to_json(code, message)))
+        click.echo(json.dumps(report.error_to_json(code, message, (ctx.obj or {}).get("account"))))
     return code
 
 
 def load(ctx: click.Context) -> Config:
     logs.reset()
     config = load_config(ctx.obj["config_path"], env_file=ctx.obj.get("env_file"))
-    ctx.obj["secrets"] = config.secrets
+    ctx.obj["secrets"], ctx.obj["account"] = config.secrets, config.account
+    logs.bind(account=config.account)
     configure_logging(
         ctx.obj["verbose"],
         config.secrets,

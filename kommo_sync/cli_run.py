@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 
 from kommo_sync import report
-from kommo_sync.app import build_engine
+from kommo_sync.api import execute
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
 from kommo_sync.exits import EXIT_OK
@@ -38,7 +38,7 @@ def run_engine(ctx: click.Context, config: Config, options: RunOptions) -> RunRe
     )
     try:
         with stop_on_signals(clock.stop), collecting_rarely():
-            return build_engine(config, clock, progress).run(options)
+            return execute(config, options, clock, progress)
     finally:
         progress.close()
 
@@ -64,7 +64,7 @@ def render_run(
     code = result.exit_code
     quiet = ctx.obj.get("quiet", False)
     if as_json:
-        click.echo(scrub(json.dumps(report.result_to_json(result, code), default=str), secrets))
+        click.echo(json.dumps(report.scrubbed_json(result, code, secrets)))
     elif quiet and code == EXIT_OK:
         pass
     elif ctx.obj.get("details") or (not quiet and (result.dry_run or stdout_is_terminal())):

@@ -54,6 +54,11 @@ class Clock:
     _stop: StopFlag | None = None
     simulated = False  # whether sleeps of several threads fail to overlap (FakeClock)
 
+    def __init__(self, stop: StopFlag | None = None):
+        """`stop`: a flag the caller holds (the Python API's `stop=`), else one made on first
+        use."""
+        self._stop = stop
+
     @property
     def stop(self) -> StopFlag:
         """The flag this clock's sleeps honour (made on first use, so a subclass need not call

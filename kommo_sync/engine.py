@@ -77,8 +77,9 @@ class _Run:
         self.config, self.kommo, self.clock = engine.config, engine.kommo, engine.clock
         self.started = int(self.clock.now())
         self.result = RunResult(
-            None, options.mode, options.dry_run, (0, 0), started_at=self.started
-        )
+            None, options.mode, options.dry_run, (0, 0), started_at=self.started,
+            account=self.config.account,
+        )  # fmt: skip
         self.tally = Tally(self.result, engine.progress)
         self.windows = _windows(options, self.started, self.config.kommo.overlap_seconds)
         self.aside = SetAside(self.tally)

@@ -10,6 +10,8 @@ exit codes are mapped in cli.
 - RecordRejected: the vendor refused a request; `permanent` only when it named the record as bad.
 - Interrupted: a stop was asked for (SIGTERM, SIGINT); the run ended at a safe point
   (exit 128 + signal).
+- RunFailed: a run that ended with a non-zero exit code (rejections, a destination set aside),
+  raised only on request by the Python API (`RunReport.raise_for_exit_code`).
 """
 
 from __future__ import annotations
@@ -81,3 +83,12 @@ class RequestRefused(RecordRejected):
         super().__init__(reason, permanent=False, status=status)
         self.body = body
         self.args = (f"{where} (HTTP {status}): {reason}" if where else reason,)
+
+
+class RunFailed(SyncError):
+    """A run that ended, with a non-zero exit code (1 rejections, 4 or 2 a destination set
+    aside); `exit_code` is it."""
+
+    def __init__(self, account: str, exit_code: int):
+        super().__init__(f"kommo-sync {account}: the run ended with exit {exit_code}")
+        self.account, self.exit_code = account, exit_code

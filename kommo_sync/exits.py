@@ -12,6 +12,7 @@ from kommo_sync.errors import (
     LockedError,
     RecordRejected,
     RetryLater,
+    RunFailed,
 )
 
 EXIT_OK, EXIT_REJECTED, EXIT_CONFIG, EXIT_LOCKED, EXIT_FATAL = 0, 1, 2, 3, 4
@@ -29,6 +30,6 @@ _BY_KIND: tuple[tuple[type[BaseException], int], ...] = (
 
 def exit_code_of(error: BaseException) -> int:
     """The code a run that ended with `error` exits with."""
-    if isinstance(error, Interrupted):
+    if isinstance(error, Interrupted | RunFailed):
         return error.exit_code
     return next((code for kind, code in _BY_KIND if isinstance(error, kind)), EXIT_UNEXPECTED)

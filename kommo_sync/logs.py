@@ -1,4 +1,5 @@
-"""Log records that say which run and phase wrote them, as text or one JSON object a line.
+"""Log records that say which account, run and phase wrote them, as text or one JSON object a
+line.
 
 The context is process-wide, not per thread: one process runs one run at a time, and the push
 workers' records belong to the phase the main thread is in.
@@ -11,40 +12,41 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-_context: dict[str, Any] = {"run_id": None, "phase": None}
+_context: dict[str, Any] = {"account": None, "run_id": None, "phase": None}
 TEXT_FORMAT = "%(asctime)s %(levelname)s%(where)s %(name)s: %(message)s"
 EXTRA_FIELDS = ("elapsed", "counts")
 
 
 def bind(**values: Any) -> None:
-    """Set the run id and/or phase stamped on every record from now on."""
+    """Set the account, run id and/or phase stamped on every record from now on."""
     _context.update(values)
 
 
 def reset() -> None:
-    bind(run_id=None, phase=None)
+    bind(account=None, run_id=None, phase=None)
 
 
 class ContextFilter(logging.Filter):
-    """Stamps each record with the run id and phase (and `where`, their text form)."""
+    """Stamps each record with the account, run id and phase (and `where`, their text form)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        run_id, phase = _context["run_id"], _context["phase"]
-        record.run_id, record.phase = run_id, phase
-        parts = [f"run {run_id}" if run_id is not None else "", phase or ""]
+        account, run_id, phase = _context["account"], _context["run_id"], _context["phase"]
+        record.account, record.run_id, record.phase = account, run_id, phase
+        parts = [account or "", f"run {run_id}" if run_id is not None else "", phase or ""]
         record.where = f" [{', '.join(p for p in parts if p)}]" if any(parts) else ""
         return True
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time (UTC, ms), level, logger, run_id, phase, message and any
-    structured extras (a heartbeat's counts and elapsed seconds)."""
+    """One JSON object a line: time (UTC, ms), level, logger, account, run_id, phase, message
+    and any structured extras (a heartbeat's counts and elapsed seconds)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
             "time": utc_millis(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "account": getattr(record, "account", None),
             "run_id": getattr(record, "run_id", None),
             "phase": getattr(record, "phase", None),
             "message": record.getMessage(),

@@ -15,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from kommo_sync.masking import scrub
 from kommo_sync.results import RunResult
 
 log = logging.getLogger("kommo_sync.progress")
@@ -191,6 +192,7 @@ def run_report_schema() -> dict[str, Any]:
 def result_to_json(result: RunResult, exit_code: int) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
+        "account": result.account,
         "run_id": result.run_id,
         "mode": result.mode,
         "dry_run": result.dry_run,
@@ -221,6 +223,13 @@ def result_to_json(result: RunResult, exit_code: int) -> dict[str, Any]:
     }
 
 
+def scrubbed_json(result: RunResult, exit_code: int, secrets: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON report with every secret masked: what `--json` prints and `sync()` returns."""
+    text = scrub(json.dumps(result_to_json(result, exit_code), default=str), secrets)
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
 def _truncated(result: RunResult) -> dict[str, dict[str, int]]:
     """The listings capped at DETAIL_LIMIT rows, each with how many it shows of how many."""
     shown = {name: len(getattr(result, attr)) for name, attr in LISTINGS.items()}
@@ -231,11 +240,13 @@ def _truncated(result: RunResult) -> dict[str, dict[str, int]]:
     }
 
 
-def error_to_json(exit_code: int, message: str) -> dict[str, Any]:
-    """What --json prints when a command fails: the exit code and the one-line message."""
+def error_to_json(exit_code: int, message: str, account: str | None = None) -> dict[str, Any]:
+    """What --json prints when a command fails: the exit code and the one-line message, with the
+    account when its config was read."""
     kind = ERROR_KINDS.get(exit_code, "fatal")
     return {
         "schema_version": SCHEMA_VERSION,
+        **({"account": account} if account else {}),
         "exit_code": exit_code,
         "error": {"exit_code": exit_code, "kind": kind, "message": message},
     }

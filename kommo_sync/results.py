@@ -78,6 +78,7 @@ class RunResult:
     totals: Counter[str] = field(
         default_factory=Counter
     )  # rows offered to each listing, kept or not
+    account: str = "default"  # the config's `account:` label
 
     @property
     def rejected(self) -> int:

@@ -1,7 +1,8 @@
 """SIGTERM and SIGINT for the CLI. The first asks the run to stop at its next safe point (the
 Clock's stop flag: sleeps, job waits and the gaps between requests raise Interrupted); a second
 ends the process at once. Installed by the CLI only, for the length of one run: a library
-user's process-wide signal handling is never touched."""
+user's process-wide signal handling is never touched. The multi-account runner forwards each
+signal to its runs instead, which apply the same rule."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import functools
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -19,13 +20,16 @@ SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @contextmanager
-def stop_on_signals(stop: StopFlag) -> Iterator[None]:
+def stop_on_signals(stop: StopFlag, forward: Callable[[], None] | None = None) -> Iterator[None]:
     """Within the block, SIGTERM and SIGINT request `stop` (handlers exist on the main thread
-    only)."""
+    only); with `forward`, every signal is also passed on by it, and none ends the process."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {sig: signal.signal(sig, functools.partial(_handle, stop)) for sig in SIGNALS}
+    ours = (
+        functools.partial(_pass_on, stop, forward) if forward else functools.partial(_handle, stop)
+    )
+    previous = {sig: signal.signal(sig, ours) for sig in SIGNALS}
     try:
         yield
     finally:
@@ -44,3 +48,10 @@ def _handle(stop: StopFlag, signum: int, frame: FrameType | None) -> None:
     line = f"kommo-sync: interrupted again by {name}: stopped at once; the next run continues\n"
     os.write(2, line.encode())
     os._exit(128 + signum)
+
+
+def _pass_on(
+    stop: StopFlag, forward: Callable[[], None], signum: int, frame: FrameType | None
+) -> None:
+    stop.request(signum)
+    forward()

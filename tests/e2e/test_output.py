@@ -163,10 +163,24 @@ def test_json_logs_carry_run_id_and_phase_and_a_heartbeat_beats_on_the_clock_in_
     assert phase_of["Kommo GET /api/v4/events"] == "events"
     assert phase_of["Kommo POST /api/v4/contacts/notes"] == "notes"
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", r["time"]) for r in records)
+    assert {r["account"] for r in records} == {world.tmp.name}  # the folder: no `account:`
     assert_no_secret(result.stderr)
 
 
+def test_every_text_log_line_names_the_account(world, sales):
+    world.with_mailchimp()
+    world.raw["account"] = "acme"
+    people(world, 2)
+    result = world.cli("-v", "run", "--quiet")
+    lines = result.stderr.splitlines()
+    assert result.exit_code == 0 and len(lines) > 3
+    assert all(
+        re.match(r"^\S+ \S+ (DEBUG|INFO) \[acme(, run 1, \w+)?\] ", line) for line in lines
+    ), lines
+
+
 def test_a_failure_is_one_json_log_line_on_stderr_and_an_error_object_on_stdout(world, sales):
+    world.raw["account"] = "acme"
     result = world.cli(
         "run", "--json", "--log-format", "json", env={"KOMMO_TOKEN": "revoked-token-9999"}
     )
@@ -174,6 +188,7 @@ def test_a_failure_is_one_json_log_line_on_stderr_and_an_error_object_on_stdout(
     [line] = [json.loads(line) for line in result.stderr.splitlines()]
     assert (
         line["level"] == "error"
+        and line["account"] == "acme"
         and line["run_id"] == 1
         and "expired or was revoked" in line["message"]
     )
@@ -181,6 +196,7 @@ def test_a_failure_is_one_json_log_line_on_stderr_and_an_error_object_on_stdout(
     validate(body)
     assert body == {
         "schema_version": SCHEMA_VERSION,
+        "account": "acme",
         "exit_code": 4,
         "error": {"exit_code": 4, "kind": "fatal", "message": line["message"]},
     }
@@ -213,6 +229,7 @@ def test_the_json_report_of_a_clean_run_follows_the_schema_with_every_known_coun
         "notes_written": 0,
         "pulled_events": 0,
     }
+    assert body["account"] == world.tmp.name  # the folder: no `account:`
     assert body["truncated"] == {} and body["destinations"] == {
         "mailchimp": {"status": "ok", "reason": ""}
     }
@@ -302,6 +319,15 @@ def test_a_listing_capped_at_the_detail_limit_says_so_with_its_total():
     assert len(body["people"]) == DETAIL_LIMIT
     assert body["truncated"] == {"people": {"shown": DETAIL_LIMIT, "total": DETAIL_LIMIT + 500}}
     assert body["duration_seconds"] == 60 and body["counts"]["rejected"] == 0
+
+
+def test_the_schema_takes_an_account_label_and_refuses_what_config_would_refuse():
+    result = RunResult(7, "run", False, (0, 60), account="acme-co", finished_at=60)
+    body = result_to_json(result, exit_code=0)
+    validate(body)
+    assert body["account"] == "acme-co"
+    validator = Draft202012Validator(run_report_schema(), format_checker=FormatChecker())
+    assert not validator.is_valid({**body, "account": "acme co"})
 
 
 def test_the_schema_ships_inside_the_package_and_is_a_valid_json_schema():
