@@ -59,6 +59,7 @@ class OAuthConfig:
     token_store: Path
     in_state: bool = False  # `token_store: state`
     token_key: str = field(default="", repr=False)  # the Fernet key when in the state
+    token_key_env: str = TOKEN_KEY_ENV  # the variable it came from, for messages
 
 
 @dataclass(frozen=True)
@@ -287,27 +288,31 @@ def _oauth(s: Section, base_dir: Path, state: Path, environ: Mapping[str, str]) 
     )  # fmt: skip
     given = s.optional_text("token_store")
     in_state = given == "state"
-    if in_state:
-        store = state
-    else:
-        store = base_dir / given if given else state.with_name(f"{state.name}.kommo-token")
+    if s.has("token_key_env") and not in_state:
+        raise ConfigError(s.key("token_key_env"), "only with token_store: state")
+    variable = s.optional_text("token_key_env") or TOKEN_KEY_ENV
     return OAuthConfig(
         client_id=s.text("client_id"),
         client_secret=s.text("client_secret"),
         redirect_uri=s.text("redirect_uri"),
         refresh_token=s.text("refresh_token"),
-        token_store=store,
+        token_store=_token_store(given, base_dir, state),
         in_state=in_state,
-        token_key=_token_key(s, environ) if in_state else "",
+        token_key=_token_key(s.key("token_store"), variable, environ) if in_state else "",
+        token_key_env=variable,
     )
 
 
-def _token_key(s: Section, environ: Mapping[str, str]) -> str:
+def _token_store(given: str | None, base_dir: Path, state: Path) -> Path:
+    if given == "state":
+        return state
+    return base_dir / given if given else state.with_name(f"{state.name}.kommo-token")
+
+
+def _token_key(where: str, variable: str, environ: Mapping[str, str]) -> str:
     """The Fernet key of `token_store: state`, from the variable `token_key_env` names; checked
     here so a missing or malformed one stops the run before any request."""
-    variable = s.optional_text("token_key_env") or TOKEN_KEY_ENV
     key = environ.get(variable, "").strip()
-    where = s.key("token_store")
     if not key:
         raise ConfigError(where, f"state needs a key: set ${variable} to {KEY_HINT}")
     TokenCipher(key, variable, where)

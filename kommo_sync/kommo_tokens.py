@@ -115,5 +115,5 @@ def token_store(oauth: OAuthConfig) -> TokenStore:
     """The store `kommo.oauth.token_store` names."""
     if not oauth.in_state:
         return FileTokenStore(oauth.token_store)
-    cipher = TokenCipher(oauth.token_key, "token key", "kommo.oauth.token_store")
+    cipher = TokenCipher(oauth.token_key, oauth.token_key_env, "kommo.oauth.token_store")
     return StateTokenStore(oauth.token_store, cipher)

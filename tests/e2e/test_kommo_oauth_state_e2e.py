@@ -26,9 +26,10 @@ def state_bytes(world) -> bytes:
     return b"".join(p.read_bytes() for p in world.tmp.iterdir() if p.name.startswith("state.db"))
 
 
-def stored(world) -> str:
+def stored(world) -> str | None:
+    """The sealed token row, None when there is none."""
     with State.open(world.tmp / "state.db") as state:
-        return str(state.meta(*STATE_ROW))
+        return state.meta(*STATE_ROW)
 
 
 def test_two_runs_rotate_the_token_through_the_state_and_no_token_lies_in_it(world, sales):
@@ -40,7 +41,7 @@ def test_two_runs_rotate_the_token_through_the_state_and_no_token_lies_in_it(wor
     world.clock.advance(3600)  # the first access token has expired
     second = world.cli("run", env=ENV)
     assert second.exit_code == 0, second.output
-    assert issuer.refreshes == 2 and stored(world) != after_first
+    assert after_first is not None and issuer.refreshes == 2 and stored(world) != after_first
     assert not list(world.tmp.glob("*kommo-token*"))  # nothing beside the state
     data = state_bytes(world)
     assert b"sandbox-refresh-00000" not in data and KEY.encode() not in data
@@ -76,3 +77,13 @@ def test_check_names_the_key_when_it_is_missing(world, sales):
     assert result.exit_code == 2
     assert "kommo.oauth.token_store" in result.output and "KOMMO_SYNC_TOKEN_KEY" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_first_dry_run_creates_the_state_to_keep_the_token(world, sales):
+    issuer = in_state(world)
+    dry = world.cli("run", "--dry-run", env=ENV)
+    assert dry.exit_code == 0, dry.output
+    assert stored(world) is not None  # the spent initial token's successor is kept
+    world.clock.advance(3600)
+    assert world.cli("run", env=ENV).exit_code == 0
+    assert issuer.refreshes == 2

@@ -154,3 +154,9 @@ def test_a_save_from_another_thread_beside_the_runs_open_state(tmp_path):
         thread.join()
         assert state.meta(*STATE_ROW) is not None  # visible to the run's own connection
     assert store.load() == StoredTokens("r-1", "a-1", 9.0)
+
+
+def test_token_key_env_without_the_state_store_names_the_key(tmp_path):
+    with pytest.raises(ConfigError) as error:
+        parse_config(raw("https://acme.kommo.com", tmp_path, token_key_env="K"), ENV)
+    assert error.value.key == "kommo.oauth.token_key_env" and "state" in error.value.problem
