@@ -26,6 +26,7 @@ from kommo_sync.config_reader import (
 from kommo_sync.destinations import registry
 from kommo_sync.errors import ConfigError
 from kommo_sync.model import Stage
+from kommo_sync.token_cipher import KEY_HINT, TokenCipher
 
 __all__ = ["Config", "load_config", "parse_config", "parse_moment"]
 
@@ -41,19 +42,24 @@ KOMMO_SECRETS = (
     ("kommo.oauth", "refresh_token"),
 )
 READABLE_BY_OTHERS = 0o044
+TOKEN_KEY_ENV = "KOMMO_SYNC_TOKEN_KEY"
 ACCOUNT_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 @dataclass(frozen=True)
 class OAuthConfig:
     """`kommo.oauth`: an OAuth integration's keys; `refresh_token` is the one a human got when
-    authorising (the rotated ones are kept in `token_store`, a file beside the config)."""
+    authorising (the rotated ones are kept in `token_store`: a file beside the config, or with
+    `in_state` the state file itself, encrypted with `token_key`)."""
 
     client_id: str
     client_secret: str = field(repr=False)
     redirect_uri: str
     refresh_token: str = field(repr=False)
     token_store: Path
+    in_state: bool = False  # `token_store: state`
+    token_key: str = field(default="", repr=False)  # the Fernet key when in the state
+    token_key_env: str = TOKEN_KEY_ENV  # the variable it came from, for messages
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ class Config:
         first, so scrubbing masks it whole."""
         values = [self.kommo.token, self.forget_key or ""]
         if self.kommo.oauth is not None:
-            values += [self.kommo.oauth.client_secret, self.kommo.oauth.refresh_token]
+            oauth = self.kommo.oauth
+            values += [oauth.client_secret, oauth.refresh_token, oauth.token_key]
         for section in self.destinations.values():
             values += section.secrets()
         return tuple(sorted({v for v in values if v}, key=lambda v: (-len(v), v)))
@@ -168,7 +175,7 @@ def parse_config(
     state = Path(root.text("state", "./kommo-sync.db"))
     return Config(
         account=_account(root, base_dir),
-        kommo=_kommo(root.section("kommo"), base_dir, base_dir / state),
+        kommo=_kommo(root.section("kommo"), base_dir, base_dir / state, environ),
         state=base_dir / state,
         tags=_tags(root.section("tags", required=False)),
         destinations={
@@ -248,7 +255,7 @@ def _network(s: Section) -> NetworkConfig:
     )
 
 
-def _kommo(s: Section, base_dir: Path, state: Path) -> KommoConfig:
+def _kommo(s: Section, base_dir: Path, state: Path, environ: Mapping[str, str]) -> KommoConfig:
     s.only(
         "base_url",
         "token",
@@ -263,7 +270,7 @@ def _kommo(s: Section, base_dir: Path, state: Path) -> KommoConfig:
     return KommoConfig(
         base_url=_kommo_url(s),
         token=s.text("token") if not s.has("oauth") else "",
-        oauth=_oauth(s.section("oauth"), base_dir, state) if s.has("oauth") else None,
+        oauth=_oauth(s.section("oauth"), base_dir, state, environ) if s.has("oauth") else None,
         consent_field=s.name_or_id("consent_field"),
         lead_source_field=s.name_or_id("lead_source_field"),
         pipelines=tuple(s.items("pipelines", name_or_id)),
@@ -282,19 +289,45 @@ def _one_auth(s: Section) -> None:
         )
 
 
-def _oauth(s: Section, base_dir: Path, state: Path) -> OAuthConfig:
+def _oauth(s: Section, base_dir: Path, state: Path, environ: Mapping[str, str]) -> OAuthConfig:
     """`token_store` (a relative path is resolved beside the config) defaults to
-    `<state file>.kommo-token` beside the state: the rotated token lives with the run's memory."""
-    s.only("client_id", "client_secret", "redirect_uri", "refresh_token", "token_store")
+    `<state file>.kommo-token` beside the state: the rotated token lives with the run's memory;
+    `state` keeps it in the state itself, encrypted (for pods without a volume)."""
+    s.only(
+        "client_id", "client_secret", "redirect_uri", "refresh_token", "token_store",
+        "token_key_env",
+    )  # fmt: skip
     given = s.optional_text("token_store")
-    store = base_dir / given if given else state.with_name(f"{state.name}.kommo-token")
+    in_state = given == "state"
+    if s.has("token_key_env") and not in_state:
+        raise ConfigError(s.key("token_key_env"), "only with token_store: state")
+    variable = s.optional_text("token_key_env") or TOKEN_KEY_ENV
     return OAuthConfig(
         client_id=s.text("client_id"),
         client_secret=s.text("client_secret"),
         redirect_uri=s.text("redirect_uri"),
         refresh_token=s.text("refresh_token"),
-        token_store=store,
+        token_store=_token_store(given, base_dir, state),
+        in_state=in_state,
+        token_key=_token_key(s.key("token_store"), variable, environ) if in_state else "",
+        token_key_env=variable,
     )
+
+
+def _token_store(given: str | None, base_dir: Path, state: Path) -> Path:
+    if given == "state":
+        return state
+    return base_dir / given if given else state.with_name(f"{state.name}.kommo-token")
+
+
+def _token_key(where: str, variable: str, environ: Mapping[str, str]) -> str:
+    """The Fernet key of `token_store: state`, from the variable `token_key_env` names; checked
+    here so a missing or malformed one stops the run before any request."""
+    key = environ.get(variable, "").strip()
+    if not key:
+        raise ConfigError(where, f"state needs a key: set ${variable} to {KEY_HINT}")
+    TokenCipher(key, variable, where)
+    return key
 
 
 def _kommo_url(s: Section) -> str:

@@ -63,6 +63,8 @@ class Engine:
         lock = FileLock.beside(self.config.state)
         lock.acquire(self.clock.now())
         try:
+            if options.dry_run:
+                self.kommo.log_in()  # before the dry run's transaction holds the state's lock
             with State.open(self.config.state, dry_run=options.dry_run) as state:
                 return _Run(self, state, options).execute()
         finally:

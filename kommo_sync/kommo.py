@@ -13,7 +13,7 @@ from kommo_sync.clock import Clock
 from kommo_sync.config import KommoConfig
 from kommo_sync.errors import ConfigError, FatalError
 from kommo_sync.http import HttpClient
-from kommo_sync.kommo_oauth import kommo_auth
+from kommo_sync.kommo_oauth import KommoOAuth, kommo_auth
 from kommo_sync.kommo_records import (
     FieldMap,
     embedded,
@@ -95,6 +95,13 @@ def iter_pages(
 class KommoClient:
     def __init__(self, http: HttpClient):
         self.http = http
+
+    def log_in(self) -> None:
+        """Get an OAuth access token now if one is due (nothing with a long-lived token): a dry
+        run holds the state's write lock from its start, so a token kept in the state could
+        not be written during it."""
+        if isinstance(self.http.auth, KommoOAuth):
+            self.http.auth.current()
 
     def catalog(self) -> Catalog:
         """Pipelines and statuses. Every Kommo account has a pipeline, so an answer without one

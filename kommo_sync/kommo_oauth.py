@@ -4,59 +4,21 @@ store before the new access token is used (the old refresh token dies at that fi
 
 from __future__ import annotations
 
-import logging
-import os
-import tempfile
 import threading
-from pathlib import Path
 from typing import Any
 
 import requests
 from requests.auth import AuthBase
 
 from kommo_sync.clock import Clock
-from kommo_sync.config import READABLE_BY_OTHERS, KommoConfig, OAuthConfig
+from kommo_sync.config import KommoConfig, OAuthConfig
 from kommo_sync.errors import FatalError
 from kommo_sync.http import HttpClient
-
-log = logging.getLogger("kommo_sync.kommo_oauth")
+from kommo_sync.kommo_tokens import StoredTokens, token_store
 
 TOKEN_PATH = "/oauth2/access_token"
 MAX_MARGIN = 300.0  # refresh 5 min before expiry, or at 90 % of a shorter lifetime
 REFUSED = (400, 401)  # Kommo's answers to a revoked, expired or unknown refresh token
-
-
-class TokenStore:
-    """The latest refresh token, one line in a file of mode 0600, replaced atomically."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def load(self) -> str | None:
-        """The stored token; a store group or others can read is warned about (chmod 600)."""
-        try:
-            if self.path.stat().st_mode & READABLE_BY_OTHERS:
-                log.warning("%s holds a secret and is readable by others: chmod 600", self.path)
-            return self.path.read_text(encoding="utf-8").strip() or None
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise FatalError(f"cannot read the Kommo token store {self.path}: {exc}") from None
-
-    def save(self, token: str) -> None:
-        """Temp file + fsync + rename, so a crash leaves the old token or the new, never half."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(token + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.path)
-        except OSError as exc:
-            Path(temp).unlink(missing_ok=True)
-            raise FatalError(f"cannot write the Kommo token store {self.path}: {exc}") from None
 
 
 class KommoOAuth(AuthBase):
@@ -65,7 +27,7 @@ class KommoOAuth(AuthBase):
 
     def __init__(self, base_url: str, oauth: OAuthConfig, clock: Clock, timeout: float = 60.0):
         self.base_url, self.oauth, self.clock = base_url, oauth, clock
-        self.store = TokenStore(oauth.token_store)
+        self.store = token_store(oauth)
         self.http = HttpClient(
             base_url=base_url, vendor="Kommo OAuth", clock=clock, timeout=timeout
         )
@@ -105,10 +67,15 @@ class KommoOAuth(AuthBase):
         return resent
 
     def _refresh(self) -> None:
-        """The stored token first (the newest we got); when Kommo refuses it and the config's
-        differs, a human has re-authorised since: the config's is tried next."""
+        """A stored access token another process got and that is not due yet is used as it is;
+        else the stored refresh token first (the newest we got); when Kommo refuses it and the
+        config's differs, a human has re-authorised since: the config's is tried next."""
+        stored = self.store.load()
+        if stored and self._reusable(stored):
+            self._use(str(stored.access), stored.refresh_after - self.clock.now())
+            return
         initial = self.oauth.refresh_token
-        candidates = [t for t in (self.store.load(), initial) if t]
+        candidates = [t for t in (stored.refresh if stored else None, initial) if t]
         for token in dict.fromkeys(candidates):
             answer = self.http.request("POST", TOKEN_PATH, json=self._grant(token), allow=REFUSED)
             if answer.status_code not in REFUSED:
@@ -136,10 +103,19 @@ class KommoOAuth(AuthBase):
             lifetime = float(body["expires_in"])
         except (KeyError, TypeError, ValueError):
             raise FatalError("Kommo OAuth: the token answer lacks its tokens") from None
-        self.store.save(refresh)
-        self.access = access
-        self.refresh_at = self.clock.monotonic() + lifetime - min(MAX_MARGIN, lifetime / 10)
+        due_in = lifetime - min(MAX_MARGIN, lifetime / 10)
+        self.store.save(StoredTokens(refresh, access, self.clock.now() + due_in))
+        self._use(access, due_in)
         self.refreshes += 1
+
+    def _reusable(self, stored: StoredTokens) -> bool:
+        """Not the token this process already holds (it is due, or got a 401), and not due."""
+        fresh = stored.refresh_after > self.clock.now()
+        return stored.access is not None and stored.access != self.access and fresh
+
+    def _use(self, access: str, due_in: float) -> None:
+        self.access = access
+        self.refresh_at = self.clock.monotonic() + due_in
 
 
 def kommo_auth(config: KommoConfig, clock: Clock, timeout: float) -> KommoOAuth | None:
