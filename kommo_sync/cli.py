@@ -27,7 +27,7 @@ from kommo_sync.cli_common import (
     shared_options,
 )
 from kommo_sync.cli_reconcile import reconcile
-from kommo_sync.cli_run import render_run, run_engine
+from kommo_sync.cli_run import render_run, run_engine, run_monitored
 from kommo_sync.clock import Clock
 from kommo_sync.exits import EXIT_OK
 from kommo_sync.init_flags import init_options
@@ -61,8 +61,7 @@ def cli(ctx: click.Context) -> None:
 def run(ctx: click.Context, dry_run: bool, full_resync: bool, as_json: bool) -> int:
     """One incremental run: everything changed in Kommo since the last run."""
     config = load(ctx)
-    result = run_engine(ctx, config, RunOptions(dry_run=dry_run, full_resync=full_resync))
-    return render_run(ctx, result, as_json, config.secrets)
+    return run_monitored(ctx, config, RunOptions(dry_run=dry_run, full_resync=full_resync), as_json)
 
 
 @cli.command()
@@ -92,8 +91,8 @@ def backfill(
             "it is in the future: there is nothing to backfill yet", param_hint="--since"
         )
     config = load(ctx)
-    result = run_engine(ctx, config, RunOptions(dry_run=dry_run, since=since, until=until))
-    return render_run(ctx, result, as_json, config.secrets)
+    options = RunOptions(dry_run=dry_run, since=since, until=until)
+    return run_monitored(ctx, config, options, as_json)
 
 
 @cli.command()

@@ -13,10 +13,11 @@ import click
 from rich.console import Console
 
 from kommo_sync import report
+from kommo_sync.alerts import Ending, Monitor
 from kommo_sync.app import build_engine
 from kommo_sync.clock import Clock
 from kommo_sync.config import Config
-from kommo_sync.exits import EXIT_OK
+from kommo_sync.exits import EXIT_OK, exit_code_of
 from kommo_sync.masking import scrub
 from kommo_sync.results import RunOptions, RunResult
 from kommo_sync.signals import stop_on_signals
@@ -41,6 +42,23 @@ def run_engine(ctx: click.Context, config: Config, options: RunOptions) -> RunRe
             return build_engine(config, clock, progress).run(options)
     finally:
         progress.close()
+
+
+def run_monitored(ctx: click.Context, config: Config, options: RunOptions, as_json: bool) -> int:
+    """`run` and `backfill`: the run rendered, with its alerts and pings around it (a failure
+    re-raised after them, for handle_errors to report). A dry run alerts and pings nobody."""
+    if options.dry_run:
+        return render_run(ctx, run_engine(ctx, config, options), as_json, config.secrets)
+    monitor = Monitor(config, ctx.obj.get("clock") or Clock())
+    monitor.start()
+    try:
+        result = run_engine(ctx, config, options)
+    except BaseException as exc:
+        code = exit_code_of(exc)
+        monitor.finish(Ending.failed(code, scrub(str(exc) or type(exc).__name__, config.secrets)))
+        raise
+    monitor.finish_run(result)
+    return render_run(ctx, result, as_json, config.secrets)
 
 
 @contextmanager

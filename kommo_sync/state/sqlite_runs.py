@@ -93,6 +93,16 @@ class RunTables(OwnedConnection):
                 (status, finished_at, json.dumps(counts, sort_keys=True), exit_code, error, run_id),
             )
 
+    def last_exit_code(self, codes: Iterable[int]) -> int | None:
+        """The exit code of the newest finished run that ended with one of `codes`."""
+        wanted = sorted(set(codes))
+        row = self.db.execute(
+            "SELECT exit_code FROM runs WHERE finished_at IS NOT NULL AND exit_code IN "
+            f"({', '.join('?' * len(wanted))}) ORDER BY id DESC LIMIT 1",
+            wanted,
+        ).fetchone()
+        return None if row is None else int(row[0])
+
     def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT id, mode, started_at, finished_at, status, exit_code, error, counts "

@@ -1,0 +1,201 @@
+"""Alerts and health pings around a run: a webhook told once per transition (a new failure, a
+recovery) and of new rejections, and a healthchecks-style ping URL (start, success, failure) for
+dead-man monitoring.
+
+The decision is pure (`events`): the previous settled run's exit code, this run's, and how many
+rejections this run found that were not there before. Sending never raises nor fails the run:
+each call is bounded by `alerts.timeout` in total (one attempt, one retry on a connection error
+or a 5xx) and a failure is one warning naming the host only (the URL's path is a secret).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from kommo_sync import report
+from kommo_sync.clock import Clock
+from kommo_sync.config import AlertsConfig, Config
+from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED, EXIT_OK, EXIT_REJECTED
+from kommo_sync.masking import scrub
+from kommo_sync.results import RunResult
+from kommo_sync.state import State
+
+log = logging.getLogger(__name__)
+
+FAILED = frozenset({EXIT_CONFIG, EXIT_FATAL})
+SETTLED = FAILED | {EXIT_OK, EXIT_REJECTED}  # the codes a transition is judged between
+WHAT = {
+    "failure": "the run failed",
+    "recovery": "recovered: the run succeeded again",
+    "rejections": "new rejections",
+}
+
+
+def events(previous: int | None, code: int, new_rejections: int) -> list[str]:
+    """What to alert on: a failure after a success (or a first run), a success after a failure,
+    rejections new in this run. A held lock, an interrupted run: nothing, and they do not count
+    as the previous outcome (see last_settled_code)."""
+    if code not in SETTLED:
+        return []
+    failing, was_failing = code in FAILED, previous in FAILED
+    found: list[str] = []
+    if failing and not was_failing:
+        found.append("failure")
+    if was_failing and not failing:
+        found.append("recovery")
+    if new_rejections:
+        found.append("rejections")
+    return found
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a run ended, as the alert bodies tell it."""
+
+    exit_code: int
+    summary: str
+    error: str | None = None
+    run_id: int | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    new_rejections: int = 0
+
+    @classmethod
+    def of(cls, result: RunResult, new_rejections: int, error: str | None) -> Ending:
+        code = result.exit_code
+        return cls(
+            code, report.compact_report(result, code)[0], error, result.run_id,
+            result.started_at, result.finished_at, dict(result.counts), new_rejections,
+        )  # fmt: skip
+
+    @classmethod
+    def failed(cls, code: int, error: str) -> Ending:
+        return cls(code, f"the run stopped (exit {code})", error)
+
+
+def body(account: str, event: str, ending: Ending, slack: bool) -> dict[str, Any]:
+    """The generic JSON body, or Slack's {"text": ...}: account, what happened, the error."""
+    if slack:
+        extra = f" ({ending.new_rejections})" if event == "rejections" else ""
+        error = f": {ending.error}" if ending.error else ""
+        return {
+            "text": f"kommo-sync {account}: {WHAT[event]}{extra}, exit {ending.exit_code}{error}"
+        }
+    return {
+        "account": account,
+        "event": event,
+        "exit_code": ending.exit_code,
+        "summary": ending.summary,
+        "error": ending.error,
+        "run_id": ending.run_id,
+        "started_at": _iso(ending.started_at),
+        "finished_at": _iso(ending.finished_at),
+        "counts": dict(ending.counts),
+        "new_rejections": ending.new_rejections,
+    }
+
+
+def _iso(moment: int | None) -> str | None:
+    return report.iso(moment) if moment else None
+
+
+class Monitor:
+    """The ping before a run, and the pings and alerts after it; all of it best effort."""
+
+    def __init__(self, config: Config, clock: Clock):
+        self.config, self.alerts, self.clock = config, config.alerts, clock
+        self.previous: int | None = None
+
+    def start(self) -> None:
+        """Remember the previous settled outcome (before this run adds its own) and ping start."""
+        if self.alerts.webhook and self.alerts.on & {"failure", "recovery"}:
+            self.previous = self._read(lambda state: state.last_exit_code(SETTLED))
+        self._ping("/start")
+
+    def finish_run(self, result: RunResult) -> None:
+        self.finish(Ending.of(result, self._new_rejections(result), self._error(result)))
+
+    def finish(self, ending: Ending) -> None:
+        if ending.exit_code != EXIT_LOCKED:  # the run holding the lock pings for itself
+            self._ping("" if ending.exit_code in (EXIT_OK, EXIT_REJECTED) else "/fail", ending)
+        if not self.alerts.webhook:
+            return
+        for event in events(self.previous, ending.exit_code, ending.new_rejections):
+            if event in self.alerts.on:
+                payload = body(self.config.account, event, ending, self.alerts.format == "slack")
+                self._send("alert", self.alerts.webhook, payload)
+
+    def _ping(self, suffix: str, ending: Ending | None = None) -> None:
+        if self.alerts.ping_url:
+            text = {"text": ending.summary} if ending else None
+            self._send("ping", self.alerts.ping_url + suffix, text)
+
+    def _send(self, what: str, url: str, payload: dict[str, Any] | None) -> None:
+        secrets = self.config.secrets
+        data = scrub(json.dumps(payload, default=str), secrets) if payload else None
+        failure = deliver(url, data, self.alerts, self.clock)
+        if failure:
+            host = urlsplit(url).hostname
+            log.warning("%s to %s not delivered: %s (the run goes on)", what, host, failure)
+
+    def _new_rejections(self, result: RunResult) -> int:
+        """Rejections this run recorded first (a repeated one keeps the time it was first seen)."""
+        if not (self.alerts.webhook and "rejections" in self.alerts.on and result.rejected):
+            return 0
+        rows = self._read(lambda state: state.rejection_list()) or []
+        return sum(
+            1
+            for row in rows
+            if row["run_id"] == result.run_id and row["first_seen"] >= result.started_at
+        )
+
+    def _error(self, result: RunResult) -> str | None:
+        """Why destinations were set aside, as the run's row keeps it."""
+        reasons = [f"{n}: {i['reason']}" for n, i in result.destinations.items() if i["reason"]]
+        return scrub("; ".join(reasons), self.config.secrets) or None
+
+    def _read(self, query: Any) -> Any:
+        """A query on the state, read-only; None when the state cannot be read (the run itself
+        reports why)."""
+        try:
+            with State.open(self.config.state, dry_run=True) as state:
+                return query(state)
+        except Exception:  # noqa: BLE001 - alerts never fail the run
+            log.debug("alerts: the state could not be read", exc_info=True)
+            return None
+
+
+def deliver(url: str, data: str | None, alerts: AlertsConfig, clock: Clock) -> str | None:
+    """POST `data` (JSON) to `url` within `alerts.timeout_seconds` in all: one attempt, one more
+    after a connection error or a 5xx. Returns why it was not delivered, None when it was."""
+    deadline = clock.monotonic() + alerts.timeout_seconds
+    failure = "no time left"
+    for _ in range(2):
+        left = deadline - clock.monotonic()
+        if left <= 0:
+            break
+        try:
+            response = requests.post(
+                url, data=data, headers={"Content-Type": "application/json"}, timeout=left
+            )
+        except requests.Timeout:
+            return f"no answer within {alerts.timeout_seconds:g} s"
+        except requests.ConnectionError:
+            failure = "could not connect"
+            continue
+        except requests.RequestException as exc:
+            return type(exc).__name__
+        if response.ok:
+            return None
+        failure = f"HTTP {response.status_code}"
+        if response.status_code < 500:
+            break
+    return failure
