@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,9 +111,21 @@ def _iso(moment: int | None) -> str | None:
 class Monitor:
     """The ping before a run, and the pings and alerts after it; all of it best effort."""
 
-    def __init__(self, config: Config, clock: Clock):
-        self.config, self.alerts, self.clock = config, config.alerts, clock
+    def __init__(
+        self,
+        alerts: AlertsConfig,
+        account: str,
+        secrets: tuple[str, ...],
+        state: Path | None,
+        clock: Clock,
+    ):
+        self.alerts, self.account, self.secrets, self.state = alerts, account, secrets, state
+        self.clock = clock
         self.previous: int | None = None
+
+    @classmethod
+    def of(cls, config: Config, clock: Clock) -> Monitor:
+        return cls(config.alerts, config.account, config.secrets, config.state, clock)
 
     def start(self) -> None:
         """Remember the previous settled outcome (before this run adds its own) and ping start."""
@@ -130,7 +143,7 @@ class Monitor:
             return
         for event in events(self.previous, ending.exit_code, ending.new_rejections):
             if event in self.alerts.on:
-                payload = body(self.config.account, event, ending, self.alerts.format == "slack")
+                payload = body(self.account, event, ending, self.alerts.format == "slack")
                 self._send("alert", self.alerts.webhook, payload)
 
     def _ping(self, suffix: str, ending: Ending | None = None) -> None:
@@ -139,8 +152,7 @@ class Monitor:
             self._send("ping", self.alerts.ping_url + suffix, text)
 
     def _send(self, what: str, url: str, payload: dict[str, Any] | None) -> None:
-        secrets = self.config.secrets
-        data = scrub(json.dumps(payload, default=str), secrets) if payload else None
+        data = scrub(json.dumps(payload, default=str), self.secrets) if payload else None
         failure = deliver(url, data, self.alerts, self.clock)
         if failure:
             host = urlsplit(url).hostname
@@ -160,13 +172,15 @@ class Monitor:
     def _error(self, result: RunResult) -> str | None:
         """Why destinations were set aside, as the run's row keeps it."""
         reasons = [f"{n}: {i['reason']}" for n, i in result.destinations.items() if i["reason"]]
-        return scrub("; ".join(reasons), self.config.secrets) or None
+        return scrub("; ".join(reasons), self.secrets) or None
 
     def _read(self, query: Any) -> Any:
-        """A query on the state, read-only; None when the state cannot be read (the run itself
-        reports why)."""
+        """A query on the state, read-only; None without one (a config that did not load) or when
+        it cannot be read (the run itself reports why)."""
+        if self.state is None:
+            return None
         try:
-            with State.open(self.config.state, dry_run=True) as state:
+            with State.open(self.state, dry_run=True) as state:
                 return query(state)
         except Exception:  # noqa: BLE001 - alerts never fail the run
             log.debug("alerts: the state could not be read", exc_info=True)

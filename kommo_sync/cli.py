@@ -27,7 +27,7 @@ from kommo_sync.cli_common import (
     shared_options,
 )
 from kommo_sync.cli_reconcile import reconcile
-from kommo_sync.cli_run import render_run, run_engine, run_monitored
+from kommo_sync.cli_run import load_for_run, render_run, run_engine, run_monitored
 from kommo_sync.clock import Clock
 from kommo_sync.exits import EXIT_OK
 from kommo_sync.init_flags import init_options
@@ -60,7 +60,7 @@ def cli(ctx: click.Context) -> None:
 @handle_errors
 def run(ctx: click.Context, dry_run: bool, full_resync: bool, as_json: bool) -> int:
     """One incremental run: everything changed in Kommo since the last run."""
-    config = load(ctx)
+    config = load_for_run(ctx, dry_run)
     return run_monitored(ctx, config, RunOptions(dry_run=dry_run, full_resync=full_resync), as_json)
 
 
@@ -90,7 +90,7 @@ def backfill(
         raise click.BadParameter(
             "it is in the future: there is nothing to backfill yet", param_hint="--since"
         )
-    config = load(ctx)
+    config = load_for_run(ctx, dry_run)
     options = RunOptions(dry_run=dry_run, since=since, until=until)
     return run_monitored(ctx, config, options, as_json)
 

@@ -15,9 +15,11 @@ from rich.console import Console
 from kommo_sync import report
 from kommo_sync.alerts import Ending, Monitor
 from kommo_sync.app import build_engine
+from kommo_sync.cli_common import load
 from kommo_sync.clock import Clock
-from kommo_sync.config import Config
-from kommo_sync.exits import EXIT_OK, exit_code_of
+from kommo_sync.config import Config, alerts_despite
+from kommo_sync.errors import ConfigError
+from kommo_sync.exits import EXIT_CONFIG, EXIT_OK, exit_code_of
 from kommo_sync.masking import scrub
 from kommo_sync.results import RunOptions, RunResult
 from kommo_sync.signals import stop_on_signals
@@ -44,12 +46,28 @@ def run_engine(ctx: click.Context, config: Config, options: RunOptions) -> RunRe
         progress.close()
 
 
+def load_for_run(ctx: click.Context, dry_run: bool) -> Config:
+    """The config of `run` or `backfill`; when it does not load, a failure alert still goes out
+    if its `alerts:` section parses on its own (there is no state to compare with: each such run
+    alerts)."""
+    try:
+        return load(ctx)
+    except ConfigError as exc:
+        found = None if dry_run else alerts_despite(ctx.obj["config_path"], ctx.obj.get("env_file"))
+        if found:
+            account, alerts = found
+            clock = ctx.obj.get("clock") or Clock()
+            monitor = Monitor(alerts, account, tuple(alerts.secrets()), None, clock)
+            monitor.finish(Ending.failed(EXIT_CONFIG, f"config error: {exc}"))
+        raise
+
+
 def run_monitored(ctx: click.Context, config: Config, options: RunOptions, as_json: bool) -> int:
     """`run` and `backfill`: the run rendered, with its alerts and pings around it (a failure
     re-raised after them, for handle_errors to report). A dry run alerts and pings nobody."""
     if options.dry_run:
         return render_run(ctx, run_engine(ctx, config, options), as_json, config.secrets)
-    monitor = Monitor(config, ctx.obj.get("clock") or Clock())
+    monitor = Monitor.of(config, ctx.obj.get("clock") or Clock())
     monitor.start()
     try:
         result = run_engine(ctx, config, options)

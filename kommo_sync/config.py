@@ -29,7 +29,15 @@ from kommo_sync.destinations import registry
 from kommo_sync.errors import ConfigError
 from kommo_sync.model import Stage
 
-__all__ = ["AlertsConfig", "Config", "load_config", "parse_alerts", "parse_config", "parse_moment"]
+__all__ = [
+    "AlertsConfig",
+    "Config",
+    "alerts_despite",
+    "load_config",
+    "parse_alerts",
+    "parse_config",
+    "parse_moment",
+]
 
 DEFAULT_TAGS = {
     Stage.NEW: "New Lead",
@@ -168,6 +176,25 @@ def load_config(
             config, warnings=config.warnings + (_mode_warning(path, "holds a secret and is"),)
         )
     return config
+
+
+def alerts_despite(
+    path: str | Path, env_file: str | Path | None = None
+) -> tuple[str, AlertsConfig] | None:
+    """The account and `alerts:` of a config that failed to load, when they parse on their own
+    (their ${VAR}s resolved alone): a broken config still alerts. None when they do not."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict) or not raw.get("alerts"):
+            return None
+        part = {key: raw[key] for key in ("account", "alerts", "env_file") if key in raw}
+        given = Path(env_file) if env_file else None
+        values, _ = _resolve_secrets(part, os.environ, path.parent, given)
+        root = Section(part, "", values)
+        return _account(root, path.parent), parse_alerts(root.section("alerts"))
+    except (ConfigError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
 
 
 def parse_config(

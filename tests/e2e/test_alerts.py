@@ -179,3 +179,22 @@ def test_a_webhook_answering_500_is_retried_once_then_a_warning_and_the_exit_cod
     assert len(receiver.alerts()) == 2
     assert "alert to 127.0.0.1 not delivered: HTTP 500 (the run goes on)" in result.output
     assert "secret-path" not in result.output
+
+
+def test_a_config_that_does_not_load_still_alerts_when_its_alerts_section_parses(
+    world, sales, receiver
+):
+    alerting(world, receiver, ping_url=receiver.url + PING)
+    world.raw["kommo"]["requests_per_second"] = "fast"
+    result = world.cli("run")
+    assert result.exit_code == 2 and "kommo.requests_per_second" in result.output
+    [alert] = receiver.alerts()
+    assert alert["event"] == "failure" and alert["exit_code"] == 2
+    assert "kommo.requests_per_second: must be a number" in alert["error"]
+    assert receiver.pings() == ["/fail"]
+
+
+def test_a_dry_run_alerts_and_pings_nobody(world, sales, receiver):
+    alerting(world, receiver, ping_url=receiver.url + PING)
+    assert world.cli("run", "--dry-run", env=REVOKED).exit_code == 4
+    assert receiver.requests == []
