@@ -130,7 +130,8 @@ class Monitor:
     def start(self) -> None:
         """Remember the previous settled outcome (before this run adds its own) and ping start."""
         if self.alerts.webhook and self.alerts.on & {"failure", "recovery"}:
-            self.previous = self._read(lambda state: state.last_exit_code(SETTLED))
+            last = self._read(lambda state: state.last_finished_run(SETTLED))
+            self.previous = last["exit_code"] if last else None
         self._ping("/start")
 
     def finish_run(self, result: RunResult) -> None:

@@ -22,6 +22,7 @@ from kommo_sync.cli_common import (
     configure_logging,
     handle_errors,
     load,
+    metrics_option,
     moment,
     output_options,
     shared_options,
@@ -56,6 +57,7 @@ def cli(ctx: click.Context) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema: README).")
 @output_options
+@metrics_option
 @click.pass_context
 @handle_errors
 def run(ctx: click.Context, dry_run: bool, full_resync: bool, as_json: bool) -> int:
@@ -78,6 +80,7 @@ def run(ctx: click.Context, dry_run: bool, full_resync: bool, as_json: bool) -> 
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema: README).")
 @output_options
+@metrics_option
 @click.pass_context
 @handle_errors
 def backfill(

@@ -21,6 +21,7 @@ from kommo_sync.config import Config, alerts_despite
 from kommo_sync.errors import ConfigError
 from kommo_sync.exits import EXIT_CONFIG, EXIT_OK, exit_code_of
 from kommo_sync.masking import scrub
+from kommo_sync.metrics import Meter
 from kommo_sync.results import RunOptions, RunResult
 from kommo_sync.signals import stop_on_signals
 
@@ -63,19 +64,24 @@ def load_for_run(ctx: click.Context, dry_run: bool) -> Config:
 
 
 def run_monitored(ctx: click.Context, config: Config, options: RunOptions, as_json: bool) -> int:
-    """`run` and `backfill`: the run rendered, with its alerts and pings around it (a failure
-    re-raised after them, for handle_errors to report). A dry run alerts and pings nobody."""
+    """`run` and `backfill`: the run rendered, with its alerts, pings and metrics file around it
+    (a failure re-raised after them, for handle_errors to report). A dry run alerts and pings
+    nobody and writes no metrics."""
     if options.dry_run:
         return render_run(ctx, run_engine(ctx, config, options), as_json, config.secrets)
-    monitor = Monitor.of(config, ctx.obj.get("clock") or Clock())
+    clock = ctx.obj.get("clock") or Clock()
+    monitor = Monitor.of(config, clock)
     monitor.start()
+    meter = Meter(ctx.obj.get("metrics_file"), config.account, config.state, clock)
     try:
         result = run_engine(ctx, config, options)
     except BaseException as exc:
         code = exit_code_of(exc)
         monitor.finish(Ending.failed(code, scrub(str(exc) or type(exc).__name__, config.secrets)))
+        meter.finish(code, None)
         raise
     monitor.finish_run(result)
+    meter.finish(result.exit_code, result.counts)
     return render_run(ctx, result, as_json, config.secrets)
 
 
