@@ -21,12 +21,12 @@ from urllib.parse import urlsplit
 import requests
 
 from kommo_sync import report
+from kommo_sync.app import peek_state
 from kommo_sync.clock import Clock
 from kommo_sync.config import AlertsConfig, Config
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED, EXIT_OK, EXIT_REJECTED
 from kommo_sync.masking import scrub
 from kommo_sync.results import RunResult
-from kommo_sync.state import State
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Monitor:
     def start(self) -> None:
         """Remember the previous settled outcome (before this run adds its own) and ping start."""
         if self.alerts.webhook and self.alerts.on & {"failure", "recovery"}:
-            last = self._read(lambda state: state.last_finished_run(SETTLED))
+            last = peek_state(self.state, lambda state: state.last_finished_run(SETTLED))
             self.previous = last["exit_code"] if last else None
         self._ping("/start")
 
@@ -163,7 +163,7 @@ class Monitor:
         """Rejections this run recorded first (a repeated one keeps the time it was first seen)."""
         if not (self.alerts.webhook and "rejections" in self.alerts.on and result.rejected):
             return 0
-        rows = self._read(lambda state: state.rejection_list()) or []
+        rows = peek_state(self.state, lambda state: state.rejection_list()) or []
         return sum(
             1
             for row in rows
@@ -174,18 +174,6 @@ class Monitor:
         """Why destinations were set aside, as the run's row keeps it."""
         reasons = [f"{n}: {i['reason']}" for n, i in result.destinations.items() if i["reason"]]
         return scrub("; ".join(reasons), self.secrets) or None
-
-    def _read(self, query: Any) -> Any:
-        """A query on the state, read-only; None without one (a config that did not load) or when
-        it cannot be read (the run itself reports why)."""
-        if self.state is None:
-            return None
-        try:
-            with State.open(self.state, dry_run=True) as state:
-                return query(state)
-        except Exception:  # noqa: BLE001 - alerts never fail the run
-            log.debug("alerts: the state could not be read", exc_info=True)
-            return None
 
 
 def deliver(url: str, data: str | None, alerts: AlertsConfig, clock: Clock) -> str | None:

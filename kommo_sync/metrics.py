@@ -19,11 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kommo_sync.app import peek_state
 from kommo_sync.clock import Clock
 from kommo_sync.config_reader import reason_of
 from kommo_sync.exits import EXIT_LOCKED, EXIT_OK, EXIT_REJECTED
 from kommo_sync.http import TRAFFIC
-from kommo_sync.state import State
 
 log = logging.getLogger(__name__)
 
@@ -178,11 +178,12 @@ class Meter:
 
     def _from_state(self) -> tuple[dict[str, int], int | None]:
         """Runs by status and when the last success finished; nothing when the state cannot be
-        read (the run itself reports why)."""
-        try:
-            with State.open(self.state, dry_run=True) as state:
-                last = state.last_finished_run((EXIT_OK, EXIT_REJECTED))
-                return state.run_counts(), last["finished_at"] if last else None
-        except Exception:  # noqa: BLE001 - metrics never fail the run
-            log.debug("metrics: the state could not be read", exc_info=True)
+        read."""
+        found = peek_state(
+            self.state,
+            lambda state: (state.run_counts(), state.last_finished_run((EXIT_OK, EXIT_REJECTED))),
+        )
+        if found is None:
             return {}, None
+        runs, last = found
+        return runs, last["finished_at"] if last else None
