@@ -27,6 +27,7 @@ from kommo_sync.config import AlertsConfig, Config
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED, EXIT_OK, EXIT_REJECTED
 from kommo_sync.masking import scrub
 from kommo_sync.results import RunResult
+from kommo_sync.state import State
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class Monitor:
         self.alerts, self.account, self.secrets, self.state = alerts, account, secrets, state
         self.clock = clock
         self.previous: int | None = None
+        self.newest: dict[str, Any] | None = None  # the state's newest run row before this run
 
     @classmethod
     def of(cls, config: Config, clock: Clock) -> Monitor:
@@ -129,10 +131,28 @@ class Monitor:
 
     def start(self) -> None:
         """Remember the previous settled outcome (before this run adds its own) and ping start."""
-        if self.alerts.webhook and self.alerts.on & {"failure", "recovery"}:
-            last = peek_state(self.state, lambda state: state.last_finished_run(SETTLED))
+        if self.alerts.webhook:
+            found = peek_state(self.state, lambda s: (s.last_finished_run(SETTLED), _newest(s)))
+            last, self.newest = found or (None, None)
             self.previous = last["exit_code"] if last else None
         self._ping("/start")
+
+    def finish_failed(self, code: int, error: str) -> None:
+        """A run that raised: told with its row in the state when it got as far as writing one."""
+        row = peek_state(self.state, _newest) if self.alerts.webhook else None
+        if row is None or row["id"] == (self.newest or {}).get("id"):
+            return self.finish(Ending.failed(code, error))
+        self.finish(
+            Ending(
+                code,
+                f"run {row['id']} stopped (exit {code})",
+                error,
+                row["id"],
+                row["started_at"],
+                row["finished_at"],
+                row["counts"] or {},
+            )  # fmt: skip
+        )
 
     def finish_run(self, result: RunResult) -> None:
         self.finish(Ending.of(result, self._new_rejections(result), self._error(result)))
@@ -174,6 +194,11 @@ class Monitor:
         """Why destinations were set aside, as the run's row keeps it."""
         reasons = [f"{n}: {i['reason']}" for n, i in result.destinations.items() if i["reason"]]
         return scrub("; ".join(reasons), self.secrets) or None
+
+
+def _newest(state: State) -> dict[str, Any] | None:
+    rows = state.last_runs(1)
+    return rows[0] if rows else None
 
 
 def deliver(url: str, data: str | None, alerts: AlertsConfig, clock: Clock) -> str | None:

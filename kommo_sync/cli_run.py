@@ -77,7 +77,7 @@ def run_monitored(ctx: click.Context, config: Config, options: RunOptions, as_js
         result = run_engine(ctx, config, options)
     except BaseException as exc:
         code = exit_code_of(exc)
-        monitor.finish(Ending.failed(code, scrub(str(exc) or type(exc).__name__, config.secrets)))
+        monitor.finish_failed(code, scrub(str(exc) or type(exc).__name__, config.secrets))
         meter.finish(code, None)
         raise
     monitor.finish_run(result)

@@ -5,6 +5,7 @@ lock, start/success/fail pings — and a receiver that hangs or fails never chan
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from kommo_sync.report import iso
 from kommo_sync.sandbox.faults import Fault
 from kommo_sync.sandbox.mailchimp.rules import subscriber_hash
 from kommo_sync.state import FileLock
@@ -91,6 +93,9 @@ def test_a_failure_is_told_once_and_the_recovery_once(world, sales, receiver):
     [alert] = receiver.alerts()
     assert alert["event"] == "failure" and alert["exit_code"] == 4
     assert "expired or was revoked" in alert["error"] and alert["account"]
+    with sqlite3.connect(world.raw["state"]) as db:
+        run_id, started = db.execute("SELECT id, started_at FROM runs ORDER BY id DESC").fetchone()
+    assert alert["run_id"] == run_id == 2 and alert["started_at"] == iso(started)
     assert world.cli("run", env=REVOKED).exit_code == 4  # repeated: no second alert
     assert len(receiver.alerts()) == 1
     world.kommo.add_contact("Ada", email="ada@analytical.io")
