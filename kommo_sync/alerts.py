@@ -40,13 +40,14 @@ WHAT = {
 }
 
 
-def events(previous: int | None, code: int, new_rejections: int) -> list[str]:
+def events(previous: int | None, code: int, new_rejections: int, raised: bool = False) -> list[str]:
     """What to alert on: a failure after a success (or a first run), a success after a failure,
     rejections new in this run. A held lock, an interrupted run: nothing, and they do not count
-    as the previous outcome (see last_settled_code)."""
+    as the previous outcome (Monitor.start reads only SETTLED codes). A run that `raised` with
+    exit 1 is a bug, not rejections: a failure."""
     if code not in SETTLED:
         return []
-    failing, was_failing = code in FAILED, previous in FAILED
+    failing, was_failing = code in FAILED or raised, previous in FAILED
     found: list[str] = []
     if failing and not was_failing:
         found.append("failure")
@@ -69,6 +70,11 @@ class Ending:
     finished_at: int | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
     new_rejections: int = 0
+    raised: bool = False  # the run ended by an exception, not with its result
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.raised and self.exit_code in (EXIT_OK, EXIT_REJECTED)
 
     @classmethod
     def of(cls, result: RunResult, new_rejections: int, error: str | None) -> Ending:
@@ -80,7 +86,7 @@ class Ending:
 
     @classmethod
     def failed(cls, code: int, error: str) -> Ending:
-        return cls(code, f"the run stopped (exit {code})", error)
+        return cls(code, f"the run stopped (exit {code})", error, raised=True)
 
 
 def body(account: str, event: str, ending: Ending, slack: bool) -> dict[str, Any]:
@@ -159,10 +165,11 @@ class Monitor:
 
     def finish(self, ending: Ending) -> None:
         if ending.exit_code != EXIT_LOCKED:  # the run holding the lock pings for itself
-            self._ping("" if ending.exit_code in (EXIT_OK, EXIT_REJECTED) else "/fail", ending)
+            self._ping("" if ending.succeeded else "/fail", ending)
         if not self.alerts.webhook:
             return
-        for event in events(self.previous, ending.exit_code, ending.new_rejections):
+        found = events(self.previous, ending.exit_code, ending.new_rejections, ending.raised)
+        for event in found:
             if event in self.alerts.on:
                 payload = body(self.account, event, ending, self.alerts.format == "slack")
                 self._send("alert", self.alerts.webhook, payload)

@@ -31,6 +31,14 @@ def test_a_failure_and_a_recovery_are_told_once_per_transition(previous, code, e
     assert events(previous, code, 0) == expected
 
 
+def test_a_run_that_raised_with_exit_1_is_a_bug_and_a_failure_not_a_success():
+    assert events(0, 1, 0, raised=True) == ["failure"]
+    assert events(4, 1, 0, raised=True) == []
+    assert events(4, 130, 0, raised=True) == []
+    assert not Ending.failed(1, "KeyError: 'x'").succeeded
+    assert Ending(1, "3 rejected").succeeded
+
+
 def test_new_rejections_are_told_with_the_transition_and_not_on_a_held_lock():
     assert events(0, 1, 2) == ["rejections"]
     assert events(4, 1, 1) == ["recovery", "rejections"]
