@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from kommo_sync import forget
 from kommo_sync.clock import Clock
@@ -17,6 +19,8 @@ from kommo_sync.kommo import KommoClient, kommo_http
 from kommo_sync.state import FileLock, LockHolder, State
 from kommo_sync.tally import Progress
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 NEVER_ENDED = "ended without recording its end (killed, or stopped at once)"
 
 
@@ -40,6 +44,20 @@ def build_engine(
     clock = clock or Clock()
     kommo = KommoClient(kommo_http(config.kommo, clock, config.network.timeout_seconds))
     return Engine(config, kommo, build_destinations(config, clock), clock, progress)
+
+
+def peek_state(path: Path | None, query: Callable[[State], T]) -> T | None:
+    """A query on the state, read-only, for what runs beside a run (alerts, metrics) and must
+    never fail it: None without a state (a config that did not load) or when it cannot be read
+    (the run itself reports why)."""
+    if path is None:
+        return None
+    try:
+        with State.open(path, dry_run=True) as state:
+            return query(state)
+    except Exception:  # noqa: BLE001 - a monitoring aid never fails the run
+        log.debug("the state could not be read", exc_info=True)
+        return None
 
 
 def read_status(config: Config, limit: int = 10) -> dict[str, Any]:

@@ -23,13 +23,14 @@ from kommo_sync.cli_common import (
     configure_logging,
     handle_errors,
     load,
+    metrics_option,
     moment,
     output_options,
     shared_options,
 )
 from kommo_sync.cli_deploy import deploy
 from kommo_sync.cli_reconcile import reconcile
-from kommo_sync.cli_run import render_run, run_engine
+from kommo_sync.cli_run import load_for_run, render_run, run_engine, run_monitored
 from kommo_sync.clock import Clock
 from kommo_sync.exits import EXIT_OK, EXIT_STALE
 from kommo_sync.init_flags import init_options
@@ -72,6 +73,7 @@ def cli(ctx: click.Context) -> None:
     help="With --accounts: how many accounts run at a time.",
 )
 @output_options
+@metrics_option
 @click.pass_context
 @handle_errors
 def run(
@@ -88,9 +90,8 @@ def run(
         from kommo_sync.cli_accounts import run_accounts
 
         return run_accounts(ctx, accounts, parallel, dry_run, full_resync, as_json)
-    config = load(ctx)
-    result = run_engine(ctx, config, RunOptions(dry_run=dry_run, full_resync=full_resync))
-    return render_run(ctx, result, as_json, config.secrets)
+    config = load_for_run(ctx, dry_run)
+    return run_monitored(ctx, config, RunOptions(dry_run=dry_run, full_resync=full_resync), as_json)
 
 
 @cli.command()
@@ -107,6 +108,7 @@ def run(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (schema: README).")
 @output_options
+@metrics_option
 @click.pass_context
 @handle_errors
 def backfill(
@@ -119,9 +121,9 @@ def backfill(
         raise click.BadParameter(
             "it is in the future: there is nothing to backfill yet", param_hint="--since"
         )
-    config = load(ctx)
-    result = run_engine(ctx, config, RunOptions(dry_run=dry_run, since=since, until=until))
-    return render_run(ctx, result, as_json, config.secrets)
+    config = load_for_run(ctx, dry_run)
+    options = RunOptions(dry_run=dry_run, since=since, until=until)
+    return run_monitored(ctx, config, options, as_json)
 
 
 def _age(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:

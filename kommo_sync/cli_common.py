@@ -10,6 +10,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -215,3 +216,14 @@ def output_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def metrics_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--metrics-file, for run and backfill."""
+    return click.option(
+        "--metrics-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_keep,
+        help="Write Prometheus metrics there after the run (node-exporter textfile collector).",
+    )(command)

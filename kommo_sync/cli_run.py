@@ -13,11 +13,15 @@ import click
 from rich.console import Console
 
 from kommo_sync import report
+from kommo_sync.alerts import Ending, Monitor
 from kommo_sync.api import execute
+from kommo_sync.cli_common import load
 from kommo_sync.clock import Clock
-from kommo_sync.config import Config
-from kommo_sync.exits import EXIT_OK
+from kommo_sync.config import Config, alerts_despite
+from kommo_sync.errors import ConfigError
+from kommo_sync.exits import EXIT_CONFIG, EXIT_OK, exit_code_of
 from kommo_sync.masking import scrub
+from kommo_sync.metrics import Meter
 from kommo_sync.results import RunOptions, RunResult
 from kommo_sync.signals import stop_on_signals
 
@@ -41,6 +45,44 @@ def run_engine(ctx: click.Context, config: Config, options: RunOptions) -> RunRe
             return execute(config, options, clock, progress)
     finally:
         progress.close()
+
+
+def load_for_run(ctx: click.Context, dry_run: bool) -> Config:
+    """The config of `run` or `backfill`; when it does not load, a failure alert still goes out
+    if its `alerts:` section parses on its own (there is no state to compare with: each such run
+    alerts)."""
+    try:
+        return load(ctx)
+    except ConfigError as exc:
+        found = None if dry_run else alerts_despite(ctx.obj["config_path"], ctx.obj.get("env_file"))
+        if found:
+            account, alerts = found
+            clock = ctx.obj.get("clock") or Clock()
+            monitor = Monitor(alerts, account, tuple(alerts.secrets()), None, clock)
+            monitor.finish(Ending.failed(EXIT_CONFIG, f"config error: {exc}"))
+        raise
+
+
+def run_monitored(ctx: click.Context, config: Config, options: RunOptions, as_json: bool) -> int:
+    """`run` and `backfill`: the run rendered, with its alerts, pings and metrics file around it
+    (a failure re-raised after them, for handle_errors to report). A dry run alerts and pings
+    nobody and writes no metrics."""
+    if options.dry_run:
+        return render_run(ctx, run_engine(ctx, config, options), as_json, config.secrets)
+    clock = ctx.obj.get("clock") or Clock()
+    monitor = Monitor.of(config, clock)
+    monitor.start()
+    meter = Meter(ctx.obj.get("metrics_file"), config.account, config.state, clock)
+    try:
+        result = run_engine(ctx, config, options)
+    except BaseException as exc:
+        code = exit_code_of(exc)
+        monitor.finish_failed(code, scrub(str(exc) or type(exc).__name__, config.secrets))
+        meter.finish(code, None)
+        raise
+    monitor.finish_run(result)
+    meter.finish(result.exit_code, result.counts)
+    return render_run(ctx, result, as_json, config.secrets)
 
 
 @contextmanager

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from kommo_sync.config_reader import (
     SecretLookup,
     Section,
+    did_you_mean,
     name_or_id,
     origin,
     parse_moment,
@@ -28,7 +30,15 @@ from kommo_sync.errors import ConfigError
 from kommo_sync.model import Stage
 from kommo_sync.token_cipher import KEY_HINT, TokenCipher
 
-__all__ = ["Config", "load_config", "parse_config", "parse_moment"]
+__all__ = [
+    "AlertsConfig",
+    "Config",
+    "alerts_despite",
+    "load_config",
+    "parse_alerts",
+    "parse_config",
+    "parse_moment",
+]
 
 DEFAULT_TAGS = {
     Stage.NEW: "New Lead",
@@ -40,7 +50,11 @@ KOMMO_SECRETS = (
     ("kommo", "token"),
     ("kommo.oauth", "client_secret"),
     ("kommo.oauth", "refresh_token"),
+    ("alerts", "webhook"),
+    ("alerts", "ping_url"),
 )
+ALERT_EVENTS = ("failure", "recovery", "rejections")
+SECRET_PATH_MIN = 16  # a URL path this long is a secret of its own (a ping UUID, a Slack hook)
 READABLE_BY_OTHERS = 0o044
 TOKEN_KEY_ENV = "KOMMO_SYNC_TOKEN_KEY"
 ACCOUNT_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
@@ -93,6 +107,24 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """`alerts:`: a webhook told of failures, recoveries and new rejections, and a
+    healthchecks-style ping URL; both URLs are secrets (their paths are the credential)."""
+
+    webhook: str | None = field(default=None, repr=False)
+    format: str = "json"
+    on: frozenset[str] = frozenset(ALERT_EVENTS)
+    ping_url: str | None = field(default=None, repr=False)
+    timeout_seconds: float = 5.0
+
+    def secrets(self) -> list[str]:
+        """Each URL, and its path when long enough to be a secret on its own."""
+        urls = [url for url in (self.webhook, self.ping_url) if url]
+        paths = [urlsplit(url).path for url in urls]
+        return urls + [path for path in paths if len(path) >= SECRET_PATH_MIN]
+
+
+@dataclass(frozen=True)
 class Config:
     kommo: KommoConfig
     state: Path
@@ -103,6 +135,7 @@ class Config:
     warnings: tuple[str, ...] = field(default=(), compare=False)
     forget_key: str | None = field(default=None, repr=False)  # privacy.forget_key (HMAC key)
     account: str = "default"  # the label on logs, JSON, metrics and alerts (`account:`)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     def __getattr__(self, name: str) -> Any:
         """`config.<vendor>`: a registered destination's section, None when it is not
@@ -121,6 +154,7 @@ class Config:
             values += [oauth.client_secret, oauth.refresh_token, oauth.token_key]
         for section in self.destinations.values():
             values += section.secrets()
+        values += self.alerts.secrets()
         return tuple(sorted({v for v in values if v}, key=lambda v: (-len(v), v)))
 
 
@@ -162,6 +196,25 @@ def account_of(raw: Any, base_dir: Path) -> str:
     return _account(Section(raw, "", {}), base_dir)
 
 
+def alerts_despite(
+    path: str | Path, env_file: str | Path | None = None
+) -> tuple[str, AlertsConfig] | None:
+    """The account and `alerts:` of a config that failed to load, when they parse on their own
+    (their ${VAR}s resolved alone): a broken config still alerts. None when they do not."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict) or not raw.get("alerts"):
+            return None
+        part = {key: raw[key] for key in ("account", "alerts", "env_file") if key in raw}
+        given = Path(env_file) if env_file else None
+        values, _ = _resolve_secrets(part, os.environ, path.parent, given)
+        root = Section(part, "", values)
+        return _account(root, path.parent), parse_alerts(root.section("alerts"))
+    except (ConfigError, OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+
+
 def parse_config(
     raw: Any, environ: Mapping[str, str], base_dir: Path = Path("."), env_file: Path | None = None
 ) -> Config:
@@ -170,7 +223,7 @@ def parse_config(
     root = Section(raw, "", values)
     root.only(
         "account", "kommo", "tags", "state", *registry.names(), "feedback", "network",
-        "env_file", "privacy",
+        "env_file", "privacy", "alerts",
     )  # fmt: skip
     state = Path(root.text("state", "./kommo-sync.db"))
     return Config(
@@ -184,6 +237,7 @@ def parse_config(
         feedback=_feedback(root.section("feedback", required=False)),
         network=_network(root.section("network", required=False)),
         forget_key=_forget_key(root.section("privacy", required=False)),
+        alerts=parse_alerts(root.section("alerts", required=False)),
         warnings=warnings + _literal_secret_warnings(root),
     )
 
@@ -377,3 +431,38 @@ def _feedback(s: Section) -> FeedbackConfig:
         note_on_open_deals=s.flag("note_on_open_deals", True),
         consent_field_write=s.flag("consent_field_write", False),
     )
+
+
+def parse_alerts(s: Section) -> AlertsConfig:
+    s.only("webhook", "format", "on", "ping_url", "timeout")
+    return AlertsConfig(
+        webhook=s.url("webhook", None, carries="the alert").geturl() if s.has("webhook") else None,
+        format=s.choice("format", ("json", "slack"), "json"),
+        on=frozenset(s.items("on", _alert_event)) if s.has("on") else frozenset(ALERT_EVENTS),
+        ping_url=s.url("ping_url", None, carries="the ping").geturl()
+        if s.has("ping_url")
+        else None,
+        timeout_seconds=_seconds(s, "timeout", 5.0),
+    )
+
+
+def _alert_event(key: str, value: Any) -> str:
+    if value not in ALERT_EVENTS:
+        raise ConfigError(
+            key,
+            f"must be one of {', '.join(ALERT_EVENTS)}, got {value!r}"
+            + did_you_mean(value, ALERT_EVENTS),
+        )
+    return str(value)
+
+
+def _seconds(s: Section, name: str, default: float) -> float:
+    """A duration in seconds: a number, or a number followed by `s` (`5s`)."""
+    text = s.text(name, str(default)).strip()
+    try:
+        seconds = float(text.removesuffix("s"))
+    except ValueError:
+        raise ConfigError(s.key(name), f"must be seconds like 5s, got {text!r}") from None
+    if not 0.05 <= seconds <= 60:
+        raise ConfigError(s.key(name), "must be between 0.05s and 60s")
+    return seconds

@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,26 @@ def describe_error(response: requests.Response) -> str:
         if parts:
             return ": ".join(dict.fromkeys(parts))
     return str(body)[:300]
+
+
+class Traffic:
+    """Requests sent and 429s received per vendor, by every client of this process (the CLI runs
+    one sync at a time; metrics take the difference across a run)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def add(self, vendor: str, what: str) -> None:
+        with self.lock:
+            self.counts[(vendor, what)] += 1
+
+    def snapshot(self) -> Counter[tuple[str, str]]:
+        with self.lock:
+            return Counter(self.counts)
+
+
+TRAFFIC = Traffic()
 
 
 class Streak:
@@ -200,6 +221,7 @@ class HttpClient:
             with self.slots:
                 self.pacer.wait_turn()
                 started = self.clock.monotonic()
+                TRAFFIC.add(self.vendor, "requests")
                 try:
                     response = self.session.request(
                         method, url, params=params, json=body, headers=headers, timeout=self.timeout
@@ -231,6 +253,7 @@ class HttpClient:
     ) -> requests.Response:
         status = response.status_code
         if status == 429:
+            TRAFFIC.add(self.vendor, "429")
             return self._too_many(response)
         self.too_many.reset()
         if status < 400 or status in allow:

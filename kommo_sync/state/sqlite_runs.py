@@ -93,6 +93,20 @@ class RunTables(OwnedConnection):
                 (status, finished_at, json.dumps(counts, sort_keys=True), exit_code, error, run_id),
             )
 
+    def last_finished_run(self, codes: Iterable[int]) -> dict[str, int] | None:
+        """The exit code and end of the newest finished run that ended with one of `codes`."""
+        wanted = sorted(set(codes))
+        row = self.db.execute(
+            "SELECT exit_code, finished_at FROM runs WHERE finished_at IS NOT NULL AND exit_code "
+            f"IN ({', '.join('?' * len(wanted))}) ORDER BY id DESC LIMIT 1",
+            wanted,
+        ).fetchone()
+        return None if row is None else {"exit_code": row[0], "finished_at": row[1]}
+
+    def run_counts(self) -> dict[str, int]:
+        """How many runs ended with each status (`running` ones too)."""
+        return dict(self.db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status"))
+
     def last_runs(self, limit: int = 10) -> list[dict[str, Any]]:
         rows = self.db.execute(
             "SELECT id, mode, started_at, finished_at, status, exit_code, error, counts "

@@ -71,3 +71,14 @@ def test_the_sqlite_state_has_every_operation_of_the_store_interface():
     assert len(operations) > 50
     for name in operations:
         assert parameters(getattr(State, name)) == parameters(getattr(StateStore, name)), name
+
+
+def test_the_last_finished_run_skips_running_rows_and_codes_not_asked_for(tmp_path):
+    with State.open(tmp_path / "state.db") as state:
+        assert state.last_finished_run((0, 1)) is None and state.run_counts() == {}
+        for code, status, at in ((4, "failed", 100), (0, "done", 200), (143, "interrupted", 300)):
+            state.finish_run(state.start_run("run", at - 10), status, at, {}, code, None)
+        state.start_run("run", 400)  # still running: not finished
+        assert state.last_finished_run((0, 1, 2, 4)) == {"exit_code": 0, "finished_at": 200}
+        assert state.last_finished_run((4,)) == {"exit_code": 4, "finished_at": 100}
+        assert state.run_counts() == {"failed": 1, "done": 1, "interrupted": 1, "running": 1}
