@@ -14,7 +14,7 @@ from kommo_sync.destinations.base import Destination
 from kommo_sync.destinations.registry import Wiring
 from kommo_sync.engine import Engine
 from kommo_sync.kommo import KommoClient, kommo_http
-from kommo_sync.state import FileLock, LockHolder, State
+from kommo_sync.state import LockHolder, open_state, run_lock
 from kommo_sync.tally import Progress
 
 NEVER_ENDED = "ended without recording its end (killed, or stopped at once)"
@@ -44,8 +44,8 @@ def build_engine(
 
 def read_status(config: Config, limit: int = 10) -> dict[str, Any]:
     """What `status` shows; read inside a rolled-back transaction, so it changes nothing."""
-    holder = FileLock.beside(config.state).holder()
-    with State.open(config.state, dry_run=True) as state:
+    holder = run_lock(config).holder()
+    with open_state(config, dry_run=True) as state:
         runs = [
             _as_seen(run, holder if n == 0 else None)
             for n, run in enumerate(state.last_runs(limit))
@@ -78,10 +78,10 @@ def forget_person(
     """`forget`: under the run lock, erase a person at every destination that can and in the
     state (see kommo_sync.forget); `confirm` is asked before anything is erased."""
     key = forget.require_key(config.forget_key)
-    lock = FileLock.beside(config.state)
+    lock = run_lock(config)
     lock.acquire(clock.now())
     try:
-        with State.open(config.state, dry_run=dry_run) as state:
+        with open_state(config, dry_run=dry_run) as state:
             target = forget.find_target(state, who)
             if not target.emails:
                 return [f"contact {who} is not in the state's mirror: forget it by email"], 2
@@ -99,10 +99,10 @@ def forget_person(
 def unforget_person(config: Config, clock: Clock, email: str, dry_run: bool) -> list[str]:
     """`forget --undo`: lift an email's do-not-sync marker, under the run lock."""
     key = forget.require_key(config.forget_key)
-    lock = FileLock.beside(config.state)
+    lock = run_lock(config)
     lock.acquire(clock.now())
     try:
-        with State.open(config.state, dry_run=dry_run) as state:
+        with open_state(config, dry_run=dry_run) as state:
             lifted = forget.undo(state, key, email, int(clock.now()))
     finally:
         lock.release()

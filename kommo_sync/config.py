@@ -26,6 +26,7 @@ from kommo_sync.config_reader import (
 from kommo_sync.destinations import registry
 from kommo_sync.errors import ConfigError
 from kommo_sync.model import Stage
+from kommo_sync.state.postgres import is_postgres_url, url_secrets
 
 __all__ = ["Config", "load_config", "parse_config", "parse_moment"]
 
@@ -97,6 +98,9 @@ class Config:
     warnings: tuple[str, ...] = field(default=(), compare=False)
     forget_key: str | None = field(default=None, repr=False)  # privacy.forget_key (HMAC key)
     account: str = "default"  # the label on logs, JSON, metrics and alerts (`account:`)
+    # `state: postgresql://…`: the state in PostgreSQL (kommo_sync.state.postgres); `state` then
+    # names only the folder files beside the state go to
+    state_url: str | None = field(default=None, repr=False)
 
     def __getattr__(self, name: str) -> Any:
         """`config.<vendor>`: a registered destination's section, None when it is not
@@ -109,7 +113,7 @@ class Config:
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in every form it travels in (each section lists its own), longest
         first, so scrubbing masks it whole."""
-        values = [self.kommo.token, self.forget_key or ""]
+        values = [self.kommo.token, self.forget_key or "", *url_secrets(self.state_url)]
         if self.kommo.oauth is not None:
             values += [self.kommo.oauth.client_secret, self.kommo.oauth.refresh_token]
         for section in self.destinations.values():
@@ -154,11 +158,14 @@ def parse_config(
         "account", "kommo", "tags", "state", *registry.names(), "feedback", "network",
         "env_file", "privacy",
     )  # fmt: skip
-    state = Path(root.text("state", "./kommo-sync.db"))
+    state_text = root.text("state", "./kommo-sync.db")
+    state_url = state_text if is_postgres_url(state_text) else None
+    state = Path("kommo-sync.db" if state_url else state_text)
     return Config(
         account=_account(root, base_dir),
         kommo=_kommo(root.section("kommo"), base_dir, base_dir / state),
         state=base_dir / state,
+        state_url=state_url,
         tags=_tags(root.section("tags", required=False)),
         destinations={
             v.name: v.parse(root.section(v.name)) for v in registry.vendors() if root.has(v.name)

@@ -1,6 +1,8 @@
-"""The state: one interface (store.StateStore), the SQLite file behind it by default."""
+"""The state: one interface (store.StateStore), the SQLite file behind it by default, or an
+account's schema in PostgreSQL (`open_state` and `run_lock` choose)."""
 
 from kommo_sync.state.files import check_state_file
+from kommo_sync.state.location import open_state, pg_location, run_lock
 from kommo_sync.state.lock import FileLock, LockHolder
 from kommo_sync.state.migrations import MIGRATIONS, SCHEMA_VERSION
 from kommo_sync.state.rows import (
@@ -44,4 +46,7 @@ __all__ = [
     "encode_record",
     "lead_from_json",
     "lead_to_row",
+    "open_state",
+    "pg_location",
+    "run_lock",
 ]
