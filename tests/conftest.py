@@ -35,8 +35,13 @@ ENV = {
 }
 SECRETS = tuple(ENV.values())
 BACKENDS = ("sqlite", "postgres")
-# a module's tests run against both state backends: `pytestmark = BOTH_BACKENDS`
-BOTH_BACKENDS = pytest.mark.parametrize("world", BACKENDS, indirect=True)
+# a module's tests that use `world` run against both state backends: `pytestmark = BOTH_BACKENDS`
+BOTH_BACKENDS = pytest.mark.both_backends
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_backends") and "world" in metafunc.fixturenames:
+        metafunc.parametrize("world", BACKENDS, indirect=True)
 
 
 def fresh_schema_url(postgres_url: str) -> str:
