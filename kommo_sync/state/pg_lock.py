@@ -14,11 +14,9 @@ import socket
 import time
 from typing import Any
 
-import psycopg
-
 from kommo_sync.errors import LockedError
 from kommo_sync.state.lock import LockHolder
-from kommo_sync.state.postgres import PgConnection, PgLocation, connect_pg, prepare_schema
+from kommo_sync.state.postgres import PgConnection, PgLocation, connect_pg, prepare_schema, quoted
 
 HOLDER_TABLE = "kommo_sync_lock"
 
@@ -71,7 +69,7 @@ class PgLock:
             if _try_lock(db, self.location.schema):
                 db.execute("SELECT pg_advisory_unlock(?)", (lock_key(self.location.schema),))
                 return None
-            db.execute(f"SET search_path TO {_quoted(self.location.schema)}")
+            db.execute(f"SET search_path TO {quoted(self.location.schema)}")
             return _holder_row(db)
         finally:
             db.close()
@@ -80,10 +78,6 @@ class PgLock:
 def _try_lock(db: PgConnection, schema: str) -> bool:
     row: Any = db.execute("SELECT pg_try_advisory_lock(?)", (lock_key(schema),)).fetchone()
     return bool(row[0])
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _write_holder(db: PgConnection, row: tuple[int, str, int] | None) -> None:
@@ -95,8 +89,8 @@ def _write_holder(db: PgConnection, row: tuple[int, str, int] | None) -> None:
 
 
 def _holder_row(db: PgConnection) -> LockHolder:
-    try:
-        row: Any = db.execute(f"SELECT pid, host, started_at FROM {HOLDER_TABLE}").fetchone()
-    except psycopg.errors.UndefinedTable:  # taken this instant, its row not yet written
-        return LockHolder()
+    made: Any = db.execute(f"SELECT to_regclass('{HOLDER_TABLE}')").fetchone()
+    if made[0] is None:
+        return LockHolder()  # taken this instant, its table not yet made
+    row: Any = db.execute(f"SELECT pid, host, started_at FROM {HOLDER_TABLE}").fetchone()
     return LockHolder(*row) if row else LockHolder()

@@ -12,12 +12,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
-
-import psycopg
-from psycopg import sql
-from psycopg.pq import TransactionStatus
 
 from kommo_sync.config_reader import reason_of
 from kommo_sync.errors import ConfigError
@@ -26,6 +22,9 @@ from kommo_sync.state.pg_migrations import PG_MIGRATIONS
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 VERSION_TABLE = "kommo_sync_version"
+
+if TYPE_CHECKING:  # psycopg is the `postgres` extra: imported only when a URL is used
+    import psycopg
 
 
 def is_postgres_url(text: str) -> bool:
@@ -67,6 +66,12 @@ def connect_pg(location: PgLocation) -> psycopg.Connection[Any]:
     """An autocommit connection (transactions are explicit, as with SQLite), or a ConfigError
     naming the database: libpq's own reason never holds the password."""
     try:
+        import psycopg
+    except ImportError:
+        raise ConfigError(
+            "state", "a PostgreSQL state needs psycopg: pip install 'kommo-sync[postgres]'"
+        ) from None
+    try:
         return psycopg.connect(location.url, autocommit=True)
     except psycopg.Error as exc:
         raise ConfigError(
@@ -98,7 +103,7 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return self._conn.info.transaction_status != TransactionStatus.IDLE
+        return self._conn.info.transaction_status.name != "IDLE"
 
     def commit(self) -> None:
         self._conn.execute("COMMIT")
@@ -112,9 +117,9 @@ class PgConnection:
 
 def prepare_schema(db: PgConnection, location: PgLocation) -> None:
     """Create the account's schema if missing, put it on the search_path, refuse a newer one."""
-    schema = sql.Identifier(location.schema)
-    db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(schema).as_string())
-    db.execute(sql.SQL("SET search_path TO {}").format(schema).as_string())
+    schema = quoted(location.schema)
+    db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    db.execute(f"SET search_path TO {schema}")
     db.execute(f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version BIGINT NOT NULL)")
     version = schema_version(db)
     if version > SCHEMA_VERSION:
@@ -123,6 +128,11 @@ def prepare_schema(db: PgConnection, location: PgLocation) -> None:
             f"{location.where()} was written by a newer kommo-sync (schema {version}; "
             f"this release knows {SCHEMA_VERSION}): upgrade kommo-sync",
         )
+
+
+def quoted(name: str) -> str:
+    """An SQL identifier, quoted (a schema named in the URL may hold any character)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def schema_version(db: PgConnection) -> int:
