@@ -1,4 +1,4 @@
-"""Forgetting a person in the SQLite state: every row about them erased physically, the
+"""Forgetting a person in the state: every row about them erased physically, the
 do-not-sync markers (HMACs of forgotten emails) and the audit trail, which hold no personal data.
 
 Erasure is by the person's contact ids (any table with a `contact_id` or `person_id` column, the

@@ -1,4 +1,4 @@
-"""The SQLite state's side of Kommo deletions: records Kommo no longer holds leave the mirror."""
+"""The state's side of Kommo deletions: records Kommo no longer holds leave the mirror."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The SQLite state's cursors, Kommo mirror and queue of contacts still to push."""
+"""The state's cursors, Kommo mirror and queue of contacts still to push."""
 
 from __future__ import annotations
 

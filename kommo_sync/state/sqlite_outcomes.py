@@ -1,4 +1,4 @@
-"""The SQLite state's record of what each destination holds: pushed records, rejections,
+"""The state's record of what each destination holds: pushed records, rejections,
 the destination's own memory, deal events sent, our own unsubscribes and consent to clear."""
 
 from __future__ import annotations

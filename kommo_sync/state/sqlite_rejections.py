@@ -1,4 +1,4 @@
-"""The SQLite state's side of `rejections`, `retry` and `rejections --clear`: the rejections as
+"""The state's side of `rejections`, `retry` and `rejections --clear`: the rejections as
 a user reads them, acknowledging them, and re-queueing them for the next run."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The SQLite state's runs, the notes written back to Kommo, and what feedback taught us."""
+"""The state's runs, the notes written back to Kommo, and what feedback taught us."""
 
 from __future__ import annotations
 
