@@ -14,7 +14,6 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +26,7 @@ from kommo_sync.config import AlertsConfig, Config
 from kommo_sync.exits import EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED, EXIT_OK, EXIT_REJECTED
 from kommo_sync.masking import scrub
 from kommo_sync.results import RunResult
-from kommo_sync.state import State
+from kommo_sync.state import State, StateLocation, state_location
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +122,7 @@ class Monitor:
         alerts: AlertsConfig,
         account: str,
         secrets: tuple[str, ...],
-        state: Path | None,
+        state: StateLocation | None,
         clock: Clock,
     ):
         self.alerts, self.account, self.secrets, self.state = alerts, account, secrets, state
@@ -133,7 +132,7 @@ class Monitor:
 
     @classmethod
     def of(cls, config: Config, clock: Clock) -> Monitor:
-        return cls(config.alerts, config.account, config.secrets, config.state, clock)
+        return cls(config.alerts, config.account, config.secrets, state_location(config), clock)
 
     def start(self) -> None:
         """Remember the previous settled outcome (before this run adds its own) and ping start."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, TypeVar
 
 from kommo_sync import forget
@@ -16,7 +15,7 @@ from kommo_sync.destinations.base import Destination
 from kommo_sync.destinations.registry import Wiring
 from kommo_sync.engine import Engine
 from kommo_sync.kommo import KommoClient, kommo_http
-from kommo_sync.state import FileLock, LockHolder, State
+from kommo_sync.state import LockHolder, State, StateLocation, open_state, run_lock
 from kommo_sync.tally import Progress
 
 log = logging.getLogger(__name__)
@@ -46,14 +45,14 @@ def build_engine(
     return Engine(config, kommo, build_destinations(config, clock), clock, progress)
 
 
-def peek_state(path: Path | None, query: Callable[[State], T]) -> T | None:
+def peek_state(location: StateLocation | None, query: Callable[[State], T]) -> T | None:
     """A query on the state, read-only, for what runs beside a run (alerts, metrics) and must
     never fail it: None without a state (a config that did not load) or when it cannot be read
     (the run itself reports why)."""
-    if path is None:
+    if location is None:
         return None
     try:
-        with State.open(path, dry_run=True) as state:
+        with location.open(dry_run=True) as state:
             return query(state)
     except Exception:  # noqa: BLE001 - a monitoring aid never fails the run
         log.debug("the state could not be read", exc_info=True)
@@ -62,8 +61,8 @@ def peek_state(path: Path | None, query: Callable[[State], T]) -> T | None:
 
 def read_status(config: Config, limit: int = 10) -> dict[str, Any]:
     """What `status` shows; read inside a rolled-back transaction, so it changes nothing."""
-    holder = FileLock.beside(config.state).holder()
-    with State.open(config.state, dry_run=True) as state:
+    holder = run_lock(config).holder()
+    with open_state(config, dry_run=True) as state:
         runs = [
             _as_seen(run, holder if n == 0 else None)
             for n, run in enumerate(state.last_runs(limit))
@@ -96,10 +95,10 @@ def forget_person(
     """`forget`: under the run lock, erase a person at every destination that can and in the
     state (see kommo_sync.forget); `confirm` is asked before anything is erased."""
     key = forget.require_key(config.forget_key)
-    lock = FileLock.beside(config.state)
+    lock = run_lock(config)
     lock.acquire(clock.now())
     try:
-        with State.open(config.state, dry_run=dry_run) as state:
+        with open_state(config, dry_run=dry_run) as state:
             target = forget.find_target(state, who)
             if not target.emails:
                 return [f"contact {who} is not in the state's mirror: forget it by email"], 2
@@ -117,10 +116,10 @@ def forget_person(
 def unforget_person(config: Config, clock: Clock, email: str, dry_run: bool) -> list[str]:
     """`forget --undo`: lift an email's do-not-sync marker, under the run lock."""
     key = forget.require_key(config.forget_key)
-    lock = FileLock.beside(config.state)
+    lock = run_lock(config)
     lock.acquire(clock.now())
     try:
-        with State.open(config.state, dry_run=dry_run) as state:
+        with open_state(config, dry_run=dry_run) as state:
             lifted = forget.undo(state, key, email, int(clock.now()))
     finally:
         lock.release()

@@ -24,7 +24,8 @@ from kommo_sync.field_checks import field_map_checks
 from kommo_sync.kommo import KommoClient, kommo_http, resolve_fields
 from kommo_sync.model import Catalog
 from kommo_sync.pipelines import find_pipeline, pipeline_errors
-from kommo_sync.state import check_state_file
+from kommo_sync.state import State, check_state_file, pg_location
+from kommo_sync.state.postgres import PgLocation
 
 FIELDS_NOT_SET = {
     "consent_field": "not set: consent is not tracked, everyone counts as consenting",
@@ -69,13 +70,14 @@ def run_all(load: Callable[[], Config], path: str | Path, clock: Clock) -> list[
 
 # local -------------------------------------------------------------------------------------------
 def local_checks(config: Config, path: str | Path) -> list[Check]:
+    location = pg_location(config)
     return [
         Check(
             "config",
             f"{path}: every key is valid (URL shapes, https, the Mailchimp data center, "
             "region and currency codes)",
         ),
-        state_check(config.state),
+        state_check(config.state) if location is None else pg_state_check(location),
     ]
 
 
@@ -95,6 +97,17 @@ def state_check(path: Path) -> Check:
             EXIT_CONFIG,
         )
     return Check("state", f"{path}: none yet, the first run creates it")
+
+
+def pg_state_check(location: PgLocation) -> Check:
+    """The PostgreSQL state answers, its schema can be made (in a rolled-back transaction) and
+    is one this release can use."""
+    try:
+        with State.open_postgres(location, dry_run=True):
+            pass
+    except ConfigError as exc:
+        return config_failure(exc)
+    return Check("state", f"{location.where()}: reachable, a kommo-sync state this release can use")
 
 
 # remote ------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from kommo_sync.exits import EXIT_OK
 from kommo_sync.masking import scrub
 from kommo_sync.reconcile import CONFIRM_ABOVE, chosen, estimate
 from kommo_sync.results import RunOptions, RunResult
-from kommo_sync.state import State
+from kommo_sync.state import open_state
 
 DRIFT_ROWS = 50  # rows of the drift table; --json lists them all (up to DETAIL_LIMIT)
 
@@ -79,7 +79,7 @@ def _estimate(
     config: Config, destinations: list[Destination], names: tuple[str, ...]
 ) -> dict[str, int]:
     """Read in a rolled-back transaction, before the run takes the lock: changes nothing."""
-    with State.open(config.state, dry_run=True) as state:
+    with open_state(config, dry_run=True) as state:
         return estimate(state, destinations, names)
 
 

@@ -24,6 +24,7 @@ from kommo_sync.masking import scrub
 from kommo_sync.metrics import Meter
 from kommo_sync.results import RunOptions, RunResult
 from kommo_sync.signals import stop_on_signals
+from kommo_sync.state import state_location
 
 GC_THRESHOLD = 100_000  # allocations before a young collection (Python's default: 700)
 
@@ -72,7 +73,7 @@ def run_monitored(ctx: click.Context, config: Config, options: RunOptions, as_js
     clock = ctx.obj.get("clock") or Clock()
     monitor = Monitor.of(config, clock)
     monitor.start()
-    meter = Meter(ctx.obj.get("metrics_file"), config.account, config.state, clock)
+    meter = Meter(ctx.obj.get("metrics_file"), config.account, state_location(config), clock)
     try:
         result = run_engine(ctx, config, options)
     except BaseException as exc:

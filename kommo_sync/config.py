@@ -28,6 +28,8 @@ from kommo_sync.config_reader import (
 from kommo_sync.destinations import registry
 from kommo_sync.errors import ConfigError
 from kommo_sync.model import Stage
+from kommo_sync.state.location import StateLocation
+from kommo_sync.state.postgres import is_postgres_url, url_secrets
 from kommo_sync.token_cipher import KEY_HINT, TokenCipher
 
 __all__ = [
@@ -72,6 +74,7 @@ class OAuthConfig:
     refresh_token: str = field(repr=False)
     token_store: Path
     in_state: bool = False  # `token_store: state`
+    state: StateLocation | None = None  # where the state is, when the tokens are kept in it
     token_key: str = field(default="", repr=False)  # the Fernet key when in the state
     token_key_env: str = TOKEN_KEY_ENV  # the variable it came from, for messages
 
@@ -136,6 +139,9 @@ class Config:
     forget_key: str | None = field(default=None, repr=False)  # privacy.forget_key (HMAC key)
     account: str = "default"  # the label on logs, JSON, metrics and alerts (`account:`)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    # `state: postgresql://…`: the state in PostgreSQL (kommo_sync.state.postgres); `state` then
+    # names only the folder files beside the state go to
+    state_url: str | None = field(default=None, repr=False)
 
     def __getattr__(self, name: str) -> Any:
         """`config.<vendor>`: a registered destination's section, None when it is not
@@ -148,7 +154,7 @@ class Config:
     def secrets(self) -> tuple[str, ...]:
         """Every secret value in every form it travels in (each section lists its own), longest
         first, so scrubbing masks it whole."""
-        values = [self.kommo.token, self.forget_key or ""]
+        values = [self.kommo.token, self.forget_key or "", *url_secrets(self.state_url)]
         if self.kommo.oauth is not None:
             oauth = self.kommo.oauth
             values += [oauth.client_secret, oauth.refresh_token, oauth.token_key]
@@ -225,11 +231,16 @@ def parse_config(
         "account", "kommo", "tags", "state", *registry.names(), "feedback", "network",
         "env_file", "privacy", "alerts",
     )  # fmt: skip
-    state = Path(root.text("state", "./kommo-sync.db"))
+    state_text = root.text("state", "./kommo-sync.db")
+    state_url = state_text if is_postgres_url(state_text) else None
+    state = Path("kommo-sync.db" if state_url else state_text)
+    account = _account(root, base_dir)
+    location = StateLocation.of(base_dir / state, state_url, account)
     return Config(
-        account=_account(root, base_dir),
-        kommo=_kommo(root.section("kommo"), base_dir, base_dir / state, environ),
+        account=account,
+        kommo=_kommo(root.section("kommo"), base_dir, location, environ),
         state=base_dir / state,
+        state_url=state_url,
         tags=_tags(root.section("tags", required=False)),
         destinations={
             v.name: v.parse(root.section(v.name)) for v in registry.vendors() if root.has(v.name)
@@ -309,7 +320,9 @@ def _network(s: Section) -> NetworkConfig:
     )
 
 
-def _kommo(s: Section, base_dir: Path, state: Path, environ: Mapping[str, str]) -> KommoConfig:
+def _kommo(
+    s: Section, base_dir: Path, state: StateLocation, environ: Mapping[str, str]
+) -> KommoConfig:
     s.only(
         "base_url",
         "token",
@@ -343,7 +356,9 @@ def _one_auth(s: Section) -> None:
         )
 
 
-def _oauth(s: Section, base_dir: Path, state: Path, environ: Mapping[str, str]) -> OAuthConfig:
+def _oauth(
+    s: Section, base_dir: Path, state: StateLocation, environ: Mapping[str, str]
+) -> OAuthConfig:
     """`token_store` (a relative path is resolved beside the config) defaults to
     `<state file>.kommo-token` beside the state: the rotated token lives with the run's memory;
     `state` keeps it in the state itself, encrypted (for pods without a volume)."""
@@ -361,8 +376,9 @@ def _oauth(s: Section, base_dir: Path, state: Path, environ: Mapping[str, str]) 
         client_secret=s.text("client_secret"),
         redirect_uri=s.text("redirect_uri"),
         refresh_token=s.text("refresh_token"),
-        token_store=_token_store(given, base_dir, state),
+        token_store=_token_store(given, base_dir, state.path),
         in_state=in_state,
+        state=state if in_state else None,
         token_key=_token_key(s.key("token_store"), variable, environ) if in_state else "",
         token_key_env=variable,
     )

@@ -38,7 +38,7 @@ from kommo_sync.prepare import check_catalog, connect, replan_on_new_settings
 from kommo_sync.pull import Pull
 from kommo_sync.reconcile import ReconcileStage
 from kommo_sync.results import PersonRow, RunOptions, RunResult
-from kommo_sync.state import FileLock, State
+from kommo_sync.state import State, open_state, run_lock
 from kommo_sync.tally import Progress, Tally
 from kommo_sync.window import Windows
 
@@ -60,12 +60,12 @@ class Engine:
         self.progress = progress
 
     def run(self, options: RunOptions) -> RunResult:
-        lock = FileLock.beside(self.config.state)
+        lock = run_lock(self.config)
         lock.acquire(self.clock.now())
         try:
             if options.dry_run:
                 self.kommo.log_in()  # before the dry run's transaction holds the state's lock
-            with State.open(self.config.state, dry_run=options.dry_run) as state:
+            with open_state(self.config, dry_run=options.dry_run) as state:
                 return _Run(self, state, options).execute()
         finally:
             lock.release()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Protocol
 
 from kommo_sync.config import READABLE_BY_OTHERS, OAuthConfig
 from kommo_sync.errors import FatalError
+from kommo_sync.state.location import StateLocation, state_errors
 from kommo_sync.state.own_row import read_row, write_row
 from kommo_sync.token_cipher import TokenCipher, UndecryptableToken
 
@@ -77,7 +77,7 @@ class StateTokenStore:
     """The tokens as one Fernet-encrypted row of the state's destination_meta, each load and
     save on a connection of its own (any thread, before or during the run)."""
 
-    def __init__(self, location: Path, cipher: TokenCipher):
+    def __init__(self, location: StateLocation, cipher: TokenCipher):
         self.location, self.cipher = location, cipher
 
     def load(self) -> StoredTokens | None:
@@ -85,9 +85,9 @@ class StateTokenStore:
         a warning, and the config's refresh token is tried instead."""
         try:
             sealed = read_row(self.location, *STATE_ROW)
-        except sqlite3.Error as exc:
+        except state_errors() as exc:
             raise FatalError(
-                f"cannot read the Kommo token in the state {self.location}: {exc}"
+                f"cannot read the Kommo token in the state {self.location.where()}: {exc}"
             ) from None
         if not isinstance(sealed, str):
             return None
@@ -97,7 +97,7 @@ class StateTokenStore:
             log.warning(
                 "the Kommo token in the state %s does not decrypt with this key (rotated?): "
                 "trying kommo.oauth.refresh_token",
-                self.location,
+                self.location.where(),
             )
             return None
 
@@ -105,15 +105,15 @@ class StateTokenStore:
         sealed = self.cipher.encrypt(json.dumps(asdict(tokens)))
         try:
             write_row(self.location, *STATE_ROW, sealed)
-        except sqlite3.Error as exc:
+        except state_errors() as exc:
             raise FatalError(
-                f"cannot write the Kommo token in the state {self.location}: {exc}"
+                f"cannot write the Kommo token in the state {self.location.where()}: {exc}"
             ) from None
 
 
 def token_store(oauth: OAuthConfig) -> TokenStore:
     """The store `kommo.oauth.token_store` names."""
-    if not oauth.in_state:
+    if oauth.state is None:
         return FileTokenStore(oauth.token_store)
     cipher = TokenCipher(oauth.token_key, oauth.token_key_env, "kommo.oauth.token_store")
-    return StateTokenStore(oauth.token_store, cipher)
+    return StateTokenStore(oauth.state, cipher)

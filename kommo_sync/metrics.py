@@ -24,6 +24,7 @@ from kommo_sync.clock import Clock
 from kommo_sync.config_reader import reason_of
 from kommo_sync.exits import EXIT_LOCKED, EXIT_OK, EXIT_REJECTED
 from kommo_sync.http import TRAFFIC
+from kommo_sync.state import StateLocation
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ class Meter:
     lock writes nothing (the run holding it writes its own); a file that cannot be written is
     one warning, never a failed run."""
 
-    def __init__(self, path: Path | None, account: str, state: Path, clock: Clock):
+    def __init__(self, path: Path | None, account: str, state: StateLocation, clock: Clock):
         self.path, self.account, self.state, self.clock = path, account, state, clock
         self.before = TRAFFIC.snapshot()
         self.started = clock.monotonic()

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from kommo_sync.clock import iso_utc
 from kommo_sync.config import Config
-from kommo_sync.state import FileLock, State
+from kommo_sync.state import open_state, run_lock
 from kommo_sync.state.sqlite_rejections import REJECTION_KEYS
 
 
@@ -27,14 +27,14 @@ def listed(
     config: Config, contact_id: int | None = None, destination: str | None = None
 ) -> list[dict[str, Any]]:
     """Every recorded rejection, acknowledged ones too; changes nothing."""
-    with State.open(config.state, dry_run=True) as state:
+    with open_state(config, dry_run=True) as state:
         return state.rejection_list(contact_id, destination)
 
 
 @contextmanager
 def _locked(config: Config, now: float) -> Iterator[None]:
     """The run's lock around a write: a running run makes it exit 3 (LockedError)."""
-    lock = FileLock.beside(config.state)
+    lock = run_lock(config)
     lock.acquire(now)
     try:
         yield
@@ -46,7 +46,7 @@ def clear(
     config: Config, now: float, contact_id: int | None = None, destination: str | None = None
 ) -> int:
     """Acknowledge rejections: held until the contact's data changes, no longer counted."""
-    with _locked(config, now), State.open(config.state) as state, state.transaction():
+    with _locked(config, now), open_state(config) as state, state.transaction():
         return state.acknowledge_rejections(int(now), contact_id, destination)
 
 
@@ -60,9 +60,9 @@ def retry(
 ) -> list[dict[str, Any]]:
     """Re-queue rejected people for the next run (a dry run rolls the same writes back)."""
     if dry_run:
-        with State.open(config.state, dry_run=True) as state:
+        with open_state(config, dry_run=True) as state:
             return state.queue_retries(permanent, contact_id, destination)
-    with _locked(config, now), State.open(config.state) as state, state.transaction():
+    with _locked(config, now), open_state(config) as state, state.transaction():
         return state.queue_retries(permanent, contact_id, destination)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,25 @@ ENV = {
     "KLAVIYO_API_KEY": KLAVIYO_KEY,
 }
 SECRETS = tuple(ENV.values())
+BACKENDS = ("sqlite", "postgres")
+# a module's tests that use `world` run against both state backends: `pytestmark = BOTH_BACKENDS`
+BOTH_BACKENDS = pytest.mark.both_backends
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_backends") and "world" in metafunc.fixturenames:
+        metafunc.parametrize("world", BACKENDS, indirect=True)
+
+
+def fresh_schema_url(postgres_url: str) -> str:
+    """The test cluster's URL with a schema of its own: a test never sees another's state."""
+    return f"{postgres_url}&schema=t_{uuid.uuid4().hex[:12]}"
 
 
 class World:
     """Sandboxes + a state file + a config; `cli(...)` and `run(...)` drive kommo-sync."""
 
-    def __init__(self, tmp: Path, clock: FakeClock):
+    def __init__(self, tmp: Path, clock: FakeClock, state_url: str | None = None):
         self.tmp, self.clock = tmp, clock
         self.kommo = KommoSandbox(clock, token=KOMMO_TOKEN)
         self.mailchimp = MailchimpSandbox(clock, api_key=MAILCHIMP_KEY)
@@ -58,7 +72,7 @@ class World:
                 "consent_field": "Email consent",
                 "lead_source_field": "Lead source",
             },
-            "state": str(tmp / "state.db"),
+            "state": state_url or str(tmp / "state.db"),
         }
         self.config_path = tmp / "sync.yaml"
 
@@ -120,8 +134,14 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def world(tmp_path: Path, clock: FakeClock) -> Iterator[World]:
-    w = World(tmp_path, clock)
+def world(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[World]:
+    """The sandboxes and a config; its state in SQLite unless parametrized `postgres`
+    (BOTH_BACKENDS), then in a fresh schema of the test cluster."""
+    backend = getattr(request, "param", "sqlite")
+    url = (
+        fresh_schema_url(request.getfixturevalue("postgres_url")) if backend == "postgres" else None
+    )
+    w = World(tmp_path, clock, url)
     yield w
     w.close()
 

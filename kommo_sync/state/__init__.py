@@ -1,6 +1,14 @@
-"""The state: one interface (store.StateStore), the SQLite file behind it by default."""
+"""The state: one interface (store.StateStore), the SQLite file behind it by default, or an
+account's schema in PostgreSQL (`open_state` and `run_lock` choose)."""
 
 from kommo_sync.state.files import check_state_file
+from kommo_sync.state.location import (
+    StateLocation,
+    open_state,
+    pg_location,
+    run_lock,
+    state_location,
+)
 from kommo_sync.state.lock import FileLock, LockHolder
 from kommo_sync.state.migrations import MIGRATIONS, SCHEMA_VERSION
 from kommo_sync.state.rows import (
@@ -44,4 +52,9 @@ __all__ = [
     "encode_record",
     "lead_from_json",
     "lead_to_row",
+    "StateLocation",
+    "open_state",
+    "pg_location",
+    "run_lock",
+    "state_location",
 ]

@@ -4,23 +4,22 @@ Kommo client thread while the run's thread owns its own connection (SQLite's WAL
 share the file; a writer waits out the other's short transaction, up to the busy timeout).
 
 It always writes, also in a dry run: what it keeps (the Kommo refresh token) is lost otherwise.
-The state location becomes a connection in State.open only, here as for the run."""
+The state location becomes a connection in StateLocation.open only, here as for the run."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from kommo_sync.state.sqlite import State
+from kommo_sync.state.location import StateLocation
 
 
-def read_row(location: Path, destination: str, key: str) -> Any:
+def read_row(location: StateLocation, destination: str, key: str) -> Any:
     """The row's value, None when there is none (or no state yet)."""
-    with State.open(location) as state:
+    with location.open() as state:
         return state.meta(destination, key)
 
 
-def write_row(location: Path, destination: str, key: str, value: Any) -> None:
+def write_row(location: StateLocation, destination: str, key: str, value: Any) -> None:
     """Replace the row in a transaction of its own, committed when this returns."""
-    with State.open(location) as state, state.transaction():
+    with location.open() as state, state.transaction():
         state.set_meta(destination, key, value)

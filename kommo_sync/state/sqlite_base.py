@@ -1,4 +1,5 @@
-"""The SQLite connection the state's tables share, owned by the thread that opened it.
+"""The connection the state's tables share, owned by the thread that opened it: SQLite's own,
+or a PostgreSQL one behind the same few methods (kommo_sync.state.postgres).
 
 Only the owning thread may touch the state: every use of the connection checks it and raises
 StateThreadError naming both threads (SQLite's own guard, `check_same_thread`, stays on too).
@@ -7,13 +8,13 @@ Worker threads hand their results to the owning thread instead (see kommo_sync.p
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kommo_sync.batching import chunks
+from kommo_sync.state.dialect import Dialect, SqliteDialect
 
 
 class StateThreadError(RuntimeError):
@@ -23,13 +24,14 @@ class StateThreadError(RuntimeError):
 class OwnedConnection:
     """A connection, the dirty queue's sequence number, transactions and chunked `IN` queries."""
 
-    def __init__(self, db: sqlite3.Connection, dry_run: bool):
+    def __init__(self, db: Any, dry_run: bool, dialect: Dialect | None = None):
         self._db, self.dry_run = db, dry_run
+        self.dialect: Dialect = dialect or SqliteDialect()
         self._seq = 0
         self._owner = threading.current_thread()
 
     @property
-    def db(self) -> sqlite3.Connection:
+    def db(self) -> Any:
         """The connection, to the owning thread only."""
         self.check_owner()
         return self._db
@@ -58,7 +60,7 @@ class OwnedConnection:
             finally:
                 self.db.execute("RELEASE unit")
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        self.db.execute(self.dialect.begin)
         try:
             yield
         except BaseException:
@@ -71,11 +73,14 @@ class OwnedConnection:
     ) -> list[tuple[Any, ...]]:
         """Run an `IN ({})` query in chunks that stay under SQLite's variable limit."""
         rows: list[tuple[Any, ...]] = []
-        for chunk in chunks(values, 900):
-            rows += self.db.execute(
-                sql.format(",".join("?" * len(chunk))), (*prefix, *chunk)
-            ).fetchall()
+        for cursor in self._chunked(sql, values, prefix):
+            rows += cursor.fetchall()
         return rows
 
     def _execute_in(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...] = ()) -> None:
-        self._select_in(sql, values, prefix)
+        for _ in self._chunked(sql, values, prefix):
+            pass
+
+    def _chunked(self, sql: str, values: Iterable[Any], prefix: tuple[Any, ...]) -> Iterator[Any]:
+        for chunk in chunks(values, 900):
+            yield self.db.execute(sql.format(",".join("?" * len(chunk))), (*prefix, *chunk))

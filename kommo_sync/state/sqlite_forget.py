@@ -1,4 +1,4 @@
-"""Forgetting a person in the SQLite state: every row about them erased physically, the
+"""Forgetting a person in the state: every row about them erased physically, the
 do-not-sync markers (HMACs of forgotten emails) and the audit trail, which hold no personal data.
 
 Erasure is by the person's contact ids (any table with a `contact_id` or `person_id` column, the
@@ -25,9 +25,10 @@ class ForgetTables(OwnedConnection):
     def contacts_with_email(self, emails: Iterable[str]) -> dict[int, str]:
         """Mirrored contacts holding one of the emails (first or other address): id → data."""
         found: dict[int, str] = {}
+        held = self.dialect.contains("lower(data)")
         for email in {e.lower() for e in emails}:
             rows = self.db.execute(
-                "SELECT id, data FROM contacts WHERE email = ? OR instr(lower(data), ?) > 0",
+                f"SELECT id, data FROM contacts WHERE email = ? OR {held}",
                 (email, email),
             )
             found.update(dict(rows))
@@ -36,7 +37,7 @@ class ForgetTables(OwnedConnection):
     def erase_person(self, contact_ids: Iterable[int], emails: Iterable[str]) -> dict[str, int]:
         """Delete every row about the person (secure_delete on): table → rows deleted."""
         ids, texts = sorted(set(contact_ids)), sorted({e.lower() for e in emails if e})
-        self.db.execute("PRAGMA secure_delete = ON")
+        self.dialect.secure_delete(self.db)
         erased: dict[str, int] = {}
         with self.transaction():
             erased["leads"] = self._erase_own_leads(ids)
@@ -46,16 +47,10 @@ class ForgetTables(OwnedConnection):
 
     def compact(self) -> None:
         """Rebuild the file so no erased byte stays in free pages, and empty the WAL."""
-        self.db.execute("PRAGMA secure_delete = ON")
-        self.db.execute("VACUUM")
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.dialect.compact(self.db)
 
     def _tables(self) -> list[str]:
-        rows = self.db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name"
-        )
-        return [name for (name,) in rows if name not in KEPT_TABLES]
+        return [name for name in self.dialect.tables(self.db) if name not in KEPT_TABLES]
 
     def _erase_own_leads(self, ids: list[int]) -> int:
         """Leads linked to the person's contacts and to no other contact."""
@@ -74,9 +69,7 @@ class ForgetTables(OwnedConnection):
         return self._select_in("SELECT lead_id FROM lead_contacts WHERE contact_id IN ({})", ids)
 
     def _erase_in(self, table: str, ids: list[int], emails: list[str]) -> int:
-        columns = [
-            (row[1], row[2].upper()) for row in self.db.execute(f"PRAGMA table_info({table})")
-        ]
+        columns = self.dialect.columns(self.db, table)
         total = 0
         id_columns = [name for name, _ in columns if name in ID_COLUMNS]
         if table == "contacts":
@@ -87,7 +80,8 @@ class ForgetTables(OwnedConnection):
             if kind in ("", "TEXT", "BLOB") or "CHAR" in kind:
                 for email in emails:
                     total += self.db.execute(
-                        f"DELETE FROM {table} WHERE instr(lower(CAST({column} AS TEXT)), ?) > 0",
+                        f"DELETE FROM {table} "
+                        f"WHERE {self.dialect.contains(f'lower(CAST({column} AS TEXT))')}",
                         (email,),
                     ).rowcount
         return total
@@ -102,7 +96,7 @@ class ForgetTables(OwnedConnection):
     # markers and audit ----------------------------------------------------------------------
     def mark_forgotten(self, hmacs: Iterable[str], at: int) -> None:
         self.db.executemany(
-            "INSERT OR IGNORE INTO forgotten VALUES (?, ?)", ((h, at) for h in hmacs)
+            "INSERT INTO forgotten VALUES (?, ?) ON CONFLICT DO NOTHING", ((h, at) for h in hmacs)
         )
 
     def unmark_forgotten(self, hmacs: Iterable[str]) -> int:

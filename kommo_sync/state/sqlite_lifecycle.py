@@ -1,4 +1,4 @@
-"""The SQLite state's side of Kommo deletions: records Kommo no longer holds leave the mirror."""
+"""The state's side of Kommo deletions: records Kommo no longer holds leave the mirror."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class LifecycleTables(OwnedConnection):
         self.db.executemany("DELETE FROM contacts WHERE id = ?", ids)
         self.db.executemany("DELETE FROM dirty WHERE contact_id = ?", ids)
         self.db.executemany("DELETE FROM rejections WHERE person_id = ?", ids)
-        self.db.executemany("INSERT OR IGNORE INTO exits_to_make VALUES (?)", ids)
+        self.db.executemany("INSERT INTO exits_to_make VALUES (?) ON CONFLICT DO NOTHING", ids)
 
     def exits_to_make(self) -> list[int]:
         """Deleted contacts whose exit some destination has not confirmed yet."""
@@ -36,8 +36,9 @@ class LifecycleTables(OwnedConnection):
         `moves` are (from, to) contact ids; returns how many records moved."""
         pairs = list(moves)
         moved = self.db.executemany(
-            "UPDATE OR IGNORE pushed SET person_id = ? WHERE person_id = ?",
-            [(to, old) for old, to in pairs],
+            "UPDATE pushed SET person_id = ? WHERE person_id = ? AND destination NOT IN "
+            "(SELECT destination FROM pushed WHERE person_id = ?)",
+            [(to, old, to) for old, to in pairs],
         )
         self.db.executemany("DELETE FROM pushed WHERE person_id = ?", [(old,) for old, _ in pairs])
         return moved.rowcount

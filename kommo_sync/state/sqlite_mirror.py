@@ -1,4 +1,4 @@
-"""The SQLite state's cursors, Kommo mirror and queue of contacts still to push."""
+"""The state's cursors, Kommo mirror and queue of contacts still to push."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class MirrorTables(OwnedConnection):
         ids = [lead.id for lead in leads]
         self._execute_in("DELETE FROM lead_contacts WHERE lead_id IN ({})", ids)
         self.db.executemany(
-            "INSERT OR IGNORE INTO lead_contacts VALUES (?, ?)",
+            "INSERT INTO lead_contacts VALUES (?, ?) ON CONFLICT DO NOTHING",
             [(cid, lead.id) for lead in leads for cid in lead.contact_ids],
         )
 
@@ -157,7 +157,8 @@ class MirrorTables(OwnedConnection):
 
     def mark_all_dirty(self) -> int:
         return self.db.execute(
-            "INSERT OR IGNORE INTO dirty SELECT id, ? FROM contacts", (self._seq,)
+            "INSERT INTO dirty SELECT id, ? FROM contacts WHERE true ON CONFLICT DO NOTHING",
+            (self._seq,),
         ).rowcount
 
     def forget_pushed(self, destination: str) -> None:
@@ -192,8 +193,9 @@ class MirrorTables(OwnedConnection):
             return 0
         marks = ",".join("?" * len(ids))
         return self.db.execute(
-            f"INSERT OR IGNORE INTO dirty SELECT DISTINCT lc.contact_id, ? FROM lead_contacts lc "
+            f"INSERT INTO dirty SELECT DISTINCT lc.contact_id, ? FROM lead_contacts lc "
             f"JOIN leads l ON l.id = lc.lead_id "
-            f"WHERE json_extract(l.data, '$[{position}]') IN ({marks})",
+            f"WHERE {self.dialect.json_int('l.data', position)} IN ({marks}) "
+            f"ON CONFLICT DO NOTHING",
             (self._seq, *ids),
         ).rowcount

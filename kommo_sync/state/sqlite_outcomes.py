@@ -1,4 +1,4 @@
-"""The SQLite state's record of what each destination holds: pushed records, rejections,
+"""The state's record of what each destination holds: pushed records, rejections,
 the destination's own memory, deal events sent, our own unsubscribes and consent to clear."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class OutcomeTables(OwnedConnection):
     def set_pushed_status(self, destination: str, person_ids: Iterable[int], status: str) -> None:
         """Record a status the destination reported (e.g. unsubscribed) on what we pushed."""
         self.db.executemany(
-            "UPDATE pushed SET data = json_set(data, '$.status', ?) "
+            f"UPDATE pushed SET data = {self.dialect.json_set_status('data')} "
             "WHERE destination = ? AND person_id = ?",
             [(status, destination, pid) for pid in person_ids],
         )
@@ -63,7 +63,7 @@ class OutcomeTables(OwnedConnection):
             row[0]: (row[1], row[2])
             for row in self._select_in(
                 "SELECT person_id, CASE WHEN acknowledged_at IS NOT NULL THEN 'acknowledged' "
-                "WHEN retry THEN 'retry' ELSE kind END, fingerprint FROM rejections "
+                "WHEN retry <> 0 THEN 'retry' ELSE kind END, fingerprint FROM rejections "
                 "WHERE destination = ? AND person_id IN ({})",
                 person_ids,
                 prefix=(destination,),
@@ -106,8 +106,8 @@ class OutcomeTables(OwnedConnection):
         """Transient rejections are retried by the next run: their contacts go back in the queue
         (acknowledged ones wait until the contact changes)."""
         cursor = self.db.execute(
-            "INSERT OR IGNORE INTO dirty SELECT person_id, ? FROM rejections "
-            "WHERE kind = 'transient' AND acknowledged_at IS NULL",
+            "INSERT INTO dirty SELECT person_id, ? FROM rejections "
+            "WHERE kind = 'transient' AND acknowledged_at IS NULL ON CONFLICT DO NOTHING",
             (self._seq,),
         )
         return cursor.rowcount
@@ -141,7 +141,8 @@ class OutcomeTables(OwnedConnection):
     # Kommo consent boxes to uncheck after an unsubscribe (feedback.consent_field_write) -----
     def queue_consent_clear(self, contact_ids: Iterable[int]) -> None:
         self.db.executemany(
-            "INSERT OR IGNORE INTO consent_to_clear VALUES (?)", [(cid,) for cid in contact_ids]
+            "INSERT INTO consent_to_clear VALUES (?) ON CONFLICT DO NOTHING",
+            [(cid,) for cid in contact_ids],
         )
 
     def consent_clear_queue(self) -> list[int]:
@@ -158,7 +159,8 @@ class OutcomeTables(OwnedConnection):
     # our own unsubscribes ----------------------------------------------------------------
     def note_own_optouts(self, destination: str, emails: Iterable[str], at: int) -> None:
         self.db.executemany(
-            "INSERT OR REPLACE INTO own_optouts VALUES (?, ?, ?)",
+            "INSERT INTO own_optouts VALUES (?, ?, ?) "
+            "ON CONFLICT(destination, email) DO UPDATE SET at = excluded.at",
             [(destination, email.lower(), at) for email in emails],
         )
 
@@ -191,7 +193,8 @@ class OutcomeTables(OwnedConnection):
 
     def set_meta(self, destination: str, key: str, value: Any) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO destination_meta VALUES (?, ?, ?)",
+            "INSERT INTO destination_meta VALUES (?, ?, ?) "
+            "ON CONFLICT(destination, key) DO UPDATE SET value = excluded.value",
             (destination, key, json.dumps(value, sort_keys=True)),
         )
 

@@ -1,4 +1,4 @@
-"""The SQLite state's side of `rejections`, `retry` and `rejections --clear`: the rejections as
+"""The state's side of `rejections`, `retry` and `rejections --clear`: the rejections as
 a user reads them, acknowledging them, and re-queueing them for the next run."""
 
 from __future__ import annotations
@@ -82,9 +82,11 @@ class RejectionTables(OwnedConnection):
             row[0] for row in self._select_in("SELECT id FROM contacts WHERE id IN ({})", ids)
         }
         self.db.executemany(
-            "INSERT OR IGNORE INTO dirty VALUES (?, ?)", [(cid, self._seq) for cid in mirrored]
+            "INSERT INTO dirty VALUES (?, ?) ON CONFLICT DO NOTHING",
+            [(cid, self._seq) for cid in mirrored],
         )
         self.db.executemany(
-            "INSERT OR IGNORE INTO exits_to_make VALUES (?)", [(cid,) for cid in ids - mirrored]
+            "INSERT INTO exits_to_make VALUES (?) ON CONFLICT DO NOTHING",
+            [(cid,) for cid in ids - mirrored],
         )
         return chosen

@@ -1,4 +1,4 @@
-"""The SQLite state's runs, the notes written back to Kommo, and what feedback taught us."""
+"""The state's runs, the notes written back to Kommo, and what feedback taught us."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ class RunTables(OwnedConnection):
     def plan_notes(self, notes: Iterable[Any], at: int, run_id: int | None) -> int:
         """Insert notes not planned before (by key); returns how many are new."""
         cursor = self.db.executemany(
-            "INSERT OR IGNORE INTO notes VALUES (?, ?, ?, ?, ?, 'planned', ?, ?, NULL)",
+            "INSERT INTO notes VALUES (?, ?, ?, ?, ?, 'planned', ?, ?, NULL) "
+            "ON CONFLICT DO NOTHING",
             [(n.key, n.contact_id, n.entity, n.entity_id, n.text, at, run_id) for n in notes],
         )
         return cursor.rowcount
@@ -50,7 +51,9 @@ class RunTables(OwnedConnection):
         )
 
     def remember_feedback(self, keys: Iterable[str]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO feedback_seen VALUES (?)", ((k,) for k in keys))
+        self.db.executemany(
+            "INSERT INTO feedback_seen VALUES (?) ON CONFLICT DO NOTHING", ((k,) for k in keys)
+        )
 
     def seen_feedback(self, keys: Iterable[str]) -> set[str]:
         return {
@@ -60,7 +63,7 @@ class RunTables(OwnedConnection):
 
     # suppressions learned from feedback (never re-subscribe) ---------------------------------
     def suppress(self, rows: Iterable[tuple[str, str, int]]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO suppressed VALUES (?, ?, ?)", rows)
+        self.db.executemany("INSERT INTO suppressed VALUES (?, ?, ?) ON CONFLICT DO NOTHING", rows)
 
     def suppressed(self, emails: Iterable[str]) -> set[str]:
         return {
@@ -72,10 +75,11 @@ class RunTables(OwnedConnection):
     def start_run(self, mode: str, started_at: int) -> int:
         with self.transaction():
             cursor = self.db.execute(
-                "INSERT INTO runs (mode, started_at, status) VALUES (?, ?, 'running')",
+                "INSERT INTO runs (mode, started_at, status) VALUES (?, ?, 'running') RETURNING id",
                 (mode, started_at),
             )
-        return int(cursor.lastrowid or 0)
+            run_id = int(cursor.fetchone()[0])
+        return run_id
 
     def finish_run(
         self,

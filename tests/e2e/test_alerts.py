@@ -5,7 +5,6 @@ lock, start/success/fail pings — and a receiver that hangs or fails never chan
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,8 +15,8 @@ import pytest
 from kommo_sync.report import iso
 from kommo_sync.sandbox.faults import Fault
 from kommo_sync.sandbox.mailchimp.rules import subscriber_hash
-from kommo_sync.state import FileLock
-from tests.conftest import assert_no_secret
+from kommo_sync.state import FileLock, open_state
+from tests.conftest import BOTH_BACKENDS, assert_no_secret
 
 REVOKED = {"KOMMO_TOKEN": "revoked-token-9999"}
 PING = "/ping/5f3c9a1e-0000-4bbb-8ccc-123456789abc"
@@ -84,6 +83,7 @@ def alerting(world, receiver, **alerts):
     return world
 
 
+@BOTH_BACKENDS
 def test_a_failure_is_told_once_and_the_recovery_once(world, sales, receiver):
     alerting(world, receiver)
     assert world.cli("run").exit_code == 0
@@ -93,8 +93,9 @@ def test_a_failure_is_told_once_and_the_recovery_once(world, sales, receiver):
     [alert] = receiver.alerts()
     assert alert["event"] == "failure" and alert["exit_code"] == 4
     assert "expired or was revoked" in alert["error"] and alert["account"]
-    with sqlite3.connect(world.raw["state"]) as db:
-        run_id, started = db.execute("SELECT id, started_at FROM runs ORDER BY id DESC").fetchone()
+    with open_state(world.config(), dry_run=True) as state:
+        [newest] = state.last_runs(1)
+    run_id, started = newest["id"], newest["started_at"]
     assert alert["run_id"] == run_id == 2 and alert["started_at"] == iso(started)
     assert world.cli("run", env=REVOKED).exit_code == 4  # repeated: no second alert
     assert len(receiver.alerts()) == 1
@@ -114,6 +115,7 @@ def test_a_first_run_that_fails_alerts_in_slack_format(world, sales, receiver):
     assert alert["text"].startswith("kommo-sync ") and "the run failed, exit 4" in alert["text"]
 
 
+@BOTH_BACKENDS
 def test_new_rejections_are_told_once_per_run_and_not_again_when_they_repeat(
     world, sales, receiver
 ):

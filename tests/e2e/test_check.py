@@ -6,9 +6,11 @@ vendor unreachable or refusing the credentials)."""
 import json
 import socket
 
+import psycopg
 import pytest
 
 from kommo_sync.sandbox.faults import Fault
+from kommo_sync.state import pg_location
 from tests.conftest import assert_no_secret
 
 
@@ -247,3 +249,31 @@ def test_every_field_map_entry_is_found_in_kommo_or_named_with_the_closest_name(
         "failed klaviyo.fields[0].from: Kommo has no lead field 'Renewal dat'; "
         "did you mean Renewal date?"
     )
+
+
+@pytest.mark.parametrize("world", ["postgres"], indirect=True)
+def test_a_postgres_state_is_checked_by_reaching_its_schema_and_nothing_is_created(ready):
+    result = checked(ready)
+    location = pg_location(ready.config())
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[1] == (
+        f"ok     state: {location.where()}: reachable, a kommo-sync state this release can use"
+    )
+    with psycopg.connect(location.url) as db:
+        found = db.execute(
+            "SELECT 1 FROM pg_namespace WHERE nspname = %s", (location.schema,)
+        ).fetchone()
+    assert found is None  # the schema's creation was rolled back
+
+
+def test_an_unreachable_postgres_state_fails_the_check_naming_the_key_not_the_password(
+    ready, tmp_path
+):
+    ready.raw["state"] = f"postgresql://sync:pg-pass-77@/crm?host={tmp_path}"
+    result = checked(ready)
+    assert result.exit_code == 2
+    [line] = [line for line in failed_lines(result) if "state:" in line]
+    assert (
+        "state: cannot connect to PostgreSQL (schema kommo_sync_" in line and " of crm on " in line
+    )
+    assert "pg-pass-77" not in result.output

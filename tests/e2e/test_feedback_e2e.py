@@ -5,6 +5,9 @@ import json
 import pytest
 
 from kommo_sync.feedback import FeedbackStage
+from tests.conftest import BOTH_BACKENDS
+
+pytestmark = BOTH_BACKENDS
 
 
 @pytest.fixture

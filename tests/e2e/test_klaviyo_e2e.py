@@ -13,7 +13,9 @@ from kommo_sync.destinations.klaviyo import KlaviyoDestination, build_klaviyo
 from kommo_sync.destinations.klaviyo.config import DEFAULT_EVENTS
 from kommo_sync.destinations.klaviyo.mapping import plan_person
 from kommo_sync.model import DealEvent, DealEventKind, Person, Stage
-from tests.conftest import World
+from tests.conftest import BOTH_BACKENDS, World
+
+pytestmark = BOTH_BACKENDS
 
 DEAL_METRICS = set(DEFAULT_EVENTS.values())
 BEFORE_HISTORY = "2025-01-01"

@@ -7,7 +7,9 @@ from kommo_sync.config import DEFAULT_TAGS
 from kommo_sync.destinations.mailchimp.config import MailchimpConfig
 from kommo_sync.destinations.mailchimp.mapping import plan_person, subscriber_hash
 from kommo_sync.model import Person, Stage
-from tests.conftest import assert_no_secret
+from tests.conftest import BOTH_BACKENDS, assert_no_secret
+
+pytestmark = BOTH_BACKENDS
 
 
 def mc_writes(world):

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kommo_sync import metrics
 from kommo_sync.report import iso
 from kommo_sync.state import FileLock
+from tests.conftest import BOTH_BACKENDS
 
 REVOKED = {"KOMMO_TOKEN": "revoked-token-9999"}
 
@@ -57,6 +58,7 @@ def test_the_file_matches_the_runs_report_and_the_requests_each_vendor_saw(world
     assert ("kommo_sync_run_duration_seconds", ()) in got
 
 
+@BOTH_BACKENDS
 def test_run_totals_come_from_the_state_and_request_totals_add_up_across_runs(world, sales, prom):
     world.kommo.add_contact("Ada", email="ada@analytical.io")
     assert world.cli("run", "--metrics-file", str(prom)).exit_code == 0
@@ -71,6 +73,7 @@ def test_run_totals_come_from_the_state_and_request_totals_add_up_across_runs(wo
     assert got[("kommo_sync_requests_total", (("vendor", "kommo"),))] == len(world.kommo.log)
 
 
+@BOTH_BACKENDS
 def test_a_failed_run_writes_its_exit_code_and_keeps_the_last_success(world, sales, prom):
     assert world.cli("run", "--metrics-file", str(prom)).exit_code == 0
     success = samples(prom)[("kommo_sync_last_success_timestamp_seconds", ())]

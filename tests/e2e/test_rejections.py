@@ -10,7 +10,8 @@ import pytest
 from kommo_sync.sandbox.faults import Fault
 from kommo_sync.sandbox.mailchimp import rules
 from kommo_sync.sandbox.mailchimp.rules import subscriber_hash
-from kommo_sync.state import FileLock
+from kommo_sync.state import run_lock
+from tests.conftest import BACKENDS
 
 
 def fake_contact(world, name="Fake", email="test@example.com"):
@@ -210,6 +211,7 @@ def test_status_shows_acknowledged_rejections_apart_from_pending_ones(world, sal
     assert counts == {"acknowledged": 1}
 
 
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
 @pytest.mark.parametrize(
     "command", [("retry",), ("retry", "--permanent"), ("rejections", "--clear")]
 )
@@ -218,7 +220,7 @@ def test_a_write_while_a_run_holds_the_lock_exits_3_and_changes_nothing(world, s
     fake_contact(world)
     world.run()
     before = listed(world)
-    lock = FileLock(world.tmp / "state.db.lock")
+    lock = run_lock(world.config())
     lock.acquire()
     try:
         result = world.cli(*command)

@@ -5,10 +5,12 @@ import os
 import sqlite3
 import stat
 
+import pytest
+
 from kommo_sync.report import iso
-from kommo_sync.state import FileLock
+from kommo_sync.state import run_lock
 from kommo_sync.window import CONTACTS as CONTACTS_CURSOR
-from tests.conftest import KOMMO_TOKEN, assert_no_secret
+from tests.conftest import BACKENDS, KOMMO_TOKEN, assert_no_secret
 
 
 def cursor(world):
@@ -140,8 +142,9 @@ def test_backfill_rejects_an_until_before_since(world, sales):
     assert result.exit_code == 2 and "--until must be after --since" in result.output
 
 
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
 def test_a_second_run_while_the_lock_is_held_exits_3(world, sales):
-    lock = FileLock(world.tmp / "state.db.lock")
+    lock = run_lock(world.config())
     lock.acquire()
     try:
         result = world.cli("run")

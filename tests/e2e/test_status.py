@@ -11,8 +11,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from kommo_sync.state import FileLock, State
-from tests.conftest import World, assert_no_secret
+import pytest
+
+from kommo_sync.state import FileLock, open_state, run_lock
+from tests.conftest import BACKENDS, World, assert_no_secret
 
 WRONG_MAILCHIMP_KEY = "ffffffffffffffffffffffffffffffff-us1"
 
@@ -32,15 +34,28 @@ def lock_of(world: World) -> FileLock:
     return FileLock.beside(state_path(world))
 
 
+def lock_left(world: World) -> bool:
+    """Whether anything of the run lock is there: its file, or its holder table."""
+    if world.config().state_url is None:
+        return lock_of(world).path.exists()
+    with open_state(world.config(), dry_run=True) as state:
+        found = state.db.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename = 'kommo_sync_lock'"
+        )
+        return found.fetchone() is not None
+
+
 def seed_runs(world: World, count: int, status: str = "done") -> None:
     """`count` run rows written straight into the state, a minute apart."""
-    with State.open(state_path(world)) as state:
+    with open_state(world.config()) as state:
         for n in range(count):
             run_id = state.start_run("run", int(world.clock.now()) + 60 * n)
             if status != "running":
                 state.finish_run(run_id, status, int(world.clock.now()) + 60 * n + 5, {}, 0, None)
 
 
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
 def test_each_run_row_keeps_its_status_exit_code_and_error_and_status_shows_them(world, sales):
     world.with_mailchimp()
     world.kommo.add_contact("Ada", email="ada@analytical.io", consent=True)
@@ -64,6 +79,7 @@ def test_each_run_row_keeps_its_status_exit_code_and_error_and_status_shows_them
     assert WRONG_MAILCHIMP_KEY not in text + json.dumps(runs)
 
 
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
 def test_status_shows_a_running_row_with_a_free_lock_as_interrupted_and_a_live_one_with_its_holder(
     world,
 ):
@@ -78,8 +94,8 @@ def test_status_shows_a_running_row_with_a_free_lock_as_interrupted_and_a_live_o
         "error": "ended without recording its end (killed, or stopped at once)",
         "counts": {},
     }
-    assert not lock_of(world).path.exists()  # status created nothing
-    lock = lock_of(world)
+    assert not lock_left(world)  # status created nothing
+    lock = run_lock(world.config())
     lock.acquire(world.clock.now())
     try:
         seed_runs(world, 1, status="running")  # the live run, holding the lock

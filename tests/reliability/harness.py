@@ -83,11 +83,11 @@ class FastClock(Clock):
             time.sleep(wait)
 
 
-def real_time_world(tmp: Path) -> World:
+def real_time_world(tmp: Path, state_url: str | None = None) -> World:
     """Sandboxes on the wall clock (a subprocess run shares their time); in-process runs use a
     FastClock; jobs finish at once; no sandbox rate limit (runs in-process do not pace)."""
     tmp.mkdir(parents=True, exist_ok=True)
-    world = World(tmp, Clock())  # type: ignore[arg-type]
+    world = World(tmp, Clock(), state_url)  # type: ignore[arg-type]
     world.clock = FastClock()  # type: ignore[assignment]
     world.kommo.rate_window = None
     world.klaviyo.rate_limited = False

@@ -15,7 +15,7 @@ import requests
 from kommo_sync.destinations.mailchimp.mapping import subscriber_hash
 from kommo_sync.feedback import _ours
 from kommo_sync.sandbox.faults import Fault
-from tests.conftest import KOMMO_TOKEN, MAILCHIMP_KEY
+from tests.conftest import BACKENDS, KOMMO_TOKEN, MAILCHIMP_KEY, fresh_schema_url
 from tests.reliability.harness import DEAL_METRICS, real_time_world, run_killed
 
 LIST = r"^/3\.0/lists/[^/]+"
@@ -33,9 +33,12 @@ def people(world, n, **extra):
 
 
 @pytest.fixture
-def live(tmp_path):
-    """A world on the wall clock, for a run killed in a child process (job polls kept short)."""
-    world = real_time_world(tmp_path / "live")
+def live(request, tmp_path):
+    """A world on the wall clock, for a run killed in a child process (job polls kept short);
+    its state in SQLite unless parametrized `postgres`."""
+    postgres = getattr(request, "param", "sqlite") == "postgres"
+    url = fresh_schema_url(request.getfixturevalue("postgres_url")) if postgres else None
+    world = real_time_world(tmp_path / "live", url)
     world.raw["network"] = {"timeout_seconds": 5, "first_poll_seconds": 0.05}
     yield world
     world.close()
@@ -175,6 +178,7 @@ def test_a_crash_after_pushing_our_own_unsubscribes_writes_no_feedback_note(live
 
 
 # killed after a push, before its outcome is recorded ---------------------------------------------
+@pytest.mark.parametrize("live", BACKENDS, indirect=True)
 def test_a_first_sync_killed_after_its_batch_subscribe_is_finished_by_the_next_run_without_repeats(
     live,
 ):
@@ -234,6 +238,7 @@ def test_events_of_a_run_killed_after_their_bulk_job_are_resent_one_by_one_and_s
 
 
 # case 8 ------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
 def test_mailchimp_down_is_set_aside_while_klaviyo_events_and_notes_go_on_and_it_catches_up_later(
     world, sales
 ):
@@ -307,6 +312,7 @@ def _noted(world, n):
     return contacts
 
 
+@pytest.mark.parametrize("world", BACKENDS, indirect=True)
 @pytest.mark.parametrize("kind", ["reset_after", "status"])
 def test_a_notes_batch_whose_answer_is_lost_is_read_back_never_written_twice(world, sales, kind):
     contacts = _noted(world, 6)

@@ -20,8 +20,9 @@ from kommo_sync.kommo import kommo_http
 from kommo_sync.kommo_tokens import STATE_ROW, StateTokenStore, StoredTokens
 from kommo_sync.sandbox.kommo import KommoSandbox
 from kommo_sync.sandbox.server import SandboxServer
-from kommo_sync.state import State
+from kommo_sync.state import State, StateLocation
 from kommo_sync.token_cipher import TokenCipher, UndecryptableToken
+from tests.conftest import fresh_schema_url
 from tests.unit.test_kommo_oauth import ENV as OAUTH_ENV
 from tests.unit.test_kommo_oauth import raw
 
@@ -146,9 +147,14 @@ def test_a_rotated_key_and_a_spent_config_token_are_fatal_naming_the_key(kommo, 
     assert "kommo.oauth.refresh_token" in str(error.value)
 
 
-def test_a_save_from_another_thread_beside_the_runs_open_state(tmp_path):
-    store = StateTokenStore(tmp_path / "state.db", TokenCipher(KEY, "K", "where"))
-    with State.open(tmp_path / "state.db") as state:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_save_from_another_thread_beside_the_runs_open_state(tmp_path, request, backend):
+    url = None
+    if backend == "postgres":
+        url = fresh_schema_url(request.getfixturevalue("postgres_url"))
+    location = StateLocation.of(tmp_path / "state.db", url, "acme")
+    store = StateTokenStore(location, TokenCipher(KEY, "K", "where"))
+    with location.open() as state:
         thread = threading.Thread(target=store.save, args=(StoredTokens("r-1", "a-1", 9.0),))
         thread.start()
         thread.join()
