@@ -36,6 +36,7 @@ def run_accounts(
         lambda line: click.echo(line, err=True),
         clock,
         label_lines=log_format != "json",  # JSON log lines carry their account already
+        metrics_file=ctx.obj.get("metrics_file"),
     )
     with stop_on_signals(clock.stop, runner.forward):
         outcomes = runner.run(accounts)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from kommo_sync.accounts import Account
@@ -54,9 +55,11 @@ class Runner:
         write_line: Callable[[str], None],
         clock: Clock,
         label_lines: bool = True,
+        metrics_file: Path | None = None,
     ):
         self.args, self.parallel, self.clock = tuple(args), parallel, clock
         self.write_line, self.label_lines = write_line, label_lines
+        self.metrics_file = metrics_file
         self.children: dict[str, subprocess.Popen[str]] = {}
         self.signals = 0  # how many the runner got (forward counts them)
         self.sent: dict[str, int] = {}  # how many each child got (the waiting loop sends them)
@@ -120,6 +123,8 @@ class Runner:
             sys.executable, "-m", "kommo_sync.cli", "--config", str(account.config.resolve()),
             "run", "--json", *self.args,
         ]  # fmt: skip
+        if self.metrics_file is not None:
+            command += ["--metrics-file", str(account_metrics_file(self.metrics_file, account))]
         child = subprocess.Popen(
             command,
             cwd=account.config.parent,
@@ -142,6 +147,12 @@ class Runner:
     def _write(self, account: Account, line: str) -> None:
         with self._writing:
             self.write_line(f"[{account.label}] {line}" if self.label_lines else line)
+
+
+def account_metrics_file(path: Path, account: Account) -> Path:
+    """Each account's metrics file beside the one given (`kommo_sync.prom` →
+    `kommo_sync-acme.prom`): the textfile collector reads every `*.prom` of its folder."""
+    return path.with_name(f"{path.stem}-{account.label}{path.suffix or '.prom'}")
 
 
 def _last_json(text: str) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from jsonschema import Draft202012Validator, FormatChecker
+from prometheus_client.parser import text_string_to_metric_families
 
 from kommo_sync.cli import cli
 from kommo_sync.clock import Clock
@@ -176,3 +177,23 @@ def test_a_path_without_accounts_is_a_config_error_naming_the_option(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.startswith("config error: --accounts: ")
     assert json.loads(result.stdout)["error"]["kind"] == "config"
+
+
+def test_metrics_file_gives_each_account_a_file_of_its_own_labelled_by_its_account(
+    accounts, tmp_path
+):
+    target = tmp_path / "textfile" / "kommo_sync.prom"
+    target.parent.mkdir()
+    assert run_set(tmp_path / "accounts", "--metrics-file", str(target)).exit_code == 4
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        f"kommo_sync-{name}.prom" for name in NAMES
+    ]
+    for name in NAMES:
+        text = (target.parent / f"kommo_sync-{name}.prom").read_text()
+        codes = {
+            sample.labels["account"]: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "kommo_sync_last_exit_code"
+        }
+        assert codes == {name: 4 if name == BAD else 0}
