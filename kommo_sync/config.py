@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,6 +67,8 @@ class KommoConfig:
     requests_per_second: float = 6.3
     overlap_seconds: int = 300
     oauth: OAuthConfig | None = None
+    pacing_key: str = field(default_factory=lambda: f"host:{socket.gethostname()}")
+    pacing_file: Path | None = None  # None: the per-user, per-host default (shared_pacing.py)
 
 
 @dataclass(frozen=True)
@@ -155,9 +158,10 @@ def parse_config(
         "env_file", "privacy",
     )  # fmt: skip
     state = Path(root.text("state", "./kommo-sync.db"))
+    account = _account(root, base_dir)
     return Config(
-        account=_account(root, base_dir),
-        kommo=_kommo(root.section("kommo"), base_dir, base_dir / state),
+        account=account,
+        kommo=_kommo(root.section("kommo"), base_dir, base_dir / state, account),
         state=base_dir / state,
         tags=_tags(root.section("tags", required=False)),
         destinations={
@@ -237,7 +241,7 @@ def _network(s: Section) -> NetworkConfig:
     )
 
 
-def _kommo(s: Section, base_dir: Path, state: Path) -> KommoConfig:
+def _kommo(s: Section, base_dir: Path, state: Path, account: str) -> KommoConfig:
     s.only(
         "base_url",
         "token",
@@ -247,6 +251,8 @@ def _kommo(s: Section, base_dir: Path, state: Path) -> KommoConfig:
         "requests_per_second",
         "overlap_seconds",
         "oauth",
+        "pacing_key",
+        "pacing_file",
     )
     _one_auth(s)
     return KommoConfig(
@@ -258,7 +264,25 @@ def _kommo(s: Section, base_dir: Path, state: Path) -> KommoConfig:
         pipelines=tuple(s.items("pipelines", name_or_id)),
         requests_per_second=s.number("requests_per_second", 6.3, low=0.1, high=7.0),
         overlap_seconds=int(s.number("overlap_seconds", 300, low=0, high=86400)),
+        pacing_key=_pacing_key(s, account),
+        pacing_file=base_dir / s.text("pacing_file") if s.has("pacing_file") else None,
     )
+
+
+def _pacing_key(s: Section, account: str) -> str:
+    """Whose requests share one Kommo pace: `host` (this machine's, i.e. its egress IP: the
+    default), `account` (the config's account), or a group name several configs give."""
+    choice = s.text("pacing_key", "host")
+    if choice == "host":
+        return f"host:{socket.gethostname()}"
+    if choice == "account":
+        return f"account:{account}"
+    if not ACCOUNT_LABEL.fullmatch(choice):
+        raise ConfigError(
+            s.key("pacing_key"),
+            f"{choice!r}: use host, account, or a group name of letters, digits, '.', '_' or '-'",
+        )
+    return f"group:{choice}"
 
 
 def _one_auth(s: Section) -> None:
