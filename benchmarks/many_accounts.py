@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--changes", type=int, default=30, help="contacts edited per account")
     parser.add_argument("--network", choices=sorted(NETWORKS), default="realistic")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--pacing-key", default="host", help="kommo.pacing_key; `account`: each paces alone"
+    )
     return parser.parse_args(argv)
 
 
@@ -126,7 +129,7 @@ def remote_host(accounts: int, model_name: str) -> Callable[..., Any]:
     return call
 
 
-def write_configs(folder: Path, where: list[tuple[str, str, str]]) -> list[Path]:
+def write_configs(folder: Path, where: list[tuple[str, str, str]], pacing_key: str) -> list[Path]:
     """One folder per account (`client-NN`), its config, its state; one pacing file for all."""
     paths = []
     for n, (kommo_url, mailchimp_url, list_id) in enumerate(where):
@@ -140,6 +143,7 @@ def write_configs(folder: Path, where: list[tuple[str, str, str]]) -> list[Path]
                 "lead_source_field": "Lead source",
                 "requests_per_second": PACE,
                 "pacing_file": str(folder / "pacing.db"),
+                "pacing_key": pacing_key,
             },
             "state": str(account / "state.db"),
             "mailchimp": {
@@ -153,9 +157,9 @@ def write_configs(folder: Path, where: list[tuple[str, str, str]]) -> list[Path]
     return paths
 
 
-def run_all(configs: list[Path]) -> list[tuple[float, int]]:
-    """Every account's `kommo-sync run` at once; each one's wall seconds and exit code."""
-    results: list[tuple[float, int]] = [(0.0, -1)] * len(configs)
+def run_all(configs: list[Path]) -> list[tuple[float, str]]:
+    """Every account's `kommo-sync run` at once; each one's wall seconds and how it ended."""
+    results: list[tuple[float, str]] = [(0.0, "")] * len(configs)
 
     def one(n: int, config: Path) -> None:
         started = time.monotonic()
@@ -166,7 +170,9 @@ def run_all(configs: list[Path]) -> list[tuple[float, int]]:
             capture_output=True,
             check=False,
         )
-        results[n] = (time.monotonic() - started, done.returncode)
+        crashed = b"Traceback" in done.stderr
+        ended = f"exit {done.returncode}" + (", crashed" if crashed else "")
+        results[n] = (time.monotonic() - started, ended)
 
     threads = [threading.Thread(target=one, args=(n, c)) for n, c in enumerate(configs)]
     for thread in threads:
@@ -184,7 +190,7 @@ def longest_streak(statuses: list[int]) -> int:
     return longest
 
 
-def report(phase: str, arrived: list[tuple[float, int]], runs: list[tuple[float, int]]) -> None:
+def report(phase: str, arrived: list[tuple[float, int]], runs: list[tuple[float, str]]) -> None:
     statuses = [status for _, status in arrived]
     span = arrived[-1][0] - arrived[0][0] if len(arrived) > 1 else 0.0
     rate = (len(arrived) - 1) / span if span else 0.0
@@ -194,7 +200,7 @@ def report(phase: str, arrived: list[tuple[float, int]], runs: list[tuple[float,
     print(f"  aggregate Kommo rate {rate:.2f}/s = {100 * rate / PACE:.0f} % of the pace {PACE}/s")
     print(f"  429s {too_many} = {1000 * too_many / max(1, len(arrived)):.1f} per 1,000 requests")
     print(f"  longest 429 streak {longest_streak(statuses)}")
-    walls = "  ".join(f"{n:02d}: {wall:.1f} s (exit {code})" for n, (wall, code) in enumerate(runs))
+    walls = "  ".join(f"{n:02d}: {wall:.1f} s ({end})" for n, (wall, end) in enumerate(runs))
     print(f"  wall per account  {walls}")
     print(f"  wall of all {max(wall for wall, _ in runs):.1f} s (exit 1: some records rejected)")
 
@@ -205,10 +211,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         started = time.monotonic()
         host("seed", args.contacts, args.seed)
+        seeded = time.monotonic() - started
         print(f"{args.accounts} accounts x {args.contacts} contacts, network {args.network}, "
-              f"seeded in {time.monotonic() - started:.0f} s")  # fmt: skip
+              f"pacing_key {args.pacing_key}, seeded in {seeded:.0f} s")  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="kommo-sync-many-") as folder:
-            configs = write_configs(Path(folder), host("where"))
+            configs = write_configs(Path(folder), host("where"), args.pacing_key)
             for phase, edit in (("first sync", 0), (f"incremental, {args.changes} edited", 1)):
                 if edit:
                     host("mutate", args.changes, args.seed)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from kommo_sync.clock import Clock
+from kommo_sync.errors import SyncError
 from kommo_sync.pacing import LocalSchedule, Slots, SlotSchedule, book, held, start_or_wait
 
 log = logging.getLogger("kommo_sync.pacing")
@@ -55,8 +56,9 @@ class SharedSchedule:
         return start
 
     def claim(self, interval: float) -> float | None:
-        step: Step[float | None] = lambda s, now: start_or_wait(s, now, interval)  # noqa: E731
-        return self._run(step, lambda f: f.claim(interval))
+        return self._run(
+            lambda s, now: start_or_wait(s, now, interval), lambda f: f.claim(interval)
+        )
 
     def hold(self, seconds: float) -> None:
         self._run(lambda s, now: (held(s, now, seconds), None), lambda f: f.hold(seconds))
@@ -69,6 +71,8 @@ class SharedSchedule:
             try:
                 moment, now = self.store.update(self.key, step)
                 return None if moment is None else self.clock.monotonic() + (moment - now)
+            except SyncError:  # ours (a stop asked for) goes through
+                raise
             except Exception as exc:  # noqa: BLE001 -- any store failure: pace alone, go on
                 self._give_up(exc)
         assert self.fallback is not None
@@ -149,6 +153,7 @@ class PostgresStore:
             import psycopg  # an optional dependency: only a Postgres state needs it
 
             db = psycopg.connect(self.url, autocommit=True, connect_timeout=int(LOCK_TIMEOUT))
+            db.execute(f"SET lock_timeout = '{int(LOCK_TIMEOUT)}s'")
             with db.transaction():  # CREATE ... IF NOT EXISTS races itself: one at a time
                 db.execute(f"SELECT pg_advisory_xact_lock(hashtext('{TABLE}'))")
                 db.execute(
@@ -163,7 +168,6 @@ class PostgresStore:
         with self._lock:
             db = self._connect()
             with db.transaction():
-                db.execute(f"SET LOCAL lock_timeout = '{int(LOCK_TIMEOUT)}s'")
                 db.execute(
                     f"INSERT INTO {TABLE} VALUES (%s, 0, %s, %s) ON CONFLICT (key) DO NOTHING",
                     (key, _finite(Slots().last_start), _finite(Slots().held_until)),

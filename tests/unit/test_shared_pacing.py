@@ -14,7 +14,7 @@ import pytest
 
 from kommo_sync.clock import Clock, FakeClock
 from kommo_sync.config import parse_config
-from kommo_sync.errors import ConfigError
+from kommo_sync.errors import ConfigError, Interrupted
 from kommo_sync.pacing import CLAIM_SLACK, LocalSchedule, Pacer, Slots
 from kommo_sync.shared_pacing import (
     FileStore,
@@ -126,6 +126,20 @@ def test_an_unusable_file_paces_locally_with_one_warning_naming_it(
     assert len(warnings) == 1
     assert str(path) in warnings[0]
     assert isinstance(schedule.fallback, LocalSchedule)
+
+
+class Stopping:
+    where = "a store a stop reaches"
+
+    def update(self, key: str, step: Step[Any]) -> tuple[Any, float]:
+        raise Interrupted(15)
+
+
+def test_a_stop_asked_for_goes_through_the_store_rather_than_pacing_alone() -> None:
+    schedule = SharedSchedule(Stopping(), "k", Clock())
+    with pytest.raises(Interrupted):
+        schedule.take(0.5)
+    assert schedule.fallback is None
 
 
 def test_simulated_time_keeps_the_process_schedule(tmp_path: Path) -> None:
