@@ -23,16 +23,26 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 import yaml  # noqa: E402 (after sys.path)
-from stack import ENV, KOMMO_LIMIT, KOMMO_TOKEN, MAILCHIMP_KEY, Stack, Stamp  # noqa: E402
+from stack import (  # noqa: E402  # noqa: E402
+    ENV,
+    KOMMO_LIMIT,
+    KOMMO_TOKEN,
+    MAILCHIMP_KEY,
+    Stack,
+    Stamp,
+    answer_commands,
+    call_child,
+)
 
 from kommo_sync.clock import Clock  # noqa: E402
-from kommo_sync.sandbox.kommo import KommoSandbox, OneIp  # noqa: E402
+from kommo_sync.sandbox.kommo import KommoSandbox, OneIp, longest_429_streak  # noqa: E402
 from kommo_sync.sandbox.mailchimp import MailchimpSandbox  # noqa: E402
 from kommo_sync.sandbox.network import NETWORKS, network  # noqa: E402
 from kommo_sync.sandbox.seed import mutate_fraction, seed_account  # noqa: E402
@@ -103,14 +113,8 @@ class Host:
 def _serve(pipe: Any, accounts: int, model_name: str) -> None:
     """The child process: one Host, answering the parent's calls until `close`."""
     host = Host(accounts, model_name)
-    while True:
-        command, args = pipe.recv()
-        try:
-            pipe.send((True, getattr(host, command)(*args)))
-        except Exception as exc:  # reported to the parent, which stops
-            pipe.send((False, f"{command}: {exc!r}"))
-        if command == "close":
-            return
+    names = ("where", "seed", "mutate", "marks", "since", "close")
+    answer_commands(pipe, {name: getattr(host, name) for name in names})
 
 
 def remote_host(accounts: int, model_name: str) -> Callable[..., Any]:
@@ -118,15 +122,7 @@ def remote_host(accounts: int, model_name: str) -> Callable[..., Any]:
     context = multiprocessing.get_context("fork")
     pipe, child = context.Pipe()
     context.Process(target=_serve, args=(child, accounts, model_name), daemon=True).start()
-
-    def call(command: str, *args: Any) -> Any:
-        pipe.send((command, args))
-        ok, value = pipe.recv()
-        if not ok:
-            raise RuntimeError(f"sandbox process: {value}")
-        return value
-
-    return call
+    return partial(call_child, pipe)
 
 
 def write_configs(folder: Path, where: list[tuple[str, str, str]], pacing_key: str) -> list[Path]:
@@ -182,14 +178,6 @@ def run_all(configs: list[Path]) -> list[tuple[float, str]]:
     return results
 
 
-def longest_streak(statuses: list[int]) -> int:
-    longest = run = 0
-    for status in statuses:
-        run = run + 1 if status == 429 else 0
-        longest = max(longest, run)
-    return longest
-
-
 def report(phase: str, arrived: list[tuple[float, int]], runs: list[tuple[float, str]]) -> None:
     statuses = [status for _, status in arrived]
     span = arrived[-1][0] - arrived[0][0] if len(arrived) > 1 else 0.0
@@ -199,7 +187,7 @@ def report(phase: str, arrived: list[tuple[float, int]], runs: list[tuple[float,
     print(f"  Kommo requests {len(arrived)} over {span:.1f} s, all accounts")
     print(f"  aggregate Kommo rate {rate:.2f}/s = {100 * rate / PACE:.0f} % of the pace {PACE}/s")
     print(f"  429s {too_many} = {1000 * too_many / max(1, len(arrived)):.1f} per 1,000 requests")
-    print(f"  longest 429 streak {longest_streak(statuses)}")
+    print(f"  longest 429 streak {longest_429_streak(statuses)}")
     walls = "  ".join(f"{n:02d}: {wall:.1f} s ({end})" for n, (wall, end) in enumerate(runs))
     print(f"  wall per account  {walls}")
     print(f"  wall of all {max(wall for wall, _ in runs):.1f} s (exit 1: some records rejected)")

@@ -40,11 +40,16 @@ class OneIp:
         self.statuses: list[int] = []
 
     def longest_429_streak(self) -> int:
-        longest = run = 0
-        for status in list(self.statuses):
-            run = run + 1 if status == 429 else 0
-            longest = max(longest, run)
-        return longest
+        return longest_429_streak(list(self.statuses))
+
+
+def longest_429_streak(statuses: Sequence[int]) -> int:
+    """The most 429s in a row (Kommo blocks an IP after a streak of them)."""
+    longest = run = 0
+    for status in statuses:
+        run = run + 1 if status == 429 else 0
+        longest = max(longest, run)
+    return longest
 
 
 class KommoBase(App):
