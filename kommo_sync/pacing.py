@@ -4,7 +4,8 @@ Kommo counts arrivals (about 7 a second, blocks after a streak of 429s), so what
 when each request starts, not when the previous one ended: a page that takes 300 ms to come back
 does not hold the next start back. The slots come from a `SlotSchedule`; the one here lives in
 the process (`LocalSchedule`), and one kept outside it (a file or a database row shared by
-several processes) only has to give the same three answers. A booked slot is claimed when the
+several processes: shared_pacing.py) gives the same three answers from the same arithmetic
+(`book`, `start_or_wait`, `held`) on its own rows. A booked slot is claimed when the
 request really starts: a thread that wakes late (a pause of the interpreter, a busy core) must
 not start right before the next one, or Kommo would count two arrivals at once; so a start is
 never less than one interval after the last real start. A 429 holds the schedule, so every
