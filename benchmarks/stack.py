@@ -132,11 +132,7 @@ class RemoteStack:
         self.urls, self.list_id, self.klaviyo_list = self._call("where")
 
     def _call(self, command: str, *args: Any) -> Any:
-        self.pipe.send((command, args))
-        ok, value = self.pipe.recv()
-        if not ok:
-            raise RuntimeError(f"sandbox process: {value}")
-        return value
+        return call_child(self.pipe, command, *args)
 
     def url(self, name: str) -> str:
         return str(self.urls[name])
@@ -196,6 +192,20 @@ def _serve_stack(pipe: Any, model_name: str) -> None:
         "jobs": stack.jobs,
         "close": stack.close,
     }
+    answer_commands(pipe, commands)
+
+
+def call_child(pipe: Any, command: str, *args: Any) -> Any:
+    """One command to a sandbox process over its pipe; its answer, or its failure raised."""
+    pipe.send((command, args))
+    ok, value = pipe.recv()
+    if not ok:
+        raise RuntimeError(f"sandbox process: {value}")
+    return value
+
+
+def answer_commands(pipe: Any, commands: dict[str, Callable[..., Any]]) -> None:
+    """The sandbox process's side: run each command sent, send back its answer, until `close`."""
     while True:
         command, args = pipe.recv()
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,6 +90,10 @@ class KommoConfig:
     requests_per_second: float = 6.3
     overlap_seconds: int = 300
     oauth: OAuthConfig | None = None
+    pacing_key: str = field(default_factory=lambda: f"host:{socket.gethostname()}")
+    pacing_file: Path | None = None  # None: the per-user, per-host default (shared_pacing.py)
+    # a Postgres state's database (its libpq URL): the pace is kept there, shared across hosts
+    pacing_url: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -238,7 +243,7 @@ def parse_config(
     location = StateLocation.of(base_dir / state, state_url, account)
     return Config(
         account=account,
-        kommo=_kommo(root.section("kommo"), base_dir, location, environ),
+        kommo=_kommo(root.section("kommo"), base_dir, location, environ, account),
         state=base_dir / state,
         state_url=state_url,
         tags=_tags(root.section("tags", required=False)),
@@ -321,7 +326,7 @@ def _network(s: Section) -> NetworkConfig:
 
 
 def _kommo(
-    s: Section, base_dir: Path, state: StateLocation, environ: Mapping[str, str]
+    s: Section, base_dir: Path, state: StateLocation, environ: Mapping[str, str], account: str
 ) -> KommoConfig:
     s.only(
         "base_url",
@@ -332,6 +337,8 @@ def _kommo(
         "requests_per_second",
         "overlap_seconds",
         "oauth",
+        "pacing_key",
+        "pacing_file",
     )
     _one_auth(s)
     return KommoConfig(
@@ -343,7 +350,26 @@ def _kommo(
         pipelines=tuple(s.items("pipelines", name_or_id)),
         requests_per_second=s.number("requests_per_second", 6.3, low=0.1, high=7.0),
         overlap_seconds=int(s.number("overlap_seconds", 300, low=0, high=86400)),
+        pacing_key=_pacing_key(s, account),
+        pacing_url=state.pg.url if state.pg else None,
+        pacing_file=base_dir / s.text("pacing_file") if s.has("pacing_file") else None,
     )
+
+
+def _pacing_key(s: Section, account: str) -> str:
+    """Whose requests share one Kommo pace: `host` (this machine's, i.e. its egress IP: the
+    default), `account` (the config's account), or a group name several configs give."""
+    choice = s.text("pacing_key", "host")
+    if choice == "host":
+        return f"host:{socket.gethostname()}"
+    if choice == "account":
+        return f"account:{account}"
+    if not ACCOUNT_LABEL.fullmatch(choice):
+        raise ConfigError(
+            s.key("pacing_key"),
+            f"{choice!r}: use host, account, or a group name of letters, digits, '.', '_' or '-'",
+        )
+    return f"group:{choice}"
 
 
 def _one_auth(s: Section) -> None:

@@ -21,7 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 from kommo_sync.clock import Clock
 from kommo_sync.errors import FatalError, OutcomeUnknown, RequestRefused, VendorDown
 from kommo_sync.failures import SERVER_FAULTS, Kind, classify
-from kommo_sync.pacing import Pacer
+from kommo_sync.pacing import Pacer, SlotSchedule
 
 log = logging.getLogger("kommo_sync.http")
 
@@ -140,6 +140,7 @@ class HttpClient:
     auth: tuple[str, str] | requests.auth.AuthBase | None = None
     clock: Clock = field(default_factory=Clock)
     rate_per_second: float | None = None
+    schedule: SlotSchedule | None = None  # where starts are booked; None: this process alone
     max_connections: int = 4
     max_attempts: int = 5
     max_consecutive_429: int = 5
@@ -160,7 +161,7 @@ class HttpClient:
         )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
-        self.pacer = Pacer(self.rate_per_second, self.clock)
+        self.pacer = Pacer(self.rate_per_second, self.clock, self.schedule)
         self.slots = threading.BoundedSemaphore(self.max_connections)
         self.too_many = Streak()
 

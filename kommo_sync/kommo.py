@@ -22,9 +22,10 @@ from kommo_sync.kommo_records import (
     parse_lifecycle_event,
 )
 from kommo_sync.model import Catalog, LeadEvent, LifecycleEvent
-from kommo_sync.pacing import MAX_IN_FLIGHT
+from kommo_sync.pacing import MAX_IN_FLIGHT, SlotSchedule
 from kommo_sync.paging import numbered_pages
 from kommo_sync.pipeline import Prefetch
+from kommo_sync.shared_pacing import schedule_for
 
 log = logging.getLogger("kommo_sync.kommo")
 
@@ -70,9 +71,18 @@ def kommo_http(config: KommoConfig, clock: Clock, timeout: float = 60.0) -> Http
         headers=headers,
         auth=oauth,
         rate_per_second=config.requests_per_second,
+        schedule=kommo_schedule(config, clock),
         max_connections=MAX_IN_FLIGHT,  # starts are paced; several answers may be awaited
         retry_after_from_body=kommo_retry_after,
         auth_hint=AUTH_HINTS[oauth is not None],
+    )
+
+
+def kommo_schedule(config: KommoConfig, clock: Clock) -> SlotSchedule:
+    """Kommo's pace, shared by every run with the same `kommo.pacing_key`: in the pacing file,
+    or, with a Postgres state, in its database (shared across hosts)."""
+    return schedule_for(
+        config.pacing_key, postgres_url=config.pacing_url, file=config.pacing_file, clock=clock
     )
 
 

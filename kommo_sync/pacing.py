@@ -4,7 +4,8 @@ Kommo counts arrivals (about 7 a second, blocks after a streak of 429s), so what
 when each request starts, not when the previous one ended: a page that takes 300 ms to come back
 does not hold the next start back. The slots come from a `SlotSchedule`; the one here lives in
 the process (`LocalSchedule`), and one kept outside it (a file or a database row shared by
-several processes) only has to give the same three answers. A booked slot is claimed when the
+several processes: shared_pacing.py) gives the same three answers from the same arithmetic
+(`book`, `start_or_wait`, `held`) on its own rows. A booked slot is claimed when the
 request really starts: a thread that wakes late (a pause of the interpreter, a busy core) must
 not start right before the next one, or Kommo would count two arrivals at once; so a start is
 never less than one interval after the last real start. A 429 holds the schedule, so every
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from kommo_sync.clock import Clock
@@ -43,43 +45,63 @@ class SlotSchedule(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Slots:
+    """A schedule's memory: the next bookable start, the last real start, the end of a hold,
+    all on one time scale (the process's monotonic clock, or a shared store's wall time)."""
+
+    next: float = 0.0
+    last_start: float = -math.inf
+    held_until: float = -math.inf
+
+
+def book(slots: Slots, now: float, interval: float) -> tuple[Slots, float]:
+    """`take` on plain data: the slot booked and the schedule after it."""
+    start = max(now, slots.next)
+    return replace(slots, next=start + interval), start
+
+
+def start_or_wait(slots: Slots, now: float, interval: float) -> tuple[Slots, float | None]:
+    """`claim` on plain data: None (started now, recorded) or the moment to wait for."""
+    earliest = max(slots.last_start + interval, slots.held_until)
+    if now < earliest - CLAIM_SLACK:
+        return slots, earliest
+    return Slots(max(slots.next, now + interval), now, slots.held_until), None
+
+
+def held(slots: Slots, now: float, seconds: float) -> Slots:
+    """`hold` on plain data: no start before `now + seconds`."""
+    until = now + seconds
+    return Slots(max(slots.next, until), slots.last_start, max(slots.held_until, until))
+
+
 class LocalSchedule:
     """The slot schedule of one process: burst of one, starts spaced by the interval."""
 
     def __init__(self, clock: Clock):
         self.clock = clock
-        self._next = 0.0
-        self._last_start = -math.inf
-        self._held_until = -math.inf
+        self._slots = Slots()
         self._lock = threading.Lock()
 
     def take(self, interval: float) -> float:
         with self._lock:
-            start = max(self.clock.monotonic(), self._next)
-            self._next = start + interval
+            self._slots, start = book(self._slots, self.clock.monotonic(), interval)
             return start
 
     def claim(self, interval: float) -> float | None:
         with self._lock:
-            now = self.clock.monotonic()
-            earliest = max(self._last_start + interval, self._held_until)
-            if now < earliest - CLAIM_SLACK:
-                return earliest
-            self._last_start = now
-            self._next = max(self._next, now + interval)
-            return None
+            self._slots, moment = start_or_wait(self._slots, self.clock.monotonic(), interval)
+            return moment
 
     def hold(self, seconds: float) -> None:
         with self._lock:
-            until = self.clock.monotonic() + seconds
-            self._next = max(self._next, until)
-            self._held_until = max(self._held_until, until)
+            self._slots = held(self._slots, self.clock.monotonic(), seconds)
 
     @property
     def next_start(self) -> float:
         """The earliest moment the next booking can get (for tests and reports)."""
         with self._lock:
-            return self._next
+            return self._slots.next
 
 
 class Pacer:

@@ -128,6 +128,19 @@ class World:
             server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_pacing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Runs on the wall clock share Kommo's pace in a file under XDG_RUNTIME_DIR: the session's
+    own, not the user's (another test session on the machine must not slow this one)."""
+    before = os.environ.get("XDG_RUNTIME_DIR")
+    os.environ["XDG_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("runtime"))
+    yield
+    if before is None:
+        del os.environ["XDG_RUNTIME_DIR"]
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = before
+
+
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -45,6 +45,19 @@ STATE_SCALE_LABELS = (
     "targets: full re-plan of 1,000,000 people",
 )
 
+MANY_ACCOUNTS_LABELS = (
+    "2 accounts x 20 contacts",
+    "first sync:",
+    "incremental, 2 edited:",
+    "aggregate Kommo rate",
+    "% of the pace",
+    "per 1,000 requests",
+    "longest 429 streak",
+    "wall per account  00: ",
+    "01: ",
+    "wall of all",
+)
+
 
 def output_of(script: str, *args: str) -> str:
     done = subprocess.run(
@@ -77,4 +90,13 @@ def test_sync_speed_at_a_tiny_size_prints_every_figure_with_its_target() -> None
 def test_state_scale_at_a_tiny_size_prints_every_phase_and_the_parse_cost() -> None:
     printed = output_of("state_scale.py", "--contacts", "300")
     missing = [label for label in STATE_SCALE_LABELS if label not in printed]
+    assert not missing, printed
+
+
+def test_many_accounts_at_a_tiny_size_prints_both_phases_and_every_figure() -> None:
+    printed = output_of(
+        "many_accounts.py", "--accounts", "2", "--contacts", "20", "--changes", "2",
+        "--network", "fast",
+    )  # fmt: skip
+    missing = [label for label in MANY_ACCOUNTS_LABELS if label not in printed]
     assert not missing, printed

@@ -170,7 +170,8 @@ def test_an_unknown_key_with_nothing_close_lists_the_keys_expected(world):
     world.raw["kommo"]["colour"] = "blue"
     assert refused(world) == (
         "config error: kommo.colour: unknown key (expected one of base_url, token, consent_field, "
-        "lead_source_field, pipelines, requests_per_second, overlap_seconds, oauth)"
+        "lead_source_field, pipelines, requests_per_second, overlap_seconds, oauth, pacing_key, "
+        "pacing_file)"
     )
 
 

@@ -5,7 +5,10 @@ import json
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from kommo_sync.deploy import STOP_BOUND_SECONDS, STOP_GRACE_SECONDS
+from kommo_sync.shared_pacing import default_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -69,6 +72,18 @@ def test_service_is_a_hardened_oneshot_per_account() -> None:
     assert service["StateDirectory"]
     assert service["KillSignal"] == "SIGTERM"
     assert int(service["TimeoutStopSec"]) == STOP_GRACE_SECONDS > STOP_BOUND_SECONDS
+
+
+def test_service_instances_share_kommo_pacing_in_one_kept_runtime_folder(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    service = _unit("kommo-sync@.service")["Service"]
+    variable, _, value = service["Environment"].partition("=")
+    monkeypatch.setenv(variable, value)
+    folder = Path("/run") / service["RuntimeDirectory"]
+    assert default_file() == folder / "pacing.db"
+    assert service["RuntimeDirectoryPreserve"] == "yes"
+    assert service["RuntimeDirectoryMode"] == "0700"
 
 
 def test_timer_runs_every_quarter_hour_and_catches_up() -> None:

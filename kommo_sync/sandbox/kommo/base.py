@@ -31,6 +31,27 @@ from kommo_sync.sandbox.kommo.rules import LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, P
 from kommo_sync.sandbox.server import App, Request, Response, SlidingWindow
 
 
+class OneIp:
+    """Kommo's limit counted per IP: accounts served behind one `OneIp` share its rate window,
+    and their answers' statuses are kept in arrival order (to read 429 streaks across them)."""
+
+    def __init__(self, clock: Clock, rate_limit: int = 7):
+        self.window = SlidingWindow(clock, rate_limit)
+        self.statuses: list[int] = []
+
+    def longest_429_streak(self) -> int:
+        return longest_429_streak(list(self.statuses))
+
+
+def longest_429_streak(statuses: Sequence[int]) -> int:
+    """The most 429s in a row (Kommo blocks an IP after a streak of them)."""
+    longest = run = 0
+    for status in statuses:
+        run = run + 1 if status == 429 else 0
+        longest = max(longest, run)
+    return longest
+
+
 class KommoBase(App):
     """The account's state and the request plumbing; the endpoint classes build on it."""
 
@@ -53,6 +74,7 @@ class KommoBase(App):
         )
         self._failures: deque[tuple[int, Any]] = deque()
         self.oauth: OAuthIssuer | None = None  # set by `use_oauth`; else the long-lived token
+        self.ip: OneIp | None = None  # set by `behind`; else the account limits itself
         self._init_store()
 
     def use_oauth(self, client_id: str, client_secret: str, refresh_token: str,
@@ -60,6 +82,10 @@ class KommoBase(App):
         """OAuth mode: /oauth2/access_token issues the tokens /api/v4 accepts."""
         self.oauth = OAuthIssuer(self.clock, client_id, client_secret, refresh_token, expires_in)
         return self.oauth
+
+    def behind(self, ip: OneIp) -> None:
+        """Count this account's requests in `ip`'s window (several accounts, one host)."""
+        self.ip, self.rate_window = ip, ip.window
 
     def _init_store(self) -> None:
         self.pipelines: dict[int, dict[str, Any]] = {}
@@ -178,6 +204,8 @@ class KommoBase(App):
     def _track_throttling(self, status: int) -> None:
         """Block the IP after `block_after` 429s with no successful request between them."""
         with self.lock:
+            if self.ip is not None:
+                self.ip.statuses.append(status)  # list.append is atomic: no lock of the IP's
             if status == 429:
                 self.consecutive_429 += 1
                 self.blocked = self.blocked or self.consecutive_429 >= self.block_after
