@@ -23,6 +23,7 @@ from kommo_sync.sandbox.klaviyo import KlaviyoSandbox
 from kommo_sync.sandbox.kommo import KommoSandbox
 from kommo_sync.sandbox.mailchimp import MailchimpSandbox
 from kommo_sync.sandbox.server import SandboxServer
+from kommo_sync.state import StateLocation
 from tests.postgres_cluster import server_bin_dir, start_cluster
 
 KOMMO_TOKEN = "kommo-secret-token-0001"
@@ -47,6 +48,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def fresh_schema_url(postgres_url: str) -> str:
     """The test cluster's URL with a schema of its own: a test never sees another's state."""
     return f"{postgres_url}&schema=t_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(params=BACKENDS)
+def any_state(request: pytest.FixtureRequest, tmp_path: Path) -> StateLocation:
+    """A new state on each backend: a SQLite file, then a fresh schema of the test cluster."""
+    url = None
+    if request.param == "postgres":
+        url = fresh_schema_url(request.getfixturevalue("postgres_url"))
+    return StateLocation.of(tmp_path / "state.db", url, "test")
 
 
 class World:

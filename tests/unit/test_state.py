@@ -73,8 +73,8 @@ def test_the_sqlite_state_has_every_operation_of_the_store_interface():
         assert parameters(getattr(State, name)) == parameters(getattr(StateStore, name)), name
 
 
-def test_the_last_finished_run_skips_running_rows_and_codes_not_asked_for(tmp_path):
-    with State.open(tmp_path / "state.db") as state:
+def test_the_last_finished_run_skips_running_rows_and_codes_not_asked_for(any_state):
+    with any_state.open() as state:
         assert state.last_finished_run((0, 1)) is None and state.run_counts() == {}
         for code, status, at in ((4, "failed", 100), (0, "done", 200), (143, "interrupted", 300)):
             state.finish_run(state.start_run("run", at - 10), status, at, {}, code, None)

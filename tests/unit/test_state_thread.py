@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kommo_sync.memory import DestinationMemory
-from kommo_sync.state import State, StateThreadError
+from kommo_sync.state import StateThreadError
 
 
 def on_worker(work: Callable[[], Any]) -> Any:
@@ -18,8 +18,8 @@ def on_worker(work: Callable[[], Any]) -> Any:
 
 
 @pytest.fixture
-def state(tmp_path):
-    with State.open(tmp_path / "state.db") as opened:
+def state(any_state):
+    with any_state.open() as opened:
         yield opened
 
 
@@ -46,16 +46,16 @@ def test_every_way_into_the_state_checks_the_thread(state, touch):
         on_worker(lambda: touch(state))
 
 
-def test_a_dry_run_state_is_guarded_too(tmp_path):
-    with State.open(tmp_path / "none-yet.db", dry_run=True) as state:
+def test_a_dry_run_state_is_guarded_too(any_state):
+    with any_state.open(dry_run=True) as state:
         with pytest.raises(StateThreadError):
             on_worker(state.dirty_count)
         assert state.dirty_count() == 0
 
 
-def test_the_thread_that_opens_the_state_owns_it(tmp_path):
+def test_the_thread_that_opens_the_state_owns_it(any_state):
     def open_and_use() -> dict[str, int]:
-        with State.open(tmp_path / "state.db") as state:
+        with any_state.open() as state:
             with state.transaction():
                 state.set_cursor("kommo.updated_at", 5)
             return state.cursors()
