@@ -201,9 +201,19 @@ def test_starts_stay_spaced_while_several_slow_answers_are_awaited():
         with listing:
             for page in range(1, 25):
                 listing.get(page)
-    gaps = [b - a for a, b in zip(app.arrivals, app.arrivals[1:], strict=False)]
     assert app.most_in_flight >= 3  # one at a time could not have overlapped
-    assert min(gaps) >= 1 / 40.0 - 0.005  # and never faster than the pace
+    # and never faster than the pace, counted as a vendor counts: arrivals in any window (one
+    # late thread may land next to the following start on a loaded machine; a window of 0.2 s
+    # holds at most 8 starts and the one at its edge)
+    assert most_in_window(app.arrivals, 0.2) <= 0.2 * 40 + 1
+    assert app.arrivals[-1] - app.arrivals[0] >= 23 / 40.0 - 0.005  # 24 starts span 23 slots
+
+
+def most_in_window(moments: list[float], width: float) -> int:
+    """The most moments in any window of `width` seconds."""
+    return max(
+        sum(1 for later in moments[i:] if later - start < width) for i, start in enumerate(moments)
+    )
 
 
 def test_a_429_holds_the_schedule_for_every_thread_for_the_named_wait():
