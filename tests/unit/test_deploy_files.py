@@ -52,13 +52,14 @@ def test_dockerfile_copies_what_exists_and_installs_the_project() -> None:
     assert all((ROOT / src).exists() for src in sources), sources
     assert {"pyproject.toml", "README.md", "kommo_sync/"} <= set(sources)
     assert any(
-        word == "RUN" and 'pip install --no-cache-dir ".[postgres]"' in rest
+        word == "RUN" and 'pip install --no-cache-dir ".[postgres,oauth-state]"' in rest
         for word, rest in _dockerfile()
     )
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
     assert any(dep.startswith("psycopg") for dep in extras["postgres"])  # `state:` may be a URL
+    assert any(dep.startswith("cryptography") for dep in extras["oauth-state"])  # token_store: state
 
 
 def test_service_is_a_hardened_oneshot_per_account() -> None:
