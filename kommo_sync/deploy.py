@@ -65,7 +65,21 @@ def account_from_folder(folder: Path) -> Account:
         raise ConfigError(
             f"{path}: env_file", "remove it: in Kubernetes the secrets come from the Secret"
         )
+    _refuse_a_token_file(path, raw)
     return Account(label, path.read_text(encoding="utf-8"))
+
+
+def _refuse_a_token_file(path: Path, raw: Any) -> None:
+    """An OAuth integration's rotated refresh token must outlive the pod: in a file it would be
+    lost with it (or not written at all, the filesystem being read-only), so the state keeps it."""
+    kommo = raw.get("kommo") if isinstance(raw, dict) else None
+    oauth = kommo.get("oauth") if isinstance(kommo, dict) else None
+    if isinstance(oauth, dict) and oauth.get("token_store") != "state":
+        raise ConfigError(
+            f"{path}: kommo.oauth.token_store",
+            "give token_store: state (the rotated token would be lost with the pod), and "
+            "KOMMO_SYNC_TOKEN_KEY in the Secret",
+        )
 
 
 def account_from_label(label: str) -> Account:

@@ -59,7 +59,7 @@ def test_dockerfile_copies_what_exists_and_installs_the_project() -> None:
         "optional-dependencies"
     ]
     assert any(dep.startswith("psycopg") for dep in extras["postgres"])  # `state:` may be a URL
-    assert any(dep.startswith("cryptography") for dep in extras["oauth-state"])  # token_store: state
+    assert any(dep.startswith("cryptography") for dep in extras["oauth-state"])  # a token in state
 
 
 def test_service_is_a_hardened_oneshot_per_account() -> None:

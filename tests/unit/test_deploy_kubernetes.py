@@ -185,6 +185,11 @@ def test_the_cli_takes_the_account_label_from_the_config(tmp_path: Path) -> None
         ("empty", "", "config error: --config: file"),
         ("sqlite", "state: ./state.db\n", "state: give the Postgres URL through a variable"),
         ("envfile", SYNC_YAML + "env_file: env\n", "env_file: remove it"),
+        (
+            "tokenfile",
+            SYNC_YAML + "  oauth:\n    client_id: c\n",
+            "kommo.oauth.token_store: give token_store: state",
+        ),
     ],
 )
 def test_bad_accounts_exit_2_with_one_line(
