@@ -14,8 +14,6 @@ from kommo_sync.clock import FakeClock
 from kommo_sync.config import parse_config
 from kommo_sync.errors import ConfigError, FatalError
 from kommo_sync.kommo import kommo_http
-from kommo_sync.sandbox.kommo import KommoSandbox
-from kommo_sync.sandbox.server import SandboxServer
 
 ENV = {"KOMMO_CLIENT_SECRET": "client-secret-0001", "KOMMO_REFRESH_TOKEN": "refresh-initial-01"}
 
@@ -29,17 +27,6 @@ def raw(url: str, tmp: Path, **oauth: Any) -> dict[str, Any]:
         **oauth,
     }
     return {"kommo": {"base_url": url, "oauth": section}, "state": str(tmp / "state.db")}
-
-
-@pytest.fixture
-def kommo(clock: FakeClock) -> Any:
-    sandbox = KommoSandbox(clock)
-    issuer = sandbox.use_oauth(
-        "integration-0001", ENV["KOMMO_CLIENT_SECRET"], ENV["KOMMO_REFRESH_TOKEN"], expires_in=3600
-    )
-    server = SandboxServer(sandbox).start()
-    yield server.url, issuer
-    server.stop()
 
 
 def client(url: str, tmp: Path, clock: FakeClock, env: dict[str, str] = ENV) -> Any:
@@ -76,8 +63,8 @@ def test_a_literal_client_secret_is_warned_about(tmp_path):
     assert any("kommo.oauth.client_secret" in w for w in config.warnings)
 
 
-def test_refreshes_before_expiry_and_stores_the_rotated_token_0600(kommo, tmp_path, clock):
-    url, issuer = kommo
+def test_refreshes_before_expiry_and_stores_the_rotated_token_0600(oauth_kommo, tmp_path, clock):
+    url, issuer = oauth_kommo
     http = client(url, tmp_path, clock)
     assert http.get_json("/api/v4/account")["id"]
     store = tmp_path / "state.db.kommo-token"
@@ -89,8 +76,8 @@ def test_refreshes_before_expiry_and_stores_the_rotated_token_0600(kommo, tmp_pa
     assert not [r for r in http.session.auth.store.path.parent.iterdir() if r.name.startswith(".")]
 
 
-def test_a_401_refreshes_once_and_the_request_is_resent(kommo, tmp_path, clock):
-    url, issuer = kommo
+def test_a_401_refreshes_once_and_the_request_is_resent(oauth_kommo, tmp_path, clock):
+    url, issuer = oauth_kommo
     http = client(url, tmp_path, clock)
     http.get_json("/api/v4/account")
     issuer.access.clear()  # Kommo forgot the access token (revoked by a password change)
@@ -98,24 +85,24 @@ def test_a_401_refreshes_once_and_the_request_is_resent(kommo, tmp_path, clock):
     assert issuer.refreshes == 2
 
 
-def test_many_threads_share_one_refresh(kommo, tmp_path, clock):
-    url, issuer = kommo
+def test_many_threads_share_one_refresh(oauth_kommo, tmp_path, clock):
+    url, issuer = oauth_kommo
     http = client(url, tmp_path, clock)
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(lambda _: http.get_json("/api/v4/account"), range(8)))
     assert len(answers) == 8 and issuer.refreshes == 1
 
 
-def test_the_next_process_starts_from_the_stored_token(kommo, tmp_path, clock):
-    url, issuer = kommo
+def test_the_next_process_starts_from_the_stored_token(oauth_kommo, tmp_path, clock):
+    url, issuer = oauth_kommo
     client(url, tmp_path, clock).get_json("/api/v4/account")  # refreshed, stored, then "dies"
     assert ENV["KOMMO_REFRESH_TOKEN"] not in issuer.refresh_tokens  # the initial one is spent
     client(url, tmp_path, clock).get_json("/api/v4/account")
     assert issuer.refreshes == 2
 
 
-def test_a_revoked_refresh_token_is_fatal_and_names_the_key(kommo, tmp_path, clock):
-    url, issuer = kommo
+def test_a_revoked_refresh_token_is_fatal_and_names_the_key(oauth_kommo, tmp_path, clock):
+    url, issuer = oauth_kommo
     issuer.revoke()
     with pytest.raises(FatalError) as error:
         client(url, tmp_path, clock).get_json("/api/v4/account")
@@ -125,9 +112,9 @@ def test_a_revoked_refresh_token_is_fatal_and_names_the_key(kommo, tmp_path, clo
 
 
 def test_a_re_authorised_config_token_is_tried_when_the_stored_one_is_refused(
-    kommo, tmp_path, clock
+    oauth_kommo, tmp_path, clock
 ):
-    url, issuer = kommo
+    url, issuer = oauth_kommo
     client(url, tmp_path, clock).get_json("/api/v4/account")
     issuer.revoke()
     issuer.refresh_tokens.add("refresh-reauthorised")
@@ -136,8 +123,8 @@ def test_a_re_authorised_config_token_is_tried_when_the_stored_one_is_refused(
     assert (tmp_path / "state.db.kommo-token").read_text().strip() == "sandbox-refresh-000002"
 
 
-def test_a_store_others_can_read_is_warned_about(kommo, tmp_path, clock, caplog):
-    url, _ = kommo
+def test_a_store_others_can_read_is_warned_about(oauth_kommo, tmp_path, clock, caplog):
+    url, _ = oauth_kommo
     client(url, tmp_path, clock).get_json("/api/v4/account")
     store = tmp_path / "state.db.kommo-token"
     store.chmod(0o644)

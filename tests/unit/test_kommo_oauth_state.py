@@ -18,8 +18,6 @@ from kommo_sync.config import parse_config
 from kommo_sync.errors import ConfigError, FatalError
 from kommo_sync.kommo import kommo_http
 from kommo_sync.kommo_tokens import STATE_ROW, StateTokenStore, StoredTokens
-from kommo_sync.sandbox.kommo import KommoSandbox
-from kommo_sync.sandbox.server import SandboxServer
 from kommo_sync.state import State, StateLocation
 from kommo_sync.token_cipher import TokenCipher, UndecryptableToken
 from tests.conftest import fresh_schema_url
@@ -28,17 +26,6 @@ from tests.unit.test_kommo_oauth import raw
 
 KEY = Fernet.generate_key().decode()
 ENV = {**OAUTH_ENV, "KOMMO_SYNC_TOKEN_KEY": KEY}
-
-
-@pytest.fixture
-def kommo(clock: FakeClock) -> Any:
-    sandbox = KommoSandbox(clock)
-    issuer = sandbox.use_oauth(
-        "integration-0001", ENV["KOMMO_CLIENT_SECRET"], ENV["KOMMO_REFRESH_TOKEN"], expires_in=3600
-    )
-    server = SandboxServer(sandbox).start()
-    yield server.url, issuer
-    server.stop()
 
 
 def config(url: str, tmp: Path, env: dict[str, str] = ENV, **oauth: Any) -> Any:
@@ -98,8 +85,8 @@ def test_without_cryptography_the_error_names_the_extra(tmp_path, monkeypatch):
     assert error.value.key == "kommo.oauth.token_store" and "oauth-state" in error.value.problem
 
 
-def test_the_rotated_token_is_stored_encrypted_in_destination_meta(kommo, tmp_path, clock):
-    url, issuer = kommo
+def test_the_rotated_token_is_stored_encrypted_in_destination_meta(oauth_kommo, tmp_path, clock):
+    url, issuer = oauth_kommo
     assert client(url, tmp_path, clock).get_json("/api/v4/account")["id"]
     with State.open(tmp_path / "state.db") as state:
         sealed = state.meta(*STATE_ROW)
@@ -110,8 +97,8 @@ def test_the_rotated_token_is_stored_encrypted_in_destination_meta(kommo, tmp_pa
     assert sealed.encode() in data  # the row is there, sealed
 
 
-def test_a_new_process_reuses_the_unexpired_access_token(kommo, tmp_path, clock):
-    url, issuer = kommo
+def test_a_new_process_reuses_the_unexpired_access_token(oauth_kommo, tmp_path, clock):
+    url, issuer = oauth_kommo
     client(url, tmp_path, clock).get_json("/api/v4/account")
     clock.advance(1800)
     assert client(url, tmp_path, clock).get_json("/api/v4/account")["id"]
@@ -122,9 +109,9 @@ def test_a_new_process_reuses_the_unexpired_access_token(kommo, tmp_path, clock)
 
 
 def test_a_rotated_key_falls_back_to_the_config_token_with_one_warning(
-    kommo, tmp_path, clock, caplog
+    oauth_kommo, tmp_path, clock, caplog
 ):
-    url, issuer = kommo
+    url, issuer = oauth_kommo
     client(url, tmp_path, clock).get_json("/api/v4/account")
     issuer.refresh_tokens.add("refresh-reauthorised")
     env = {
@@ -138,8 +125,10 @@ def test_a_rotated_key_falls_back_to_the_config_token_with_one_warning(
     assert issuer.refreshes == 2
 
 
-def test_a_rotated_key_and_a_spent_config_token_are_fatal_naming_the_key(kommo, tmp_path, clock):
-    url, _ = kommo
+def test_a_rotated_key_and_a_spent_config_token_are_fatal_naming_the_key(
+    oauth_kommo, tmp_path, clock
+):
+    url, _ = oauth_kommo
     client(url, tmp_path, clock).get_json("/api/v4/account")  # the config's token is spent
     env = {**ENV, "KOMMO_SYNC_TOKEN_KEY": Fernet.generate_key().decode()}
     with pytest.raises(FatalError) as error:
